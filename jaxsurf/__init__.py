@@ -1,0 +1,51 @@
+"""jaxsurf: see and measure the loss surfaces of neural networks, in JAX.
+
+Example (the Li et al. 2018 filter-normalized plane of a Flax model)::
+
+    import jax, numpy as np, jaxsurf as js
+    fn, params = js.flax.adapt(model, variables, loss="cross_entropy")
+    d1, d2 = js.random_plane(jax.random.key(0), params)          # filter-normalized
+    grid = np.linspace(-1, 1, 21)
+    surface = js.evaluate_plane(fn, params, d1, d2, data, grid, grid, batch_size=500)
+    js.plot.contour(surface, out="contour.png")
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from jaxsurf import tree
+from jaxsurf._version import __version__
+from jaxsurf.directions import (between, describe_direction, normalize, orthogonalize,
+                                random_direction, random_plane)
+from jaxsurf.evaluate import evaluate_line, evaluate_plane, evaluate_points, interpolate
+from jaxsurf.surface import Surface, SurfaceFileError
+
+# Submodules that pull in heavier dependencies load on first use: js.plot
+# (matplotlib), js.export, js.flax (flax), js.losses.
+_LAZY_SUBMODULES = ("plot", "export", "flax", "losses")
+
+__all__ = [
+    "__version__",
+    "tree",
+    "Surface",
+    "SurfaceFileError",
+    "random_direction",
+    "normalize",
+    "orthogonalize",
+    "between",
+    "random_plane",
+    "describe_direction",
+    "evaluate_line",
+    "evaluate_plane",
+    "evaluate_points",
+    "interpolate",
+    *_LAZY_SUBMODULES,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_SUBMODULES:
+        return importlib.import_module(f"jaxsurf.{name}")
+    raise AttributeError(f"module 'jaxsurf' has no attribute {name!r}")

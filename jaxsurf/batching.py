@@ -1,0 +1,119 @@
+"""Turning user data into device-resident batches whose means combine exactly.
+
+In-memory data (an array, or a dict / tuple / namedtuple of arrays with a
+shared leading example axis) is split into ``num_full`` batches of
+``batch_size`` stacked along a new leading axis, plus one *short* last batch
+holding the remainder. The two are evaluated separately and combined with
+weights ``batch_size`` and ``len(rest)``, so the dataset mean is exact: no
+example is dropped and no padding enters a batch mean (which matters for
+models that normalise with batch statistics).
+
+Anything else iterable (a list of batches, a generator, a ``tf.data``
+pipeline) is a stream of batches, read once.
+
+Example:
+    >>> import numpy as np
+    >>> from jaxsurf.batching import split_batches
+    >>> split = split_batches({"x": np.zeros((10, 3))}, batch_size=4)
+    >>> split.full["x"].shape, split.rest["x"].shape, split.num_examples
+    ((2, 4, 3), (2, 3), 10)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
+
+import jax
+import numpy as np
+
+from jaxsurf.tree import PyTree, leaf_path
+
+__all__ = ["SplitData", "is_in_memory", "num_examples", "split_batches", "iter_batches",
+           "DEFAULT_BATCH_SIZE"]
+
+DEFAULT_BATCH_SIZE = 512
+
+
+@dataclass
+class SplitData:
+    """Data cut into full batches ``(num_full, batch_size, ...)`` and a remainder."""
+
+    full: PyTree | None
+    rest: PyTree | None
+    num_examples: int
+    batch_size: int
+
+
+def _is_array(x: Any) -> bool:
+    return isinstance(x, (np.ndarray, jax.Array)) or (
+        hasattr(x, "shape") and hasattr(x, "dtype") and hasattr(x, "__array__"))
+
+
+def is_in_memory(data: Any) -> bool:
+    """True for an array or a dict/tuple pytree of arrays; False for streams.
+
+    Lists, generators and other iterables are streams of batches.
+    """
+    if isinstance(data, list) or not isinstance(data, (dict, tuple)) and not _is_array(data):
+        return False
+    leaves = jax.tree_util.tree_leaves(data)
+    return bool(leaves) and all(_is_array(x) for x in leaves)
+
+
+def num_examples(batch: PyTree, *, what: str = "data") -> int:
+    """The shared leading size of every leaf; a clear error if they differ."""
+    items = jax.tree_util.tree_leaves_with_path(batch)
+    if not items:
+        raise ValueError(f"{what} holds no arrays; pass e.g. {{'x': images, 'y': labels}}")
+    sizes = {}
+    for path, leaf in items:
+        if np.ndim(leaf) == 0:
+            raise ValueError(f"{what} leaf {leaf_path(path)} is a scalar; every leaf needs a "
+                             f"leading example axis")
+        sizes[leaf_path(path)] = int(np.shape(leaf)[0])
+    if len(set(sizes.values())) != 1:
+        listing = ", ".join(f"{k}: {v}" for k, v in sizes.items())
+        raise ValueError(f"{what} leaves have different leading (example) sizes ({listing}); "
+                         f"every array must have one row per example")
+    size = next(iter(sizes.values()))
+    if size == 0:
+        raise ValueError(f"{what} is empty (0 examples); pass at least one example")
+    return size
+
+
+def split_batches(data: PyTree, batch_size: int | None) -> SplitData:
+    """Splits in-memory ``data`` into full batches and a remainder (host arrays)."""
+    n = num_examples(data)
+    batch_size = resolve_batch_size(batch_size, n)
+    num_full, rest = divmod(n, batch_size)
+
+    def full_part(x: Any) -> Any:
+        x = x[: num_full * batch_size]
+        return x.reshape((num_full, batch_size) + tuple(x.shape[1:]))
+
+    full = jax.tree_util.tree_map(full_part, data) if num_full else None
+    remainder = jax.tree_util.tree_map(lambda x: x[num_full * batch_size:], data) if rest else None
+    return SplitData(full, remainder, n, batch_size)
+
+
+def resolve_batch_size(batch_size: int | None, n: int | None = None) -> int:
+    """Validates ``batch_size``; ``None`` means ``min(n, DEFAULT_BATCH_SIZE)``."""
+    if batch_size is None:
+        return min(n, DEFAULT_BATCH_SIZE) if n else DEFAULT_BATCH_SIZE
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return int(min(batch_size, n)) if n else int(batch_size)
+
+
+def iter_batches(data: Iterable[PyTree]) -> Iterator[tuple[PyTree, int]]:
+    """Yields ``(batch, size)`` from a stream, checking each batch's leaves agree."""
+    try:
+        iterator = iter(data)
+    except TypeError as err:
+        raise TypeError(
+            f"data must be an array, a dict/tuple of arrays with a shared leading axis, or an "
+            f"iterable of such batches; got {type(data).__name__}") from err
+    for index, batch in enumerate(iterator):
+        yield batch, num_examples(batch, what=f"batch {index}")

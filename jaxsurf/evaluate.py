@@ -1,0 +1,386 @@
+"""Exact dataset means of ``fn`` at points ``origin + sum_k c_k d_k``.
+
+How it is fast by construction:
+
+* the data set is put on the device once per call; full batches are
+  ``lax.scan``-ned inside one jitted function and the short last batch is
+  evaluated in the same function, weighted by its size;
+* grid coordinates are traced arguments: a whole surface compiles once
+  (chunks of points have one fixed shape; the last chunk is padded by
+  repeating its last point, and the repeats are dropped);
+* inside a chunk, ``lax.map(..., batch_size=points_per_step)`` evaluates
+  ``points_per_step`` points at a time with ``vmap``. The default of 1
+  (points one after another) is the measured choice for conv nets on CPU:
+  see ``benchmarks/points_per_step.py`` and ``docs/benchmarks.md``;
+* points are split over the given devices with ``jax.shard_map``; each
+  device holds a copy of the data.
+
+Example:
+    >>> surface = js.evaluate_plane(fn, params, d1, d2, data,
+    ...                             np.linspace(-1, 1, 21), np.linspace(-1, 1, 21))
+    >>> surface.metrics["loss"].shape
+    (21, 21)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from jaxsurf import batching, tree
+from jaxsurf._version import __version__
+from jaxsurf.directions import describe_direction
+from jaxsurf.surface import Surface, _as_coordinates, metadata_from
+from jaxsurf.tree import PyTree
+
+__all__ = ["evaluate_points", "evaluate_line", "evaluate_plane", "interpolate",
+           "DEFAULT_CHUNK_SIZE"]
+
+Fn = Callable[[PyTree, PyTree], Any]
+DEFAULT_CHUNK_SIZE = 32  # points per jitted call (per device); bounds padding waste
+
+
+# --------------------------------------------------------------------------- helpers
+def _as_metric_dict(value: Any) -> dict[str, jax.Array]:
+    """``fn``'s output as ``{name: scalar}``; a bare scalar is called ``loss``."""
+    if isinstance(value, Mapping):
+        out = {str(k): jnp.asarray(v) for k, v in value.items()}
+    else:
+        out = {"loss": jnp.asarray(value)}
+    for name, v in out.items():
+        if v.shape != ():
+            raise ValueError(
+                f"fn must return a scalar or a dict of scalars (each the mean over the batch); "
+                f"metric {name!r} has shape {v.shape}. Reduce it with jnp.mean inside fn.")
+    return out
+
+
+def _combine(origin: PyTree | None, dirs: Sequence[PyTree], coeffs: jax.Array) -> PyTree:
+    """``origin + sum_k coeffs[k] * dirs[k]`` (``origin`` None: no base point)."""
+    def leaf(base, *ds):
+        if not tree.is_float_leaf(ds[0]):
+            return base if base is not None else ds[0]
+        acc = jnp.zeros(ds[0].shape, jnp.promote_types(ds[0].dtype, jnp.float32)) \
+            if base is None else base.astype(jnp.promote_types(base.dtype, jnp.float32))
+        for k, d in enumerate(ds):
+            acc = acc + coeffs[k] * d
+        return acc.astype(ds[0].dtype)
+
+    if origin is None:
+        return jax.tree_util.tree_map(lambda *ds: leaf(None, *ds), *dirs)
+    return jax.tree_util.tree_map(leaf, origin, *dirs)
+
+
+def _metric_shapes(fn: Fn, params: PyTree, batch: PyTree) -> dict[str, Any]:
+    """Runs ``fn`` abstractly once to learn the metric names (and check them)."""
+    try:
+        shapes = jax.eval_shape(lambda p, b: _as_metric_dict(fn(p, b)), params, batch)
+    except ValueError:
+        raise
+    except Exception as err:  # give the user's error a pointer to where it came from
+        raise type(err)(f"calling fn(params, batch) failed: {err}") from err
+    return shapes
+
+
+def _resolve_devices(devices: Sequence[jax.Device] | None) -> list[jax.Device]:
+    if devices is None:
+        return [jax.local_devices()[0]]
+    devices = list(devices)
+    if not devices:
+        raise ValueError("devices is empty; pass None or a list like jax.local_devices()")
+    return devices
+
+
+def _plan_chunks(num_points: int, chunk_size: int | None, num_devices: int) -> tuple[int, int]:
+    """``(chunk, num_chunks)``: a chunk divisible by ``num_devices`` with little padding."""
+    per_device = max(1, math.ceil(num_points / num_devices))
+    target = min(chunk_size or DEFAULT_CHUNK_SIZE, per_device)
+    if target < 1:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    num_chunks = math.ceil(per_device / target)
+    per_device_chunk = math.ceil(per_device / num_chunks)
+    return per_device_chunk * num_devices, num_chunks
+
+
+def _point_sums_in_memory(fn: Fn, names: list[str], points_per_step: int) -> Callable:
+    """A function ``(origin, dirs, coeffs[C,k], full, rest) -> {name: sums[C]}``."""
+    def one_point(origin, dirs, coeff, full, rest):
+        params = _combine(origin, dirs, coeff)
+        total = {name: jnp.zeros((), jnp.float32) for name in names}
+        if full is not None:
+            batch_size = jax.tree_util.tree_leaves(full)[0].shape[1]
+
+            def body(acc, batch):
+                values = _as_metric_dict(fn(params, batch))
+                return {k: acc[k] + values[k].astype(jnp.float32) * batch_size
+                        for k in names}, None
+
+            total, _ = jax.lax.scan(body, total, full)
+        if rest is not None:
+            rest_size = jax.tree_util.tree_leaves(rest)[0].shape[0]
+            values = _as_metric_dict(fn(params, rest))
+            total = {k: total[k] + values[k].astype(jnp.float32) * rest_size for k in names}
+        return total
+
+    def chunk(origin, dirs, coeffs, full, rest):
+        return jax.lax.map(lambda c: one_point(origin, dirs, c, full, rest), coeffs,
+                           batch_size=points_per_step if points_per_step > 1 else None)
+
+    return chunk
+
+
+def _point_values_on_batch(fn: Fn, names: list[str], points_per_step: int) -> Callable:
+    """A function ``(origin, dirs, coeffs[C,k], batch) -> {name: means[C]}``."""
+    def chunk(origin, dirs, coeffs, batch):
+        def one_point(c):
+            values = _as_metric_dict(fn(_combine(origin, dirs, c), batch))
+            return {k: values[k].astype(jnp.float32) for k in names}
+        return jax.lax.map(one_point, coeffs,
+                           batch_size=points_per_step if points_per_step > 1 else None)
+    return chunk
+
+
+def _sharded(body: Callable, mesh: Mesh, num_data_args: int) -> Callable:
+    """Splits the points (3rd argument) over the mesh; everything else replicated."""
+    replicated = PartitionSpec()
+    points = PartitionSpec("points")
+    specs = (replicated, replicated, points) + (replicated,) * num_data_args
+    return jax.jit(jax.shard_map(body, mesh=mesh, in_specs=specs, out_specs=points,
+                                 check_vma=False))
+
+
+# --------------------------------------------------------------------------- engine
+def evaluate_points(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree], data: Any,
+                    coefficients: Any, *, batch_size: int | None = None,
+                    points_per_step: int = 1, chunk_size: int | None = None,
+                    devices: Sequence[jax.Device] | None = None,
+                    progress: Callable[[int, int], None] | None = None,
+                    ) -> dict[str, np.ndarray]:
+    """Exact dataset means of ``fn`` at ``origin + sum_k coefficients[p, k] * directions[k]``.
+
+    Args:
+        fn: ``fn(params, batch)`` → scalar or dict of scalars, each the mean
+            over the batch.
+        origin: params pytree at coordinates 0, or ``None`` for a pure
+            combination of ``directions`` (used by :func:`interpolate`).
+        directions: pytrees shaped like the params.
+        data: an array or dict/tuple of arrays with a shared leading axis
+            (kept on the device), or an iterable of such batches (read once).
+        coefficients: array ``(num_points, len(directions))``.
+        batch_size: examples per batch for in-memory data (default
+            ``min(n, 512)``); ignored for streams.
+        points_per_step: points evaluated together with ``vmap`` (1: one
+            after another, the measured best for conv nets on CPU).
+        chunk_size: points per jitted call per device (default 32).
+        devices: devices to spread the points over (default: the first
+            local device).
+        progress: optional ``callback(points_done, num_points)``.
+
+    Returns:
+        ``{metric name: float32 array (num_points,)}``.
+
+    Example:
+        >>> vals = js.evaluate_points(fn, params, [d1], data, np.array([[0.], [0.5]]))
+    """
+    if not directions:
+        raise ValueError("directions is empty; pass at least one direction pytree")
+    reference = origin if origin is not None else directions[0]
+    for k, d in enumerate(directions):
+        tree.check_like(d, reference, name=f"direction {k}" if origin is not None
+                        else f"params {k}", reference_name="params")
+    coefficients = np.asarray(coefficients, dtype=np.float32)
+    if coefficients.ndim != 2 or coefficients.shape[1] != len(directions) \
+            or coefficients.shape[0] == 0:
+        raise ValueError(f"coefficients must have shape (num_points, {len(directions)}), "
+                         f"got {coefficients.shape}")
+    if isinstance(points_per_step, bool) or not isinstance(points_per_step, (int, np.integer)) \
+            or points_per_step < 1:
+        raise ValueError(f"points_per_step must be a positive integer, got {points_per_step!r}")
+    devices = _resolve_devices(devices)
+    mesh = Mesh(np.array(devices), ("points",))
+    replicate = NamedSharding(mesh, PartitionSpec())
+    origin, directions = jax.device_put((origin, list(directions)), replicate)
+    num_points = coefficients.shape[0]
+    chunk, num_chunks = _plan_chunks(num_points, chunk_size, len(devices))
+    padded = np.concatenate([coefficients, np.repeat(coefficients[-1:],
+                                                     chunk * num_chunks - num_points, 0)])
+
+    if batching.is_in_memory(data):
+        split = batching.split_batches(data, batch_size)
+        full, rest = jax.device_put((split.full, split.rest), replicate)
+        sample = rest if rest is not None else jax.tree_util.tree_map(lambda x: x[0], full)
+        names = list(_metric_shapes(fn, reference, sample))
+        run = _sharded(_point_sums_in_memory(fn, names, points_per_step), mesh, 2)
+        sums = {k: np.empty(len(padded), np.float32) for k in names}
+        for c in range(num_chunks):
+            part = slice(c * chunk, (c + 1) * chunk)
+            out = run(origin, directions, padded[part], full, rest)
+            for k in names:
+                sums[k][part] = np.asarray(out[k])
+            if progress is not None:
+                progress(min((c + 1) * chunk, num_points), num_points)
+        total = split.num_examples
+    else:
+        sums, total, names = None, 0, None
+        run = None
+        for batch, size in batching.iter_batches(data):
+            batch = jax.device_put(batch, replicate)
+            if run is None:
+                names = list(_metric_shapes(fn, reference, batch))
+                run = _sharded(_point_values_on_batch(fn, names, points_per_step), mesh, 1)
+                sums = {k: np.zeros(len(padded), np.float64) for k in names}
+            for c in range(num_chunks):
+                part = slice(c * chunk, (c + 1) * chunk)
+                out = run(origin, directions, padded[part], batch)
+                for k in names:
+                    sums[k][part] += np.asarray(out[k], np.float64) * size
+            total += size
+        if total == 0:
+            raise ValueError("data is an empty iterable (no batches); pass at least one batch")
+        if progress is not None:
+            progress(num_points, num_points)
+    return {k: (np.asarray(v, np.float64) / total).astype(np.float32)[:num_points]
+            for k, v in sums.items()}
+
+
+def _data_size(data: Any) -> int | None:
+    return batching.num_examples(data) if batching.is_in_memory(data) else None
+
+
+def _run_surface(kind: str, fn: Fn, origin: PyTree | None, directions: list[PyTree], data: Any,
+                 alphas: Any, betas: Any | None, coefficients: np.ndarray,
+                 info: dict[str, Any], metadata: Mapping[str, Any] | None,
+                 **options: Any) -> Surface:
+    start = time.perf_counter()
+    values = evaluate_points(fn, origin, directions, data, coefficients, **options)
+    seconds = time.perf_counter() - start
+    shape = (len(alphas),) if betas is None else (len(alphas), len(betas))
+    metrics = {k: v.reshape(shape) for k, v in values.items()}
+    nonfinite = {k: int(np.size(v) - np.count_nonzero(np.isfinite(v))) for k, v in metrics.items()}
+    if any(nonfinite.values()):
+        warnings.warn(f"{kind}: non-finite values at {nonfinite} points (diverged loss?); they "
+                      f"are kept as NaN/inf in the Surface and masked in plots", RuntimeWarning,
+                      stacklevel=3)
+    batch_size = options.get("batch_size")
+    n = _data_size(data)
+    meta = {
+        "kind": kind,
+        **info,
+        "num_examples": n,
+        "batch_size": (batching.resolve_batch_size(batch_size, n) if n is not None
+                       else "stream"),
+        "points_per_step": options.get("points_per_step", 1),
+        "num_devices": len(_resolve_devices(options.get("devices"))),
+        "nonfinite": nonfinite,
+        "seconds": seconds,
+        "seconds_per_point": seconds / len(coefficients),
+        "library_version": __version__,
+        "jax_version": jax.__version__,
+        "backend": jax.default_backend(),
+        **metadata_from(metadata),
+    }
+    return Surface(np.asarray(alphas), None if betas is None else np.asarray(betas),
+                   metrics, meta)
+
+
+def evaluate_line(fn: Fn, params: PyTree, direction: PyTree, data: Any, alphas: Any, *,
+                  batch_size: int | None = None, metadata: Mapping[str, Any] | None = None,
+                  **options: Any) -> Surface:
+    """Metrics along the line ``params + alpha * direction``.
+
+    Args:
+        fn: ``fn(params, batch)`` → scalar or dict of scalar batch means.
+        params: the centre (alpha = 0).
+        direction: pytree shaped like ``params`` (e.g. filter-normalized).
+        data: in-memory arrays or an iterable of batches (see
+            :func:`evaluate_points`).
+        alphas: finite 1-D coordinates.
+        batch_size: examples per batch.
+        metadata: extra JSON-serialisable facts to keep (e.g. ``{"seed": 0}``).
+        **options: ``points_per_step``, ``chunk_size``, ``devices``, ``progress``.
+
+    Returns:
+        A line :class:`Surface`; ``metrics[name][i]`` is at ``alphas[i]``.
+
+    Example:
+        >>> line = js.evaluate_line(fn, params, d, data, np.linspace(-1, 1, 51))
+    """
+    alphas = _as_coordinates(alphas, "alphas")
+    tree.check_like(direction, params)
+    info = {"directions": [describe_direction(direction, params)],
+            "params_fingerprint": tree.fingerprint(params)}
+    info.update(_shared_normalization(info["directions"]))
+    return _run_surface("line", fn, params, [direction], data, alphas, None,
+                        alphas[:, None], info, metadata, batch_size=batch_size, **options)
+
+
+def evaluate_plane(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, data: Any, alphas: Any,
+                   betas: Any, *, batch_size: int | None = None,
+                   metadata: Mapping[str, Any] | None = None, **options: Any) -> Surface:
+    """Metrics on the plane ``params + alpha * d1 + beta * d2``.
+
+    Args:
+        fn, params, data, batch_size, metadata, options: as in :func:`evaluate_line`.
+        d1, d2: directions shaped like ``params``.
+        alphas, betas: finite 1-D coordinates along ``d1`` and ``d2``.
+
+    Returns:
+        A plane :class:`Surface`: ``metrics[name][i, j]`` is the value at
+        ``(alphas[i], betas[j])``, shape ``(len(alphas), len(betas))``.
+
+    Example:
+        >>> d1, d2 = js.random_plane(jax.random.key(0), params)
+        >>> s = js.evaluate_plane(fn, params, d1, d2, data, np.linspace(-1, 1, 21),
+        ...                       np.linspace(-1, 1, 21), metadata={"seed": 0})
+    """
+    alphas = _as_coordinates(alphas, "alphas")
+    betas = _as_coordinates(betas, "betas")
+    tree.check_like(d1, params, name="d1")
+    tree.check_like(d2, params, name="d2")
+    grid_a, grid_b = np.meshgrid(alphas, betas, indexing="ij")
+    coefficients = np.stack([grid_a.ravel(), grid_b.ravel()], axis=1)
+    descriptions = [describe_direction(d, params) for d in (d1, d2)]
+    cosine = float(tree.dot(d1, d2) / (tree.norm(d1) * tree.norm(d2) + 1e-30))
+    info = {"directions": descriptions, "directions_cosine": cosine,
+            "params_fingerprint": tree.fingerprint(params),
+            **_shared_normalization(descriptions)}
+    return _run_surface("plane", fn, params, [d1, d2], data, alphas, betas, coefficients,
+                        info, metadata, batch_size=batch_size, **options)
+
+
+def interpolate(fn: Fn, params_a: PyTree, params_b: PyTree, data: Any, alphas: Any, *,
+                batch_size: int | None = None, metadata: Mapping[str, Any] | None = None,
+                **options: Any) -> Surface:
+    """Metrics along ``(1 - alpha) * params_a + alpha * params_b``.
+
+    ``alpha = 0`` is exactly ``params_a`` and ``alpha = 1`` exactly
+    ``params_b``; values outside [0, 1] extrapolate.
+
+    Example:
+        >>> s = js.interpolate(fn, theta_small_batch, theta_large_batch, data,
+        ...                    np.linspace(-0.5, 1.5, 41))
+    """
+    alphas = _as_coordinates(alphas, "alphas")
+    tree.check_like(params_b, params_a, name="params_b", reference_name="params_a")
+    coefficients = np.stack([1.0 - alphas, alphas], axis=1)
+    info = {"params_a_fingerprint": tree.fingerprint(params_a),
+            "params_b_fingerprint": tree.fingerprint(params_b),
+            "distance": float(tree.norm(tree.sub(params_b, params_a))),
+            "axis_labels": ["alpha (0: params_a, 1: params_b)"]}
+    return _run_surface("interpolation", fn, None, [params_a, params_b], data, alphas, None,
+                        coefficients, info, metadata, batch_size=batch_size, **options)
+
+
+def _shared_normalization(descriptions: list[dict[str, Any]]) -> dict[str, Any]:
+    """Top-level ``normalization``/``ignore`` when all directions agree."""
+    norms = {d["normalization"] for d in descriptions}
+    ignores = {d["ignore"] for d in descriptions}
+    return {"normalization": norms.pop() if len(norms) == 1 else "mixed",
+            "ignore": ignores.pop() if len(ignores) == 1 else "mixed"}

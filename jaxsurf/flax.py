@@ -1,0 +1,137 @@
+"""Flax adapters: one call turns a model into ``(fn, params)`` for jaxsurf.
+
+* Linen: ``adapt(module, variables)`` with ``variables = {'params': ...,
+  'batch_stats': ...}``. ``params`` is ``variables['params']``; every other
+  collection (BatchNorm running statistics) stays fixed, as in Li et al.,
+  where BatchNorm runs in evaluation mode with the running statistics.
+* NNX: ``adapt(model)``. ``params`` is a plain nested dict of the model's
+  ``nnx.Param`` values; the rest of the state (``BatchStat``, RNG state) stays
+  fixed, and the model is put in evaluation mode on a copy.
+
+Batches are ``(inputs, targets)`` tuples or dicts; for dicts the keys are
+given by ``input_key`` / ``target_key`` or found among common names (``x``,
+``image``, ``inputs`` / ``y``, ``label``, ``targets``).
+
+Example:
+    >>> fn, params = js.flax.adapt(model, variables, loss="cross_entropy")
+    >>> fn(params, {"x": images, "y": labels})     # {'loss': ..., 'accuracy': ...}
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from typing import Any, Callable, Mapping
+
+import jax
+
+from jaxsurf.losses import get_loss
+from jaxsurf.tree import PyTree
+
+__all__ = ["adapt", "split_batch", "eval_mode_kwargs"]
+
+INPUT_KEYS = ("x", "image", "images", "inputs", "input", "features")
+TARGET_KEYS = ("y", "label", "labels", "targets", "target")
+_EVAL_FLAGS = {"train": False, "training": False, "is_training": False,
+               "deterministic": True, "use_running_average": True}
+
+
+def split_batch(batch: Any, input_key: str | None = None,
+                target_key: str | None = None) -> tuple[Any, Any]:
+    """``(inputs, targets)`` from a tuple/list batch or a dict batch."""
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        return batch[0], batch[1]
+    if isinstance(batch, Mapping):
+        def pick(given: str | None, candidates: tuple[str, ...], role: str) -> Any:
+            if given is not None:
+                if given not in batch:
+                    raise KeyError(f"batch has no key {given!r} for the {role}; it has "
+                                   f"{sorted(batch)}")
+                return batch[given]
+            for key in candidates:
+                if key in batch:
+                    return batch[key]
+            raise KeyError(f"cannot tell which batch entry holds the {role}: keys are "
+                           f"{sorted(batch)}; pass {role[:-1] if role.endswith('s') else role}"
+                           f"_key=... to js.flax.adapt")
+        return (pick(input_key, INPUT_KEYS, "inputs"), pick(target_key, TARGET_KEYS, "target"))
+    raise TypeError(f"a batch must be an (inputs, targets) tuple or a dict, got "
+                    f"{type(batch).__name__}")
+
+
+def eval_mode_kwargs(call: Callable) -> dict[str, Any]:
+    """Keyword flags that put a Linen ``__call__`` in evaluation mode, read off
+    its signature (``train=False``, ``deterministic=True``, ...)."""
+    try:
+        names = inspect.signature(call).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {name: value for name, value in _EVAL_FLAGS.items() if name in names}
+
+
+def _metrics(loss_fn: Callable, outputs: Any, targets: Any) -> Any:
+    value = loss_fn(outputs, targets)
+    return value if isinstance(value, Mapping) else {"loss": value}
+
+
+def adapt(model: Any, variables: Mapping[str, Any] | None = None, *,
+          loss: str | Callable = "cross_entropy", input_key: str | None = None,
+          target_key: str | None = None, apply_kwargs: Mapping[str, Any] | None = None,
+          ) -> tuple[Callable[[PyTree, Any], Any], PyTree]:
+    """Turns a Flax Linen module (with its variables) or an NNX model into
+    ``(fn, params)``.
+
+    Args:
+        model: a ``flax.linen.Module`` or a ``flax.nnx.Module``.
+        variables: Linen variables ``{'params': ..., 'batch_stats': ...}``
+            (not used for NNX).
+        loss: ``"cross_entropy"`` (with ``accuracy``), ``"mse"``, ``"mae"``, or
+            a callable ``loss(outputs, targets) -> scalar | dict``.
+        input_key, target_key: dict-batch keys, if not one of the common names.
+        apply_kwargs: extra keywords for the Linen ``apply``; by default the
+            evaluation-mode flag found in the signature (``train=False``,
+            ``deterministic=True``, ...).
+
+    Returns:
+        ``fn(params, batch) -> {'loss': ..., ...}`` (batch means) and the
+        trainable params pytree that directions are drawn against.
+
+    Example:
+        >>> fn, params = js.flax.adapt(ResNet20(), variables, loss="cross_entropy")
+    """
+    loss_fn = get_loss(loss)
+    try:
+        from flax import nnx
+    except ImportError:  # pragma: no cover - very old flax
+        nnx = None
+    if nnx is not None and isinstance(model, nnx.Module):
+        return _adapt_nnx(nnx, model, loss_fn, input_key, target_key)
+    if variables is None or "params" not in variables:
+        raise ValueError("a Linen module needs its variables, e.g. "
+                         "adapt(module, module.init(key, x)); they must hold 'params'")
+    frozen = {k: v for k, v in variables.items() if k != "params"}
+    kwargs = dict(eval_mode_kwargs(model.__call__) if apply_kwargs is None else apply_kwargs)
+
+    def fn(params: PyTree, batch: Any) -> Any:
+        inputs, targets = split_batch(batch, input_key, target_key)
+        outputs = model.apply({"params": params, **frozen}, inputs, **kwargs)
+        return _metrics(loss_fn, outputs, targets)
+
+    return fn, variables["params"]
+
+
+def _adapt_nnx(nnx: Any, model: Any, loss_fn: Callable, input_key: str | None,
+               target_key: str | None) -> tuple[Callable, PyTree]:
+    model = copy.deepcopy(model)
+    model.eval()
+    graphdef, param_state, rest = nnx.split(model, nnx.Param, ...)
+    params = nnx.to_pure_dict(param_state)
+
+    def fn(params: PyTree, batch: Any) -> Any:
+        state = jax.tree_util.tree_map(lambda x: x, param_state)
+        nnx.replace_by_pure_dict(state, params)
+        inputs, targets = split_batch(batch, input_key, target_key)
+        outputs = nnx.merge(graphdef, state, rest)(inputs)
+        return _metrics(loss_fn, outputs, targets)
+
+    return fn, params

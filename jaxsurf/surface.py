@@ -1,0 +1,226 @@
+"""`Surface`: the coordinates, metric arrays and metadata of one evaluation.
+
+Orientation contract: for a plane, ``surface.metrics[name][i, j]`` is the
+value at ``(alphas[i], betas[j])``; its shape is ``(len(alphas), len(betas))``.
+For a line (or an interpolation) ``betas`` is ``None`` and each metric has
+shape ``(len(alphas),)``.
+
+Example:
+    >>> import numpy as np, jaxsurf as js
+    >>> s = js.Surface(np.linspace(-1, 1, 3), None, {"loss": np.array([2., 1., 2.])})
+    >>> s.save("/tmp/line.npz"); js.Surface.load("/tmp/line.npz").metrics["loss"]
+    array([2., 1., 2.])
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from jaxsurf._version import __version__
+
+__all__ = ["Surface", "SurfaceFileError"]
+
+FORMAT = "jaxsurf.surface"
+FORMAT_VERSION = 1
+
+
+class SurfaceFileError(ValueError):
+    """A Surface file that cannot be read: missing, truncated, foreign or too new."""
+
+
+def _as_coordinates(values: Any, name: str) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array of coordinates, got shape "
+                         f"{arr.shape}; pass e.g. np.linspace(-1, 1, 21)")
+    if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must hold finite numbers; got {arr!r}")
+    return arr
+
+
+@dataclass
+class Surface:
+    """Metric values on a 1-D line or a 2-D grid of coordinates.
+
+    Attributes:
+        alphas: coordinates along the first direction, shape ``(n,)``.
+        betas: coordinates along the second direction, shape ``(m,)``, or
+            ``None`` for a line.
+        metrics: name → numpy array of shape ``(n, m)`` (plane) or ``(n,)``
+            (line); ``metrics[k][i, j]`` is at ``(alphas[i], betas[j])``.
+        metadata: JSON-serialisable description of how the values were made
+            (directions, normalization, seeds, data size, batch size, version).
+    """
+
+    alphas: np.ndarray
+    betas: np.ndarray | None
+    metrics: dict[str, np.ndarray]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.alphas = _as_coordinates(self.alphas, "alphas")
+        if self.betas is not None:
+            self.betas = _as_coordinates(self.betas, "betas")
+        if not self.metrics:
+            raise ValueError("a Surface needs at least one metric, e.g. {'loss': values}")
+        self.metrics = {str(k): np.asarray(v) for k, v in self.metrics.items()}
+        for name, values in self.metrics.items():
+            if values.shape != self.shape:
+                raise ValueError(
+                    f"metric {name!r} has shape {values.shape} but the grid has shape "
+                    f"{self.shape} (len(alphas), len(betas)); metrics[name][i, j] must be the "
+                    f"value at (alphas[i], betas[j])")
+        self.metadata = dict(self.metadata)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """``(len(alphas),)`` for a line, ``(len(alphas), len(betas))`` for a plane."""
+        if self.betas is None:
+            return (len(self.alphas),)
+        return (len(self.alphas), len(self.betas))
+
+    @property
+    def is_plane(self) -> bool:
+        return self.betas is not None
+
+    @property
+    def metric_names(self) -> list[str]:
+        return list(self.metrics)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.metrics[name]
+
+    def argmin(self, metric: str = "loss") -> tuple[float, ...]:
+        """Coordinates of the smallest finite value of ``metric``."""
+        values = np.where(np.isfinite(self.metrics[metric]), self.metrics[metric], np.inf)
+        index = np.unravel_index(np.argmin(values), values.shape)
+        if self.betas is None:
+            return (float(self.alphas[index[0]]),)
+        return (float(self.alphas[index[0]]), float(self.betas[index[1]]))
+
+    def summary(self) -> str:
+        """A few human-readable lines: grid, metrics' ranges, non-finite count."""
+        grid = (f"{len(self.alphas)} points on [{self.alphas[0]:g}, {self.alphas[-1]:g}]"
+                if self.betas is None else
+                f"{len(self.alphas)}x{len(self.betas)} grid on alpha in "
+                f"[{self.alphas[0]:g}, {self.alphas[-1]:g}], beta in "
+                f"[{self.betas[0]:g}, {self.betas[-1]:g}]")
+        lines = [f"{self.metadata.get('kind', 'plane' if self.is_plane else 'line')}: {grid}"]
+        for name, values in self.metrics.items():
+            finite = values[np.isfinite(values)]
+            bad = values.size - finite.size
+            rng = (f"min {finite.min():.6g}, max {finite.max():.6g}" if finite.size
+                   else "no finite values")
+            centre = _centre_value(self, values)
+            lines.append(f"  {name}: {rng}" + (f", at origin {centre:.6g}" if centre is not None
+                                                else "") + (f", {bad} non-finite" if bad else ""))
+        for key in ("normalization", "ignore", "seed", "num_examples", "batch_size"):
+            if key in self.metadata:
+                lines.append(f"  {key}: {self.metadata[key]}")
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | os.PathLike) -> Path:
+        """Writes the surface to ``path`` (``.npz``) atomically; returns the path.
+
+        The file holds the coordinates and metrics bit for bit and the metadata
+        as JSON, so ``Surface.load(path)`` gives back an equal Surface.
+        """
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_name(path.name + ".npz")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        header = {"format": FORMAT, "format_version": FORMAT_VERSION,
+                  "library_version": __version__, "metric_names": self.metric_names,
+                  "metadata": self.metadata}
+        try:
+            header_json = json.dumps(header, allow_nan=True)
+        except TypeError as err:
+            raise TypeError(f"Surface metadata must be JSON-serialisable: {err}") from err
+        arrays = {"alphas": self.alphas, "header": np.array(header_json)}
+        if self.betas is not None:
+            arrays["betas"] = self.betas
+        for i, name in enumerate(self.metric_names):
+            arrays[f"metric_{i}"] = self.metrics[name]
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Surface":
+        """Reads a file written by :meth:`save`; clear errors for bad files."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"no Surface file at {path}; write one with Surface.save")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                contents = {k: data[k] for k in data.files}
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
+            raise SurfaceFileError(
+                f"{path} is not a readable Surface file (truncated or not .npz): {err}") from err
+        if "header" not in contents or "alphas" not in contents:
+            raise SurfaceFileError(f"{path} is an .npz file but not a jaxsurf Surface "
+                                   f"(it has arrays {sorted(contents)})")
+        header = json.loads(str(contents["header"]))
+        if header.get("format") != FORMAT:
+            raise SurfaceFileError(f"{path} is not a jaxsurf Surface file")
+        if header.get("format_version", 0) > FORMAT_VERSION:
+            raise SurfaceFileError(
+                f"{path} was written by jaxsurf {header.get('library_version')} in file format "
+                f"{header['format_version']}, newer than this jaxsurf {__version__} reads "
+                f"(format {FORMAT_VERSION}); upgrade jaxsurf")
+        names = header["metric_names"]
+        missing = [f"metric_{i}" for i in range(len(names)) if f"metric_{i}" not in contents]
+        if missing:
+            raise SurfaceFileError(f"{path} is missing arrays {missing}: the file is damaged")
+        metrics = {name: contents[f"metric_{i}"] for i, name in enumerate(names)}
+        return cls(contents["alphas"], contents.get("betas"), metrics, header["metadata"])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Surface):
+            return NotImplemented
+        same_betas = (self.betas is None and other.betas is None) or (
+            self.betas is not None and other.betas is not None
+            and np.array_equal(self.betas, other.betas))
+        return (np.array_equal(self.alphas, other.alphas) and same_betas
+                and self.metric_names == other.metric_names
+                and all(np.array_equal(self.metrics[k], other.metrics[k], equal_nan=True)
+                        for k in self.metrics)
+                and self.metadata == other.metadata)
+
+
+def _centre_value(surface: Surface, values: np.ndarray) -> float | None:
+    """The value at coordinates (0,) or (0, 0) when the grid holds them."""
+    i = np.flatnonzero(surface.alphas == 0)
+    if i.size == 0:
+        return None
+    if surface.betas is None:
+        return float(values[i[0]])
+    j = np.flatnonzero(surface.betas == 0)
+    return float(values[i[0], j[0]]) if j.size else None
+
+
+def metadata_from(mapping: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A JSON-safe copy of user metadata (numpy scalars and arrays turned to lists)."""
+    def convert(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {str(k): convert(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [convert(v) for v in value]
+        if isinstance(value, np.generic):
+            return value.item()
+        if hasattr(value, "tolist"):
+            return value.tolist()
+        return value
+    return convert(dict(mapping or {}))

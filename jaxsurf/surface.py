@@ -164,7 +164,7 @@ class Surface:
         if not path.exists():
             raise FileNotFoundError(f"no Surface file at {path}; write one with Surface.save")
         try:
-            with np.load(path, allow_pickle=False) as data:
+            with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
                 contents = {k: data[k] for k in data.files}
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
             raise SurfaceFileError(

@@ -1,0 +1,225 @@
+"""Export a :class:`~jaxsurf.Surface` for other tools: ParaView ``.vtp`` and CSV.
+
+``write_vtp`` writes a VTK XML PolyData height field: one point per grid
+node at ``(alpha, beta, z)`` and one quad per grid cell, which ParaView opens
+directly (File → Open) for lit, rotatable renderings.
+
+Example:
+    >>> import numpy as np, jaxsurf as js
+    >>> a, b = np.linspace(-1, 1, 31), np.linspace(-0.5, 0.5, 21)
+    >>> A, B = np.meshgrid(a, b, indexing="ij")
+    >>> s = js.Surface(a, b, {"loss": A**2 + 4 * B**2 + 0.1})
+    >>> js.export.write_vtp(s, "/tmp/loss.vtp", log=True)
+    PosixPath('/tmp/loss.vtp')
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterable, TextIO
+
+import numpy as np
+
+from jaxsurf.surface import Surface
+
+__all__ = ["write_vtp", "write_csv", "height_field"]
+
+
+def height_field(surface: Surface, metric: str = "loss", *, zmax: float | None = None,
+                 log: bool = False, scale_z: float = 1.0
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The heights :func:`write_vtp` uses, with the mask of valid nodes.
+
+    Args:
+        surface: a plane Surface.
+        metric: the metric that gives the height.
+        zmax: clip values above ``zmax`` (in the metric's units) before ``log``.
+        log: use ``log10`` of the (clipped) value; needs positive values.
+        scale_z: multiply the heights by this factor (to exaggerate or flatten).
+
+    Returns:
+        ``(raw, z, valid)``, each of shape ``(len(alphas), len(betas))``:
+        the metric as stored, the height (non-finite nodes get the largest
+        finite height), and whether the node's value was finite.
+
+    Example:
+        >>> raw, z, valid = height_field(s, zmax=10, log=True)
+    """
+    if not isinstance(surface, Surface):
+        raise TypeError(f"expected a jaxsurf.Surface, got {type(surface).__name__}")
+    if not surface.is_plane:
+        raise ValueError(f"a .vtp height field needs a 2-D plane, but this surface is a line "
+                         f"of {len(surface.alphas)} points; evaluate a plane "
+                         f"(evaluate_plane) or export the line with write_csv")
+    if metric not in surface.metrics:
+        raise ValueError(f"unknown metric {metric!r}; this surface has "
+                         f"{surface.metric_names}: pass one of them as metric=")
+    for name, value in (("zmax", zmax), ("scale_z", scale_z)):
+        if value is not None and not np.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if scale_z == 0:
+        raise ValueError("scale_z must not be 0 (it would flatten the surface to a plane)")
+    raw = np.asarray(surface.metrics[metric], dtype=float)
+    valid = np.isfinite(raw)
+    if not valid.any():
+        raise ValueError(f"metric {metric!r} has no finite values: nothing to export")
+    z = np.where(valid, raw, 0.0)  # invalid nodes get their height below
+    if zmax is not None:
+        z = np.minimum(z, zmax)
+    if log:
+        if z[valid].min() <= 0:
+            raise ValueError(f"log=True needs positive values, but metric {metric!r} has "
+                             f"minimum {z[valid].min():.6g}; use log=False")
+        z = np.log10(np.where(valid, z, 1.0))
+    z = z * scale_z
+    z = np.where(valid, z, z[valid].max())
+    return raw, z, valid
+
+
+def _quad_connectivity(n: int, m: int, valid: np.ndarray) -> np.ndarray:
+    """Point indices ``(k, 4)`` of the cells whose four corners are valid.
+
+    Point ``(i, j)`` has index ``i * m + j``; corners go (i, j), (i+1, j),
+    (i+1, j+1), (i, j+1): counter-clockwise seen from +z for increasing axes.
+    """
+    index = np.arange(n * m).reshape(n, m)
+    corners = [index[:-1, :-1], index[1:, :-1], index[1:, 1:], index[:-1, 1:]]
+    quads = np.stack([c.ravel() for c in corners], axis=1)
+    keep = valid.ravel()[quads].all(axis=1)
+    return quads[keep]
+
+
+def _numbers(values: Iterable[Any], fmt: Callable[[Any], str], per_line: int) -> str:
+    items = [fmt(v) for v in values]
+    rows = [" ".join(items[k:k + per_line]) for k in range(0, len(items), per_line)]
+    return "\n".join("          " + r for r in rows)
+
+
+def _float(value: float) -> str:
+    return repr(float(value))
+
+
+def _data_array(out: TextIO, kind: str, name: str | None, values: np.ndarray, fmt: Callable,
+                components: int = 1, per_line: int = 6) -> None:
+    name_attr = f' Name="{name}"' if name else ""
+    comp_attr = f' NumberOfComponents="{components}"' if components > 1 else ""
+    out.write(f'        <DataArray type="{kind}"{name_attr}{comp_attr} format="ascii">\n')
+    out.write(_numbers(values.ravel(), fmt, per_line) + "\n")
+    out.write("        </DataArray>\n")
+
+
+def _safe_name(name: str, taken: set[str]) -> str:
+    clean = "".join(ch if ch.isalnum() or ch in "_-." else "_" for ch in name) or "metric"
+    return clean if clean not in taken else f"metric_{clean}"
+
+
+def write_vtp(surface: Surface, path: str | os.PathLike, metric: str = "loss", *,
+              zmax: float | None = None, log: bool = False, scale_z: float = 1.0) -> Path:
+    """Writes a plane as a ParaView ``.vtp`` (VTK XML PolyData) height field.
+
+    One point per grid node, ``(alphas[i], betas[j], z[i, j])`` with index
+    ``i * len(betas) + j``, and one quad per cell of neighbouring nodes.
+    Point data: the metric as stored (non-finite values written as the
+    largest finite value, since VTK's ASCII reader cannot parse ``nan``),
+    ``z`` (the height drawn), and ``valid`` (1 where the value was finite).
+    Quads that touch an invalid node are left out, so diverged regions show
+    as holes. The file is ASCII and written atomically.
+
+    Args:
+        surface: a plane Surface.
+        path: where to write; ``.vtp`` is appended when missing.
+        metric: the metric that gives the height and the point data.
+        zmax: clip values above ``zmax`` (metric units) before ``log``.
+        log: height ``log10(value)``; needs positive values.
+        scale_z: multiply heights by this factor.
+
+    Returns:
+        The path written.
+
+    Example:
+        >>> write_vtp(surface, "runs/loss.vtp", zmax=10, log=True)
+        PosixPath('runs/loss.vtp')
+    """
+    raw, z, valid = height_field(surface, metric, zmax=zmax, log=log, scale_z=scale_z)
+    n, m = raw.shape
+    X, Y = np.meshgrid(surface.alphas, surface.betas, indexing="ij")
+    points = np.stack([X.ravel(), Y.ravel(), z.ravel()], axis=1).astype(float)
+    quads = _quad_connectivity(n, m, valid)
+    raw_out = np.where(valid, raw, raw[valid].max())
+    name = _safe_name(metric, {"z", "valid"})
+
+    buf = io.StringIO()
+    buf.write('<?xml version="1.0"?>\n')
+    buf.write('<VTKFile type="PolyData" version="0.1" byte_order="LittleEndian">\n')
+    buf.write("  <PolyData>\n")
+    buf.write(f'    <Piece NumberOfPoints="{n * m}" NumberOfVerts="0" NumberOfLines="0" '
+              f'NumberOfStrips="0" NumberOfPolys="{len(quads)}">\n')
+    buf.write(f'      <PointData Scalars="{name}">\n')
+    _data_array(buf, "Float64", name, raw_out, _float)
+    _data_array(buf, "Float64", "z", z, _float)
+    _data_array(buf, "UInt8", "valid", valid.astype(np.uint8), str, per_line=30)
+    buf.write("      </PointData>\n      <Points>\n")
+    _data_array(buf, "Float64", "Points", points, _float, components=3, per_line=3)
+    buf.write("      </Points>\n      <Polys>\n")
+    _data_array(buf, "Int64", "connectivity", quads, str, per_line=4)
+    _data_array(buf, "Int64", "offsets", 4 * np.arange(1, len(quads) + 1), str, per_line=10)
+    buf.write("      </Polys>\n    </Piece>\n  </PolyData>\n</VTKFile>\n")
+    return _write_atomically(_with_suffix(path, ".vtp"), buf.getvalue())
+
+
+def write_csv(surface: Surface, path: str | os.PathLike) -> Path:
+    """Writes a surface as CSV: columns ``alpha`` (, ``beta``), then one per metric.
+
+    Rows go through the grid with ``beta`` varying fastest (row ``i *
+    len(betas) + j`` is ``(alphas[i], betas[j])``). Non-finite values are
+    written as ``nan``/``inf``.
+
+    Args:
+        surface: a line or plane Surface.
+        path: where to write; ``.csv`` is appended when missing.
+
+    Returns:
+        The path written.
+
+    Example:
+        >>> write_csv(surface, "runs/surface.csv")
+        PosixPath('runs/surface.csv')
+    """
+    if not isinstance(surface, Surface):
+        raise TypeError(f"expected a jaxsurf.Surface, got {type(surface).__name__}")
+    if surface.is_plane:
+        A, B = np.meshgrid(surface.alphas, surface.betas, indexing="ij")
+        columns = {"alpha": A.ravel(), "beta": B.ravel()}
+    else:
+        columns = {"alpha": surface.alphas}
+    for name in surface.metric_names:
+        columns[name if name not in columns else f"metric_{name}"] = surface.metrics[name].ravel()
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(list(columns))
+    for row in zip(*columns.values()):
+        writer.writerow([_float(v) for v in row])
+    return _write_atomically(_with_suffix(path, ".csv"), buf.getvalue())
+
+
+def _with_suffix(path: str | os.PathLike, suffix: str) -> Path:
+    path = Path(path)
+    return path if path.suffix.lower() == suffix else path.with_name(path.name + suffix)
+
+
+def _write_atomically(path: Path, text: str) -> Path:
+    """Writes ``text`` to a temporary file beside ``path``, then renames it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="ascii", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

@@ -1,0 +1,740 @@
+"""Matplotlib figures of a :class:`~jaxsurf.Surface`.
+
+Every function builds a fresh :class:`matplotlib.figure.Figure` (never
+pyplot, so no GUI and no global figure state), returns it, and saves it when
+``out`` is given (``.png``, ``.pdf`` or ``.svg``, chosen by the suffix).
+
+Orientation: ``surface.metrics[name][i, j]`` is the value at
+``(alphas[i], betas[j])``; alpha is drawn on the x axis and beta on the y
+axis, on any grid shape. Non-finite values (diverged points) are masked and
+counted in the title.
+
+Example:
+    >>> import numpy as np, jaxsurf as js
+    >>> a, b = np.linspace(-1, 1, 31), np.linspace(-0.5, 0.5, 21)
+    >>> A, B = np.meshgrid(a, b, indexing="ij")
+    >>> s = js.Surface(a, b, {"loss": A**2 + 4 * B**2 + 0.1})
+    >>> fig = js.plot.contour(s, out="/tmp/contour.png")
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from matplotlib import colors as mcolors
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from jaxsurf.surface import Surface
+
+__all__ = ["line", "contour", "filled", "heatmap", "surface3d", "compare", "contour_levels"]
+
+DEFAULT_LABELS = ("alpha (direction 1)", "beta (direction 2)")
+DEFAULT_CMAP = "viridis"
+DPI = 150
+_SUFFIXES = (".png", ".pdf", ".svg")
+_PLANE_KINDS = ("contour", "filled", "heatmap")
+_MAX_LEVELS = 1000
+
+PathLike = str | os.PathLike
+
+
+# --------------------------------------------------------------------------- checks and data
+def _check_surface(surface: Any, fn: str, *, plane: bool) -> Surface:
+    """The surface, or a clear error when it is not the shape ``fn`` draws."""
+    if not isinstance(surface, Surface):
+        raise TypeError(f"{fn}() needs a jaxsurf.Surface, got {type(surface).__name__}")
+    if plane and not surface.is_plane:
+        raise ValueError(f"{fn}() draws a 2-D plane but this surface is a line of "
+                         f"{len(surface.alphas)} points (betas is None); use "
+                         f"jaxsurf.plot.line() for it, or evaluate a plane")
+    if not plane and surface.is_plane:
+        raise ValueError(f"{fn}() draws a 1-D line but this surface is a "
+                         f"{len(surface.alphas)}x{len(surface.betas)} plane; use contour(), "
+                         f"filled(), heatmap() or surface3d(), or slice it: "
+                         f"Surface(s.alphas, None, {{k: v[:, j] for k, v in s.metrics.items()}})")
+    return surface
+
+
+def _metric_values(surface: Surface, metric: str) -> np.ndarray:
+    """``surface.metrics[metric]`` as float, or a ValueError naming the metrics there are."""
+    if metric not in surface.metrics:
+        raise ValueError(f"unknown metric {metric!r}; this surface has "
+                         f"{surface.metric_names}: pass one of them as metric=")
+    return np.asarray(surface.metrics[metric], dtype=float)
+
+
+def _plane_grid(surface: Surface, metric: str, fn: str, min_size: int = 2
+                ) -> tuple[np.ndarray, np.ndarray, np.ma.MaskedArray, int]:
+    """``X, Y, Z`` of shape ``(len(alphas), len(betas))`` and the number of masked points.
+
+    ``X[i, j] = alphas[i]``, ``Y[i, j] = betas[j]``, ``Z[i, j] = metrics[metric][i, j]``.
+    """
+    values = _metric_values(surface, metric)
+    if min(values.shape) < min_size:
+        raise ValueError(f"{fn}() needs a grid of at least {min_size}x{min_size} points; "
+                         f"this one is {values.shape[0]}x{values.shape[1]} (alphas x betas); "
+                         f"evaluate more points or use heatmap()/line()")
+    X, Y = np.meshgrid(surface.alphas, surface.betas, indexing="ij")
+    Z = np.ma.masked_invalid(values)
+    n_masked = int(np.ma.count_masked(Z))
+    if n_masked == Z.size:
+        raise ValueError(f"metric {metric!r} has no finite values on this grid (all "
+                         f"{Z.size} are NaN/inf): the evaluation diverged everywhere; "
+                         f"use a smaller coordinate range")
+    return X, Y, Z, n_masked
+
+
+def _axis_labels(surface: Surface, labels: Sequence[str] | None) -> tuple[str, str]:
+    """Keyword labels, else ``metadata['axis_labels']`` (two strings), else the defaults."""
+    if labels is not None:
+        if len(labels) != 2:
+            raise ValueError(f"labels must be two strings (x label, y label), got {labels!r}")
+        return str(labels[0]), str(labels[1])
+    meta = surface.metadata.get("axis_labels")
+    if isinstance(meta, (list, tuple)) and len(meta) == 2 and all(isinstance(s, str)
+                                                                    for s in meta):
+        return meta[0], meta[1]
+    return DEFAULT_LABELS
+
+
+def _line_label(surface: Surface, xlabel: str | None) -> str:
+    """x label of a line: keyword, else ``metadata['axis_labels'][0]``, else ``"alpha"``."""
+    if xlabel is not None:
+        return xlabel
+    meta = surface.metadata.get("axis_labels")
+    if isinstance(meta, str):
+        return meta
+    if isinstance(meta, (list, tuple)) and meta and isinstance(meta[0], str):
+        return meta[0]
+    return "alpha"
+
+
+def _title(surface: Surface, default: str, title: str | None, n_masked: int, size: int,
+           shown: str = "grey") -> str:
+    """The title, with a second line counting masked (non-finite) points."""
+    text = title if title is not None else str(surface.metadata.get("title", default))
+    if n_masked:
+        text += f"\n({n_masked} of {size} points non-finite: masked, {shown})"
+    return text
+
+
+def _check_log(values: np.ndarray, metric: str) -> None:
+    finite = values[np.isfinite(values)]
+    if finite.size and finite.min() <= 0:
+        raise ValueError(f"log=True needs positive values, but metric {metric!r} has minimum "
+                         f"{finite.min():.6g}; use log=False (or plot a shifted metric)")
+
+
+# --------------------------------------------------------------------------- levels and colour
+def contour_levels(values: Any, *, levels: int | Sequence[float] | None = None,
+                   vmin: float | None = None, vmax: float | None = None,
+                   vlevel: float | None = None, log: bool = False,
+                   filled: bool = False) -> np.ndarray:
+    """The contour levels a plot of ``values`` uses.
+
+    Args:
+        values: the metric values (non-finite ones are ignored).
+        levels: a count of automatic levels, or the explicit increasing levels.
+        vmin, vmax: range the levels span (default: the finite data range).
+        vlevel: step between levels; with it the levels are
+            ``np.arange(vmin, vmax, vlevel)`` as in Li et al.'s tool.
+        log: log-spaced levels (needs positive values).
+        filled: boundaries for ``contourf`` (both ends of the range included)
+            rather than lines strictly inside it.
+
+    Returns:
+        An increasing 1-D float array. Automatic linear levels are spaced
+        quadratically from the minimum (``vmin + (vmax-vmin) t**2``), so they
+        are denser near the minimum and evenly spaced rings on a quadratic bowl.
+
+    Example:
+        >>> contour_levels(np.array([0.1, 1.0, 10.0]), vmin=0.1, vmax=10, vlevel=0.5)[:3]
+        array([0.1, 0.6, 1.1])
+    """
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        raise ValueError("no finite values to choose contour levels from")
+    if levels is not None and not isinstance(levels, (int, np.integer)):
+        return _explicit_levels(levels)
+    lo = float(finite.min()) if vmin is None else float(vmin)
+    hi = float(finite.max()) if vmax is None else float(vmax)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ValueError(f"vmin and vmax must be finite, got {vmin!r}, {vmax!r}")
+    if hi <= lo:
+        if vmin is None and vmax is None:
+            raise ValueError(f"the metric is constant ({lo:.6g}) on the grid, so there are no "
+                             f"contour levels to draw; use heatmap(), or check the evaluation")
+        raise ValueError(f"vmax ({hi:.6g}) must be larger than vmin ({lo:.6g}); an unset one "
+                         f"defaults to the data's finite min/max")
+    if vlevel is not None:
+        return _stepped_levels(lo, hi, float(vlevel), log)
+    n = 15 if levels is None else int(levels)
+    if n < 1:
+        raise ValueError(f"levels must be a positive count or a list of values, got {levels!r}")
+    if log:
+        if lo <= 0:
+            raise ValueError(f"log levels need a positive range, got vmin={lo:.6g}; "
+                             f"pass vmin > 0 or log=False")
+        t = np.linspace(0.0, 1.0, n + 1) if filled else np.linspace(0.0, 1.0, n + 2)[1:-1]
+        return np.exp(np.log(lo) + (np.log(hi) - np.log(lo)) * t)
+    t = np.linspace(0.0, 1.0, n + 1) if filled else np.linspace(0.0, 1.0, n + 2)[1:-1]
+    return lo + (hi - lo) * t ** 2
+
+
+def _explicit_levels(levels: Sequence[float]) -> np.ndarray:
+    arr = np.asarray(levels, dtype=float)
+    if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)):
+        raise ValueError(f"levels must be a non-empty list of finite numbers, got {levels!r}")
+    if arr.size > 1 and np.any(np.diff(arr) <= 0):
+        raise ValueError(f"levels must be strictly increasing, got {arr.tolist()}")
+    return arr
+
+
+def _stepped_levels(lo: float, hi: float, step: float, log: bool) -> np.ndarray:
+    if not np.isfinite(step) or step <= 0:
+        raise ValueError(f"vlevel must be a positive step, got {step!r}")
+    count = int(np.ceil((hi - lo) / step))
+    if count > _MAX_LEVELS:
+        raise ValueError(f"vmin={lo:.6g}, vmax={hi:.6g}, vlevel={step:.6g} would draw {count} "
+                         f"levels (more than {_MAX_LEVELS}); use a larger vlevel")
+    out = np.arange(lo, hi, step)
+    if log and out[0] <= 0:
+        raise ValueError(f"log=True needs positive levels, got vmin={lo:.6g}")
+    return out
+
+
+def _norm(levels: np.ndarray, log: bool) -> mcolors.Normalize:
+    lo, hi = float(levels[0]), float(levels[-1])
+    if hi <= lo:  # a single level: give the colour map a non-empty range
+        hi = lo * 1.01 + 1e-12 if lo > 0 else lo + 1.0
+    return mcolors.LogNorm(lo, hi) if log else mcolors.Normalize(lo, hi)
+
+
+def _check_levels_hit(levels: np.ndarray, Z: np.ma.MaskedArray, metric: str) -> None:
+    """Contour lines: at least one level must lie inside the data range."""
+    lo, hi = float(Z.min()), float(Z.max())
+    if not np.any((levels >= lo) & (levels <= hi)):
+        raise ValueError(f"none of the contour levels [{levels[0]:.6g} .. {levels[-1]:.6g}] "
+                         f"lies within the range [{lo:.6g}, {hi:.6g}] of metric {metric!r}; "
+                         f"choose vmin/vmax/levels inside that range")
+
+
+def _extend(levels: np.ndarray, Z: np.ma.MaskedArray) -> str:
+    """contourf ``extend`` so that data beyond the first/last boundary is still filled."""
+    below, above = float(Z.min()) < levels[0], float(Z.max()) > levels[-1]
+    return {(False, False): "neither", (True, False): "min",
+            (False, True): "max", (True, True): "both"}[(below, above)]
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}"
+
+
+# --------------------------------------------------------------------------- drawing helpers
+def _new_figure(figsize: tuple[float, float] | None, default: tuple[float, float],
+                layout: str = "constrained") -> Figure:
+    return Figure(figsize=figsize or default, layout=layout)
+
+
+def _save(fig: Figure, out: PathLike | None) -> None:
+    """Saves ``fig`` atomically to ``out`` (format from the suffix), creating parent dirs."""
+    if out is None:
+        return
+    path = Path(out)
+    if path.suffix.lower() not in _SUFFIXES:
+        raise ValueError(f"cannot save a figure as {path.name!r}: use one of the suffixes "
+                         f"{', '.join(_SUFFIXES)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fig.savefig(tmp, format=path.suffix.lower()[1:], dpi=DPI, bbox_inches="tight",
+                    pad_inches=0.1)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _aspect(surface: Surface, aspect: str | float | None) -> str | float:
+    """``"equal"`` when the two coordinate ranges are comparable (within 4x), else ``"auto"``."""
+    if aspect is not None:
+        return aspect
+    width = float(np.ptp(surface.alphas))
+    height = float(np.ptp(surface.betas))
+    if width > 0 and height > 0 and 0.25 <= width / height <= 4.0:
+        return "equal"
+    return "auto"
+
+
+def _layout(aspect: str | float) -> str:
+    """``compressed`` fits colour bars to fixed-aspect axes; ``constrained`` otherwise."""
+    return "constrained" if aspect == "auto" else "compressed"
+
+
+def _plane_figsize(surface: Surface, aspect: str | float, panels: int = 1
+                   ) -> tuple[float, float]:
+    """A figure size whose axes box matches the data's aspect, so the colour bar fits it."""
+    if aspect == "auto":
+        return (5.4 * panels + 1.2, 4.4)
+    ratio = (1.0 if aspect == "equal" else float(aspect)) * (
+        float(np.ptp(surface.betas)) / float(np.ptp(surface.alphas)))
+    width = 4.6
+    height = width * ratio
+    if height > 5.0:
+        width, height = 5.0 / ratio, 5.0
+    height = max(height, 1.6)
+    return ((width + 0.9) * panels + 1.1, height + 1.3)
+
+
+def _mark_origin(ax: Axes, surface: Surface) -> None:
+    """A star at (0, 0), the point the directions start from, when it is on the grid."""
+    a, b = surface.alphas, surface.betas
+    if a.min() <= 0 <= a.max() and b.min() <= 0 <= b.max():
+        ax.plot([0.0], [0.0], marker="*", markersize=11, color="white",
+                markeredgecolor="black", linestyle="none", zorder=5, label="origin")
+
+
+def _cell_edges(centres: np.ndarray) -> np.ndarray:
+    """Cell boundaries around each coordinate: midpoints inside, mirrored at the ends."""
+    c = np.asarray(centres, dtype=float)
+    if c.size == 1:
+        return np.array([c[0] - 0.5, c[0] + 0.5])
+    mid = 0.5 * (c[1:] + c[:-1])
+    return np.concatenate([[2 * c[0] - mid[0]], mid, [2 * c[-1] - mid[-1]]])
+
+
+def _draw_plane(ax: Axes, kind: str, surface: Surface, Z: np.ma.MaskedArray, X: np.ndarray,
+                Y: np.ndarray, levels: np.ndarray, norm: mcolors.Normalize, cmap: str,
+                label_levels: bool) -> Any:
+    """Draws one panel of ``kind``; returns the mappable for the colour bar."""
+    if kind == "contour":
+        mappable = ax.contour(X, Y, Z, levels=levels, cmap=cmap, norm=norm, linewidths=1.0)
+        if label_levels:
+            ax.clabel(mappable, inline=True, fontsize=7, fmt=_fmt)
+    elif kind == "filled":
+        mappable = ax.contourf(X, Y, Z, levels=levels, cmap=cmap, norm=norm,
+                               extend=_extend(levels, Z))
+        ax.contour(X, Y, Z, levels=levels, colors="black", linewidths=0.4, alpha=0.35)
+    else:  # heatmap
+        edges_a, edges_b = np.meshgrid(_cell_edges(surface.alphas), _cell_edges(surface.betas),
+                                       indexing="ij")
+        mappable = ax.pcolormesh(edges_a, edges_b, Z, cmap=cmap, norm=norm, shading="flat")
+    return mappable
+
+
+def _colorbar(fig: Figure, mappable: Any, ax: Axes | list[Axes], label: str,
+              levels: np.ndarray | None) -> Any:
+    """A colour bar; for contours its ticks are (up to ~10 of) the levels, as ``%.3g``.
+
+    A single contour level gets no colour bar (it has no range; its line is labelled).
+    """
+    if levels is not None and len(levels) < 2:
+        return None
+    bar = fig.colorbar(mappable, ax=ax, label=label)
+    if levels is not None and len(levels) > 1:
+        step = int(np.ceil(len(levels) / 10))
+        bar.set_ticks(levels[::step], labels=[_fmt(v) for v in levels[::step]])
+        bar.minorticks_off()
+    return bar
+
+
+def _shade_masked(ax: Axes, surface: Surface, Z: np.ma.MaskedArray) -> None:
+    """Light grey cells where the metric is non-finite, so holes are not read as data."""
+    mask = np.ma.getmaskarray(Z)
+    if not mask.any():
+        return
+    edges_a, edges_b = np.meshgrid(_cell_edges(surface.alphas), _cell_edges(surface.betas),
+                                   indexing="ij")
+    ax.pcolormesh(edges_a, edges_b, np.ma.masked_where(~mask, np.ones(mask.shape)),
+                  cmap=mcolors.ListedColormap(["0.8"]), shading="flat", zorder=0.5)
+
+
+def _decorate(ax: Axes, surface: Surface, labels: tuple[str, str], aspect: str | float,
+              title: str, cells: bool = False) -> None:
+    """Origin star, limits (grid range, or cell edges for a heatmap), labels, title."""
+    _mark_origin(ax, surface)
+    if cells:
+        ax.set_xlim(*_cell_edges(surface.alphas)[[0, -1]])
+        ax.set_ylim(*_cell_edges(surface.betas)[[0, -1]])
+    else:
+        ax.set_xlim(*_limits(surface.alphas))
+        ax.set_ylim(*_limits(surface.betas))
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
+    ax.set_aspect(aspect)
+    ax.set_title(title, fontsize=10)
+
+
+def _limits(coords: np.ndarray) -> tuple[float, float]:
+    lo, hi = float(np.min(coords)), float(np.max(coords))
+    return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
+
+
+def _plane_figure(kind: str, surface: Surface, metric: str, *, levels: Any, vmin: float | None,
+                  vmax: float | None, vlevel: float | None, log: bool, label_levels: bool,
+                  labels: Sequence[str] | None, title: str | None, cmap: str,
+                  aspect: str | float | None, figsize: tuple[float, float] | None,
+                  out: PathLike | None) -> Figure:
+    """Shared body of :func:`contour`, :func:`filled` and :func:`heatmap`."""
+    surface = _check_surface(surface, kind, plane=True)
+    X, Y, Z, n_masked = _plane_grid(surface, metric, kind, min_size=1 if kind == "heatmap"
+                                    else 2)
+    if log:
+        _check_log(Z.filled(np.nan), metric)
+    if kind != "heatmap" and float(Z.min()) == float(Z.max()):
+        raise ValueError(f"metric {metric!r} is constant ({float(Z.min()):.6g}) on the grid, so "
+                         f"{kind}() has no levels to draw; use heatmap(), or check the evaluation")
+    if kind == "heatmap":
+        lv = _heatmap_range(Z, vmin, vmax, log)
+    else:
+        lv = contour_levels(Z.compressed(), levels=levels, vmin=vmin, vmax=vmax, vlevel=vlevel,
+                            log=log, filled=kind == "filled")
+        if kind == "contour":
+            _check_levels_hit(lv, Z, metric)
+        elif lv.size < 2:
+            raise ValueError(f"filled() needs at least 2 level boundaries, got {lv.tolist()}; "
+                             f"widen vmin/vmax or use a smaller vlevel")
+    aspect = _aspect(surface, aspect)
+    fig = _new_figure(figsize, _plane_figsize(surface, aspect), _layout(aspect))
+    ax = fig.add_subplot()
+    mappable = _draw_plane(ax, kind, surface, Z, X, Y, lv, _norm(lv, log), cmap, label_levels)
+    _colorbar(fig, mappable, ax, metric + (" (log scale)" if log else ""),
+              None if kind == "heatmap" else lv)
+    _shade_masked(ax, surface, Z)
+    _decorate(ax, surface, _axis_labels(surface, labels), aspect,
+              _title(surface, metric, title, n_masked, Z.size), cells=kind == "heatmap")
+    _save(fig, out)
+    return fig
+
+
+def _heatmap_range(Z: np.ma.MaskedArray, vmin: float | None, vmax: float | None,
+                   log: bool) -> np.ndarray:
+    lo = float(Z.min()) if vmin is None else float(vmin)
+    hi = float(Z.max()) if vmax is None else float(vmax)
+    if hi < lo:
+        raise ValueError(f"vmax ({hi:.6g}) must not be smaller than vmin ({lo:.6g})")
+    if log and lo <= 0:
+        raise ValueError(f"log=True needs a positive vmin, got {lo:.6g}")
+    return np.array([lo, hi])
+
+
+# --------------------------------------------------------------------------- public plots
+def line(surface: Surface, metrics: str | Sequence[str] | None = None, *, log: bool = False,
+         xlabel: str | None = None, title: str | None = None,
+         figsize: tuple[float, float] | None = None, out: PathLike | None = None) -> Figure:
+    """1-D curve of a line surface: loss-like metrics on the left axis, accuracy on the right.
+
+    Metrics whose name contains ``"acc"`` go on a twin right axis (when there
+    is also another metric); the rest share the left axis.
+
+    Args:
+        surface: a line Surface (``betas is None``).
+        metrics: a name or names to draw; default all.
+        log: log scale on the left (loss) axis; needs positive values.
+        xlabel: x label; default ``metadata['axis_labels'][0]`` or ``"alpha"``.
+        title: title; default ``metadata['title']`` or the metric names.
+        figsize: figure size in inches.
+        out: save to this ``.png``/``.pdf``/``.svg`` path.
+
+    Returns:
+        The Figure.
+
+    Example:
+        >>> a = np.linspace(-1, 1, 41)
+        >>> s = Surface(a, None, {"loss": a**2 + .1, "accuracy": 1 - a**2 / 2})
+        >>> fig = line(s, out="/tmp/line.png")
+    """
+    surface = _check_surface(surface, "line", plane=False)
+    names = _line_metrics(surface, metrics)
+    right = [m for m in names if "acc" in m.lower()]
+    left = [m for m in names if m not in right] or right
+    right = [m for m in right if m not in left]
+    fig = _new_figure(figsize, (6.4, 4.2))
+    ax = fig.add_subplot()
+    handles, n_masked = _plot_series(ax, surface, left, log, first_colour=0)
+    if right:
+        twin = ax.twinx()
+        more, extra = _plot_series(twin, surface, right, False, first_colour=len(left))
+        twin.set_ylabel(", ".join(right))
+        handles, n_masked = handles + more, n_masked + extra
+    ax.set_xlabel(_line_label(surface, xlabel))
+    ax.set_ylabel(", ".join(left) + (" (log scale)" if log else ""))
+    ax.grid(True, alpha=0.3)
+    ax.legend(handles=handles, loc="best", fontsize=8)
+    size = len(surface.alphas) * len(names)
+    ax.set_title(_title(surface, ", ".join(names), title, n_masked, size, "gaps"), fontsize=10)
+    _save(fig, out)
+    return fig
+
+
+def _line_metrics(surface: Surface, metrics: str | Sequence[str] | None) -> list[str]:
+    names = surface.metric_names if metrics is None else (
+        [metrics] if isinstance(metrics, str) else list(metrics))
+    if not names:
+        raise ValueError("metrics must name at least one metric")
+    for name in names:
+        _metric_values(surface, name)
+    return names
+
+
+def _plot_series(ax: Axes, surface: Surface, names: list[str], log: bool,
+                 first_colour: int) -> tuple[list[Any], int]:
+    handles, n_masked = [], 0
+    marker = "o" if len(surface.alphas) <= 30 else None
+    for k, name in enumerate(names):
+        values = np.ma.masked_invalid(_metric_values(surface, name))
+        n_masked += int(np.ma.count_masked(values))
+        if log:
+            _check_log(values.filled(np.nan), name)
+        (handle,) = ax.plot(surface.alphas, values, marker=marker, markersize=3,
+                            color=f"C{first_colour + k}", label=name)
+        handles.append(handle)
+    if log:
+        ax.set_yscale("log")
+    return handles, n_masked
+
+
+def contour(surface: Surface, metric: str = "loss", *,
+            levels: int | Sequence[float] | None = None, vmin: float | None = None,
+            vmax: float | None = None, vlevel: float | None = None, log: bool = False,
+            label_levels: bool = True, labels: Sequence[str] | None = None,
+            title: str | None = None, cmap: str = DEFAULT_CMAP,
+            aspect: str | float | None = None, figsize: tuple[float, float] | None = None,
+            out: PathLike | None = None) -> Figure:
+    """2-D contour lines of a plane, levels labelled, origin starred, with a colour bar.
+
+    Args:
+        surface: a plane Surface; ``metrics[metric][i, j]`` is drawn at
+            ``x = alphas[i]``, ``y = betas[j]``.
+        metric: which metric to draw.
+        levels: number of automatic levels (default 15) or explicit levels.
+        vmin, vmax, vlevel: level range and step, as in Li et al.'s tool
+            (``np.arange(vmin, vmax, vlevel)``); without ``vlevel`` the levels
+            are automatic within ``[vmin, vmax]``.
+        log: log-spaced levels and colours (needs positive values).
+        label_levels: write each level's value on its line.
+        labels: ``(x label, y label)``; default ``metadata['axis_labels']`` or
+            ``("alpha (direction 1)", "beta (direction 2)")``.
+        title: title; default ``metadata['title']`` or the metric name.
+        cmap: matplotlib colour map name.
+        aspect: axes aspect; default ``"equal"`` when the two ranges are
+            within a factor 4 of each other, else ``"auto"``.
+        figsize: figure size in inches.
+        out: save to this ``.png``/``.pdf``/``.svg`` path.
+
+    Returns:
+        The Figure.
+
+    Example:
+        >>> fig = contour(s, vmin=0.1, vmax=10, vlevel=0.5, out="runs/contour.pdf")
+    """
+    return _plane_figure("contour", surface, metric, levels=levels, vmin=vmin, vmax=vmax,
+                         vlevel=vlevel, log=log, label_levels=label_levels, labels=labels,
+                         title=title, cmap=cmap, aspect=aspect, figsize=figsize, out=out)
+
+
+def filled(surface: Surface, metric: str = "loss", *,
+           levels: int | Sequence[float] | None = None, vmin: float | None = None,
+           vmax: float | None = None, vlevel: float | None = None, log: bool = False,
+           labels: Sequence[str] | None = None, title: str | None = None,
+           cmap: str = DEFAULT_CMAP, aspect: str | float | None = None,
+           figsize: tuple[float, float] | None = None, out: PathLike | None = None) -> Figure:
+    """Filled contours (``contourf``) of a plane with faint level lines and a colour bar.
+
+    Args:
+        surface, metric, levels, vmin, vmax, vlevel, log, labels, title, cmap,
+        aspect, figsize, out: as in :func:`contour`; here the levels are the
+        boundaries of the filled bands and include both ends of the range.
+        Values beyond the first/last boundary are drawn with the extended
+        colour bar ends.
+
+    Returns:
+        The Figure.
+
+    Example:
+        >>> fig = filled(s, log=True, out="runs/filled.png")
+    """
+    return _plane_figure("filled", surface, metric, levels=levels, vmin=vmin, vmax=vmax,
+                         vlevel=vlevel, log=log, label_levels=False, labels=labels,
+                         title=title, cmap=cmap, aspect=aspect, figsize=figsize, out=out)
+
+
+def heatmap(surface: Surface, metric: str = "loss", *, vmin: float | None = None,
+            vmax: float | None = None, log: bool = False, labels: Sequence[str] | None = None,
+            title: str | None = None, cmap: str = DEFAULT_CMAP,
+            aspect: str | float | None = None, figsize: tuple[float, float] | None = None,
+            out: PathLike | None = None) -> Figure:
+    """One coloured cell per grid point (``pcolormesh``) with a colour bar.
+
+    Cell ``[i, j]`` is centred on ``(alphas[i], betas[j])`` and reaches half
+    way to its neighbours, so uneven grids draw true to scale.
+
+    Args:
+        surface, metric, labels, title, cmap, aspect, figsize, out: as in
+            :func:`contour`.
+        vmin, vmax: colour range (default: the finite data range).
+        log: logarithmic colour scale (needs positive values).
+
+    Returns:
+        The Figure.
+
+    Example:
+        >>> fig = heatmap(s, metric="accuracy", out="runs/accuracy.png")
+    """
+    return _plane_figure("heatmap", surface, metric, levels=None, vmin=vmin, vmax=vmax,
+                         vlevel=None, log=log, label_levels=False, labels=labels, title=title,
+                         cmap=cmap, aspect=aspect, figsize=figsize, out=out)
+
+
+def surface3d(surface: Surface, metric: str = "loss", *, zmax: float | None = None,
+              log: bool = False, labels: Sequence[str] | None = None,
+              title: str | None = None, cmap: str = DEFAULT_CMAP, elev: float = 50.0,
+              azim: float = -60.0, figsize: tuple[float, float] | None = None,
+              out: PathLike | None = None) -> Figure:
+    """3-D surface of a plane (alpha, beta, metric) with a colour bar.
+
+    Quads that touch a non-finite point are left out, so a diverged corner
+    shows as a hole rather than a spike.
+
+    Args:
+        surface, metric, labels, title, cmap, figsize, out: as in :func:`contour`.
+        zmax: clip values above ``zmax`` (in the metric's units) to ``zmax``,
+            so that a few huge values do not flatten the rest.
+        log: draw ``log10(metric)`` as the height (needs positive values).
+        elev, azim: viewing angles in degrees. The default looks down
+            steeply: from a low ``elev`` the near rim of a bowl hides the
+            valley and one sees its underside.
+
+    Returns:
+        The Figure.
+
+    Example:
+        >>> fig = surface3d(s, zmax=5, out="runs/surface.png")
+    """
+    surface = _check_surface(surface, "surface3d", plane=True)
+    X, Y, Z, n_masked = _plane_grid(surface, metric, "surface3d")
+    height = _heights(Z.filled(np.nan), metric, zmax, log)
+    verts, face_z = _quads(X, Y, height)
+    if len(verts) == 0:
+        raise ValueError(f"surface3d(): every grid cell touches a non-finite value of "
+                         f"{metric!r}; nothing to draw (use heatmap() to see where)")
+    from mpl_toolkits.mplot3d.art3d import Poly3DCollection  # registers the 3d projection
+
+    fig = _new_figure(figsize, (7.0, 5.4))
+    ax = fig.add_subplot(projection="3d")
+    finite = height[np.isfinite(height)]
+    lo, hi = float(finite.min()), float(finite.max())
+    norm = mcolors.Normalize(lo, hi if hi > lo else lo + 1.0)
+    faces = Poly3DCollection(verts, cmap=cmap, norm=norm, edgecolor=(0, 0, 0, 0.25),
+                             linewidth=0.2)
+    faces.set_array(face_z)
+    ax.add_collection3d(faces)
+    zlabel = f"log10({metric})" if log else metric
+    ax.set(xlim=_limits(surface.alphas), ylim=_limits(surface.betas),
+           zlim=(lo, hi) if hi > lo else (lo - 0.5, hi + 0.5))
+    xl, yl = _axis_labels(surface, labels)
+    ax.set_xlabel(xl)
+    ax.set_ylabel(yl)
+    ax.set_zlabel(zlabel)
+    ax.view_init(elev=elev, azim=azim)
+    ax.set_box_aspect(_box_aspect(surface))
+    fig.colorbar(faces, ax=ax, shrink=0.6, pad=0.12,
+                 label=zlabel + (f" (clipped at {zmax:g})" if zmax is not None else ""))
+    ax.set_title(_title(surface, metric, title, n_masked, Z.size, "holes"), fontsize=10)
+    _save(fig, out)
+    return fig
+
+
+def _box_aspect(surface: Surface) -> tuple[float, float, float]:
+    """3-D box proportional to the alpha and beta ranges (within 4x), so alpha stays long."""
+    wa, wb = float(np.ptp(surface.alphas)), float(np.ptp(surface.betas))
+    if not (wa > 0 and wb > 0 and 0.25 <= wa / wb <= 4.0):
+        return (4.0, 4.0, 3.0)
+    scale = 4.0 / max(wa, wb)
+    return (wa * scale, wb * scale, 3.0)
+
+
+def _heights(values: np.ndarray, metric: str, zmax: float | None, log: bool) -> np.ndarray:
+    """Values clipped at ``zmax`` and optionally ``log10``-ed; NaN where non-finite."""
+    out = np.where(np.isfinite(values), values, np.nan)
+    if zmax is not None:
+        if not np.isfinite(zmax):
+            raise ValueError(f"zmax must be a finite number, got {zmax!r}")
+        out = np.minimum(out, zmax)
+    if log:
+        _check_log(out, metric)
+        out = np.log10(out)
+    return out
+
+
+def _quads(X: np.ndarray, Y: np.ndarray, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Corner coordinates ``(k, 4, 3)`` and mean height of each cell whose corners are finite."""
+    corners = [(slice(None, -1), slice(None, -1)), (slice(1, None), slice(None, -1)),
+               (slice(1, None), slice(1, None)), (slice(None, -1), slice(1, None))]
+    verts = np.stack([np.stack([A[c] for c in corners], axis=-1) for A in (X, Y, Z)], axis=-1)
+    ok = np.all(np.isfinite(verts[..., 2]), axis=-1)
+    return verts[ok], verts[ok][..., 2].mean(axis=-1)
+
+
+def compare(surfaces: Mapping[str, Surface], metric: str = "loss", kind: str = "contour", *,
+            levels: int | Sequence[float] | None = None, vmin: float | None = None,
+            vmax: float | None = None, vlevel: float | None = None, log: bool = False,
+            label_levels: bool = True, labels: Sequence[str] | None = None,
+            title: str | None = None, cmap: str = DEFAULT_CMAP,
+            aspect: str | float | None = None, figsize: tuple[float, float] | None = None,
+            out: PathLike | None = None) -> Figure:
+    """Side-by-side panels of several planes on one colour scale and one set of levels.
+
+    Args:
+        surfaces: panel title → plane Surface (e.g. ``{"skip": s1, "no skip": s2}``).
+        metric: the metric drawn in every panel.
+        kind: ``"contour"``, ``"filled"`` or ``"heatmap"``.
+        levels, vmin, vmax, vlevel, log, label_levels, labels, cmap, aspect,
+        figsize, out: as in :func:`contour`; automatic levels span the finite
+            values of all panels together.
+        title: a title over all panels.
+
+    Returns:
+        The Figure.
+
+    Example:
+        >>> fig = compare({"skip": s_skip, "no skip": s_noskip}, kind="filled", log=True)
+    """
+    if kind not in _PLANE_KINDS:
+        raise ValueError(f"kind must be one of {_PLANE_KINDS}, got {kind!r}")
+    if not surfaces:
+        raise ValueError("compare() needs at least one surface, e.g. {'name': surface}")
+    grids = {name: _plane_grid(_check_surface(s, "compare", plane=True), metric, "compare",
+                               min_size=1 if kind == "heatmap" else 2)
+             for name, s in surfaces.items()}
+    values = np.concatenate([Z.compressed() for _, _, Z, _ in grids.values()])
+    if log:
+        _check_log(values, metric)
+    if kind == "heatmap":
+        lv = _heatmap_range(np.ma.masked_invalid(values), vmin, vmax, log)
+    else:
+        lv = contour_levels(values, levels=levels, vmin=vmin, vmax=vmax, vlevel=vlevel,
+                            log=log, filled=kind == "filled")
+    norm = _norm(lv, log)
+    n = len(surfaces)
+    first = next(iter(surfaces.values()))
+    fig = _new_figure(figsize, _plane_figsize(first, _aspect(first, aspect), panels=n),
+                      _layout(_aspect(first, aspect)))
+    axes = [fig.add_subplot(1, n, k + 1) for k in range(n)]
+    mappable = None
+    for ax, (name, (X, Y, Z, n_masked)) in zip(axes, grids.items()):
+        s = surfaces[name]
+        mappable = _draw_plane(ax, kind, s, Z, X, Y, lv, norm, cmap, label_levels)
+        _shade_masked(ax, s, Z)
+        _decorate(ax, s, _axis_labels(s, labels), _aspect(s, aspect),
+                  _title(s, str(name), str(name), n_masked, Z.size), cells=kind == "heatmap")
+    _colorbar(fig, mappable, axes, metric + (" (log scale)" if log else ""),
+              None if kind == "heatmap" else lv)
+    if title is not None:
+        fig.suptitle(title)
+    _save(fig, out)
+    return fig

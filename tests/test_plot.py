@@ -1,0 +1,241 @@
+"""Plots: orientation on non-square grids, levels, masking, clear errors, saving."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from matplotlib.collections import QuadMesh
+from matplotlib.contour import ContourSet
+from matplotlib.figure import Figure
+
+from jaxsurf import plot
+from jaxsurf.surface import Surface
+
+ALPHAS = np.linspace(-1.0, 1.0, 5)
+BETAS = np.array([-0.5, 0.1, 0.5])  # uneven on purpose
+
+
+def linear(a, b):
+    """A plane with different slopes in alpha and beta: a transposed plot cannot match it."""
+    return 2.0 * a + 0.3 * b + 3.0
+
+
+def make_plane(alphas=ALPHAS, betas=BETAS, fn=linear, **meta) -> Surface:
+    A, B = np.meshgrid(alphas, betas, indexing="ij")
+    loss = fn(A, B)
+    return Surface(alphas, betas, {"loss": loss, "accuracy": np.exp(-np.abs(loss))}, meta)
+
+
+def make_line(n: int = 21) -> Surface:
+    a = np.linspace(-1.0, 1.0, n)
+    return Surface(a, None, {"loss": a**2 + 0.1, "accuracy": 1.0 - a**2 / 2}, {})
+
+
+def artists(fig: Figure, kind: type, ax: int | None = 0) -> list:
+    """Artists of ``kind`` on axes ``ax`` (default the plot, not its colour bar; None: all)."""
+    axes = fig.axes if ax is None else [fig.axes[ax]]
+    return [c for a in axes for c in a.get_children() if isinstance(c, kind)]
+
+
+def bowl(a, b):
+    return (a - 0.2) ** 2 + 3.0 * (b + 0.1) ** 2 + 0.05
+
+
+# --------------------------------------------------------------------------- orientation
+def test_heatmap_cell_ij_is_at_alpha_i_beta_j():
+    s = make_plane()
+    fig = plot.heatmap(s)
+    (mesh,) = artists(fig, QuadMesh)
+    data = np.asarray(mesh.get_array()).reshape(len(ALPHAS), len(BETAS))
+    corners = mesh.get_coordinates()  # (n+1, m+1, 2); cell [i, j] spans corners i..i+1, j..j+1
+    assert corners.shape == (len(ALPHAS) + 1, len(BETAS) + 1, 2)
+    for i, a in enumerate(ALPHAS):
+        for j, b in enumerate(BETAS):
+            assert corners[i, j, 0] < a < corners[i + 1, j, 0]
+            assert corners[i, j, 1] < b < corners[i, j + 1, 1]
+            assert data[i, j] == pytest.approx(s.metrics["loss"][i, j])
+
+
+def test_contour_vertices_lie_on_their_level():
+    """Marching squares interpolates linearly, so on a linear field every vertex is exact."""
+    s = make_plane()
+    fig = plot.contour(s, levels=[2.0, 3.0, 4.0])
+    (cs,) = artists(fig, ContourSet)
+    checked = 0
+    for level, path in zip(cs.levels, cs.get_paths()):
+        verts = path.vertices
+        assert len(verts), f"level {level} drew nothing"
+        np.testing.assert_allclose(linear(verts[:, 0], verts[:, 1]), level, atol=1e-9)
+        checked += len(verts)
+    assert checked > 6
+    ax = fig.axes[0]
+    assert ax.get_xlim() == pytest.approx((ALPHAS[0], ALPHAS[-1]))
+    assert ax.get_ylim() == pytest.approx((BETAS[0], BETAS[-1]))
+
+
+def test_filled_and_surface3d_orientation():
+    s = make_plane()
+    fig = plot.filled(s, levels=[0.5, 2.0, 3.0, 4.0, 5.5])
+    cs = artists(fig, ContourSet)[0]
+    for k, path in enumerate(cs.get_paths()):
+        verts = path.vertices
+        if len(verts):
+            z = linear(verts[:, 0], verts[:, 1])
+            assert np.all(z >= cs.levels[k] - 1e-9) and np.all(z <= cs.levels[k + 1] + 1e-9)
+    fig3 = plot.surface3d(s)
+    ax = fig3.axes[0]
+    assert ax.get_xlim() == pytest.approx((ALPHAS[0], ALPHAS[-1]))
+    assert ax.get_ylim() == pytest.approx((BETAS[0], BETAS[-1]))
+    assert [ax.get_xlabel(), ax.get_ylabel(), ax.get_zlabel()] == [
+        "alpha (direction 1)", "beta (direction 2)", "loss"]
+
+
+def test_surface3d_quads_match_grid():
+    from jaxsurf.plot import _quads
+    A, B = np.meshgrid(ALPHAS, BETAS, indexing="ij")
+    Z = linear(A, B)
+    Z[2, 1] = np.nan
+    verts, face_z = _quads(A, B, Z)
+    # 4x2 cells; the NaN node at (2, 1) touches 4 of them
+    assert verts.shape == (8 - 4, 4, 3)
+    np.testing.assert_allclose(linear(verts[..., 0], verts[..., 1]), verts[..., 2])
+
+
+# --------------------------------------------------------------------------- levels
+def test_levels_like_reference_tool():
+    s = make_plane(fn=bowl)
+    fig = plot.contour(s, vmin=0.1, vmax=1.0, vlevel=0.2)
+    (cs,) = artists(fig, ContourSet)
+    np.testing.assert_allclose(cs.levels, [0.1, 0.3, 0.5, 0.7, 0.9])
+
+
+def test_automatic_levels_denser_near_minimum_and_log():
+    values = np.linspace(1.0, 10.0, 50)
+    lv = plot.contour_levels(values)
+    assert lv[0] > 1.0 and lv[-1] < 10.0 and len(lv) == 15
+    assert np.all(np.diff(np.diff(lv)) > 0)  # gaps grow away from the minimum
+    log = plot.contour_levels(values, log=True, filled=True, levels=4)
+    np.testing.assert_allclose(log, [1.0, 10**0.25, 10**0.5, 10**0.75, 10.0])
+    with pytest.raises(ValueError, match="log"):
+        plot.contour_levels(values - 5.0, log=True)
+
+
+def test_compare_shares_levels_and_norm():
+    s1, s2 = make_plane(fn=bowl), make_plane(fn=lambda a, b: 3 * bowl(a, b))
+    fig = plot.compare({"a": s1, "b": s2}, kind="filled")
+    sets = artists(fig, ContourSet, ax=None)
+    filled = [c for c in sets if c.filled]
+    assert len(filled) == 2
+    np.testing.assert_array_equal(filled[0].levels, filled[1].levels)
+    assert filled[0].norm.vmin == filled[1].norm.vmin
+    assert filled[0].norm.vmax == filled[1].norm.vmax
+    both = np.concatenate([s1["loss"].ravel(), s2["loss"].ravel()])
+    assert filled[0].levels[0] == pytest.approx(both.min())
+    assert filled[0].levels[-1] == pytest.approx(both.max())
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["a", "b"]
+    for kind in ("contour", "heatmap"):
+        assert isinstance(plot.compare({"a": s1, "b": s2}, kind=kind), Figure)
+
+
+# --------------------------------------------------------------------------- masking
+@pytest.mark.parametrize("fn", [plot.contour, plot.filled, plot.heatmap, plot.surface3d])
+def test_non_finite_values_are_masked_and_counted(fn):
+    s = make_plane(alphas=np.linspace(-1, 1, 6), betas=np.linspace(-1, 1, 4), fn=bowl)
+    s.metrics["loss"][0, 0] = np.nan
+    s.metrics["loss"][5, 3] = np.inf
+    fig = fn(s)
+    assert "2 of 24 points non-finite" in fig.axes[0].get_title()
+
+
+def test_line_masks_and_counts():
+    s = make_line()
+    s.metrics["loss"][3] = np.nan
+    fig = plot.line(s)
+    assert "1 of 42 points non-finite" in fig.axes[0].get_title()
+
+
+# --------------------------------------------------------------------------- line
+def test_line_twin_axes_and_labels():
+    s = make_line()
+    s.metadata["axis_labels"] = ["alpha (0: params_a, 1: params_b)"]
+    fig = plot.line(s, log=True)
+    left, right = fig.axes
+    assert left.get_xlabel() == "alpha (0: params_a, 1: params_b)"
+    assert left.get_yscale() == "log"
+    assert "loss" in left.get_ylabel() and right.get_ylabel() == "accuracy"
+    (curve,) = left.get_lines()
+    np.testing.assert_allclose(curve.get_xdata(), s.alphas)
+    np.testing.assert_allclose(curve.get_ydata(), s["loss"])
+    assert [t.get_text() for t in left.get_legend().get_texts()] == ["loss", "accuracy"]
+    only_acc = plot.line(s, "accuracy")
+    assert len(only_acc.axes) == 1 and only_acc.axes[0].get_xlabel().startswith("alpha")
+
+
+# --------------------------------------------------------------------------- labels and saving
+def test_axis_labels_default_metadata_keyword():
+    s = make_plane()
+    ax = plot.contour(s).axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("alpha (direction 1)", "beta (direction 2)")
+    s.metadata["axis_labels"] = ["PC1", "PC2"]
+    ax = plot.heatmap(s).axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("PC1", "PC2")
+    ax = plot.filled(s, labels=("x", "y")).axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("x", "y")
+
+
+def test_save_png_and_pdf(tmp_path):
+    s = make_plane(fn=bowl)
+    png = tmp_path / "deep" / "dir" / "c.png"
+    plot.contour(s, out=png, title="t")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pdf = tmp_path / "s.pdf"
+    plot.surface3d(s, out=pdf)
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    with pytest.raises(ValueError, match="suffix"):
+        plot.contour(s, out=tmp_path / "c.txt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deep", "s.pdf"]
+
+
+# --------------------------------------------------------------------------- errors
+def test_wrong_kind_of_surface():
+    with pytest.raises(ValueError, match="is a line.*line\\(\\)"):
+        plot.contour(make_line())
+    with pytest.raises(ValueError, match="plane"):
+        plot.line(make_plane())
+    with pytest.raises(TypeError, match="Surface"):
+        plot.heatmap({"loss": np.zeros((3, 3))})
+
+
+def test_unknown_metric_names_the_ones_there():
+    with pytest.raises(ValueError, match=r"unknown metric 'err'.*\['loss', 'accuracy'\]"):
+        plot.contour(make_plane(), "err")
+    with pytest.raises(ValueError, match="unknown metric"):
+        plot.line(make_line(), ["loss", "err"])
+
+
+def test_too_small_and_constant_and_bad_levels():
+    tiny = make_plane(alphas=np.array([0.0]), betas=np.linspace(-1, 1, 3))
+    with pytest.raises(ValueError, match="at least 2x2"):
+        plot.contour(tiny)
+    assert isinstance(plot.heatmap(tiny), Figure)  # one row of cells is fine for a heatmap
+    flat = make_plane(fn=lambda a, b: 0 * a + 1.0)
+    for fn in (plot.contour, plot.filled):
+        with pytest.raises(ValueError, match="constant"):
+            fn(flat)
+    s = make_plane(fn=bowl)
+    with pytest.raises(ValueError, match="within the range"):
+        plot.contour(s, levels=[100.0, 200.0])
+    with pytest.raises(ValueError, match="vlevel"):
+        plot.contour(s, vmin=0, vmax=1, vlevel=-0.1)
+    with pytest.raises(ValueError, match="vmax"):
+        plot.contour(s, vmin=2.0, vmax=1.0)
+    assert isinstance(plot.contour(s, levels=[0.5]), Figure)  # one level: no colour bar
+    with pytest.raises(ValueError, match="increasing"):
+        plot.contour(s, levels=[0.5, 0.2])
+    with pytest.raises(ValueError, match="log=True needs positive"):
+        plot.contour(make_plane(fn=lambda a, b: a + b + 0.1), log=True)
+    nan = make_plane(fn=lambda a, b: a * np.nan)
+    with pytest.raises(ValueError, match="no finite values"):
+        plot.heatmap(nan)
+    with pytest.raises(ValueError, match="kind"):
+        plot.compare({"a": s}, kind="surface")

@@ -19,7 +19,8 @@ from jaxsurf import tree
 from jaxsurf._version import __version__
 from jaxsurf.directions import (between, describe_direction, normalize, orthogonalize,
                                 random_direction, random_plane)
-from jaxsurf.evaluate import evaluate_line, evaluate_plane, evaluate_points, interpolate
+from jaxsurf.evaluate import (dataset_mean, evaluate_line, evaluate_plane, evaluate_points,
+                              interpolate)
 from jaxsurf.surface import Surface, SurfaceFileError
 
 # Submodules that pull in heavier dependencies load on first use: js.plot
@@ -40,6 +41,7 @@ __all__ = [
     "evaluate_line",
     "evaluate_plane",
     "evaluate_points",
+    "dataset_mean",
     "interpolate",
     *_LAZY_SUBMODULES,
 ]

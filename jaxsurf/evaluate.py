@@ -41,7 +41,7 @@ from jaxsurf.surface import Surface, _as_coordinates, metadata_from
 from jaxsurf.tree import PyTree
 
 __all__ = ["evaluate_points", "evaluate_line", "evaluate_plane", "interpolate",
-           "DEFAULT_CHUNK_SIZE"]
+           "dataset_mean", "DEFAULT_CHUNK_SIZE"]
 
 Fn = Callable[[PyTree, PyTree], Any]
 DEFAULT_CHUNK_SIZE = 32  # points per jitted call (per device); bounds padding waste
@@ -64,6 +64,8 @@ def _as_metric_dict(value: Any) -> dict[str, jax.Array]:
 
 def _combine(origin: PyTree | None, dirs: Sequence[PyTree], coeffs: jax.Array) -> PyTree:
     """``origin + sum_k coeffs[k] * dirs[k]`` (``origin`` None: no base point)."""
+    if not dirs:
+        return origin
     def leaf(base, *ds):
         if not tree.is_float_leaf(ds[0]):
             return base if base is not None else ds[0]
@@ -248,6 +250,36 @@ def evaluate_points(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree],
             progress(num_points, num_points)
     return {k: (np.asarray(v, np.float64) / total).astype(np.float32)[:num_points]
             for k, v in sums.items()}
+
+
+def dataset_mean(fn: Fn, data: Any, *, batch_size: int | None = None
+                 ) -> Callable[[PyTree], dict[str, float]]:
+    """A reusable exact evaluator ``params -> {metric: dataset mean}``.
+
+    The data is split and put on the device once, and one jitted program is
+    reused for every call (e.g. a validation pass after each training epoch).
+
+    Example:
+        >>> val = js.dataset_mean(fn, {"x": x_val, "y": y_val}, batch_size=1000)
+        >>> val(params)["accuracy"]
+    """
+    if not batching.is_in_memory(data):
+        raise TypeError("dataset_mean needs in-memory arrays; for a stream of batches use "
+                        "js.evaluate_points(fn, params, [zeros], data, [[0.0]])")
+    split = batching.split_batches(data, batch_size)
+    full, rest = jax.device_put((split.full, split.rest))
+    sample = rest if rest is not None else jax.tree_util.tree_map(lambda x: x[0], full)
+    compiled: dict[str, Callable] = {}
+
+    def evaluate(params: PyTree) -> dict[str, float]:
+        if "run" not in compiled:
+            names = list(_metric_shapes(fn, params, sample))
+            chunk = _point_sums_in_memory(fn, names, 1)
+            compiled["run"] = jax.jit(lambda p, f, r: chunk(p, [], jnp.zeros((1, 0)), f, r))
+        sums = compiled["run"](params, full, rest)
+        return {k: float(v[0]) / split.num_examples for k, v in sums.items()}
+
+    return evaluate
 
 
 def _data_size(data: Any) -> int | None:

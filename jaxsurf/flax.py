@@ -28,7 +28,7 @@ import jax
 from jaxsurf.losses import get_loss
 from jaxsurf.tree import PyTree
 
-__all__ = ["adapt", "split_batch", "eval_mode_kwargs"]
+__all__ = ["adapt", "linen_metrics_fn", "split_batch", "eval_mode_kwargs"]
 
 INPUT_KEYS = ("x", "image", "images", "inputs", "input", "features")
 TARGET_KEYS = ("y", "label", "labels", "targets", "target")
@@ -110,14 +110,34 @@ def adapt(model: Any, variables: Mapping[str, Any] | None = None, *,
         raise ValueError("a Linen module needs its variables, e.g. "
                          "adapt(module, module.init(key, x)); they must hold 'params'")
     frozen = {k: v for k, v in variables.items() if k != "params"}
-    kwargs = dict(eval_mode_kwargs(model.__call__) if apply_kwargs is None else apply_kwargs)
+    metrics_of = linen_metrics_fn(model, loss=loss_fn, input_key=input_key,
+                                  target_key=target_key, apply_kwargs=apply_kwargs)
 
     def fn(params: PyTree, batch: Any) -> Any:
-        inputs, targets = split_batch(batch, input_key, target_key)
-        outputs = model.apply({"params": params, **frozen}, inputs, **kwargs)
-        return _metrics(loss_fn, outputs, targets)
+        return metrics_of({"params": params, **frozen}, batch)
 
     return fn, variables["params"]
+
+
+def linen_metrics_fn(module: Any, *, loss: str | Callable = "cross_entropy",
+                     input_key: str | None = None, target_key: str | None = None,
+                     apply_kwargs: Mapping[str, Any] | None = None,
+                     ) -> Callable[[Mapping[str, Any], Any], Any]:
+    """``fn(variables, batch)`` for a Linen module in evaluation mode: like
+    :func:`adapt` but over *all* variables (e.g. to evaluate while BatchNorm
+    statistics change during training).
+
+    Example:
+        >>> metrics = linen_metrics_fn(model)({"params": p, "batch_stats": s}, (x, y))
+    """
+    loss_fn = get_loss(loss)
+    kwargs = dict(eval_mode_kwargs(module.__call__) if apply_kwargs is None else apply_kwargs)
+
+    def fn(variables: Mapping[str, Any], batch: Any) -> Any:
+        inputs, targets = split_batch(batch, input_key, target_key)
+        return _metrics(loss_fn, module.apply(variables, inputs, **kwargs), targets)
+
+    return fn
 
 
 def _adapt_nnx(nnx: Any, model: Any, loss_fn: Callable, input_key: str | None,

@@ -1,0 +1,148 @@
+"""Quick start: a small CNN on Fashion-MNIST and its filter-normalized surfaces.
+
+Trains :class:`jaxsurf.models.SmallCNN` for a short while on the CPU, then
+draws Li et al.'s (2018) filter-normalized 1-D line and 21x21 plane around
+the solution, with contour, filled-contour and 3-D figures, a ParaView file
+and a text summary in ``--out``. Finished training and surfaces in ``--out``
+are reused when the command is run again.
+
+    python -m experiments.quickstart --out runs/quickstart
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+import jaxsurf as js
+from jaxsurf import models, train
+from jaxsurf.data.fashion_mnist import load_fashion_mnist
+from jaxsurf.data.preprocess import channel_stats, standardize
+
+# ----------------------------------------------------------------- config
+EPOCHS = 2
+TRAIN_CONFIG = train.TrainConfig(epochs=EPOCHS, batch_size=128, optimizer="adam",
+                                 learning_rate=2e-3, weight_decay=1e-4, schedule="cosine",
+                                 loss="cross_entropy", seed=0)
+SURFACE_EXAMPLES = 2000   # training examples the surfaces are averaged over
+GRID = 21                 # 21 x 21 plane on [-1, 1]^2
+LINE_POINTS = 51
+SEED = 0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="runs/quickstart", help="output directory")
+    parser.add_argument("--data-dir", default=None,
+                        help="folder with the Fashion-MNIST *-ubyte.gz files "
+                             "(default: /usr/share/datasets/fashion-mnist)")
+    parser.add_argument("--epochs", type=int, default=EPOCHS)
+    parser.add_argument("--train-examples", type=int, default=None,
+                        help="use only this many training examples (default: all 55,000)")
+    parser.add_argument("--surface-examples", type=int, default=SURFACE_EXAMPLES)
+    parser.add_argument("--grid", type=int, default=GRID)
+    parser.add_argument("--seed", type=int, default=SEED)
+    return parser.parse_args(argv)
+
+
+def load_data(data_dir: str | None, limit: int | None) -> dict:
+    raw = load_fashion_mnist(data_dir)
+    mean, std = channel_stats(raw["train"]["x"])
+    prepared = {split: {"x": standardize(raw[split]["x"][:limit if split == "train" else None],
+                                         mean, std),
+                        "y": raw[split]["y"][:limit if split == "train" else None]}
+                for split in ("train", "val", "test")}
+    return prepared
+
+
+def reuse_or_compute(path: Path, params, alphas, betas, compute) -> js.Surface:
+    """Loads ``path`` if it holds a surface of these params on this grid, else computes it."""
+    if path.exists():
+        saved = js.Surface.load(path)
+        same_grid = np.array_equal(saved.alphas, alphas) and (
+            (betas is None and saved.betas is None)
+            or (betas is not None and saved.betas is not None
+                and np.array_equal(saved.betas, betas)))
+        if same_grid and saved.metadata.get("params_fingerprint") == js.tree.fingerprint(params):
+            print(f"reusing {path}")
+            return saved
+        print(f"{path} was made for other params or another grid: recomputing")
+    surface = compute()
+    surface.save(path)
+    return surface
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    try:
+        data = load_data(args.data_dir, args.train_examples)
+    except FileNotFoundError as err:
+        raise SystemExit(f"error: {err}") from None
+    print(f"Fashion-MNIST: {len(data['train']['y'])} train, {len(data['val']['y'])} val, "
+          f"{len(data['test']['y'])} test examples")
+
+    model = models.SmallCNN()
+    config = train.TrainConfig(**{**TRAIN_CONFIG.__dict__, "epochs": args.epochs,
+                                  "seed": args.seed})
+    result = train.fit(model, data, config, out_dir=out / "train")
+    train.plot_history(train.read_log(out / "train" / "log.jsonl") or result.history,
+                       out=out / "training_curves.png", title="SmallCNN on Fashion-MNIST")
+    test = js.dataset_mean(js.flax.linen_metrics_fn(model), data["test"], batch_size=1000)(
+        result.variables)
+    print(f"test accuracy {100 * test['accuracy']:.2f} %, test loss {test['loss']:.4f}")
+
+    fn, params = js.flax.adapt(model, result.variables, loss="cross_entropy")
+    subset = {k: v[: args.surface_examples] for k, v in data["train"].items()}
+    d1, d2 = js.random_plane(jax.random.key(args.seed), params, "filter", "biasbn")
+    meta = {"seed": args.seed, "model": "SmallCNN", "dataset": "fashion_mnist/train",
+            "surface_examples": len(subset["y"])}
+
+    alphas, grid = np.linspace(-1, 1, LINE_POINTS), np.linspace(-1, 1, args.grid)
+    line = reuse_or_compute(
+        out / "line.npz", params, alphas, None,
+        lambda: js.evaluate_line(fn, params, d1, subset, alphas, batch_size=500, metadata=meta))
+    plane = reuse_or_compute(
+        out / "plane.npz", params, grid, grid,
+        lambda: js.evaluate_plane(fn, params, d1, d2, subset, grid, grid, batch_size=500,
+                                  metadata=meta))
+
+    figures = {"line": js.plot.line(line, out=out / "line.png", title="1-D filter-normalized"),
+               "contour": js.plot.contour(plane, out=out / "contour.png",
+                                          title="2-D filter-normalized: loss contours"),
+               "filled": js.plot.filled(plane, out=out / "filled.png",
+                                        title="2-D filter-normalized: loss"),
+               "surface3d": js.plot.surface3d(plane, out=out / "surface3d.png",
+                                              title="2-D filter-normalized: loss")}
+    js.export.write_vtp(plane, out / "plane.vtp")
+    summary = {
+        "test_accuracy": test["accuracy"], "test_loss": test["loss"],
+        "history": result.history, "train_seconds": result.seconds,
+        "line_seconds_per_point": line.metadata.get("seconds_per_point"),
+        "plane_seconds_per_point": plane.metadata.get("seconds_per_point"),
+        "plane_min_loss": float(np.nanmin(plane.metrics["loss"])),
+        "plane_loss_at_origin": float(plane.metrics["loss"][args.grid // 2, args.grid // 2]),
+        "total_seconds": time.perf_counter() - started,
+        "figures": [str(out / f"{name}.png") for name in figures],
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    text = "\n".join([
+        f"SmallCNN ({models.num_params(result.variables['params'])} params) on Fashion-MNIST, "
+        f"{len(result.history)} epochs: test accuracy {100 * test['accuracy']:.2f} %",
+        line.summary(), plane.summary(),
+        f"figures: {', '.join(summary['figures'])}",
+        f"total time {summary['total_seconds']:.0f} s"])
+    (out / "summary.txt").write_text(text + "\n")
+    print(text)
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -239,6 +239,7 @@ def fit(model: Any, data: dict[str, Any], config: TrainConfig = TrainConfig(), *
             state, opt_state = dict(saved["batch_stats"]), saved["opt_state"]
             key = jax.random.wrap_key_data(saved["key"])
             history = [h for h in read_log(out_dir / "log.jsonl") if h["epoch"] <= start_epoch]
+            (out_dir / "log.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
             if log:
                 log(f"resuming from epoch {start_epoch} in {out_dir}")
         else:
@@ -246,25 +247,29 @@ def fit(model: Any, data: dict[str, Any], config: TrainConfig = TrainConfig(), *
                                             "key": jax.random.key_data(key)})
     epoch_fn = _make_epoch(model, get_loss(config.loss), tx, config, _train_flags(model))
     start = time.perf_counter()
-    for epoch in range(start_epoch + 1, config.epochs + 1):
-        t0 = time.perf_counter()
-        params, state, opt_state, key, train_loss = epoch_fn(params, state, opt_state, key, x, y)
-        row = {"epoch": epoch, "train_step_loss": float(train_loss)}
-        row.update({f"train_{k}": v for k, v in eval_train({"params": params, **state}).items()})
-        if eval_val is not None:
-            row.update({f"val_{k}": v for k, v in eval_val({"params": params, **state}).items()})
-        row["seconds"] = time.perf_counter() - t0
-        history.append(row)
+    try:
+        for epoch in range(start_epoch + 1, config.epochs + 1):
+            t0 = time.perf_counter()
+            params, state, opt_state, key, train_loss = epoch_fn(params, state, opt_state, key,
+                                                                 x, y)
+            current = {"params": params, **state}
+            row = {"epoch": epoch, "train_step_loss": float(train_loss)}
+            row.update({f"train_{k}": v for k, v in eval_train(current).items()})
+            if eval_val is not None:
+                row.update({f"val_{k}": v for k, v in eval_val(current).items()})
+            row["seconds"] = time.perf_counter() - t0
+            history.append(row)
+            if recorder is not None:
+                recorder.save(epoch, params, state={"batch_stats": state, "opt_state": opt_state,
+                                                    "key": jax.random.key_data(key)})
+                with open(out_dir / "log.jsonl", "a") as handle:
+                    handle.write(json.dumps(row) + "\n")
+            if log:
+                log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                             for k, v in row.items()))
+    finally:  # a crash mid-run still finishes the saves in flight
         if recorder is not None:
-            recorder.save(epoch, params, state={"batch_stats": state, "opt_state": opt_state,
-                                                "key": jax.random.key_data(key)})
-            with open(out_dir / "log.jsonl", "a") as handle:
-                handle.write(json.dumps(row) + "\n")
-        if log:
-            log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                         for k, v in row.items()))
-    if recorder is not None:
-        recorder.close()
+            recorder.close()
     best = _best_epoch(history)
     return TrainResult({"params": params, **state}, history, best,
                        time.perf_counter() - start,

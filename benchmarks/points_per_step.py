@@ -54,7 +54,7 @@ def main(argv=None) -> None:
                 coeffs = rng.uniform(-1, 1, (count, 2))
                 times[count] = time_call(lambda: js.evaluate_points(
                     fn, params, [d1, d2], data, coeffs, batch_size=250, points_per_step=pps,
-                    chunk_size=count)["loss"], repeats=2, warmup=0)["min_s"]
+                    chunk_size=count, progress=False)["loss"], repeats=2, warmup=0)["min_s"]
             per_point = (times[3 * args.points] - times[args.points]) / (2 * args.points)
             base = base or per_point
             results["runs"].append({"model": name, "points_per_step": pps,

@@ -21,8 +21,7 @@ import numpy as np
 
 import jaxsurf as js
 from jaxsurf import models, train
-from jaxsurf.data.fashion_mnist import load_fashion_mnist
-from jaxsurf.data.preprocess import channel_stats, standardize
+from experiments.common import fashion_mnist, reuse_or_compute
 
 # ----------------------------------------------------------------- config
 EPOCHS = 2
@@ -50,42 +49,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load_data(data_dir: str | None, limit: int | None) -> dict:
-    raw = load_fashion_mnist(data_dir)
-    mean, std = channel_stats(raw["train"]["x"])
-    prepared = {split: {"x": standardize(raw[split]["x"][:limit if split == "train" else None],
-                                         mean, std),
-                        "y": raw[split]["y"][:limit if split == "train" else None]}
-                for split in ("train", "val", "test")}
-    return prepared
-
-
-def reuse_or_compute(path: Path, params, alphas, betas, compute) -> js.Surface:
-    """Loads ``path`` if it holds a surface of these params on this grid, else computes it."""
-    if path.exists():
-        saved = js.Surface.load(path)
-        same_grid = np.array_equal(saved.alphas, alphas) and (
-            (betas is None and saved.betas is None)
-            or (betas is not None and saved.betas is not None
-                and np.array_equal(saved.betas, betas)))
-        if same_grid and saved.metadata.get("params_fingerprint") == js.tree.fingerprint(params):
-            print(f"reusing {path}")
-            return saved
-        print(f"{path} was made for other params or another grid: recomputing")
-    surface = compute()
-    surface.save(path)
-    return surface
-
-
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    try:
-        data = load_data(args.data_dir, args.train_examples)
-    except FileNotFoundError as err:
-        raise SystemExit(f"error: {err}") from None
+    data = fashion_mnist(args.data_dir, args.train_examples)
     print(f"Fashion-MNIST: {len(data['train']['y'])} train, {len(data['val']['y'])} val, "
           f"{len(data['test']['y'])} test examples")
 

@@ -21,6 +21,8 @@ from jaxsurf.directions import (between, describe_direction, normalize, orthogon
                                 random_direction, random_plane)
 from jaxsurf.evaluate import (dataset_mean, evaluate_line, evaluate_plane, evaluate_points,
                               interpolate)
+from jaxsurf.progress import ProgressBar, ProgressInfo
+from jaxsurf.store import StoreError, StoreMismatchError
 from jaxsurf.surface import Surface, SurfaceFileError
 
 # Submodules that pull in heavier dependencies load on first use: js.plot
@@ -32,6 +34,10 @@ __all__ = [
     "tree",
     "Surface",
     "SurfaceFileError",
+    "ProgressInfo",
+    "ProgressBar",
+    "StoreError",
+    "StoreMismatchError",
     "random_direction",
     "normalize",
     "orthogonalize",

@@ -15,6 +15,13 @@ How it is fast by construction:
 * points are split over the given devices with ``jax.shard_map``; each
   device holds a copy of the data.
 
+Long runs: ``store=PATH`` saves every finished chunk atomically and a rerun
+evaluates only the missing points (:mod:`jaxsurf.store`); ``progress=`` shows
+a bar with rate and ETA or feeds a callback (:mod:`jaxsurf.progress`).
+Non-finite values are kept as they are, counted in
+``metadata["nonfinite"]`` and reported in one warning. See
+``docs/robustness.md``.
+
 Example:
     >>> surface = js.evaluate_plane(fn, params, d1, d2, data,
     ...                             np.linspace(-1, 1, 21), np.linspace(-1, 1, 21))
@@ -25,8 +32,10 @@ Example:
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import jax
@@ -35,8 +44,11 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxsurf import batching, tree
+from jaxsurf import store as store_lib
 from jaxsurf._version import __version__
 from jaxsurf.directions import describe_direction
+from jaxsurf.progress import ProgressInfo, ProgressOption, ProgressTracker, make_sink
+from jaxsurf.store import PointStore
 from jaxsurf.surface import Surface, _as_coordinates, metadata_from
 from jaxsurf.tree import PyTree
 
@@ -158,12 +170,280 @@ def _sharded(body: Callable, mesh: Mesh, num_data_args: int) -> Callable:
                                  check_vma=False))
 
 
+# --------------------------------------------------------------------------- checks
+def _check_directions(origin: PyTree | None, directions: Sequence[PyTree]) -> PyTree:
+    """Checks every direction against the params; returns the reference pytree."""
+    if not directions:
+        raise ValueError("directions is empty; pass at least one direction pytree")
+    reference = origin if origin is not None else directions[0]
+    for k, d in enumerate(directions):
+        tree.check_like(d, reference, name=f"direction {k}" if origin is not None
+                        else f"params {k}", reference_name="params")
+    return reference
+
+
+def _as_grid(values: Any, name: str) -> np.ndarray:
+    """A non-empty 1-D array of real coordinates that stay finite in float32."""
+    arr = _as_coordinates(values, name)
+    if np.iscomplexobj(arr):
+        raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}; pass e.g. "
+                         f"np.linspace(-1, 1, 21)")
+    if np.any(np.abs(arr) > np.finfo(np.float32).max):
+        raise ValueError(f"{name} must be finite in float32 (|x| < 3.4e38), got "
+                         f"max |x| = {np.max(np.abs(arr)):g}")
+    return arr
+
+
+def _as_coefficients(coefficients: Any, num_directions: int) -> np.ndarray:
+    """``(num_points, num_directions)`` finite float32 coefficients."""
+    arr = np.asarray(coefficients)
+    if arr.ndim != 2 or arr.shape[1] != num_directions or arr.shape[0] == 0:
+        raise ValueError(f"coefficients must have shape (num_points, {num_directions}), "
+                         f"got {arr.shape}")
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"coefficients must hold real numbers, got dtype {arr.dtype}")
+    arr = arr.astype(np.float32)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("coefficients must be finite (also in float32); got NaN or inf at "
+                         f"rows {np.flatnonzero(~np.all(np.isfinite(arr), axis=1))[:8].tolist()}")
+    return arr
+
+
+def _check_points_per_step(points_per_step: Any) -> None:
+    if isinstance(points_per_step, bool) or not isinstance(points_per_step, (int, np.integer)) \
+            or points_per_step < 1:
+        raise ValueError(f"points_per_step must be a positive integer, got {points_per_step!r}")
+
+
+def _check_data_dtypes(batch: PyTree, what: str = "data") -> None:
+    """Refuses leaves JAX cannot hold (strings, objects), naming the leaf."""
+    for path, leaf in jax.tree_util.tree_leaves_with_path(batch):
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is None or jnp.issubdtype(dtype, jnp.number) or jnp.issubdtype(dtype, jnp.bool_):
+            continue
+        raise TypeError(f"{what} leaf {tree.leaf_path(path)} has dtype {dtype}, which JAX "
+                        f"cannot compute with; convert it to numbers first (e.g. class labels "
+                        f"to int32 indices)")
+
+
+def _check_not_empty_container(data: Any) -> None:
+    if isinstance(data, (dict, tuple)) and not jax.tree_util.tree_leaves(data):
+        raise ValueError("data holds no arrays; pass e.g. {'x': images, 'y': labels} or a "
+                         "list of such batches")
+
+
 # --------------------------------------------------------------------------- engine
+@dataclass
+class _Job:
+    """What every evaluation path needs: the points, the program's shape, the devices."""
+
+    fn: Fn
+    origin: PyTree | None
+    directions: list[PyTree]
+    reference: PyTree
+    coefficients: np.ndarray
+    mesh: Mesh
+    chunk: int
+    points_per_step: int
+    sink: Callable[[ProgressInfo], object] | None
+
+    @property
+    def num_points(self) -> int:
+        return len(self.coefficients)
+
+    def put(self, value: Any) -> Any:
+        """Copies ``value`` to every device of the mesh."""
+        return jax.device_put(value, NamedSharding(self.mesh, PartitionSpec()))
+
+    def chunks(self, todo: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``(indices, coefficients)`` per chunk of ``todo``; the last chunk is
+        padded to the fixed chunk shape by repeating its last point."""
+        out = []
+        for start in range(0, len(todo), self.chunk):
+            idx = todo[start:start + self.chunk]
+            coeffs = self.coefficients[idx]
+            out.append((idx, np.concatenate(
+                [coeffs, np.repeat(coeffs[-1:], self.chunk - len(idx), 0)])))
+        return out
+
+
+ChunkFn = Callable[[np.ndarray], dict[str, np.ndarray]]
+
+
+def _run_chunks(job: _Job, todo: np.ndarray, make_chunk_fn: Callable[[], ChunkFn],
+                values: dict[str, np.ndarray], store: PointStore | None) -> int:
+    """Evaluates the points ``todo`` chunk by chunk, in grid order, writing each
+    finished chunk into ``values`` and the store; returns the points evaluated."""
+    done = 0
+    with ProgressTracker(job.sink, len(todo), stored=job.num_points - len(todo)) as track:
+        evaluate_chunk = make_chunk_fn() if len(todo) else None
+        for idx, coeffs in job.chunks(todo):
+            out = evaluate_chunk(coeffs)
+            finished = {k: v[:len(idx)] for k, v in out.items()}
+            for k, v in finished.items():
+                values[k][idx] = v
+            if store is not None:
+                store.write(idx, finished)
+            done += len(idx)
+            track.update(done)
+    return done
+
+
+def _open_store(job: _Job, path: str | os.PathLike, data_print: dict[str, Any],
+                names: list[str], batch_size: int | str
+                ) -> tuple[PointStore, np.ndarray, dict[str, np.ndarray]]:
+    """Opens the store for this request; returns it, the points to do and the values."""
+    request = store_lib.make_request(job.origin, job.directions, job.coefficients, data_print,
+                                     names, batch_size)
+    store = PointStore.open(path, request)
+    done, values = store.read()
+    return store, np.flatnonzero(~done), values
+
+
+def _evaluate_in_memory(job: _Job, data: PyTree, batch_size: int | None,
+                        store_path: str | os.PathLike | None
+                        ) -> tuple[dict[str, np.ndarray], int]:
+    split = batching.split_batches(data, batch_size)
+    _check_data_dtypes(data)
+    sample = split.rest if split.rest is not None else \
+        jax.tree_util.tree_map(lambda x: x[0], split.full)
+    names = list(_metric_shapes(job.fn, job.reference, sample))
+    store = None
+    todo = np.arange(job.num_points)
+    values = {k: np.zeros(job.num_points, np.float32) for k in names}
+    if store_path is not None:
+        data_print = store_lib.data_fingerprint(data, split.num_examples)
+        store, todo, values = _open_store(job, store_path, data_print, names, split.batch_size)
+
+    def make_chunk_fn() -> ChunkFn:
+        origin, directions, full, rest = job.put(
+            (job.origin, job.directions, split.full, split.rest))
+        run = _sharded(_point_sums_in_memory(job.fn, names, job.points_per_step), job.mesh, 2)
+
+        def evaluate_chunk(coeffs: np.ndarray) -> dict[str, np.ndarray]:
+            sums = run(origin, directions, coeffs, full, rest)
+            return {k: (np.asarray(sums[k], np.float64) / split.num_examples)
+                    .astype(np.float32) for k in names}
+        return evaluate_chunk
+
+    return values, _run_chunks(job, todo, make_chunk_fn, values, store)
+
+
+def _stream_length(data: Any) -> int | None:
+    try:
+        return len(data)
+    except TypeError:
+        return None
+
+
+def _evaluate_stream_once(job: _Job, data: Iterable[PyTree]) -> tuple[dict[str, np.ndarray], int]:
+    """Reads the stream once (batches outer, chunks inner); no store."""
+    length = _stream_length(data)
+    chunks = job.chunks(np.arange(job.num_points))
+    sums, total, run, origin, directions = None, 0, None, None, None
+    with ProgressTracker(job.sink, job.num_points) as track:
+        for b, (batch, size) in enumerate(batching.iter_batches(data)):
+            _check_data_dtypes(batch, f"batch {b}")
+            if run is None:
+                names = list(_metric_shapes(job.fn, job.reference, batch))
+                run = _sharded(_point_values_on_batch(job.fn, names, job.points_per_step),
+                               job.mesh, 1)
+                origin, directions = job.put((job.origin, job.directions))
+                sums = {k: np.zeros(job.num_points, np.float64) for k in names}
+            batch = job.put(batch)
+            for idx, coeffs in chunks:
+                out = run(origin, directions, coeffs, batch)
+                for k in sums:
+                    sums[k][idx] += np.asarray(out[k], np.float64)[:len(idx)] * size
+            total += size
+            if length and b + 1 < length:  # equivalent points: share of the batches read
+                track.update(job.num_points * (b + 1) // length)
+        if total == 0:
+            raise ValueError("data is an empty iterable (no batches); pass at least one batch")
+        track.update(job.num_points)
+    return {k: (v / total).astype(np.float32) for k, v in sums.items()}, job.num_points
+
+
+def _survey_stream(job: _Job, data: Iterable[PyTree]) -> tuple[list[int], list[str]]:
+    """One pass over a stream for its batch sizes and metric names (no evaluation)."""
+    sizes, names = [], []
+    for b, (batch, size) in enumerate(batching.iter_batches(data)):
+        _check_data_dtypes(batch, f"batch {b}")
+        if not names:
+            names = list(_metric_shapes(job.fn, job.reference, batch))
+        sizes.append(size)
+    if not sizes:
+        raise ValueError("data is an empty iterable (no batches); pass at least one batch")
+    return sizes, names
+
+
+def _evaluate_stream_stored(job: _Job, data: Iterable[PyTree], store_path: str | os.PathLike
+                            ) -> tuple[dict[str, np.ndarray], int]:
+    """Store mode for streams: chunks outer, the stream re-read for each chunk, so
+    each finished chunk is saved at once."""
+    if iter(data) is data:
+        raise ValueError(
+            f"store= needs data that can be read more than once, but got a one-shot iterator "
+            f"({type(data).__name__}); pass a list of batches, or an object whose __iter__ "
+            f"starts a new pass (e.g. a tf.data.Dataset, or a class wrapping your generator "
+            f"function)")
+    sizes, names = _survey_stream(job, data)
+    store, todo, values = _open_store(job, store_path, store_lib.stream_fingerprint(sizes),
+                                      names, "stream")
+    total = sum(sizes)
+
+    def make_chunk_fn() -> ChunkFn:
+        origin, directions = job.put((job.origin, job.directions))
+        run = _sharded(_point_values_on_batch(job.fn, names, job.points_per_step), job.mesh, 1)
+
+        def evaluate_chunk(coeffs: np.ndarray) -> dict[str, np.ndarray]:
+            sums = {k: np.zeros(len(coeffs), np.float64) for k in names}
+            seen = []
+            for batch, size in batching.iter_batches(data):
+                out = run(origin, directions, coeffs, job.put(batch))
+                for k in names:
+                    sums[k] += np.asarray(out[k], np.float64) * size
+                seen.append(size)
+            if seen != sizes:
+                raise ValueError(f"the stream gave other batch sizes on a later pass "
+                                 f"({len(seen)} batches, {sum(seen)} examples) than on the "
+                                 f"first ({len(sizes)} batches, {total} examples); store= "
+                                 f"needs a stream that yields the same batches every pass")
+            return {k: (v / total).astype(np.float32) for k, v in sums.items()}
+        return evaluate_chunk
+
+    return values, _run_chunks(job, todo, make_chunk_fn, values, store)
+
+
+def _evaluate(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree], data: Any,
+              coefficients: Any, *, batch_size: int | None = None, points_per_step: int = 1,
+              chunk_size: int | None = None, devices: Sequence[jax.Device] | None = None,
+              progress: ProgressOption = None, store: str | os.PathLike | None = None,
+              ) -> tuple[dict[str, np.ndarray], int]:
+    """:func:`evaluate_points`, also returning how many points were evaluated
+    (the rest came from the store)."""
+    reference = _check_directions(origin, directions)
+    coefficients = _as_coefficients(coefficients, len(directions))
+    _check_points_per_step(points_per_step)
+    sink = make_sink(progress)
+    devices = _resolve_devices(devices)
+    chunk, _ = _plan_chunks(len(coefficients), chunk_size, len(devices))
+    job = _Job(fn, origin, list(directions), reference, coefficients,
+               Mesh(np.array(devices), ("points",)), chunk, points_per_step, sink)
+    _check_not_empty_container(data)
+    if batching.is_in_memory(data):
+        return _evaluate_in_memory(job, data, batch_size, store)
+    if store is not None:
+        return _evaluate_stream_stored(job, data, store)
+    return _evaluate_stream_once(job, data)
+
+
 def evaluate_points(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree], data: Any,
                     coefficients: Any, *, batch_size: int | None = None,
                     points_per_step: int = 1, chunk_size: int | None = None,
                     devices: Sequence[jax.Device] | None = None,
-                    progress: Callable[[int, int], None] | None = None,
+                    progress: ProgressOption = None,
+                    store: str | os.PathLike | None = None,
                     ) -> dict[str, np.ndarray]:
     """Exact dataset means of ``fn`` at ``origin + sum_k coefficients[p, k] * directions[k]``.
 
@@ -174,8 +454,10 @@ def evaluate_points(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree],
             combination of ``directions`` (used by :func:`interpolate`).
         directions: pytrees shaped like the params.
         data: an array or dict/tuple of arrays with a shared leading axis
-            (kept on the device), or an iterable of such batches (read once).
-        coefficients: array ``(num_points, len(directions))``.
+            (kept on the device), or an iterable of such batches (read once;
+            with ``store``, read once more per chunk, so it must be
+            re-iterable).
+        coefficients: finite array ``(num_points, len(directions))``.
         batch_size: examples per batch for in-memory data (default
             ``min(n, 512)``); ignored for streams.
         points_per_step: points evaluated together with ``vmap`` (1: one
@@ -183,7 +465,13 @@ def evaluate_points(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree],
         chunk_size: points per jitted call per device (default 32).
         devices: devices to spread the points over (default: the first
             local device).
-        progress: optional ``callback(points_done, num_points)``.
+        progress: ``None`` (a bar on stderr when it is a terminal), ``True``,
+            ``False``, or a callable taking a :class:`jaxsurf.progress.ProgressInfo`
+            (called at the start and after every chunk).
+        store: a directory that keeps every finished chunk (see
+            :mod:`jaxsurf.store`); calling again with the same request
+            evaluates only the missing points. A store made for another
+            request raises :class:`jaxsurf.store.StoreMismatchError`.
 
     Returns:
         ``{metric name: float32 array (num_points,)}``.
@@ -191,65 +479,10 @@ def evaluate_points(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree],
     Example:
         >>> vals = js.evaluate_points(fn, params, [d1], data, np.array([[0.], [0.5]]))
     """
-    if not directions:
-        raise ValueError("directions is empty; pass at least one direction pytree")
-    reference = origin if origin is not None else directions[0]
-    for k, d in enumerate(directions):
-        tree.check_like(d, reference, name=f"direction {k}" if origin is not None
-                        else f"params {k}", reference_name="params")
-    coefficients = np.asarray(coefficients, dtype=np.float32)
-    if coefficients.ndim != 2 or coefficients.shape[1] != len(directions) \
-            or coefficients.shape[0] == 0:
-        raise ValueError(f"coefficients must have shape (num_points, {len(directions)}), "
-                         f"got {coefficients.shape}")
-    if isinstance(points_per_step, bool) or not isinstance(points_per_step, (int, np.integer)) \
-            or points_per_step < 1:
-        raise ValueError(f"points_per_step must be a positive integer, got {points_per_step!r}")
-    devices = _resolve_devices(devices)
-    mesh = Mesh(np.array(devices), ("points",))
-    replicate = NamedSharding(mesh, PartitionSpec())
-    origin, directions = jax.device_put((origin, list(directions)), replicate)
-    num_points = coefficients.shape[0]
-    chunk, num_chunks = _plan_chunks(num_points, chunk_size, len(devices))
-    padded = np.concatenate([coefficients, np.repeat(coefficients[-1:],
-                                                     chunk * num_chunks - num_points, 0)])
-
-    if batching.is_in_memory(data):
-        split = batching.split_batches(data, batch_size)
-        full, rest = jax.device_put((split.full, split.rest), replicate)
-        sample = rest if rest is not None else jax.tree_util.tree_map(lambda x: x[0], full)
-        names = list(_metric_shapes(fn, reference, sample))
-        run = _sharded(_point_sums_in_memory(fn, names, points_per_step), mesh, 2)
-        sums = {k: np.empty(len(padded), np.float32) for k in names}
-        for c in range(num_chunks):
-            part = slice(c * chunk, (c + 1) * chunk)
-            out = run(origin, directions, padded[part], full, rest)
-            for k in names:
-                sums[k][part] = np.asarray(out[k])
-            if progress is not None:
-                progress(min((c + 1) * chunk, num_points), num_points)
-        total = split.num_examples
-    else:
-        sums, total, names = None, 0, None
-        run = None
-        for batch, size in batching.iter_batches(data):
-            batch = jax.device_put(batch, replicate)
-            if run is None:
-                names = list(_metric_shapes(fn, reference, batch))
-                run = _sharded(_point_values_on_batch(fn, names, points_per_step), mesh, 1)
-                sums = {k: np.zeros(len(padded), np.float64) for k in names}
-            for c in range(num_chunks):
-                part = slice(c * chunk, (c + 1) * chunk)
-                out = run(origin, directions, padded[part], batch)
-                for k in names:
-                    sums[k][part] += np.asarray(out[k], np.float64) * size
-            total += size
-        if total == 0:
-            raise ValueError("data is an empty iterable (no batches); pass at least one batch")
-        if progress is not None:
-            progress(num_points, num_points)
-    return {k: (np.asarray(v, np.float64) / total).astype(np.float32)[:num_points]
-            for k, v in sums.items()}
+    values, _ = _evaluate(fn, origin, directions, data, coefficients, batch_size=batch_size,
+                          points_per_step=points_per_step, chunk_size=chunk_size,
+                          devices=devices, progress=progress, store=store)
+    return values
 
 
 def dataset_mean(fn: Fn, data: Any, *, batch_size: int | None = None
@@ -291,7 +524,7 @@ def _run_surface(kind: str, fn: Fn, origin: PyTree | None, directions: list[PyTr
                  info: dict[str, Any], metadata: Mapping[str, Any] | None,
                  **options: Any) -> Surface:
     start = time.perf_counter()
-    values = evaluate_points(fn, origin, directions, data, coefficients, **options)
+    values, evaluated = _evaluate(fn, origin, directions, data, coefficients, **options)
     seconds = time.perf_counter() - start
     shape = (len(alphas),) if betas is None else (len(alphas), len(betas))
     metrics = {k: v.reshape(shape) for k, v in values.items()}
@@ -301,6 +534,7 @@ def _run_surface(kind: str, fn: Fn, origin: PyTree | None, directions: list[PyTr
                       f"are kept as NaN/inf in the Surface and masked in plots", RuntimeWarning,
                       stacklevel=3)
     batch_size = options.get("batch_size")
+    store = options.get("store")
     n = _data_size(data)
     meta = {
         "kind": kind,
@@ -311,8 +545,11 @@ def _run_surface(kind: str, fn: Fn, origin: PyTree | None, directions: list[PyTr
         "points_per_step": options.get("points_per_step", 1),
         "num_devices": len(_resolve_devices(options.get("devices"))),
         "nonfinite": nonfinite,
+        "points_evaluated": evaluated,
+        "points_from_store": len(coefficients) - evaluated,
+        "store": None if store is None else os.fspath(store),
         "seconds": seconds,
-        "seconds_per_point": seconds / len(coefficients),
+        "seconds_per_point": seconds / evaluated if evaluated else None,
         "library_version": __version__,
         "jax_version": jax.__version__,
         "backend": jax.default_backend(),
@@ -324,6 +561,7 @@ def _run_surface(kind: str, fn: Fn, origin: PyTree | None, directions: list[PyTr
 
 def evaluate_line(fn: Fn, params: PyTree, direction: PyTree, data: Any, alphas: Any, *,
                   batch_size: int | None = None, metadata: Mapping[str, Any] | None = None,
+                  store: str | os.PathLike | None = None, progress: ProgressOption = None,
                   **options: Any) -> Surface:
     """Metrics along the line ``params + alpha * direction``.
 
@@ -336,30 +574,41 @@ def evaluate_line(fn: Fn, params: PyTree, direction: PyTree, data: Any, alphas: 
         alphas: finite 1-D coordinates.
         batch_size: examples per batch.
         metadata: extra JSON-serialisable facts to keep (e.g. ``{"seed": 0}``).
-        **options: ``points_per_step``, ``chunk_size``, ``devices``, ``progress``.
+        store: directory that keeps finished points; rerunning the same call
+            resumes (see :func:`evaluate_points` and ``docs/robustness.md``).
+        progress: ``None`` (bar when stderr is a terminal), ``True``, ``False``
+            or a callable taking a :class:`jaxsurf.progress.ProgressInfo`.
+        **options: ``points_per_step``, ``chunk_size``, ``devices``.
 
     Returns:
         A line :class:`Surface`; ``metrics[name][i]`` is at ``alphas[i]``.
+        ``metadata["points_evaluated"]`` counts the points this call
+        evaluated (the others came from the store).
 
     Example:
-        >>> line = js.evaluate_line(fn, params, d, data, np.linspace(-1, 1, 51))
+        >>> line = js.evaluate_line(fn, params, d, data, np.linspace(-1, 1, 51),
+        ...                         store="runs/line")
     """
-    alphas = _as_coordinates(alphas, "alphas")
+    alphas = _as_grid(alphas, "alphas")
     tree.check_like(direction, params)
     info = {"directions": [describe_direction(direction, params)],
             "params_fingerprint": tree.fingerprint(params)}
     info.update(_shared_normalization(info["directions"]))
     return _run_surface("line", fn, params, [direction], data, alphas, None,
-                        alphas[:, None], info, metadata, batch_size=batch_size, **options)
+                        alphas[:, None], info, metadata, batch_size=batch_size, store=store,
+                        progress=progress, **options)
 
 
 def evaluate_plane(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, data: Any, alphas: Any,
                    betas: Any, *, batch_size: int | None = None,
-                   metadata: Mapping[str, Any] | None = None, **options: Any) -> Surface:
+                   metadata: Mapping[str, Any] | None = None,
+                   store: str | os.PathLike | None = None, progress: ProgressOption = None,
+                   **options: Any) -> Surface:
     """Metrics on the plane ``params + alpha * d1 + beta * d2``.
 
     Args:
-        fn, params, data, batch_size, metadata, options: as in :func:`evaluate_line`.
+        fn, params, data, batch_size, metadata, store, progress, options: as in
+            :func:`evaluate_line`.
         d1, d2: directions shaped like ``params``.
         alphas, betas: finite 1-D coordinates along ``d1`` and ``d2``.
 
@@ -370,10 +619,11 @@ def evaluate_plane(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, data: Any, al
     Example:
         >>> d1, d2 = js.random_plane(jax.random.key(0), params)
         >>> s = js.evaluate_plane(fn, params, d1, d2, data, np.linspace(-1, 1, 21),
-        ...                       np.linspace(-1, 1, 21), metadata={"seed": 0})
+        ...                       np.linspace(-1, 1, 21), metadata={"seed": 0},
+        ...                       store="runs/plane")
     """
-    alphas = _as_coordinates(alphas, "alphas")
-    betas = _as_coordinates(betas, "betas")
+    alphas = _as_grid(alphas, "alphas")
+    betas = _as_grid(betas, "betas")
     tree.check_like(d1, params, name="d1")
     tree.check_like(d2, params, name="d2")
     grid_a, grid_b = np.meshgrid(alphas, betas, indexing="ij")
@@ -384,22 +634,33 @@ def evaluate_plane(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, data: Any, al
             "params_fingerprint": tree.fingerprint(params),
             **_shared_normalization(descriptions)}
     return _run_surface("plane", fn, params, [d1, d2], data, alphas, betas, coefficients,
-                        info, metadata, batch_size=batch_size, **options)
+                        info, metadata, batch_size=batch_size, store=store, progress=progress,
+                        **options)
 
 
 def interpolate(fn: Fn, params_a: PyTree, params_b: PyTree, data: Any, alphas: Any, *,
                 batch_size: int | None = None, metadata: Mapping[str, Any] | None = None,
+                store: str | os.PathLike | None = None, progress: ProgressOption = None,
                 **options: Any) -> Surface:
     """Metrics along ``(1 - alpha) * params_a + alpha * params_b``.
 
     ``alpha = 0`` is exactly ``params_a`` and ``alpha = 1`` exactly
     ``params_b``; values outside [0, 1] extrapolate.
 
+    Args:
+        fn, data, batch_size, metadata, store, progress, options: as in
+            :func:`evaluate_line`.
+        params_a, params_b: the two end points (same structure, shapes, dtypes).
+        alphas: finite 1-D coordinates.
+
+    Returns:
+        A line :class:`Surface` with ``metadata["kind"] == "interpolation"``.
+
     Example:
         >>> s = js.interpolate(fn, theta_small_batch, theta_large_batch, data,
         ...                    np.linspace(-0.5, 1.5, 41))
     """
-    alphas = _as_coordinates(alphas, "alphas")
+    alphas = _as_grid(alphas, "alphas")
     tree.check_like(params_b, params_a, name="params_b", reference_name="params_a")
     coefficients = np.stack([1.0 - alphas, alphas], axis=1)
     info = {"params_a_fingerprint": tree.fingerprint(params_a),
@@ -407,7 +668,8 @@ def interpolate(fn: Fn, params_a: PyTree, params_b: PyTree, data: Any, alphas: A
             "distance": float(tree.norm(tree.sub(params_b, params_a))),
             "axis_labels": ["alpha (0: params_a, 1: params_b)"]}
     return _run_surface("interpolation", fn, None, [params_a, params_b], data, alphas, None,
-                        coefficients, info, metadata, batch_size=batch_size, **options)
+                        coefficients, info, metadata, batch_size=batch_size, store=store,
+                        progress=progress, **options)
 
 
 def _shared_normalization(descriptions: list[dict[str, Any]]) -> dict[str, Any]:

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxsurf.data.augment import augment
 from jaxsurf.evaluate import dataset_mean
 from jaxsurf.flax import eval_mode_kwargs, linen_metrics_fn
 from jaxsurf.losses import get_loss
@@ -121,21 +122,6 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientT
                        nesterov=config.optimizer == "nadam")
 
 
-def _augment(key: jax.Array, x: jax.Array, flip: bool) -> jax.Array:
-    """Random 2-pixel-padded crops (and flips) of an NHWC batch."""
-    n, h, w = x.shape[:3]
-    k_crop, k_flip = jax.random.split(key)
-    padded = jnp.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)))
-    offsets = jax.random.randint(k_crop, (n, 2), 0, 5)
-    crop = jax.vmap(lambda img, o: jax.lax.dynamic_slice(img, (o[0], o[1], 0),
-                                                         (h, w, x.shape[3])))
-    x = crop(padded, offsets)
-    if flip:
-        flips = jax.random.bernoulli(k_flip, 0.5, (n, 1, 1, 1))
-        x = jnp.where(flips, x[:, :, ::-1], x)
-    return x
-
-
 def _make_epoch(model: Any, loss_fn: Callable, tx: optax.GradientTransformation,
                 config: TrainConfig, train_kwargs: dict[str, Any]) -> Callable:
     """A jitted ``(params, state, opt_state, key, x, y) -> (..., mean loss)``."""
@@ -144,7 +130,7 @@ def _make_epoch(model: Any, loss_fn: Callable, tx: optax.GradientTransformation,
         key, k_drop, k_aug = jax.random.split(key, 3)
         x, y = batch
         if config.augment:
-            x = _augment(k_aug, x, config.flip)
+            x = augment(k_aug, x, padding=2, flip=config.flip)
 
         def objective(p):
             out, new_state = model.apply({"params": p, **state}, x, **train_kwargs,

@@ -26,8 +26,8 @@ from jaxsurf.store import StoreError, StoreMismatchError
 from jaxsurf.surface import Surface, SurfaceFileError
 
 # Submodules that pull in heavier dependencies load on first use: js.plot
-# (matplotlib), js.export, js.flax (flax), js.losses.
-_LAZY_SUBMODULES = ("plot", "export", "flax", "losses")
+# (matplotlib), js.export, js.flax (flax), js.losses, js.hessian, js.sharpness.
+_LAZY_SUBMODULES = ("plot", "export", "flax", "losses", "hessian", "sharpness")
 
 __all__ = [
     "__version__",

@@ -74,14 +74,16 @@ def main(argv: list[str] | None = None) -> dict:
     meta = {"seed": args.seed, "model": "SmallCNN", "dataset": "fashion_mnist/train",
             "surface_examples": len(subset["y"])}
 
+    tag = js.tree.fingerprint(params)[:8]  # stores are per trained model: never mixed up
     alphas, grid = np.linspace(-1, 1, LINE_POINTS), np.linspace(-1, 1, args.grid)
     line = reuse_or_compute(
         out / "line.npz", params, alphas, None,
-        lambda: js.evaluate_line(fn, params, d1, subset, alphas, batch_size=500, metadata=meta))
+        lambda: js.evaluate_line(fn, params, d1, subset, alphas, batch_size=500, metadata=meta,
+                                store=out / f"line-{tag}.store"))
     plane = reuse_or_compute(
         out / "plane.npz", params, grid, grid,
         lambda: js.evaluate_plane(fn, params, d1, d2, subset, grid, grid, batch_size=500,
-                                  metadata=meta))
+                                  metadata=meta, store=out / f"plane-{tag}.store"))
 
     figures = {"line": js.plot.line(line, out=out / "line.png", title="1-D filter-normalized"),
                "contour": js.plot.contour(plane, out=out / "contour.png",

@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from dataclasses import dataclass, field
@@ -124,36 +125,47 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientT
 
 def _make_epoch(model: Any, loss_fn: Callable, tx: optax.GradientTransformation,
                 config: TrainConfig, train_kwargs: dict[str, Any]) -> Callable:
-    """A jitted ``(params, state, opt_state, key, x, y) -> (..., mean loss)``."""
-    def step(carry, batch):
-        params, state, opt_state, key = carry
+    """``(params, state, opt_state, key, x, y) -> (..., mean step loss)`` for one epoch.
+
+    One jitted step per batch, in a Python loop: on XLA:CPU, gradients of
+    convolutions inside a rolled ``lax.scan`` ran about 9x slower than the
+    same steps dispatched one by one (SmallCNN, 20 steps of 128: 31.8 s vs
+    3.6 s), so the epoch is not a scan. The data stay on the device; each step
+    gathers its shuffled batch there.
+    """
+    @jax.jit
+    def step(params, state, opt_state, key, x, y, index):
         key, k_drop, k_aug = jax.random.split(key, 3)
-        x, y = batch
+        xb, yb = x[index], y[index]
         if config.augment:
-            x = augment(k_aug, x, padding=2, flip=config.flip)
+            xb = augment(k_aug, xb, padding=2, flip=config.flip)
 
         def objective(p):
-            out, new_state = model.apply({"params": p, **state}, x, **train_kwargs,
+            out, new_state = model.apply({"params": p, **state}, xb, **train_kwargs,
                                          mutable=list(state), rngs={"dropout": k_drop})
-            metrics = loss_fn(out, y)
+            metrics = loss_fn(out, yb)
             metrics = metrics if isinstance(metrics, dict) else {"loss": metrics}
             return metrics["loss"], new_state
 
         (loss, new_state), grads = jax.value_and_grad(objective, has_aux=True)(params)
         updates, opt_state = tx.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
-        return (params, dict(new_state), opt_state, key), loss
+        return optax.apply_updates(params, updates), dict(new_state), opt_state, key, loss
 
-    @jax.jit
-    def epoch(params, state, opt_state, key, x, y):
+    @functools.partial(jax.jit, static_argnums=1)
+    def shuffle(key, n):
         key, k_perm = jax.random.split(key)
-        steps = x.shape[0] // config.batch_size
-        order = jax.random.permutation(k_perm, x.shape[0])[: steps * config.batch_size]
-        xb = x[order].reshape((steps, config.batch_size) + x.shape[1:])
-        yb = y[order].reshape((steps, config.batch_size) + y.shape[1:])
-        (params, state, opt_state, key), losses = jax.lax.scan(
-            step, (params, state, opt_state, key), (xb, yb))
-        return params, state, opt_state, key, losses.mean()
+        steps = n // config.batch_size
+        order = jax.random.permutation(k_perm, n)[: steps * config.batch_size]
+        return key, order.reshape((steps, config.batch_size))
+
+    def epoch(params, state, opt_state, key, x, y):
+        key, order = shuffle(key, x.shape[0])
+        losses = []
+        for index in order:
+            params, state, opt_state, key, loss = step(params, state, opt_state, key, x, y,
+                                                       index)
+            losses.append(loss)
+        return params, state, opt_state, key, jnp.mean(jnp.stack(losses))
 
     return epoch
 

@@ -21,7 +21,7 @@ from jaxsurf import models, train
 # ----------------------------------------------------------------- config
 CONFIG = train.TrainConfig(epochs=4, batch_size=128, optimizer="nesterov", learning_rate=0.1,
                            momentum=0.9, weight_decay=5e-4, schedule="cosine",
-                           loss="cross_entropy", augment=True, flip=True, seed=0)
+                           loss="cross_entropy", augment=False, flip=True, seed=0)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=CONFIG.epochs)
     parser.add_argument("--lr", type=float, default=CONFIG.learning_rate)
     parser.add_argument("--loss", default=CONFIG.loss, choices=["cross_entropy", "mse"])
+    parser.add_argument("--augment", action="store_true", help="random crops and flips")
     parser.add_argument("--train-examples", type=int, default=None)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--seed", type=int, default=CONFIG.seed)
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> dict:
     model = models.build(name, num_classes=10)
     config = train.TrainConfig(**{**CONFIG.__dict__, "epochs": args.epochs,
                                   "learning_rate": args.lr, "loss": args.loss,
+                                  "augment": args.augment,
                                   "seed": args.seed})
     result = train.fit(model, data, config, out_dir=out)
     train.plot_history(result.history, out=out / "training_curves.png",

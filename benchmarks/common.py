@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import flax.linen as nn
 import jax
 import numpy as np
 
@@ -66,3 +67,18 @@ def save_results(name: str, results: dict[str, Any], table: list[list[Any]],
     path.write_text(json.dumps({"device": device_info(), **results}, indent=1))
     print(f"saved {path}")
     return path
+
+
+class MLP(nn.Module):
+    """A plain ReLU MLP on flattened images (the benchmarks' dense net)."""
+
+    hidden: int = 512
+    layers: int = 3
+    outputs: int = 10
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        x = x.reshape((x.shape[0], -1))
+        for _ in range(self.layers):
+            x = nn.relu(nn.Dense(self.hidden)(x))
+        return nn.Dense(self.outputs)(x)

@@ -19,24 +19,13 @@ import jax
 import numpy as np
 
 import jaxsurf as js
-from benchmarks.common import save_results, time_call
+from benchmarks.common import MLP, save_results, time_call
 from jaxsurf import hessian
 
 try:
     from jaxsurf.models import resnet20
 except ImportError:  # the seed's models are optional here
     resnet20 = None
-
-
-class DenseNet(nn.Module):
-    """A plain ReLU MLP on flattened images."""
-
-    @nn.compact
-    def __call__(self, x, train: bool = False):
-        x = x.reshape((x.shape[0], -1))
-        for _ in range(3):
-            x = nn.relu(nn.Dense(512)(x))
-        return nn.Dense(10)(x)
 
 
 class SmallConvNet(nn.Module):
@@ -82,7 +71,7 @@ def main(argv=None) -> None:
     conv = ("resnet20", resnet20()) if resnet20 is not None else ("small_convnet",
                                                                   SmallConvNet())
     runs = [measure(name, model, data, args.batch_size, args.repeats)
-            for name, model in (conv, ("dense_3x512", DenseNet()))]
+            for name, model in (conv, ("dense_3x512", MLP()))]
     header = ["model", "params", "loss s", "grad s", "hvp s", "grad/loss", "hvp/grad"]
     table = [[r["model"], r["num_params"], f"{r['loss_s']:.3f}", f"{r['grad_s']:.3f}",
               f"{r['hvp_s']:.3f}", f"{r['grad_over_loss']:.2f}", f"{r['hvp_over_grad']:.2f}"]

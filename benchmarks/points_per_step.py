@@ -12,24 +12,12 @@ from __future__ import annotations
 
 import argparse
 
-import flax.linen as nn
 import jax
 import numpy as np
 
 import jaxsurf as js
-from benchmarks.common import fashion_mnist_subset, save_results, time_call
+from benchmarks.common import MLP, fashion_mnist_subset, save_results, time_call
 from jaxsurf import models
-
-
-class DenseNet(nn.Module):
-    """A plain MLP on flattened images."""
-
-    @nn.compact
-    def __call__(self, x, train: bool = False):
-        x = x.reshape((x.shape[0], -1))
-        for _ in range(3):
-            x = nn.relu(nn.Dense(512)(x))
-        return nn.Dense(10)(x)
 
 
 def main(argv=None) -> None:
@@ -41,7 +29,7 @@ def main(argv=None) -> None:
     data, source = fashion_mnist_subset(args.examples)
     rows, results = [], {"data": source, "examples": args.examples, "points": args.points,
                          "runs": []}
-    for name, model in (("resnet20", models.resnet20()), ("dense_3x512", DenseNet())):
+    for name, model in (("resnet20", models.resnet20()), ("dense_3x512", MLP())):
         variables = model.init(jax.random.key(0), data["x"][:2])
         fn, params = js.flax.adapt(model, variables)
         d1, d2 = js.random_plane(jax.random.key(1), params)

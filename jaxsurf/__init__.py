@@ -21,13 +21,15 @@ from jaxsurf.directions import (between, describe_direction, normalize, orthogon
                                 random_direction, random_plane)
 from jaxsurf.evaluate import (dataset_mean, evaluate_line, evaluate_plane, evaluate_points,
                               interpolate)
+from jaxsurf.pca import pca_directions, project
 from jaxsurf.progress import ProgressBar, ProgressInfo
 from jaxsurf.store import StoreError, StoreMismatchError
 from jaxsurf.surface import Surface, SurfaceFileError
+from jaxsurf.trajectory import TrajectoryRecorder, load_trajectory
 
 # Submodules that pull in heavier dependencies load on first use: js.plot
 # (matplotlib), js.export, js.flax (flax), js.losses, js.hessian, js.sharpness.
-_LAZY_SUBMODULES = ("plot", "export", "flax", "losses", "hessian", "sharpness")
+_LAZY_SUBMODULES = ("plot", "export", "flax", "losses", "hessian", "sharpness", "pca")
 
 __all__ = [
     "__version__",
@@ -48,6 +50,10 @@ __all__ = [
     "evaluate_plane",
     "evaluate_points",
     "dataset_mean",
+    "TrajectoryRecorder",
+    "load_trajectory",
+    "pca_directions",
+    "project",
     "interpolate",
     *_LAZY_SUBMODULES,
 ]

@@ -6,7 +6,7 @@ the optimizer's path projected onto it (Li et al. 2018, Sec. 7).
 
 ResNet-8 (depth 6n+2 with n = 1), 10 epochs of SGD with momentum on 10,000
 training images, one orbax checkpoint per epoch; the surface is averaged over
-1,000 training images on a 17x17 grid that covers the path.
+1,000 training images on a 15x15 grid that covers the path, with log-spaced levels.
 """
 
 from __future__ import annotations
@@ -38,17 +38,18 @@ def main() -> None:
     directions, ratio = js.pca_directions(trajectory, k=2, ignore="biasbn", params_like=params)
     coords = js.project(trajectory, params, directions, params_like=params)
     steps = [step for step, _ in js.load_trajectory(trajectory, params_like=params)]
-    span = np.abs(coords).max(axis=0) * 1.25
-    alphas = np.linspace(-span[0], span[0], 17)
-    betas = np.linspace(-span[1], span[1], 17)
+    low, high = coords.min(axis=0), coords.max(axis=0)
+    margin = 0.25 * (high - low)
+    alphas = np.linspace(low[0] - margin[0], high[0] + margin[0], 15)
+    betas = np.linspace(low[1] - margin[1], high[1] + margin[1], 15)
     subset = {k: v[:1000] for k, v in data["train"].items()}
     plane = js.evaluate_plane(fn, params, directions[0], directions[1], subset, alphas, betas,
-                              batch_size=500, store=RUN / "pca_plane.store",
+                              batch_size=500, store=RUN / f"pca_plane-{js.tree.fingerprint((alphas, betas))[:8]}.store",
                               metadata={"directions_made_by": "pca of the trajectory",
                                         "explained_variance_ratio": ratio.tolist()})
     js.pca.plot_path(plane, coords, explained_variance_ratio=ratio, epochs=steps,
                      title="ResNet-8 on Fashion-MNIST: PCA plane of the training path",
-                     out=FIGURES / "pca_path.png")
+                     log=True, aspect="auto", out=FIGURES / "pca_path.png")
     numbers = {"explained_variance_ratio": ratio.tolist(), "coords": coords.tolist(),
                "val_accuracy": result.history[-1]["val_accuracy"],
                "num_params": models.num_params(params)}

@@ -713,7 +713,7 @@ def plot_spectrum(grid: Any, density: Any, out: str | os.PathLike | None = None,
         ax.set_ylim(bottom=floor)
     ax.set_xlabel("eigenvalue")
     ax.set_ylabel("density (log scale)" if log else "density")
-    ax.set_title(title or "Hessian eigenvalue density (SLQ)")
+    ax.set_title(title or "Hessian eigenvalue density (SLQ)", fontsize=10, wrap=True)
     _save_figure(fig, out)
     return fig
 

@@ -12,8 +12,15 @@ How it is fast by construction:
   ``points_per_step`` points at a time with ``vmap``. The default of 1
   (points one after another) is the measured choice for conv nets on CPU:
   see ``benchmarks/points_per_step.py`` and ``docs/benchmarks.md``;
-* points are split over the given devices with ``jax.shard_map``; each
-  device holds a copy of the data.
+* the work is split over a ``("points", "data")`` device mesh with
+  ``jax.shard_map`` (:mod:`jaxsurf.distributed`): by default every device
+  (of every process, after ``jax.distributed.initialize``) evaluates its share
+  of the points of every chunk over a copy of the data, and the chunk's values
+  are all-gathered so that every process has them all. With fewer points than
+  devices the batches are split over the ``"data"`` axis instead and the
+  per-device sums are added, still exact;
+* ``compute_dtype=jnp.bfloat16`` runs ``fn`` on bf16 params and inputs while
+  the combination ``origin + sum_k c_k d_k`` and every sum stay float32.
 
 Long runs: ``store=PATH`` saves every finished chunk atomically and a rerun
 evaluates only the missing points (:mod:`jaxsurf.store`); ``progress=`` shows
@@ -41,14 +48,14 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh, PartitionSpec
 
-from jaxsurf import batching, tree
+from jaxsurf import batching, distributed, tree
 from jaxsurf import store as store_lib
 from jaxsurf._version import __version__
 from jaxsurf.directions import describe_direction
 from jaxsurf.progress import ProgressInfo, ProgressOption, ProgressTracker, make_sink
-from jaxsurf.store import PointStore
+from jaxsurf.store import PointStore, StoreError
 from jaxsurf.surface import Surface, _as_coordinates, metadata_from
 from jaxsurf.tree import PyTree
 
@@ -103,71 +110,153 @@ def _metric_shapes(fn: Fn, params: PyTree, batch: PyTree) -> dict[str, Any]:
     return shapes
 
 
-def _resolve_devices(devices: Sequence[jax.Device] | None) -> list[jax.Device]:
-    if devices is None:
-        return [jax.local_devices()[0]]
-    devices = list(devices)
-    if not devices:
-        raise ValueError("devices is empty; pass None or a list like jax.local_devices()")
-    return devices
+def _cast_floats(value: PyTree, dtype: Any | None) -> PyTree:
+    """Every floating leaf of ``value`` cast to ``dtype`` (``None``: unchanged)."""
+    if dtype is None:
+        return value
+    return jax.tree_util.tree_map(
+        lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, value)
+
+
+def _check_chunk_size(chunk_size: Any) -> None:
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(
+            chunk_size, (int, np.integer)) or chunk_size < 1):
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
 
 
 def _plan_chunks(num_points: int, chunk_size: int | None, num_devices: int) -> tuple[int, int]:
-    """``(chunk, num_chunks)``: a chunk divisible by ``num_devices`` with little padding."""
+    """``(chunk, num_chunks)``: a chunk divisible by ``num_devices`` (the points axis)
+    with little padding; ``chunk_size`` counts points over all those devices
+    (default ``DEFAULT_CHUNK_SIZE`` per device)."""
     per_device = max(1, math.ceil(num_points / num_devices))
-    target = min(chunk_size or DEFAULT_CHUNK_SIZE, per_device)
-    if target < 1:
-        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    target = DEFAULT_CHUNK_SIZE if chunk_size is None else max(1, chunk_size // num_devices)
+    target = min(target, per_device)
     num_chunks = math.ceil(per_device / target)
     per_device_chunk = math.ceil(per_device / num_chunks)
     return per_device_chunk * num_devices, num_chunks
 
 
-def _point_sums_in_memory(fn: Fn, names: list[str], points_per_step: int) -> Callable:
-    """A function ``(origin, dirs, coeffs[C,k], full, rest) -> {name: sums[C]}``."""
-    def one_point(origin, dirs, coeff, full, rest):
-        params = _combine(origin, dirs, coeff)
-        total = {name: jnp.zeros((), jnp.float32) for name in names}
-        if full is not None:
-            batch_size = jax.tree_util.tree_leaves(full)[0].shape[1]
+def _metric_sums(fn: Fn, names: list[str], params: PyTree, full: PyTree | None,
+                 weights: jax.Array | None, rest: PyTree | None, rest_weight: Any
+                 ) -> dict[str, jax.Array]:
+    """``sum_b weight_b * fn(params, batch_b)`` in float32 over full batches and the rest.
 
-            def body(acc, batch):
-                values = _as_metric_dict(fn(params, batch))
-                return {k: acc[k] + values[k].astype(jnp.float32) * batch_size
-                        for k in names}, None
+    A batch of weight 0 (padding added for data parallelism) contributes exactly
+    0, even where ``fn`` is not finite on it.
+    """
+    def weighted(values: dict[str, jax.Array], weight: Any) -> dict[str, jax.Array]:
+        return {k: jnp.where(weight > 0, values[k].astype(jnp.float32) * weight, 0.0)
+                for k in names}
 
-            total, _ = jax.lax.scan(body, total, full)
-        if rest is not None:
-            rest_size = jax.tree_util.tree_leaves(rest)[0].shape[0]
-            values = _as_metric_dict(fn(params, rest))
-            total = {k: total[k] + values[k].astype(jnp.float32) * rest_size for k in names}
-        return total
+    total = {name: jnp.zeros((), jnp.float32) for name in names}
+    if full is not None:
+        def body(acc, xs):
+            batch, weight = xs
+            add = weighted(_as_metric_dict(fn(params, batch)), weight)
+            return {k: acc[k] + add[k] for k in names}, None
 
-    def chunk(origin, dirs, coeffs, full, rest):
-        return jax.lax.map(lambda c: one_point(origin, dirs, c, full, rest), coeffs,
-                           batch_size=points_per_step if points_per_step > 1 else None)
+        total, _ = jax.lax.scan(body, total, (full, weights))
+    if rest is not None:
+        add = weighted(_as_metric_dict(fn(params, rest)), rest_weight)
+        total = {k: total[k] + add[k] for k in names}
+    return total
 
-    return chunk
+
+def _map_points(one_point: Callable, coeffs: jax.Array, points_per_step: int) -> Any:
+    """``one_point`` over the rows of ``coeffs``, ``points_per_step`` at a time (vmap)."""
+    return jax.lax.map(one_point, coeffs,
+                       batch_size=points_per_step if points_per_step > 1 else None)
 
 
-def _point_values_on_batch(fn: Fn, names: list[str], points_per_step: int) -> Callable:
-    """A function ``(origin, dirs, coeffs[C,k], batch) -> {name: means[C]}``."""
-    def chunk(origin, dirs, coeffs, batch):
+def _combine_out(values: dict[str, jax.Array], shape: dict[str, int]) -> dict[str, jax.Array]:
+    """Adds the data-parallel partial sums and gathers every device's points."""
+    if shape["data"] > 1:
+        values = jax.lax.psum(values, "data")
+    if shape["points"] > 1:
+        values = jax.lax.all_gather(values, "points", tiled=True)
+    return values
+
+
+def _sums_program(fn: Fn, names: list[str], job: "_Job", rest_size: int) -> Callable:
+    """The jitted, sharded chunk program for in-memory data:
+    ``(origin, dirs, coeffs[C, k], full, weights, rest) -> {name: sums[C]}``,
+    replicated on every device."""
+    shape = distributed.mesh_shape(job.mesh)
+
+    def body(origin, dirs, coeffs, full, weights, rest):
+        rest_weight = jnp.float32(rest_size)
+        if shape["data"] > 1:  # every data replica holds the rest; one counts it
+            rest_weight = jnp.where(jax.lax.axis_index("data") == 0, rest_weight, 0.0)
+
         def one_point(c):
-            values = _as_metric_dict(fn(_combine(origin, dirs, c), batch))
+            params = _cast_floats(_combine(origin, dirs, c), job.compute_dtype)
+            return _metric_sums(fn, names, params, full, weights, rest, rest_weight)
+
+        return _combine_out(_map_points(one_point, coeffs, job.points_per_step), shape)
+
+    data = PartitionSpec("data")
+    specs = (PartitionSpec(), PartitionSpec(), PartitionSpec("points"), data, data,
+             PartitionSpec())
+    return jax.jit(jax.shard_map(body, mesh=job.mesh, in_specs=specs,
+                                 out_specs=PartitionSpec(), check_vma=False))
+
+
+def _values_program(fn: Fn, names: list[str], job: "_Job") -> Callable:
+    """The jitted, sharded chunk program for one streamed batch:
+    ``(origin, dirs, coeffs[C, k], batch) -> {name: means[C]}``, replicated."""
+    shape = distributed.mesh_shape(job.mesh)
+
+    def body(origin, dirs, coeffs, batch):
+        def one_point(c):
+            params = _cast_floats(_combine(origin, dirs, c), job.compute_dtype)
+            values = _as_metric_dict(fn(params, batch))
             return {k: values[k].astype(jnp.float32) for k in names}
-        return jax.lax.map(one_point, coeffs,
-                           batch_size=points_per_step if points_per_step > 1 else None)
-    return chunk
+
+        return _combine_out(_map_points(one_point, coeffs, job.points_per_step), shape)
+
+    specs = (PartitionSpec(), PartitionSpec(), PartitionSpec("points"), PartitionSpec())
+    return jax.jit(jax.shard_map(body, mesh=job.mesh, in_specs=specs,
+                                 out_specs=PartitionSpec(), check_vma=False))
 
 
-def _sharded(body: Callable, mesh: Mesh, num_data_args: int) -> Callable:
-    """Splits the points (3rd argument) over the mesh; everything else replicated."""
-    replicated = PartitionSpec()
-    points = PartitionSpec("points")
-    specs = (replicated, replicated, points) + (replicated,) * num_data_args
-    return jax.jit(jax.shard_map(body, mesh=mesh, in_specs=specs, out_specs=points,
-                                 check_vma=False))
+@dataclass
+class _Layout:
+    """In-memory data cut for a mesh with ``replicas`` devices on its ``"data"`` axis.
+
+    ``full`` holds whole batches ``(replicas * k, batch_size, ...)``; replica
+    ``r`` gets batches ``r*k .. r*k + k - 1``. Padding batches (copies of batch
+    0, so that every replica has ``k``) weigh 0 in ``weights``, the others
+    ``batch_size``. ``rest`` is the short last batch: a copy on every device,
+    counted once.
+    """
+
+    full: PyTree | None
+    weights: np.ndarray | None
+    rest: PyTree | None
+    num_examples: int
+    batch_size: int
+
+    @property
+    def rest_size(self) -> int:
+        return 0 if self.rest is None else int(jax.tree_util.tree_leaves(self.rest)[0].shape[0])
+
+
+def _layout(split: batching.SplitData, replicas: int) -> _Layout:
+    """Pads the full batches of ``split`` to a multiple of ``replicas``."""
+    weights = None
+    full = split.full
+    if full is not None:
+        num_full = int(jax.tree_util.tree_leaves(full)[0].shape[0])
+        pad = -num_full % replicas
+
+        def padded(x: Any) -> Any:
+            xp = jnp if isinstance(x, jax.Array) else np
+            return xp.concatenate([x, xp.repeat(x[:1], pad, axis=0)], axis=0)
+
+        if pad:
+            full = jax.tree_util.tree_map(padded, full)
+        weights = np.array([split.batch_size] * num_full + [0] * pad, np.float32)
+    return _Layout(full, weights, split.rest, split.num_examples, split.batch_size)
 
 
 # --------------------------------------------------------------------------- checks
@@ -233,6 +322,39 @@ def _check_not_empty_container(data: Any) -> None:
 
 
 # --------------------------------------------------------------------------- engine
+def _as_compute_dtype(compute_dtype: Any) -> np.dtype | None:
+    """``None`` or a floating dtype such as ``jnp.bfloat16``."""
+    if compute_dtype is None:
+        return None
+    try:
+        dtype = jnp.dtype(compute_dtype)
+    except TypeError as err:
+        raise ValueError(f"compute_dtype must be None or a float dtype such as jnp.bfloat16, "
+                         f"got {compute_dtype!r}") from err
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise ValueError(f"compute_dtype must be a float dtype such as jnp.bfloat16, got {dtype}")
+    return dtype
+
+
+def _make_mesh(num_points: int, chunk_size: int | None, devices: Sequence[jax.Device] | None,
+               mesh: Mesh | None, split: batching.SplitData | None) -> Mesh:
+    """The ``("points", "data")`` mesh of a request (see :mod:`jaxsurf.distributed`)."""
+    if mesh is not None:
+        if devices is not None:
+            raise ValueError("pass devices= or mesh=, not both")
+        mesh = distributed.as_mesh(mesh)
+        if split is None and mesh.shape["data"] > 1:
+            raise ValueError(f"a mesh with a 'data' axis of {mesh.shape['data']} devices needs "
+                             f"in-memory data (a stream of batches is not split over devices); "
+                             f"use a mesh with only a 'points' axis")
+        return mesh
+    if split is None:  # a stream: its batches are not split over devices
+        return distributed.plan_mesh(num_points, devices, data_parallel=False)
+    full = 0 if split.full is None else len(jax.tree_util.tree_leaves(split.full)[0])
+    return distributed.plan_mesh(num_points, devices, full_batches=full,
+                                 short_batch=split.rest is not None, chunk_size=chunk_size)
+
+
 @dataclass
 class _Job:
     """What every evaluation path needs: the points, the program's shape, the devices."""
@@ -245,15 +367,36 @@ class _Job:
     mesh: Mesh
     chunk: int
     points_per_step: int
+    compute_dtype: np.dtype | None
     sink: Callable[[ProgressInfo], object] | None
 
     @property
     def num_points(self) -> int:
         return len(self.coefficients)
 
-    def put(self, value: Any) -> Any:
-        """Copies ``value`` to every device of the mesh."""
-        return jax.device_put(value, NamedSharding(self.mesh, PartitionSpec()))
+    @property
+    def spans_processes(self) -> bool:
+        return distributed.spans_processes(self.mesh)
+
+    def metric_names(self, batch: PyTree) -> list[str]:
+        """The names of ``fn``'s metrics (``fn`` run abstractly, as it will be run)."""
+        cast = lambda value: _cast_floats(value, self.compute_dtype)
+        return list(_metric_shapes(self.fn, cast(self.reference), cast(batch)))
+
+    def put(self, value: Any, spec: PartitionSpec = PartitionSpec()) -> Any:
+        """Places ``value`` on the mesh (default: a copy on every device)."""
+        return distributed.put(value, self.mesh, spec)
+
+    def put_params(self) -> tuple[PyTree, list[PyTree]]:
+        """The origin and the directions, a copy on every device."""
+        return self.put((self.origin, self.directions))
+
+    def put_data(self, value: Any, spec: PartitionSpec = PartitionSpec()) -> Any:
+        """Data on the mesh, float leaves already in the compute dtype."""
+        return self.put(_cast_floats(value, self.compute_dtype), spec)
+
+    def put_coefficients(self, coeffs: np.ndarray) -> jax.Array:
+        return self.put(coeffs, PartitionSpec("points"))
 
     def chunks(self, todo: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """``(indices, coefficients)`` per chunk of ``todo``; the last chunk is
@@ -265,6 +408,13 @@ class _Job:
             out.append((idx, np.concatenate(
                 [coeffs, np.repeat(coeffs[-1:], self.chunk - len(idx), 0)])))
         return out
+
+    def describe(self) -> dict[str, Any]:
+        """Facts for the Surface metadata."""
+        return {"num_devices": int(self.mesh.devices.size),
+                "mesh": distributed.mesh_shape(self.mesh),
+                "num_processes": len({d.process_index for d in self.mesh.devices.flat}),
+                "compute_dtype": None if self.compute_dtype is None else str(self.compute_dtype)}
 
 
 ChunkFn = Callable[[np.ndarray], dict[str, np.ndarray]]
@@ -291,23 +441,43 @@ def _run_chunks(job: _Job, todo: np.ndarray, make_chunk_fn: Callable[[], ChunkFn
 
 def _open_store(job: _Job, path: str | os.PathLike, data_print: dict[str, Any],
                 names: list[str], batch_size: int | str
-                ) -> tuple[PointStore, np.ndarray, dict[str, np.ndarray]]:
-    """Opens the store for this request; returns it, the points to do and the values."""
+                ) -> tuple[PointStore | None, np.ndarray, dict[str, np.ndarray]]:
+    """Opens the store for this request; returns it, the points to do and the values.
+
+    When the mesh spans processes, process 0 alone opens, reads and writes the
+    store, and the others receive what it read (the store returned to them is
+    ``None``), so every process evaluates the same points.
+    """
     request = store_lib.make_request(job.origin, job.directions, job.coefficients, data_print,
                                      names, batch_size)
-    store = PointStore.open(path, request)
-    done, values = store.read()
-    return store, np.flatnonzero(~done), values
+    if not job.spans_processes:
+        store = PointStore.open(path, request)
+        done, values = store.read()
+        return store, np.flatnonzero(~done), values
+    store, error = None, None
+    done = np.zeros(job.num_points, bool)
+    values = {k: np.zeros(job.num_points, np.float32) for k in names}
+    if jax.process_index() == 0:
+        try:
+            store = PointStore.open(path, request)
+            done, values = store.read()
+        except Exception as err:  # raised below, after the others learn of it
+            error = err
+    ok, done, values = distributed.broadcast_from_first(
+        (np.int32(error is None), done.astype(np.int32), values), job.mesh)
+    if error is not None:
+        raise error
+    if not ok:
+        raise StoreError(f"process 0 could not open the store {path}; see its error")
+    return store, np.flatnonzero(done == 0), {k: np.array(v) for k, v in values.items()}
 
 
-def _evaluate_in_memory(job: _Job, data: PyTree, batch_size: int | None,
+def _evaluate_in_memory(job: _Job, data: PyTree, split: batching.SplitData,
                         store_path: str | os.PathLike | None
                         ) -> tuple[dict[str, np.ndarray], int]:
-    split = batching.split_batches(data, batch_size)
-    _check_data_dtypes(data)
     sample = split.rest if split.rest is not None else \
         jax.tree_util.tree_map(lambda x: x[0], split.full)
-    names = list(_metric_shapes(job.fn, job.reference, sample))
+    names = job.metric_names(sample)
     store = None
     todo = np.arange(job.num_points)
     values = {k: np.zeros(job.num_points, np.float32) for k in names}
@@ -316,13 +486,16 @@ def _evaluate_in_memory(job: _Job, data: PyTree, batch_size: int | None,
         store, todo, values = _open_store(job, store_path, data_print, names, split.batch_size)
 
     def make_chunk_fn() -> ChunkFn:
-        origin, directions, full, rest = job.put(
-            (job.origin, job.directions, split.full, split.rest))
-        run = _sharded(_point_sums_in_memory(job.fn, names, job.points_per_step), job.mesh, 2)
+        layout = _layout(split, job.mesh.shape["data"])
+        origin, directions = job.put_params()
+        full = job.put_data(layout.full, PartitionSpec("data"))
+        weights = job.put(layout.weights, PartitionSpec("data"))  # float32 batch sizes
+        rest = job.put_data(layout.rest)
+        run = _sums_program(job.fn, names, job, layout.rest_size)
 
         def evaluate_chunk(coeffs: np.ndarray) -> dict[str, np.ndarray]:
-            sums = run(origin, directions, coeffs, full, rest)
-            return {k: (np.asarray(sums[k], np.float64) / split.num_examples)
+            sums = run(origin, directions, job.put_coefficients(coeffs), full, weights, rest)
+            return {k: (distributed.to_host(sums[k]).astype(np.float64) / layout.num_examples)
                     .astype(np.float32) for k in names}
         return evaluate_chunk
 
@@ -345,16 +518,16 @@ def _evaluate_stream_once(job: _Job, data: Iterable[PyTree]) -> tuple[dict[str, 
         for b, (batch, size) in enumerate(batching.iter_batches(data)):
             _check_data_dtypes(batch, f"batch {b}")
             if run is None:
-                names = list(_metric_shapes(job.fn, job.reference, batch))
-                run = _sharded(_point_values_on_batch(job.fn, names, job.points_per_step),
-                               job.mesh, 1)
-                origin, directions = job.put((job.origin, job.directions))
+                names = job.metric_names(batch)
+                run = _values_program(job.fn, names, job)
+                origin, directions = job.put_params()
                 sums = {k: np.zeros(job.num_points, np.float64) for k in names}
-            batch = job.put(batch)
+            batch = job.put_data(batch)
             for idx, coeffs in chunks:
-                out = run(origin, directions, coeffs, batch)
+                out = run(origin, directions, job.put_coefficients(coeffs), batch)
                 for k in sums:
-                    sums[k][idx] += np.asarray(out[k], np.float64)[:len(idx)] * size
+                    sums[k][idx] += distributed.to_host(out[k]).astype(np.float64)[:len(idx)] \
+                        * size
             total += size
             if length and b + 1 < length:  # equivalent points: share of the batches read
                 track.update(job.num_points * (b + 1) // length)
@@ -370,7 +543,7 @@ def _survey_stream(job: _Job, data: Iterable[PyTree]) -> tuple[list[int], list[s
     for b, (batch, size) in enumerate(batching.iter_batches(data)):
         _check_data_dtypes(batch, f"batch {b}")
         if not names:
-            names = list(_metric_shapes(job.fn, job.reference, batch))
+            names = job.metric_names(batch)
         sizes.append(size)
     if not sizes:
         raise ValueError("data is an empty iterable (no batches); pass at least one batch")
@@ -393,16 +566,17 @@ def _evaluate_stream_stored(job: _Job, data: Iterable[PyTree], store_path: str |
     total = sum(sizes)
 
     def make_chunk_fn() -> ChunkFn:
-        origin, directions = job.put((job.origin, job.directions))
-        run = _sharded(_point_values_on_batch(job.fn, names, job.points_per_step), job.mesh, 1)
+        origin, directions = job.put_params()
+        run = _values_program(job.fn, names, job)
 
         def evaluate_chunk(coeffs: np.ndarray) -> dict[str, np.ndarray]:
             sums = {k: np.zeros(len(coeffs), np.float64) for k in names}
             seen = []
+            placed = job.put_coefficients(coeffs)
             for batch, size in batching.iter_batches(data):
-                out = run(origin, directions, coeffs, job.put(batch))
+                out = run(origin, directions, placed, job.put_data(batch))
                 for k in names:
-                    sums[k] += np.asarray(out[k], np.float64) * size
+                    sums[k] += distributed.to_host(out[k]).astype(np.float64) * size
                 seen.append(size)
             if seen != sizes:
                 raise ValueError(f"the stream gave other batch sizes on a later pass "
@@ -415,34 +589,51 @@ def _evaluate_stream_stored(job: _Job, data: Iterable[PyTree], store_path: str |
     return values, _run_chunks(job, todo, make_chunk_fn, values, store)
 
 
+def _default_progress(progress: ProgressOption, mesh: Mesh) -> ProgressOption:
+    """With several processes on one mesh, only process 0 draws the default bar."""
+    if distributed.spans_processes(mesh) and jax.process_index() != 0 and progress in (None,
+                                                                                         True):
+        return False
+    return progress
+
+
 def _evaluate(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree], data: Any,
               coefficients: Any, *, batch_size: int | None = None, points_per_step: int = 1,
               chunk_size: int | None = None, devices: Sequence[jax.Device] | None = None,
+              mesh: Mesh | None = None, compute_dtype: Any = None,
               progress: ProgressOption = None, store: str | os.PathLike | None = None,
-              ) -> tuple[dict[str, np.ndarray], int]:
+              ) -> tuple[dict[str, np.ndarray], int, dict[str, Any]]:
     """:func:`evaluate_points`, also returning how many points were evaluated
-    (the rest came from the store)."""
+    (the rest came from the store) and facts about where they were evaluated."""
     reference = _check_directions(origin, directions)
     coefficients = _as_coefficients(coefficients, len(directions))
     _check_points_per_step(points_per_step)
-    sink = make_sink(progress)
-    devices = _resolve_devices(devices)
-    chunk, _ = _plan_chunks(len(coefficients), chunk_size, len(devices))
-    job = _Job(fn, origin, list(directions), reference, coefficients,
-               Mesh(np.array(devices), ("points",)), chunk, points_per_step, sink)
+    _check_chunk_size(chunk_size)
+    dtype = _as_compute_dtype(compute_dtype)
     _check_not_empty_container(data)
+    split = None
     if batching.is_in_memory(data):
-        return _evaluate_in_memory(job, data, batch_size, store)
-    if store is not None:
-        return _evaluate_stream_stored(job, data, store)
-    return _evaluate_stream_once(job, data)
+        split = batching.split_batches(data, batch_size)
+        _check_data_dtypes(data)
+    mesh = _make_mesh(len(coefficients), chunk_size, devices, mesh, split)
+    sink = make_sink(_default_progress(progress, mesh))
+    chunk, _ = _plan_chunks(len(coefficients), chunk_size, mesh.shape["points"])
+    job = _Job(fn, origin, list(directions), reference, coefficients, mesh, chunk,
+               points_per_step, dtype, sink)
+    if split is not None:
+        values, evaluated = _evaluate_in_memory(job, data, split, store)
+    elif store is not None:
+        values, evaluated = _evaluate_stream_stored(job, data, store)
+    else:
+        values, evaluated = _evaluate_stream_once(job, data)
+    return values, evaluated, job.describe()
 
 
 def evaluate_points(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree], data: Any,
                     coefficients: Any, *, batch_size: int | None = None,
                     points_per_step: int = 1, chunk_size: int | None = None,
-                    devices: Sequence[jax.Device] | None = None,
-                    progress: ProgressOption = None,
+                    devices: Sequence[jax.Device] | None = None, mesh: Mesh | None = None,
+                    compute_dtype: Any = None, progress: ProgressOption = None,
                     store: str | os.PathLike | None = None,
                     ) -> dict[str, np.ndarray]:
     """Exact dataset means of ``fn`` at ``origin + sum_k coefficients[p, k] * directions[k]``.
@@ -459,19 +650,38 @@ def evaluate_points(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree],
             re-iterable).
         coefficients: finite array ``(num_points, len(directions))``.
         batch_size: examples per batch for in-memory data (default
-            ``min(n, 512)``); ignored for streams.
+            ``min(n, 512)``); ignored for streams. With data parallelism each
+            device evaluates whole batches of this size.
         points_per_step: points evaluated together with ``vmap`` (1: one
             after another, the measured best for conv nets on CPU).
-        chunk_size: points per jitted call per device (default 32).
-        devices: devices to spread the points over (default: the first
-            local device).
+        chunk_size: points per jitted call, over all devices (default 32
+            per device of the points axis); also how often ``store`` saves
+            and ``progress`` reports. The points axis of the planned mesh
+            divides it (the other devices split the data); with a stream or
+            a given ``mesh`` it is rounded down to a multiple of the points
+            axis.
+        devices: devices to spread the work over (default ``jax.devices()``:
+            every local device, and after ``jax.distributed.initialize`` the
+            devices of every process; each process then evaluates its share
+            and every process gets all values). Points are split over the
+            devices; with fewer points than devices, the batches of in-memory
+            data are split too (data parallelism, see
+            :func:`jaxsurf.distributed.plan_mesh`).
+        mesh: instead of ``devices``, a ``jax.sharding.Mesh`` with axes
+            ``"points"`` and/or ``"data"`` that fixes the split.
+        compute_dtype: e.g. ``jnp.bfloat16``: the combined params and the
+            float leaves of the data are cast to it before ``fn`` is called
+            (the combination itself and the sums stay float32). Flax modules
+            compute in their own ``dtype``; build them with
+            ``dtype=jnp.bfloat16`` too. ``None`` (default): as given.
         progress: ``None`` (a bar on stderr when it is a terminal), ``True``,
             ``False``, or a callable taking a :class:`jaxsurf.progress.ProgressInfo`
             (called at the start and after every chunk).
         store: a directory that keeps every finished chunk (see
             :mod:`jaxsurf.store`); calling again with the same request
             evaluates only the missing points. A store made for another
-            request raises :class:`jaxsurf.store.StoreMismatchError`.
+            request raises :class:`jaxsurf.store.StoreMismatchError`. On a
+            mesh over several processes, process 0 reads and writes it.
 
     Returns:
         ``{metric name: float32 array (num_points,)}``.
@@ -479,9 +689,10 @@ def evaluate_points(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree],
     Example:
         >>> vals = js.evaluate_points(fn, params, [d1], data, np.array([[0.], [0.5]]))
     """
-    values, _ = _evaluate(fn, origin, directions, data, coefficients, batch_size=batch_size,
-                          points_per_step=points_per_step, chunk_size=chunk_size,
-                          devices=devices, progress=progress, store=store)
+    values, _, _ = _evaluate(fn, origin, directions, data, coefficients, batch_size=batch_size,
+                             points_per_step=points_per_step, chunk_size=chunk_size,
+                             devices=devices, mesh=mesh, compute_dtype=compute_dtype,
+                             progress=progress, store=store)
     return values
 
 
@@ -500,17 +711,18 @@ def dataset_mean(fn: Fn, data: Any, *, batch_size: int | None = None
         raise TypeError("dataset_mean needs in-memory arrays; for a stream of batches use "
                         "js.evaluate_points(fn, params, [zeros], data, [[0.0]])")
     split = batching.split_batches(data, batch_size)
-    full, rest = jax.device_put((split.full, split.rest))
+    layout = _layout(split, 1)
+    full, weights, rest = jax.device_put((layout.full, layout.weights, layout.rest))
     sample = rest if rest is not None else jax.tree_util.tree_map(lambda x: x[0], full)
     compiled: dict[str, Callable] = {}
 
     def evaluate(params: PyTree) -> dict[str, float]:
         if "run" not in compiled:
             names = list(_metric_shapes(fn, params, sample))
-            chunk = _point_sums_in_memory(fn, names, 1)
-            compiled["run"] = jax.jit(lambda p, f, r: chunk(p, [], jnp.zeros((1, 0)), f, r))
-        sums = compiled["run"](params, full, rest)
-        return {k: float(v[0]) / split.num_examples for k, v in sums.items()}
+            compiled["run"] = jax.jit(lambda p, f, w, r: _metric_sums(
+                fn, names, p, f, w, r, jnp.float32(layout.rest_size)))
+        sums = compiled["run"](params, full, weights, rest)
+        return {k: float(v) / split.num_examples for k, v in sums.items()}
 
     return evaluate
 
@@ -524,7 +736,8 @@ def _run_surface(kind: str, fn: Fn, origin: PyTree | None, directions: list[PyTr
                  info: dict[str, Any], metadata: Mapping[str, Any] | None,
                  **options: Any) -> Surface:
     start = time.perf_counter()
-    values, evaluated = _evaluate(fn, origin, directions, data, coefficients, **options)
+    values, evaluated, where = _evaluate(fn, origin, directions, data, coefficients,
+                                         **options)
     seconds = time.perf_counter() - start
     shape = (len(alphas),) if betas is None else (len(alphas), len(betas))
     metrics = {k: v.reshape(shape) for k, v in values.items()}
@@ -543,7 +756,7 @@ def _run_surface(kind: str, fn: Fn, origin: PyTree | None, directions: list[PyTr
         "batch_size": (batching.resolve_batch_size(batch_size, n) if n is not None
                        else "stream"),
         "points_per_step": options.get("points_per_step", 1),
-        "num_devices": len(_resolve_devices(options.get("devices"))),
+        **where,
         "nonfinite": nonfinite,
         "points_evaluated": evaluated,
         "points_from_store": len(coefficients) - evaluated,
@@ -578,7 +791,8 @@ def evaluate_line(fn: Fn, params: PyTree, direction: PyTree, data: Any, alphas: 
             resumes (see :func:`evaluate_points` and ``docs/robustness.md``).
         progress: ``None`` (bar when stderr is a terminal), ``True``, ``False``
             or a callable taking a :class:`jaxsurf.progress.ProgressInfo`.
-        **options: ``points_per_step``, ``chunk_size``, ``devices``.
+        **options: ``points_per_step``, ``chunk_size``, ``devices``, ``mesh``,
+            ``compute_dtype`` (see :func:`evaluate_points`).
 
     Returns:
         A line :class:`Surface`; ``metrics[name][i]`` is at ``alphas[i]``.

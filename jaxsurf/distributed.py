@@ -1,0 +1,186 @@
+"""Where a surface is evaluated: a ``("points", "data")`` device mesh over one or many hosts.
+
+The evaluation functions spread work over a 2-D mesh:
+
+* ``"points"``: grid points are split over this axis (each device evaluates
+  its share of every chunk of points, over the whole data set);
+* ``"data"``: the batches of the data set are split over this axis and the
+  per-device sums are added (``psum``), for lines or a handful of points
+  with fewer points than devices.
+
+:func:`plan_mesh` picks the split that lets every device finish soonest:
+all devices on the points axis for a grid of many points, the data axis for a
+line of a few points or a single point over many batches. The default
+devices are ``jax.devices()``: the local devices of this process, or, after
+``jax.distributed.initialize``, the devices of every process, so that each
+process evaluates its share and every process receives the full result.
+
+Example (4 devices):
+    >>> dict(plan_mesh(num_points=441, full_batches=20).shape)
+    {'points': 4, 'data': 1}
+    >>> dict(plan_mesh(num_points=1, full_batches=20).shape)
+    {'points': 1, 'data': 4}
+
+Several hosts (one process per host, or several processes on one host with
+CPU collectives)::
+
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")   # CPU only
+    jax.distributed.initialize("host0:1234", num_processes=2, process_id=i)
+    surface = js.evaluate_plane(fn, params, d1, d2, data, grid, grid)  # same call on every host
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from jaxsurf.tree import PyTree
+
+__all__ = ["AXES", "plan_mesh", "as_mesh", "mesh_shape", "spans_processes", "put", "to_host",
+           "broadcast_from_first"]
+
+AXES = ("points", "data")
+
+
+def _steps(num_points: int, points: int, replicas: int, full_batches: int | None,
+           short_batch: bool) -> float:
+    """Batch evaluations one device does, one after another, on a ``(points, replicas)``
+    mesh (the short batch runs on every replica at once; ``None``: batches split
+    evenly)."""
+    if full_batches is None:
+        per_point = 1.0 / replicas
+    else:
+        per_point = math.ceil(full_batches / replicas) + int(short_batch)
+    return math.ceil(num_points / points) * per_point
+
+
+def plan_mesh(num_points: int, devices: Sequence[jax.Device] | None = None, *,
+              full_batches: int | None = None, short_batch: bool = False,
+              chunk_size: int | None = None, data_parallel: bool = True) -> Mesh:
+    """A ``("points", "data")`` mesh over ``devices`` for ``num_points`` points.
+
+    At least as many points as devices: every device on the points axis (no
+    sums across devices, no padding batches). Fewer points: the divisor of the
+    device count that lets each device finish soonest, doing
+    ``ceil(num_points / points)`` points, each over ``ceil(full_batches /
+    data)`` full batches plus the short one (ties go to the longer points
+    axis): a line of a few points or a single point over many batches splits
+    the data.
+
+    Args:
+        num_points: points of the request.
+        devices: the devices (default ``jax.devices()``: every device of every
+            process).
+        full_batches: full batches of the data (``None``: assume the data
+            splits evenly over any number of devices).
+        short_batch: whether a short last batch follows them.
+        chunk_size: points per jitted call, if fixed by the caller: the points
+            axis then divides it.
+        data_parallel: allow a ``"data"`` axis longer than 1 (False for
+            streams of batches, which are not split: every device is on the
+            points axis).
+
+    Returns:
+        A mesh of shape ``(points, data)`` with ``points * data ==
+        len(devices)``.
+
+    Example:
+        >>> dict(plan_mesh(3, jax.local_devices()[:4], full_batches=20).shape)
+        {'points': 1, 'data': 4}
+    """
+    devices = list(jax.devices() if devices is None else devices)
+    if not devices:
+        raise ValueError("devices is empty; pass None or a list like jax.local_devices()")
+    if len(set(devices)) != len(devices):
+        raise ValueError(f"devices lists a device twice: {devices}")
+    count = len(devices)
+    points = count
+    if data_parallel:
+        options = [p for p in range(1, count + 1) if count % p == 0
+                   and (chunk_size is None or chunk_size % p == 0)]
+        points = max(options) if num_points >= count else min(options, key=lambda p: (
+            _steps(num_points, p, count // p, full_batches, short_batch), -p))
+    return Mesh(np.array(devices, dtype=object).reshape(points, count // points), AXES)
+
+
+def as_mesh(mesh: Mesh) -> Mesh:
+    """A user's mesh as a 2-D ``("points", "data")`` mesh.
+
+    Args:
+        mesh: a ``jax.sharding.Mesh`` whose axis names are ``"points"`` and/or
+            ``"data"`` (a missing axis has size 1).
+
+    Returns:
+        The same devices, arranged ``(points, data)``.
+
+    Example:
+        >>> m = Mesh(np.array(jax.devices()[:4]).reshape(2, 2), ("data", "points"))
+        >>> as_mesh(m).axis_names
+        ('points', 'data')
+    """
+    if not isinstance(mesh, Mesh):
+        raise TypeError(f"mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}")
+    names = tuple(mesh.axis_names)
+    unknown = [n for n in names if n not in AXES]
+    if unknown or len(set(names)) != len(names):
+        raise ValueError(f"mesh axes must be named 'points' and/or 'data', got {names}; e.g. "
+                         f"Mesh(np.array(jax.devices()).reshape(2, 2), ('points', 'data'))")
+    devices = np.asarray(mesh.devices)
+    for name in AXES:
+        if name not in names:
+            devices, names = devices[..., None], names + (name,)
+    order = [names.index(name) for name in AXES]
+    return Mesh(np.transpose(devices, order), AXES)
+
+
+def mesh_shape(mesh: Mesh) -> dict[str, int]:
+    """``{"points": P, "data": R}`` of a planned mesh."""
+    return {name: int(mesh.shape[name]) for name in AXES}
+
+
+def spans_processes(mesh: Mesh) -> bool:
+    """True when the mesh holds devices of other processes (multi-host run)."""
+    return mesh.devices.size != len(mesh.local_devices)
+
+
+def put(tree: PyTree, mesh: Mesh, spec: PartitionSpec = PartitionSpec()) -> PyTree:
+    """Places every leaf of ``tree`` on ``mesh`` with ``spec`` (default: a copy per device).
+
+    On one process this is ``jax.device_put``; when the mesh spans processes
+    every process must pass the same values, and each keeps the pieces of its
+    own devices.
+
+    Example:
+        >>> coeffs = put(np.zeros((8, 2), np.float32), mesh, PartitionSpec("points"))
+    """
+    sharding = NamedSharding(mesh, spec)
+    if sharding.is_fully_addressable:
+        return jax.device_put(tree, sharding)
+
+    def leaf(x: Any) -> jax.Array:
+        host = np.asarray(x)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    return jax.tree_util.tree_map(leaf, tree)
+
+
+def to_host(array: jax.Array) -> np.ndarray:
+    """A replicated (all-gathered) result as a numpy array on every process."""
+    return np.asarray(array.addressable_data(0))
+
+
+def broadcast_from_first(tree: PyTree, mesh: Mesh) -> PyTree:
+    """Process 0's values of ``tree`` on every process (unchanged on one process).
+
+    Example:
+        >>> done = broadcast_from_first(done, mesh)   # the store's state, as process 0 read it
+    """
+    if not spans_processes(mesh):
+        return tree
+    from jax.experimental import multihost_utils
+
+    return jax.tree_util.tree_map(np.asarray, multihost_utils.broadcast_one_to_all(tree))

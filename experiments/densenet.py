@@ -1,0 +1,91 @@
+"""DenseNet-BC vs a ResNet of about the same size: do the surfaces tell them apart?
+
+The seed's subtle case: dense connectivity (concatenation) against residual
+addition, at equal parameter counts. Its conclusion was that the pictures do
+not separate the two; Li et al. (2018, Fig. 5) show DenseNet-121's surface as
+a smooth bowl like a ResNet's. Trains both nets with the same settings, draws
+the filter-normalized random line and plane at the final epoch, puts the two
+planes side by side on one colour scale, and measures lambda_max, the Hessian
+trace and SAM / average-case sharpness. A rerun reuses what --out holds.
+
+    python -m experiments.densenet --preset quick --out runs/densenet
+    python -m experiments.densenet --preset quick --variants densenet --out runs/densenet
+
+Pairs: quick pits DenseNet-BC (L=40, k=12; 175,690 parameters on Fashion-MNIST)
+against ResNet-14 (172,218); full pits DenseNet-BC (L=100, k=12; 0.77M, Huang et
+al.'s CIFAR net) against ResNet-56 (0.85M); smoke uses tiny stand-ins (DenseNet-BC
+L=10, k=4 vs ResNet-8 of width 4). Presets: smoke (CI), quick (10,000
+Fashion-MNIST images, 3 epochs, 15x15 grid over 800 images; ~12 min for the
+DenseNet, less for the ResNet, on 2 shared CPU cores), full (whole training
+set, Li et al.'s 300-epoch SGD schedule, 51x51 on [-1, 1]^2; for a GPU).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from experiments import runner
+from experiments.resnet56 import TRAINING
+from jaxsurf import models
+
+# ----------------------------------------------------------------- config
+EXPERIMENT = "densenet"
+VARIANTS = ("densenet", "resnet")
+PRESETS = {
+    "smoke": runner.Preset(train_examples=256, val_examples=128, test_examples=0, epochs=1,
+                           grid=5, range=1.0, line_points=7, surface_examples=128,
+                           analysis_examples=64, lanczos_iterations=4, hutchinson_samples=2,
+                           sharpness_samples=2, eval_batch_size=128, synthetic_fallback=True),
+    "quick": runner.Preset(train_examples=10_000, val_examples=2_000, test_examples=2_000,
+                           epochs=3, grid=15, range=1.0, line_points=31, surface_examples=800,
+                           analysis_examples=128, lanczos_iterations=10, hutchinson_samples=8,
+                           sharpness_samples=4, eval_batch_size=500),
+    "full": runner.Preset(train_examples=None, val_examples=None, test_examples=None,
+                          epochs=300, grid=51, range=1.0, line_points=51,
+                          surface_examples=10**9, analysis_examples=5_000,
+                          lanczos_iterations=50, hutchinson_samples=100, sharpness_samples=20,
+                          eval_batch_size=1000),
+}
+# (readable name, module factory) per preset and variant
+NETWORKS = {
+    "smoke": {"densenet": ("DenseNet-BC-10 (k=4)",
+                           lambda c: models.DenseNetBC(depth=10, growth_rate=4, num_classes=c)),
+              "resnet": ("ResNet-8 (width 4)",
+                         lambda c: models.ResNetCIFAR(depth=8, width=4, num_classes=c))},
+    "quick": {"densenet": ("DenseNet-BC-40 (k=12)",
+                           lambda c: models.densenet_bc_small(num_classes=c)),
+              "resnet": ("ResNet-14", lambda c: models.ResNetCIFAR(depth=14, num_classes=c))},
+    "full": {"densenet": ("DenseNet-BC-100 (k=12)",
+                          lambda c: models.densenet_bc100(num_classes=c)),
+             "resnet": ("ResNet-56", lambda c: models.resnet56(num_classes=c))},
+}
+# both nets train with the resnet56 experiment's settings (Li et al.'s schedule in full)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    args = runner.parse_args(__doc__, PRESETS, argv, variants=VARIANTS)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    preset = args.preset_config
+    data = runner.load_data(args.dataset, args.data_dir, preset, seed=args.seed)
+    config = runner.train_config(TRAINING[args.preset], args)
+    runs = []
+    for variant in args.variants:
+        model_name, build = NETWORKS[args.preset][variant]
+        note = "" if args.preset != "smoke" else "smoke-test stand-in"
+        runs.append(runner.run_variant(
+            runner.Variant(variant, model_name, build(data.num_classes), config, note),
+            data, args, out))
+    comparisons = {}
+    planes = runner.comparable(runs, out, EXPERIMENT, args.preset, VARIANTS)
+    if len(planes) > 1:
+        comparisons["final"] = runner.compare_planes(
+            out, "compare_final", planes,
+            f"DenseNet-BC vs ResNet of similar size, {data.label()}, final epoch: loss")
+    return runner.finish(out, EXPERIMENT, args,
+                         runner.command_line("experiments.densenet", argv), runs, comparisons)
+
+
+if __name__ == "__main__":
+    main()

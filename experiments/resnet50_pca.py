@@ -1,0 +1,151 @@
+"""ResNet-50 with and without skips: the PCA plane of the training path, and a random plane.
+
+Li et al. (2018, Sec. 7) draw the loss in the plane of the first two principal
+components of the checkpoints saved during training, with the path projected
+onto it; the seed did this for ResNet-50 with and without shortcuts. Per
+variant this trains the net (one orbax checkpoint per epoch, epoch 0 = the
+initialisation), computes the PCA directions of the trajectory
+(``ignore="biasbn"``), projects the path (least squares), evaluates the loss on
+a grid that covers the path, draws it with the path, and also draws the usual
+filter-normalized random plane, with curvature and sharpness numbers.
+
+On a CPU the smoke and quick presets use small inputs: Fashion-MNIST's 28x28
+gray images (the ImageNet stem takes them to 7x7 before the first stage) and a
+few thousand examples; smoke uses an 8-layer, two-stage bottleneck stand-in of
+width 4.
+The full preset is He et al.'s ResNet-50 schedule for a GPU; pass
+``--dataset imagenet --data-dir DIR`` for ImageNet through tensorflow-datasets
+(the loader's default subsets, see ``jaxsurf.data.tfds_loader``).
+
+    python -m experiments.resnet50_pca --preset quick --out runs/resnet50_pca
+    python -m experiments.resnet50_pca --preset quick --noskip --out runs/resnet50_pca
+
+Presets: smoke (CI), quick (ResNet-50 on 3,000 Fashion-MNIST images, 4 epochs,
+11x11 planes over 300 images; estimated ~15 min per variant on 2 CPU cores),
+full (whole training set, 90 epochs, 51x51 planes; for a GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from experiments import runner
+from jaxsurf import models, train
+from jaxsurf.pca import pca_directions, plot_path, project
+
+# ----------------------------------------------------------------- config
+EXPERIMENT = "resnet50_pca"
+VARIANTS = ("skip", "noskip")
+PRESETS = {
+    "smoke": runner.Preset(train_examples=256, val_examples=128, test_examples=0, epochs=2,
+                           grid=5, range=1.0, line_points=7, surface_examples=128,
+                           analysis_examples=64, lanczos_iterations=4, hutchinson_samples=2,
+                           sharpness_samples=2, eval_batch_size=128, synthetic_fallback=True),
+    "quick": runner.Preset(train_examples=3_000, val_examples=1_000, test_examples=1_000,
+                           epochs=4, grid=11, range=1.0, line_points=21, surface_examples=300,
+                           analysis_examples=64, lanczos_iterations=6, hutchinson_samples=4,
+                           sharpness_samples=4, eval_batch_size=300),
+    "full": runner.Preset(train_examples=None, val_examples=None, test_examples=None,
+                          epochs=90, grid=51, range=1.0, line_points=51,
+                          surface_examples=10**9, analysis_examples=2_000,
+                          lanczos_iterations=40, hutchinson_samples=50, sharpness_samples=20,
+                          eval_batch_size=500),
+}
+# bottleneck stages per preset: smoke trains a two-stage (1, 1) stand-in of width 4
+ARCHITECTURE = {"smoke": {"stages": (1, 1), "width": 4},
+                "quick": {"stages": (3, 4, 6, 3), "width": 64},
+                "full": {"stages": (3, 4, 6, 3), "width": 64}}
+TRAINING = {
+    "smoke": train.TrainConfig(batch_size=64, optimizer="nesterov", learning_rate=0.05,
+                               weight_decay=1e-4, schedule="cosine"),
+    "quick": train.TrainConfig(batch_size=100, optimizer="adam", learning_rate=1e-3,
+                               weight_decay=1e-4, schedule="cosine", eval_batch_size=500),
+    # He et al. 2016: SGD, momentum 0.9, batch 256, lr 0.1 / 10 every 30 epochs, wd 1e-4
+    "full": train.TrainConfig(batch_size=256, optimizer="sgd", learning_rate=0.1,
+                              momentum=0.9, weight_decay=1e-4, schedule="piecewise",
+                              milestones=(1 / 3, 2 / 3), decay=0.1, augment=True, flip=True,
+                              eval_batch_size=500),
+}
+PCA_MARGIN = 0.25      # the PCA grid spans the projected path plus this fraction each side
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--noskip", action="store_true",
+                            help="run only the net without shortcuts (= --variants noskip)")
+
+    args = runner.parse_args(__doc__, PRESETS, argv, variants=VARIANTS,
+                             datasets=("fashion_mnist", "cifar10", "imagenet"),
+                             add_arguments=add_arguments)
+    if args.noskip:
+        args.variants = ["noskip"]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    preset = args.preset_config
+    data = runner.load_data(args.dataset, args.data_dir, preset, seed=args.seed)
+    arch = ARCHITECTURE[args.preset]
+    config = runner.train_config(TRAINING[args.preset], args)
+    layers = 2 + 3 * sum(arch["stages"])
+    name = f"ResNet-{layers}"
+    if arch["width"] != 64:
+        name += f" (bottleneck, width {arch['width']})"
+    note = "" if layers == 50 else "smoke-test stand-in for ResNet-50"
+    if args.dataset != "imagenet":
+        note = (note + "; " if note else "") + f"small {args.dataset} inputs, ImageNet stem"
+
+    runs = []
+    for variant in args.variants:
+        model = models.ResNetImageNet(stages=arch["stages"], width=arch["width"],
+                                      skip=variant == "skip", num_classes=data.num_classes)
+        run = runner.run_variant(runner.Variant(variant, name, model, config, note),
+                                 data, args, out)
+        pca_plane(run, data, args, f"{name} {variant}, {data.label()}")
+        runs.append(run)
+
+    comparisons = {}
+    for tag, what in (("final", "random filter-normalized plane"), ("pca", "PCA plane")):
+        planes = runner.comparable(runs, out, EXPERIMENT, args.preset, VARIANTS, tag)
+        if len(planes) > 1:
+            comparisons[tag] = runner.compare_planes(
+                out, f"compare_{tag}", planes,
+                f"{name} with and without skips, {data.label()}: loss, {what}")
+    return runner.finish(out, EXPERIMENT, args,
+                         runner.command_line("experiments.resnet50_pca", argv), runs,
+                         comparisons)
+
+
+def pca_plane(run: runner.VariantRun, data: runner.Data, args: argparse.Namespace,
+              title: str) -> None:
+    """PCA directions of the run's trajectory, the plane around the final params
+    covering the projected path, and the figure of both."""
+    preset = args.preset_config
+    trajectory = run.dir / "train" / "trajectory"
+    (d1, d2), ratio = pca_directions(trajectory, ignore="biasbn", params_like=run.params)
+    coords = project(trajectory, run.params, [d1, d2], params_like=run.params)
+    lo, hi = coords.min(axis=0), coords.max(axis=0)
+    pad = PCA_MARGIN * np.maximum(hi - lo, 1e-3)
+    alphas = np.linspace(lo[0] - pad[0], hi[0] + pad[0], preset.grid)
+    betas = np.linspace(lo[1] - pad[1], hi[1] + pad[1], preset.grid)
+    meta = {"model": run.variant.model_name, "variant": run.variant.name,
+            "loss": run.variant.config.loss, "epoch": len(run.history),
+            "directions_kind": "pca of the trajectory (ignore=biasbn)",
+            "explained_variance_ratio": [float(r) for r in ratio]}
+    plane, _ = runner.plane_and_line(run, "pca", run.params, run.fn, data, preset, args.seed,
+                                     meta, directions=(d1, d2), alphas=alphas, betas=betas,
+                                     line=False)
+    path = run.dir / "pca_path.png"
+    epochs = list(range(len(coords)))       # train.fit records epochs 0 (init) .. N
+    plot_path(plane, coords, explained_variance_ratio=ratio, epochs=epochs, out=path,
+              title=f"{title}: loss in the PCA plane, training path")
+    run.result["figures"]["pca_path"] = runner.relative(path, run.dir.parent)
+    run.result["pca"] = {"explained_variance_ratio": [float(r) for r in ratio],
+                         "path_coordinates": coords.tolist(), "epochs": epochs,
+                         "margin": PCA_MARGIN}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""The seed's experiments in their smoke preset: each module runs in-process into a
+temporary folder and its outputs are checked (results.json, surfaces, figures),
+plus reuse of finished work, the restore of an epoch from the trajectory and
+the surface statistics."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxsurf as js
+from experiments import runner
+
+MODULES = {  # module -> its variants
+    "resnet56": ("skip", "noskip"),
+    "resnet110": ("skip", "noskip"),
+    "densenet": ("densenet", "resnet"),
+    "resnet50_pca": ("skip", "noskip"),
+    "taaf": ("plain", "taaf"),
+}
+VARIANT_KEYS = ("model", "variant", "num_params", "preset", "dataset", "epochs", "train_loss",
+                "val_loss", "best_epoch", "surfaces", "figures", "surface_stats", "curvature",
+                "sharpness")
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(tmp_path_factory) -> dict[str, tuple[Path, dict]]:
+    """Runs every module once (smoke preset); tests read the results."""
+    runs = {}
+    for name in MODULES:
+        out = tmp_path_factory.mktemp(name)
+        module = importlib.import_module(f"experiments.{name}")
+        runs[name] = (out, module.main(["--preset", "smoke", "--out", str(out)]))
+    return runs
+
+
+def _is_png(path: Path) -> bool:
+    return path.is_file() and path.stat().st_size > 1000 and path.read_bytes()[:8] == PNG
+
+
+@pytest.mark.parametrize("name", list(MODULES))
+def test_smoke_outputs(smoke_runs, name):
+    out, returned = smoke_runs[name]
+    results = json.loads((out / "results.json").read_text())
+    assert results["experiment"] == name and results["preset"] == "smoke"
+    assert sorted(results["variants"]) == sorted(MODULES[name])
+    regression = name == "taaf"
+    for variant, r in results["variants"].items():
+        missing = [k for k in VARIANT_KEYS if k not in r]
+        assert not missing, f"{name}/{variant} lacks {missing}"
+        assert r["variant"] == variant and r["preset"] == "smoke" and r["num_params"] > 0
+        assert set(r["dataset"]) >= {"name", "sizes", "synthetic"}
+        assert r["dataset"]["sizes"]["train"] > 0
+        assert r["epochs"] >= 1 and 1 <= r["best_epoch"] <= r["epochs"]
+        assert np.isfinite(r["train_loss"]) and np.isfinite(r["val_loss"])
+        if regression:
+            assert np.isfinite(r["val_mae"]) and r["dataset"]["synthetic"] is True
+        else:
+            assert 0.0 <= r["val_accuracy"] <= 1.0
+        # surfaces load, with the preset's grid, and say how they were made
+        assert "plane_final" in r["surfaces"] and "line_final" in r["surfaces"]
+        for key, file in r["surfaces"].items():
+            surface = js.Surface.load(out / file)
+            assert np.all(np.isfinite(surface.metrics["loss"]))
+            assert surface.metadata["variant"] == variant
+            assert surface.metadata["synthetic"] == r["dataset"]["synthetic"]
+            if key.startswith("plane"):
+                assert surface.metrics["loss"].shape == (5, 5)
+        for file in r["figures"].values():
+            assert _is_png(out / file), file
+        assert {"training_curves", "contour_final", "surface3d_final", "line_final"} <= set(
+            r["figures"])
+        stats = r["surface_stats"]["final"]
+        assert stats["minimum"] <= stats["at_origin"] <= stats["maximum"]
+        assert set(stats["mean_at_radius"]) == {"0.25", "0.5", "1.0"}
+        assert all(v is not None and v >= stats["minimum"] - 1e-6
+                   for v in stats["mean_at_radius"].values())
+        assert 0.0 < stats["fraction_below_2x_min"] <= 1.0
+        curvature = r["curvature"]
+        assert np.isfinite(curvature["lambda_max"]) and np.isfinite(curvature["trace"])
+        assert curvature["trace_stderr"] >= 0
+        assert np.isfinite(r["sharpness"]["sam_rho_0.05"])
+        assert np.isfinite(r["sharpness"]["average_weight_scaled_sigma_0.05"])
+    assert "final" in results["comparison_figures"]
+    for file in results["comparison_figures"].values():
+        assert _is_png(out / file)
+    assert returned["variants"].keys() == results["variants"].keys()
+
+
+def test_resnet50_pca_has_path(smoke_runs):
+    out, results = smoke_runs["resnet50_pca"]
+    for variant, r in results["variants"].items():
+        pca = r["pca"]
+        assert len(pca["explained_variance_ratio"]) == 2
+        assert len(pca["path_coordinates"]) == r["epochs"] + 1      # epoch 0 .. N
+        np.testing.assert_allclose(pca["path_coordinates"][-1], [0.0, 0.0], atol=1e-4)
+        plane = js.Surface.load(out / r["surfaces"]["plane_pca"])
+        assert plane.metadata["explained_variance_ratio"] == pca["explained_variance_ratio"]
+        assert _is_png(out / r["figures"]["pca_path"])
+    assert "pca" in results["comparison_figures"]
+
+
+def test_rerun_reuses_and_merges(smoke_runs):
+    """A second run (one variant) retrains nothing, recomputes no surface, keeps the
+    other variant in results.json and its comparison figure."""
+    out, first = smoke_runs["resnet56"]
+    log = (out / "noskip" / "train" / "log.jsonl").read_text()
+    plane = out / first["variants"]["noskip"]["surfaces"]["plane_final"]
+    stamp = plane.stat().st_mtime_ns
+    from experiments import resnet56
+
+    again = resnet56.main(["--preset", "smoke", "--noskip", "--out", str(out)])
+    assert (out / "noskip" / "train" / "log.jsonl").read_text() == log
+    assert plane.stat().st_mtime_ns == stamp
+    assert sorted(again["variants"]) == ["noskip", "skip"]
+    assert again["variants"]["noskip"]["surface_stats"] == first["variants"]["noskip"][
+        "surface_stats"]
+    assert "final" in again["comparison_figures"]
+
+
+def test_restore_epoch_matches_final_params(smoke_runs):
+    out, results = smoke_runs["resnet56"]
+    from jaxsurf import models
+
+    model = models.ResNetCIFAR(depth=8, width=8, skip=False)
+    like = model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
+    r = results["variants"]["noskip"]
+    restored = runner.restore_epoch(out / "noskip" / "train", r["epochs"], like)
+    plane = js.Surface.load(out / r["surfaces"]["plane_final"])
+    assert js.tree.fingerprint(restored["params"]) == plane.metadata["params_fingerprint"]
+    assert set(restored) == {"params", "batch_stats"}
+    first = runner.restore_epoch(out / "noskip" / "train", 0, like)   # the initialisation
+    assert js.tree.fingerprint(first["params"]) != plane.metadata["params_fingerprint"]
+
+
+def test_changed_training_settings_stop(smoke_runs):
+    out, _ = smoke_runs["densenet"]
+    from experiments import densenet
+
+    with pytest.raises(SystemExit, match="other settings"):
+        densenet.main(["--preset", "smoke", "--variants", "resnet", "--train-examples", "200",
+                       "--out", str(out)])
+
+
+def test_surface_stats_of_a_bowl():
+    grid = np.linspace(-1, 1, 41)
+    a, b = np.meshgrid(grid, grid, indexing="ij")
+    bowl = js.Surface(grid, grid, {"loss": 1.0 + a ** 2 + 4 * b ** 2})
+    stats = runner.surface_stats(bowl)
+    assert stats["minimum"] == pytest.approx(1.0) and stats["at_origin"] == pytest.approx(1.0)
+    for r in (0.25, 0.5, 1.0):       # mean of r^2 cos^2 + 4 r^2 sin^2 over the circle
+        assert stats["mean_at_radius"][str(r)] == pytest.approx(1 + 2.5 * r * r, rel=5e-3)
+    # below 2x the minimum: inside the ellipse a^2 + 4 b^2 < 1, area pi/2 of 4
+    assert stats["fraction_below_2x_min"] == pytest.approx(np.pi / 8, abs=0.03)
+    narrow = js.Surface(grid / 2, grid, {"loss": bowl.metrics["loss"]})
+    assert runner.surface_stats(narrow)["mean_at_radius"]["1.0"] is None
+
+
+def test_command_line_options():
+    presets = {"smoke": runner.Preset(train_examples=8, val_examples=4, test_examples=0,
+                                      epochs=1, grid=3, range=1.0, line_points=3,
+                                      surface_examples=4, analysis_examples=4,
+                                      lanczos_iterations=2, hutchinson_samples=2,
+                                      sharpness_samples=2)}
+    args = runner.parse_args("doc", presets, ["--preset", "smoke", "--out", "x", "--grid", "9",
+                                              "--range", "2", "--loss", "mse",
+                                              "--variants", "noskip"],
+                             variants=("skip", "noskip"))
+    assert args.preset_config.grid == 9 and args.preset_config.range == 2.0
+    assert args.loss == "mse" and args.variants == ["noskip"]
+    with pytest.raises(SystemExit):
+        runner.parse_args("doc", presets, ["--preset", "smoke", "--out", "x", "--variants",
+                                           "dense"], variants=("skip", "noskip"))

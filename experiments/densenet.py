@@ -15,8 +15,8 @@ Pairs: quick pits DenseNet-BC (L=40, k=12; 175,690 parameters on Fashion-MNIST)
 against ResNet-14 (172,218); full pits DenseNet-BC (L=100, k=12; 0.77M, Huang et
 al.'s CIFAR net) against ResNet-56 (0.85M); smoke uses tiny stand-ins (DenseNet-BC
 L=10, k=4 vs ResNet-8 of width 4). Presets: smoke (CI), quick (10,000
-Fashion-MNIST images, 3 epochs, 15x15 grid over 800 images; ~12 min for the
-DenseNet, less for the ResNet, on 2 shared CPU cores), full (whole training
+Fashion-MNIST images, 3 epochs, 15x15 grid over 600 images; ~15 min for the
+DenseNet, 3 for the ResNet, on 2 shared CPU cores), full (whole training
 set, Li et al.'s 300-epoch SGD schedule, 51x51 on [-1, 1]^2; for a GPU).
 """
 
@@ -38,7 +38,7 @@ PRESETS = {
                            analysis_examples=64, lanczos_iterations=4, hutchinson_samples=2,
                            sharpness_samples=2, eval_batch_size=128, synthetic_fallback=True),
     "quick": runner.Preset(train_examples=10_000, val_examples=2_000, test_examples=2_000,
-                           epochs=3, grid=15, range=1.0, line_points=31, surface_examples=800,
+                           epochs=3, grid=15, range=1.0, line_points=31, surface_examples=600,
                            analysis_examples=128, lanczos_iterations=10, hutchinson_samples=8,
                            sharpness_samples=4, eval_batch_size=500),
     "full": runner.Preset(train_examples=None, val_examples=None, test_examples=None,

@@ -753,7 +753,7 @@ def finish(out: Path, experiment: str, args: argparse.Namespace, command: str,
 
 def comparable(runs: Sequence[VariantRun], out: Path, experiment: str, preset: str,
                order: Sequence[str], tag: str = "final") -> dict[str, js.Surface]:
-    """The ``tag`` planes of this run's variants, labelled "<model> <variant>", plus
+    """The ``tag`` planes of this run's variants, labelled "<model>: <variant>", plus
     those of earlier runs (same experiment and preset) found in ``out``: variants
     run one at a time still end up side by side."""
     planes = {run.variant.name: (run.variant.model_name, run.planes[tag])
@@ -767,4 +767,4 @@ def comparable(runs: Sequence[VariantRun], out: Path, experiment: str, preset: s
                 if name not in planes and file and (out / file).exists():
                     planes[name] = (r["model"], js.Surface.load(out / file))
     names = sorted(planes, key=lambda n: list(order).index(n) if n in order else len(order))
-    return {f"{planes[n][0]} {n}": planes[n][1] for n in names}
+    return {f"{planes[n][0]}: {n}": planes[n][1] for n in names}

@@ -50,7 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
-from jaxsurf import batching, distributed, tree
+from jaxsurf import batching, distributed, subsample as subsample_lib, tree
 from jaxsurf import store as store_lib
 from jaxsurf._version import __version__
 from jaxsurf.directions import describe_direction
@@ -162,15 +162,38 @@ def _metric_sums(fn: Fn, names: list[str], params: PyTree, full: PyTree | None,
     return total
 
 
+def _metric_moments(fn: Fn, names: list[str], params: PyTree, full: PyTree | None,
+                    weights: jax.Array | None, rest: PyTree | None, rest_weight: Any
+                    ) -> dict[str, subsample_lib.Moments]:
+    """Per-example count, mean and spread of every metric over full batches and
+    the rest (for ``subsample=``; see :mod:`jaxsurf.subsample`)."""
+    def moments(batch: PyTree, weight: Any) -> dict[str, subsample_lib.Moments]:
+        values = subsample_lib.per_example(fn, _as_metric_dict, params, batch)
+        return {k: subsample_lib.batch_moments(values[k], weight) for k in names}
+
+    def merged(a, b):
+        return {k: subsample_lib.merge(a[k], b[k]) for k in names}
+
+    total = {k: subsample_lib.Moments.zero() for k in names}
+    if full is not None:
+        total, _ = jax.lax.scan(lambda acc, xs: (merged(acc, moments(*xs)), None), total,
+                                (full, weights))
+    if rest is not None:
+        total = merged(total, moments(rest, rest_weight))
+    return total
+
+
 def _map_points(one_point: Callable, coeffs: jax.Array, points_per_step: int) -> Any:
     """``one_point`` over the rows of ``coeffs``, ``points_per_step`` at a time (vmap)."""
     return jax.lax.map(one_point, coeffs,
                        batch_size=points_per_step if points_per_step > 1 else None)
 
 
-def _combine_out(values: dict[str, jax.Array], shape: dict[str, int]) -> dict[str, jax.Array]:
-    """Adds the data-parallel partial sums and gathers every device's points."""
-    if shape["data"] > 1:
+def _combine_out(values: dict[str, jax.Array], shape: dict[str, int], *,
+                 data_combined: bool = False) -> dict[str, jax.Array]:
+    """Adds the data-parallel partial sums (unless ``data_combined``) and gathers
+    every device's points."""
+    if shape["data"] > 1 and not data_combined:
         values = jax.lax.psum(values, "data")
     if shape["points"] > 1:
         values = jax.lax.all_gather(values, "points", tiled=True)
@@ -190,9 +213,18 @@ def _sums_program(fn: Fn, names: list[str], job: "_Job", rest_size: int) -> Call
 
         def one_point(c):
             params = _cast_floats(_combine(origin, dirs, c), job.compute_dtype)
-            return _metric_sums(fn, names, params, full, weights, rest, rest_weight)
+            if job.sem_population is None:
+                return _metric_sums(fn, names, params, full, weights, rest, rest_weight)
+            return _metric_moments(fn, names, params, full, weights, rest, rest_weight)
 
-        return _combine_out(_map_points(one_point, coeffs, job.points_per_step), shape)
+        values = _map_points(one_point, coeffs, job.points_per_step)
+        if job.sem_population is None:
+            return _combine_out(values, shape)
+        if shape["data"] > 1:
+            values = {k: subsample_lib.merge_replicas(m, "data") for k, m in values.items()}
+        out = {k: m.count * m.mean for k, m in values.items()}
+        out.update({k + subsample_lib.SEM_SUFFIX: m.m2 for k, m in values.items()})
+        return _combine_out(out, shape, data_combined=True)
 
     data = PartitionSpec("data")
     specs = (PartitionSpec(), PartitionSpec(), PartitionSpec("points"), data, data,
@@ -369,6 +401,7 @@ class _Job:
     points_per_step: int
     compute_dtype: np.dtype | None
     sink: Callable[[ProgressInfo], object] | None
+    sem_population: int | None = None  # subsample=: the full data's size (adds <name>_sem)
 
     @property
     def num_points(self) -> int:
@@ -478,12 +511,17 @@ def _evaluate_in_memory(job: _Job, data: PyTree, split: batching.SplitData,
     sample = split.rest if split.rest is not None else \
         jax.tree_util.tree_map(lambda x: x[0], split.full)
     names = job.metric_names(sample)
+    sem_names = [] if job.sem_population is None else \
+        [k + subsample_lib.SEM_SUFFIX for k in names]
     store = None
     todo = np.arange(job.num_points)
-    values = {k: np.zeros(job.num_points, np.float32) for k in names}
+    values = {k: np.zeros(job.num_points, np.float32) for k in names + sem_names}
     if store_path is not None:
         data_print = store_lib.data_fingerprint(data, split.num_examples)
-        store, todo, values = _open_store(job, store_path, data_print, names, split.batch_size)
+        if job.sem_population is not None:
+            data_print["subsample_of"] = job.sem_population
+        store, todo, values = _open_store(job, store_path, data_print, names + sem_names,
+                                          split.batch_size)
 
     def make_chunk_fn() -> ChunkFn:
         layout = _layout(split, job.mesh.shape["data"])
@@ -495,8 +533,12 @@ def _evaluate_in_memory(job: _Job, data: PyTree, split: batching.SplitData,
 
         def evaluate_chunk(coeffs: np.ndarray) -> dict[str, np.ndarray]:
             sums = run(origin, directions, job.put_coefficients(coeffs), full, weights, rest)
-            return {k: (distributed.to_host(sums[k]).astype(np.float64) / layout.num_examples)
-                    .astype(np.float32) for k in names}
+            out = {k: (distributed.to_host(sums[k]).astype(np.float64) / layout.num_examples)
+                   .astype(np.float32) for k in names}
+            for k in sem_names:
+                out[k] = subsample_lib.standard_error(distributed.to_host(sums[k]),
+                                                      layout.num_examples, job.sem_population)
+            return out
         return evaluate_chunk
 
     return values, _run_chunks(job, todo, make_chunk_fn, values, store)
@@ -602,15 +644,19 @@ def _evaluate(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree], data:
               chunk_size: int | None = None, devices: Sequence[jax.Device] | None = None,
               mesh: Mesh | None = None, compute_dtype: Any = None,
               progress: ProgressOption = None, store: str | os.PathLike | None = None,
+              subsample: int | None = None, subsample_seed: int = 0,
               ) -> tuple[dict[str, np.ndarray], int, dict[str, Any]]:
     """:func:`evaluate_points`, also returning how many points were evaluated
-    (the rest came from the store) and facts about where they were evaluated."""
+    (the rest came from the store) and facts about how they were evaluated."""
     reference = _check_directions(origin, directions)
     coefficients = _as_coefficients(coefficients, len(directions))
     _check_points_per_step(points_per_step)
     _check_chunk_size(chunk_size)
     dtype = _as_compute_dtype(compute_dtype)
     _check_not_empty_container(data)
+    facts: dict[str, Any] = {}
+    if subsample is not None:
+        data, facts["subsample"] = subsample_lib.draw(data, subsample, subsample_seed)
     split = None
     if batching.is_in_memory(data):
         split = batching.split_batches(data, batch_size)
@@ -619,14 +665,15 @@ def _evaluate(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree], data:
     sink = make_sink(_default_progress(progress, mesh))
     chunk, _ = _plan_chunks(len(coefficients), chunk_size, mesh.shape["points"])
     job = _Job(fn, origin, list(directions), reference, coefficients, mesh, chunk,
-               points_per_step, dtype, sink)
+               points_per_step, dtype, sink,
+               sem_population=facts["subsample"]["of"] if subsample is not None else None)
     if split is not None:
         values, evaluated = _evaluate_in_memory(job, data, split, store)
     elif store is not None:
         values, evaluated = _evaluate_stream_stored(job, data, store)
     else:
         values, evaluated = _evaluate_stream_once(job, data)
-    return values, evaluated, job.describe()
+    return values, evaluated, {**job.describe(), **facts}
 
 
 def evaluate_points(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree], data: Any,
@@ -634,8 +681,8 @@ def evaluate_points(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree],
                     points_per_step: int = 1, chunk_size: int | None = None,
                     devices: Sequence[jax.Device] | None = None, mesh: Mesh | None = None,
                     compute_dtype: Any = None, progress: ProgressOption = None,
-                    store: str | os.PathLike | None = None,
-                    ) -> dict[str, np.ndarray]:
+                    store: str | os.PathLike | None = None, subsample: int | None = None,
+                    subsample_seed: int = 0) -> dict[str, np.ndarray]:
     """Exact dataset means of ``fn`` at ``origin + sum_k coefficients[p, k] * directions[k]``.
 
     Args:
@@ -682,9 +729,17 @@ def evaluate_points(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree],
             evaluates only the missing points. A store made for another
             request raises :class:`jaxsurf.store.StoreMismatchError`. On a
             mesh over several processes, process 0 reads and writes it.
+        subsample: evaluate every point on the same ``subsample`` examples of
+            in-memory data, drawn at random without replacement with
+            ``subsample_seed``, and add ``<metric>_sem``, the standard error of
+            each value as an estimate of the full-data mean (see
+            :mod:`jaxsurf.subsample`; ``fn`` is then also called on single
+            examples under ``vmap``).
+        subsample_seed: the seed of that draw (default 0).
 
     Returns:
-        ``{metric name: float32 array (num_points,)}``.
+        ``{metric name: float32 array (num_points,)}``; with ``subsample``
+        also ``{metric name + "_sem": ...}``.
 
     Example:
         >>> vals = js.evaluate_points(fn, params, [d1], data, np.array([[0.], [0.5]]))
@@ -692,7 +747,8 @@ def evaluate_points(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree],
     values, _, _ = _evaluate(fn, origin, directions, data, coefficients, batch_size=batch_size,
                              points_per_step=points_per_step, chunk_size=chunk_size,
                              devices=devices, mesh=mesh, compute_dtype=compute_dtype,
-                             progress=progress, store=store)
+                             progress=progress, store=store, subsample=subsample,
+                             subsample_seed=subsample_seed)
     return values
 
 
@@ -748,7 +804,7 @@ def _run_surface(kind: str, fn: Fn, origin: PyTree | None, directions: list[PyTr
                       stacklevel=3)
     batch_size = options.get("batch_size")
     store = options.get("store")
-    n = _data_size(data)
+    n = where["subsample"]["size"] if "subsample" in where else _data_size(data)
     meta = {
         "kind": kind,
         **info,
@@ -792,7 +848,8 @@ def evaluate_line(fn: Fn, params: PyTree, direction: PyTree, data: Any, alphas: 
         progress: ``None`` (bar when stderr is a terminal), ``True``, ``False``
             or a callable taking a :class:`jaxsurf.progress.ProgressInfo`.
         **options: ``points_per_step``, ``chunk_size``, ``devices``, ``mesh``,
-            ``compute_dtype`` (see :func:`evaluate_points`).
+            ``compute_dtype``, ``subsample``, ``subsample_seed`` (see
+            :func:`evaluate_points`).
 
     Returns:
         A line :class:`Surface`; ``metrics[name][i]`` is at ``alphas[i]``.

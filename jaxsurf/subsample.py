@@ -1,0 +1,133 @@
+"""A fixed random subset of the data, and the standard error of each value.
+
+``js.evaluate_plane(..., subsample=2_000, subsample_seed=0)`` evaluates every
+point on the same random 2,000 examples of in-memory data (drawn without
+replacement) instead of all of them, and adds ``<metric>_sem`` next to every
+metric: the standard error of the subset mean as an estimate of the
+full-data mean,
+
+    sem = sqrt(s**2 / n * (N - n) / (N - 1)),
+
+with ``s**2`` the sample variance of the ``n`` per-example values at that
+point and ``N`` the data set's size (the finite-population correction: a
+subset of all ``N`` examples has ``sem == 0``).
+
+The same subset at every point (common random numbers) keeps differences
+between neighbouring points free of subset noise, so contours stay smooth;
+the ``_sem`` grids say how far each value may sit from the full-data value.
+
+Per-example values come from ``fn`` applied to one example at a time under
+``jax.vmap`` (the batching rules fold the example axis back into one batched
+computation, so the cost is that of the batch). Within a batch the spread is
+taken about the batch mean, and batches (and data-parallel devices) are
+merged with Chan et al.'s pairwise update, so no large sums are subtracted.
+
+Example:
+    >>> s = js.evaluate_plane(fn, params, d1, d2, data, alphas, betas,
+    ...                       subsample=1_000, subsample_seed=0)
+    >>> s.metrics["loss"], s.metrics["loss_sem"]   # both (len(alphas), len(betas))
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxsurf import batching
+from jaxsurf.tree import PyTree
+
+__all__ = ["Moments", "draw", "batch_moments", "merge", "merge_replicas", "standard_error",
+           "SEM_SUFFIX"]
+
+SEM_SUFFIX = "_sem"
+
+
+class Moments(NamedTuple):
+    """Count, mean and sum of squared deviations from the mean (``m2``)."""
+
+    count: jax.Array
+    mean: jax.Array
+    m2: jax.Array
+
+    @staticmethod
+    def zero() -> "Moments":
+        z = jnp.zeros((), jnp.float32)
+        return Moments(z, z, z)
+
+
+def draw(data: PyTree, size: Any, seed: int) -> tuple[PyTree, dict[str, Any]]:
+    """``size`` examples of in-memory ``data`` drawn without replacement, in random
+    order, and a description for the Surface metadata.
+
+    Example:
+        >>> subset, info = draw({"x": np.arange(10.0)}, 4, seed=0)
+        >>> info["size"], info["of"]
+        (4, 10)
+    """
+    if not batching.is_in_memory(data):
+        raise TypeError(f"subsample= needs in-memory data (an array or a dict/tuple of arrays "
+                        f"with a shared leading axis), got {type(data).__name__}; draw the "
+                        f"subset yourself, or pass arrays")
+    total = batching.num_examples(data)
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 2 <= size <= total:
+        raise ValueError(f"subsample must be an integer between 2 (a standard error needs two "
+                         f"examples) and the number of examples ({total}), got {size!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"subsample_seed must be an integer, got {seed!r}")
+    index = np.random.default_rng(int(seed)).permutation(total)[:int(size)]
+    subset = jax.tree_util.tree_map(lambda x: x[index], data)
+    return subset, {"size": int(size), "of": int(total), "seed": int(seed),
+                    "same_subset_at_every_point": True,
+                    "sem": "sqrt(s^2/n * (N-n)/(N-1)) over per-example values"}
+
+
+def per_example(fn: Callable[[PyTree, PyTree], Any], as_dict: Callable[[Any], dict],
+                params: PyTree, batch: PyTree) -> dict[str, jax.Array]:
+    """``{name: (batch_size,)}``: ``fn`` on one example at a time (vmapped)."""
+    def one(example: PyTree) -> dict[str, jax.Array]:
+        return as_dict(fn(params, jax.tree_util.tree_map(lambda x: x[None], example)))
+    return jax.vmap(one)(batch)
+
+
+def batch_moments(values: jax.Array, weight: jax.Array) -> Moments:
+    """Moments of one batch's per-example ``values``; a batch of ``weight`` 0
+    (padding) is empty."""
+    values = values.astype(jnp.float32)
+    live = weight > 0
+    mean = jnp.mean(values)
+    m2 = jnp.sum(jnp.square(values - mean))
+    zero = jnp.zeros((), jnp.float32)
+    return Moments(jnp.where(live, jnp.float32(values.shape[0]), zero),
+                   jnp.where(live, mean, zero), jnp.where(live, m2, zero))
+
+
+def merge(a: Moments, b: Moments) -> Moments:
+    """The moments of two disjoint sets of values (Chan, Golub and LeVeque 1979)."""
+    count = a.count + b.count
+    share = jnp.where(count > 0, b.count / jnp.where(count > 0, count, 1.0), 0.0)
+    delta = b.mean - a.mean
+    return Moments(count, a.mean + delta * share, a.m2 + b.m2 + delta * delta * a.count * share)
+
+
+def merge_replicas(m: Moments, axis: str) -> Moments:
+    """:func:`merge` over the devices of mesh axis ``axis`` (inside ``shard_map``)."""
+    count = jax.lax.psum(m.count, axis)
+    mean = jax.lax.psum(m.count * m.mean, axis) / count
+    m2 = jax.lax.psum(m.m2 + m.count * jnp.square(m.mean - mean), axis)
+    return Moments(count, mean, m2)
+
+
+def standard_error(m2: np.ndarray, size: int, population: int) -> np.ndarray:
+    """Standard error of a mean of ``size`` values drawn without replacement from
+    ``population``, given their ``m2`` (sum of squared deviations).
+
+    Example:
+        >>> float(standard_error(np.array(8.0), 5, 5))   # the whole population
+        0.0
+    """
+    variance = np.maximum(np.asarray(m2, np.float64), 0.0) / (size - 1)
+    correction = (population - size) / (population - 1) if population > 1 else 0.0
+    return np.sqrt(variance / size * correction).astype(np.float32)

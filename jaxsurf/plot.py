@@ -429,11 +429,13 @@ def line(surface: Surface, metrics: str | Sequence[str] | None = None, *, log: b
     """1-D curve of a line surface: loss-like metrics on the left axis, accuracy on the right.
 
     Metrics whose name contains ``"acc"`` go on a twin right axis (when there
-    is also another metric); the rest share the left axis.
+    is also another metric); the rest share the left axis. A metric with a
+    standard error ``<name>_sem`` (from ``subsample=``) gets a shaded band of
+    plus or minus two standard errors.
 
     Args:
         surface: a line Surface (``betas is None``).
-        metrics: a name or names to draw; default all.
+        metrics: a name or names to draw; default all but the ``_sem`` ones.
         log: log scale on the left (loss) axis; needs positive values.
         xlabel: x label; default ``metadata['axis_labels'][0]`` or ``"alpha"``.
         title: title; default ``metadata['title']`` or the metric names.
@@ -472,13 +474,17 @@ def line(surface: Surface, metrics: str | Sequence[str] | None = None, *, log: b
 
 
 def _line_metrics(surface: Surface, metrics: str | Sequence[str] | None) -> list[str]:
-    names = surface.metric_names if metrics is None else (
-        [metrics] if isinstance(metrics, str) else list(metrics))
+    names = [m for m in surface.metric_names if not _is_sem_of_another(surface, m)] \
+        if metrics is None else ([metrics] if isinstance(metrics, str) else list(metrics))
     if not names:
         raise ValueError("metrics must name at least one metric")
     for name in names:
         _metric_values(surface, name)
     return names
+
+
+def _is_sem_of_another(surface: Surface, name: str) -> bool:
+    return name.endswith("_sem") and name[:-len("_sem")] in surface.metrics
 
 
 def _plot_series(ax: Axes, surface: Surface, names: list[str], log: bool,
@@ -493,6 +499,16 @@ def _plot_series(ax: Axes, surface: Surface, names: list[str], log: bool,
         (handle,) = ax.plot(surface.alphas, values, marker=marker, markersize=3,
                             color=f"C{first_colour + k}", label=name)
         handles.append(handle)
+        sem = surface.metrics.get(f"{name}_sem")
+        if sem is not None:
+            low = (values - 2 * np.asarray(sem)).filled(np.nan)
+            high = (values + 2 * np.asarray(sem)).filled(np.nan)
+            if log:  # a band reaching zero or below is cut at the curve's smallest value
+                low = np.where(low > 0, low, values.min())
+            handles.append(ax.fill_between(surface.alphas, low, high,
+                                           color=f"C{first_colour + k}",
+                                           alpha=0.2, linewidth=0,
+                                           label=f"{name} ± 2 SEM"))
     if log:
         ax.set_yscale("log")
     return handles, n_masked

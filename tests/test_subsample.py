@@ -132,3 +132,18 @@ def test_a_store_made_without_subsample_is_not_reused(problem, tmp_path):
     assert resumed.metadata["points_evaluated"] == 0
     for name in again.metrics:
         np.testing.assert_array_equal(resumed.metrics[name], again.metrics[name])
+
+
+def test_line_plot_shades_two_standard_errors(problem, tmp_path):
+    from matplotlib.collections import PolyCollection
+    params, d1, _, data = problem
+    s = js.evaluate_line(mlp_fn, params, d1, data, np.linspace(-1, 1, 5), subsample=30)
+    fig = js.plot.line(s, out=tmp_path / "line.png")
+    axes = fig.axes
+    labels = [h.get_label() for ax in axes for h in ax.get_lines() + ax.collections]
+    assert "loss ± 2 SEM" in labels and "accuracy ± 2 SEM" in labels
+    assert "loss_sem" not in labels  # the errors are bands, not curves of their own
+    band = next(c for c in axes[0].collections if isinstance(c, PolyCollection))
+    top = band.get_paths()[0].vertices[:, 1].max()
+    want = (s.metrics["loss"] + 2 * s.metrics["loss_sem"]).max()
+    np.testing.assert_allclose(top, want, rtol=1e-5)

@@ -15,7 +15,7 @@ SAM / average-case sharpness. Everything goes to --out; a rerun reuses it.
 
 Presets: smoke (CI: a ResNet-8 stand-in, 256 images, 5x5 grid), quick (the
 real ResNet-56 on 10,000 Fashion-MNIST images, 3 epochs, 15x15 grid over 800
-images; about 12 min per variant on 2 shared CPU cores), full (Li et al.: the
+images; 11 min (noskip) and 15 min (skip) measured on 2 shared CPU cores), full (Li et al.: the
 whole training set, 300 epochs of SGD, 51x51 on [-1, 1]^2 over the whole
 training set; for a GPU).
 """

@@ -29,6 +29,7 @@ import hashlib
 import json
 import math
 import sys
+import textwrap
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -409,7 +410,8 @@ def plot_curves(history: list[dict[str, float]], out: Path, title: str,
     epochs = [h["epoch"] for h in history]
     for split, style in (("train", "-"), ("val", "--")):
         ax.plot(epochs, [h[f"{split}_loss"] for h in history], style, marker="o", label=split)
-    ax.set(xlabel="epoch", ylabel=f"{loss} loss", title=title)
+    ax.set(xlabel="epoch", ylabel=f"{loss} loss")
+    ax.set_title(textwrap.fill(title, 55), fontsize=10)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend()

@@ -172,7 +172,8 @@ def describe_direction(direction: PyTree, params: PyTree, rtol: float = 1e-3) ->
     Returns:
         ``{"norm", "fingerprint", "normalization", "ignore"}`` where
         ``normalization`` is ``"filter"``, ``"layer"`` or ``"unknown"`` and
-        ``ignore`` is ``"biasbn"`` when every leaf of ``ndim <= 1`` is zero.
+        ``ignore`` is ``"biasbn"`` when every leaf of ``ndim <= 1`` is zero
+        (also when there is no such leaf), else ``None``.
 
     Example:
         >>> js.describe_direction(js.normalize(d, params), params)["normalization"]
@@ -182,8 +183,8 @@ def describe_direction(direction: PyTree, params: PyTree, rtol: float = 1e-3) ->
              zip(jax.tree_util.tree_leaves(direction), jax.tree_util.tree_leaves(params))
              if tree.is_float_leaf(d)]
     small = [d for d, _ in pairs if d.ndim <= 1]
-    biasbn_zero = bool(small) and all(bool(jnp.all(d == 0)) for d in small)
-    ignore = "biasbn" if biasbn_zero else None
+    # with no leaf of ndim <= 1 the two settings agree; report the default
+    ignore = "biasbn" if all(bool(jnp.all(d == 0)) for d in small) else None
 
     def matches(norm_fn) -> bool:
         checked = False

@@ -551,8 +551,10 @@ def _stream_length(data: Any) -> int | None:
         return None
 
 
-def _evaluate_stream_once(job: _Job, data: Iterable[PyTree]) -> tuple[dict[str, np.ndarray], int]:
-    """Reads the stream once (batches outer, chunks inner); no store."""
+def _evaluate_stream_once(job: _Job, data: Iterable[PyTree]
+                          ) -> tuple[dict[str, np.ndarray], int, int]:
+    """Reads the stream once (batches outer, chunks inner); no store. Returns the
+    values, the points evaluated and the examples read."""
     length = _stream_length(data)
     chunks = job.chunks(np.arange(job.num_points))
     sums, total, run, origin, directions = None, 0, None, None, None
@@ -576,7 +578,7 @@ def _evaluate_stream_once(job: _Job, data: Iterable[PyTree]) -> tuple[dict[str, 
         if total == 0:
             raise ValueError("data is an empty iterable (no batches); pass at least one batch")
         track.update(job.num_points)
-    return {k: (v / total).astype(np.float32) for k, v in sums.items()}, job.num_points
+    return {k: (v / total).astype(np.float32) for k, v in sums.items()}, job.num_points, total
 
 
 def _survey_stream(job: _Job, data: Iterable[PyTree]) -> tuple[list[int], list[str]]:
@@ -593,9 +595,9 @@ def _survey_stream(job: _Job, data: Iterable[PyTree]) -> tuple[list[int], list[s
 
 
 def _evaluate_stream_stored(job: _Job, data: Iterable[PyTree], store_path: str | os.PathLike
-                            ) -> tuple[dict[str, np.ndarray], int]:
+                            ) -> tuple[dict[str, np.ndarray], int, int]:
     """Store mode for streams: chunks outer, the stream re-read for each chunk, so
-    each finished chunk is saved at once."""
+    each finished chunk is saved at once. Returns as :func:`_evaluate_stream_once`."""
     if iter(data) is data:
         raise ValueError(
             f"store= needs data that can be read more than once, but got a one-shot iterator "
@@ -628,7 +630,7 @@ def _evaluate_stream_stored(job: _Job, data: Iterable[PyTree], store_path: str |
             return {k: (v / total).astype(np.float32) for k, v in sums.items()}
         return evaluate_chunk
 
-    return values, _run_chunks(job, todo, make_chunk_fn, values, store)
+    return values, _run_chunks(job, todo, make_chunk_fn, values, store), total
 
 
 def _default_progress(progress: ProgressOption, mesh: Mesh) -> ProgressOption:
@@ -669,10 +671,11 @@ def _evaluate(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree], data:
                sem_population=facts["subsample"]["of"] if subsample is not None else None)
     if split is not None:
         values, evaluated = _evaluate_in_memory(job, data, split, store)
+        facts["num_examples"] = split.num_examples
     elif store is not None:
-        values, evaluated = _evaluate_stream_stored(job, data, store)
+        values, evaluated, facts["num_examples"] = _evaluate_stream_stored(job, data, store)
     else:
-        values, evaluated = _evaluate_stream_once(job, data)
+        values, evaluated, facts["num_examples"] = _evaluate_stream_once(job, data)
     return values, evaluated, {**job.describe(), **facts}
 
 
@@ -783,10 +786,6 @@ def dataset_mean(fn: Fn, data: Any, *, batch_size: int | None = None
     return evaluate
 
 
-def _data_size(data: Any) -> int | None:
-    return batching.num_examples(data) if batching.is_in_memory(data) else None
-
-
 def _run_surface(kind: str, fn: Fn, origin: PyTree | None, directions: list[PyTree], data: Any,
                  alphas: Any, betas: Any | None, coefficients: np.ndarray,
                  info: dict[str, Any], metadata: Mapping[str, Any] | None,
@@ -804,12 +803,12 @@ def _run_surface(kind: str, fn: Fn, origin: PyTree | None, directions: list[PyTr
                       stacklevel=3)
     batch_size = options.get("batch_size")
     store = options.get("store")
-    n = where["subsample"]["size"] if "subsample" in where else _data_size(data)
+    n = where.pop("num_examples")  # examples each value averages (the subset's, if any)
     meta = {
         "kind": kind,
         **info,
         "num_examples": n,
-        "batch_size": (batching.resolve_batch_size(batch_size, n) if n is not None
+        "batch_size": (batching.resolve_batch_size(batch_size, n) if batching.is_in_memory(data)
                        else "stream"),
         "points_per_step": options.get("points_per_step", 1),
         **where,

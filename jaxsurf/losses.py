@@ -52,6 +52,19 @@ def cross_entropy(outputs: jax.Array, targets: jax.Array) -> dict[str, jax.Array
     return {"loss": loss, "accuracy": accuracy(outputs, labels)}
 
 
+def _mean_error(outputs: jax.Array, targets: jax.Array,
+                error: Callable[[jax.Array], jax.Array]) -> dict[str, jax.Array]:
+    """``mean(error(outputs - targets))`` over all entries; integer labels with
+    2-D outputs are compared as one-hot rows and then ``accuracy`` is added."""
+    outputs32 = outputs.astype(jnp.float32)
+    if outputs.ndim >= 2 and jnp.issubdtype(targets.dtype, jnp.integer):
+        labels, one_hot = _labels_and_one_hot(outputs32, targets)
+        return {"loss": jnp.mean(error(outputs32 - one_hot)),
+                "accuracy": accuracy(outputs, labels)}
+    return {"loss": jnp.mean(error(outputs32 - targets.reshape(outputs.shape)
+                                   .astype(jnp.float32)))}
+
+
 def mse(outputs: jax.Array, targets: jax.Array) -> dict[str, jax.Array]:
     """Mean squared error; integer labels are compared as one-hot rows (as the
     seed's MSE-trained ResNet-110) and then ``accuracy`` is reported too.
@@ -59,17 +72,13 @@ def mse(outputs: jax.Array, targets: jax.Array) -> dict[str, jax.Array]:
     The mean is over all entries (examples x outputs), as PyTorch's
     ``nn.MSELoss()`` used by Li et al.'s reference code.
     """
-    if outputs.ndim >= 2 and jnp.issubdtype(targets.dtype, jnp.integer):
-        labels, one_hot = _labels_and_one_hot(outputs, targets)
-        loss = jnp.mean((outputs.astype(jnp.float32) - one_hot) ** 2)
-        return {"loss": loss, "accuracy": accuracy(outputs, labels)}
-    return {"loss": jnp.mean((outputs.astype(jnp.float32) - targets.reshape(outputs.shape)) ** 2)}
+    return _mean_error(outputs, targets, jnp.square)
 
 
 def mae(outputs: jax.Array, targets: jax.Array) -> dict[str, jax.Array]:
-    """Mean absolute error over all entries (the D-GEX / TAAF regression loss)."""
-    return {"loss": jnp.mean(jnp.abs(outputs.astype(jnp.float32)
-                                     - targets.reshape(outputs.shape).astype(jnp.float32)))}
+    """Mean absolute error over all entries (the D-GEX / TAAF regression loss);
+    integer labels as in :func:`mse`."""
+    return _mean_error(outputs, targets, jnp.abs)
 
 
 LOSSES: dict[str, LossFn] = {"cross_entropy": cross_entropy, "ce": cross_entropy,

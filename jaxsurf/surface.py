@@ -77,7 +77,7 @@ class Surface:
                     f"metric {name!r} has shape {values.shape} but the grid has shape "
                     f"{self.shape} (len(alphas), len(betas)); metrics[name][i, j] must be the "
                     f"value at (alphas[i], betas[j])")
-        self.metadata = dict(self.metadata)
+        self.metadata = metadata_from(self.metadata)  # JSON-safe: saves and loads back equal
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -159,33 +159,43 @@ class Surface:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Surface":
-        """Reads a file written by :meth:`save`; clear errors for bad files."""
+        """Reads a file written by :meth:`save` (which adds ``.npz`` to a path
+        without it, so ``load`` accepts the same path); clear errors for bad files:
+        ``FileNotFoundError`` when there is none, :class:`SurfaceFileError` for
+        anything that is not an intact Surface file."""
         path = Path(path)
+        if not path.exists() and path.suffix != ".npz" \
+                and path.with_name(path.name + ".npz").exists():
+            path = path.with_name(path.name + ".npz")
         if not path.exists():
             raise FileNotFoundError(f"no Surface file at {path}; write one with Surface.save")
-        try:
-            with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
-                contents = {k: data[k] for k in data.files}
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
-            raise SurfaceFileError(
-                f"{path} is not a readable Surface file (truncated or not .npz): {err}") from err
+        contents = _read_npz(path)
         if "header" not in contents or "alphas" not in contents:
             raise SurfaceFileError(f"{path} is an .npz file but not a jaxsurf Surface "
                                    f"(it has arrays {sorted(contents)})")
-        header = json.loads(str(contents["header"]))
-        if header.get("format") != FORMAT:
+        try:
+            header = json.loads(str(contents["header"]))
+        except ValueError as err:
+            raise SurfaceFileError(f"{path} has an unreadable header (not JSON): {err}") from err
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
             raise SurfaceFileError(f"{path} is not a jaxsurf Surface file")
         if header.get("format_version", 0) > FORMAT_VERSION:
             raise SurfaceFileError(
                 f"{path} was written by jaxsurf {header.get('library_version')} in file format "
                 f"{header['format_version']}, newer than this jaxsurf {__version__} reads "
                 f"(format {FORMAT_VERSION}); upgrade jaxsurf")
-        names = header["metric_names"]
+        names, metadata = header.get("metric_names"), header.get("metadata", {})
+        if not isinstance(names, list) or not isinstance(metadata, dict):
+            raise SurfaceFileError(f"{path} has a damaged header (metric names or metadata "
+                                   f"missing)")
         missing = [f"metric_{i}" for i in range(len(names)) if f"metric_{i}" not in contents]
         if missing:
             raise SurfaceFileError(f"{path} is missing arrays {missing}: the file is damaged")
         metrics = {name: contents[f"metric_{i}"] for i, name in enumerate(names)}
-        return cls(contents["alphas"], contents.get("betas"), metrics, header["metadata"])
+        try:
+            return cls(contents["alphas"], contents.get("betas"), metrics, metadata)
+        except ValueError as err:
+            raise SurfaceFileError(f"{path} holds inconsistent arrays: {err}") from err
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Surface):
@@ -198,6 +208,23 @@ class Surface:
                 and all(np.array_equal(self.metrics[k], other.metrics[k], equal_nan=True)
                         for k in self.metrics)
                 and self.metadata == other.metadata)
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` file at ``path``, or :class:`SurfaceFileError`."""
+    try:
+        with open(path, "rb") as handle:
+            data = np.load(handle, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise SurfaceFileError(f"{path} holds a single array (.npy), not a Surface "
+                                       f"(.npz written by Surface.save)")
+            with data:
+                return {k: data[k] for k in data.files}
+    except SurfaceFileError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as err:
+        raise SurfaceFileError(
+            f"{path} is not a readable Surface file (truncated or not .npz): {err}") from err
 
 
 def _centre_value(surface: Surface, values: np.ndarray) -> float | None:

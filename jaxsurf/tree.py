@@ -52,6 +52,11 @@ def _describe(leaf: Any) -> str:
     return f"shape {tuple(shape)} dtype {dtype}"
 
 
+def _jax_dtype(leaf: Any) -> np.dtype:
+    """The dtype JAX computes ``leaf`` in (float64 numpy is float32 unless x64 is on)."""
+    return jax.dtypes.canonicalize_dtype(np.dtype(getattr(leaf, "dtype", np.float32)))
+
+
 def check_like(tree: PyTree, reference: PyTree, *, name: str = "direction",
                reference_name: str = "params", check_dtype: bool = True) -> None:
     """Raises ``ValueError`` unless ``tree`` has the structure, shapes and
@@ -74,9 +79,7 @@ def check_like(tree: PyTree, reference: PyTree, *, name: str = "direction",
                 f"{reference_name} has leaf {ref_path}, {name} has leaf {got_path}; {fix}")
         ref_shape = tuple(getattr(ref, "shape", ()))
         got_shape = tuple(getattr(got, "shape", ()))
-        if ref_shape != got_shape or (
-                check_dtype and np.dtype(getattr(ref, "dtype", np.float32))
-                != np.dtype(getattr(got, "dtype", np.float32))):
+        if ref_shape != got_shape or (check_dtype and _jax_dtype(ref) != _jax_dtype(got)):
             raise ValueError(
                 f"{name} does not match {reference_name} at {ref_path}: "
                 f"{reference_name} has {_describe(ref)}, {name} has {_describe(got)}; {fix}")
@@ -109,8 +112,11 @@ def _map_float(f: Callable, *trees: PyTree) -> PyTree:
 
 def dot(a: PyTree, b: PyTree) -> jax.Array:
     """Sum over all float leaves of ``sum(a * b)``, accumulated in float32+."""
-    leaves = [jnp.vdot(jnp.asarray(x, jnp.promote_types(x.dtype, jnp.float32)).ravel(),
-                       jnp.asarray(y, jnp.promote_types(y.dtype, jnp.float32)).ravel())
+    def wide(v: Any) -> jax.Array:
+        v = jnp.asarray(v)
+        return v.astype(jnp.promote_types(v.dtype, jnp.float32)).ravel()
+
+    leaves = [jnp.vdot(wide(x), wide(y))
               for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b))
               if is_float_leaf(x)]
     return sum(leaves, jnp.zeros((), jnp.float32))

@@ -170,3 +170,10 @@ def test_filter_normalized_plane_is_invariant_to_filter_rescaling(factors, alpha
                                                             js.tree.scale(d2, beta))), batch))
 
     assert loss_at(rescaled) == pytest.approx(loss_at(params), rel=2e-4, abs=2e-5)
+
+
+def test_ignore_is_reported_as_the_default_when_no_leaf_is_one_dimensional():
+    params = {"conv": jnp.ones((3, 3, 2, 4)), "dense": jnp.ones((5, 3))}
+    d = js.normalize(js.random_direction(jax.random.key(0), params), params)
+    assert js.describe_direction(d, params) | {"norm": 0, "fingerprint": ""} == {
+        "norm": 0, "fingerprint": "", "normalization": "filter", "ignore": "biasbn"}

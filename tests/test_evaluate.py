@@ -159,3 +159,32 @@ def test_mismatched_directions_are_refused_with_leaf_path(mlp):
         js.evaluate_plane(fn, params, d, bad, data, [0.0], [0.0])
     with pytest.raises(ValueError, match=r"\['Dense_1'\]\['bias'\]"):
         js.interpolate(fn, params, bad, data, [0.0])
+
+
+def test_streams_record_how_many_examples_they_held(mlp, tmp_path):
+    fn, params, data = mlp
+    d = js.random_direction(jax.random.key(1), params)
+    batches = [{k: v[i:i + 10] for k, v in data.items()} for i in range(0, 103, 10)]
+    for stream, store in [(batches, None), ((b for b in batches), None),
+                          (batches, tmp_path / "store")]:
+        line = js.evaluate_line(fn, params, d, stream, [0.0, 1.0], store=store)
+        assert line.metadata["num_examples"] == 103 and line.metadata["batch_size"] == "stream"
+
+
+def test_float64_numpy_params_work_with_their_own_directions():
+    """Without jax_enable_x64 JAX computes float64 numpy params in float32; the
+    directions js.random_direction draws for them must be accepted everywhere."""
+    rng = np.random.default_rng(0)
+    params = {"k": rng.normal(size=(3, 2)), "b": np.ones(2)}  # float64
+    data = {"x": rng.normal(size=(20, 3)), "y": rng.normal(size=(20, 2))}
+    fn = lambda p, b: jnp.mean((b["x"] @ p["k"] + p["b"] - b["y"]) ** 2)
+    d = js.normalize(js.random_direction(jax.random.key(0), params), params)
+    d1, d2 = js.random_plane(jax.random.key(1), params)
+    line = js.evaluate_line(fn, params, d, data, [0.0, 1.0])
+    plane = js.evaluate_plane(fn, params, d1, d2, data, [0.0, 1.0], [0.0, 0.5])
+    other = {"k": params["k"] + 1, "b": params["b"] + 1}
+    path = js.interpolate(fn, params, other, data, [0.0, 1.0])
+    want = float(fn(params, data))
+    for s in (line, plane, path):
+        np.testing.assert_allclose(s.metrics["loss"].ravel()[0], want, rtol=1e-5)
+    assert line.metadata["normalization"] == "filter"

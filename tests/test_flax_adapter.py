@@ -84,3 +84,13 @@ def test_adapter_errors_are_clear():
     fn, params = js.flax.adapt(module, variables)
     with pytest.raises(KeyError, match=r"keys are \['a', 'b'\].*input_key"):
         fn(params, {"a": x, "b": y})
+
+
+def test_mae_takes_integer_labels_like_mse():
+    from jaxsurf.losses import mae, mse
+    outputs = jnp.array([[2.0, 0.0, 0.0], [0.0, 0.5, 1.0]])
+    labels = jnp.array([0, 1])
+    one_hot = jax.nn.one_hot(labels, 3)
+    np.testing.assert_allclose(mae(outputs, labels)["loss"], jnp.mean(jnp.abs(outputs - one_hot)))
+    np.testing.assert_allclose(mse(outputs, labels)["loss"], jnp.mean((outputs - one_hot) ** 2))
+    assert float(mae(outputs, labels)["accuracy"]) == 0.5

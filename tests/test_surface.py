@@ -50,3 +50,24 @@ def test_bad_files_give_clear_errors(tmp_path):
 def test_summary_mentions_grid_and_nonfinite():
     text = plane().summary()
     assert "4x3 grid" in text and "1 non-finite" in text and "seed: 3" in text
+
+
+def test_foreign_and_damaged_files_are_surface_file_errors(tmp_path):
+    import json
+    np.save(tmp_path / "array.npy", np.ones(3))
+    header = lambda **h: np.array(json.dumps({"format": "jaxsurf.surface", **h}))
+    np.savez(tmp_path / "text.npz", alphas=np.ones(2), header=np.array("not json"))
+    np.savez(tmp_path / "names.npz", alphas=np.ones(2), header=header())
+    np.savez(tmp_path / "shape.npz", alphas=np.ones(2), metric_0=np.ones(5),
+             header=header(metric_names=["loss"], metadata={}))
+    for name, words in [("array.npy", "single array"), ("text.npz", "not JSON"),
+                        ("names.npz", "damaged header"), ("shape.npz", "inconsistent")]:
+        with pytest.raises(js.SurfaceFileError, match=words):
+            js.Surface.load(tmp_path / name)
+
+
+def test_metadata_is_kept_json_safe_so_a_built_surface_round_trips(tmp_path):
+    s = js.Surface(np.arange(3.0), np.arange(2.0), {"loss": np.ones((3, 2))},
+                   {"grid": (3, 2), "seed": np.int64(3), "scale": np.float32(0.5)})
+    assert s.metadata == {"grid": [3, 2], "seed": 3, "scale": 0.5}
+    assert js.Surface.load(s.save(tmp_path / "built")) == s  # also without the suffix

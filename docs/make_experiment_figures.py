@@ -6,6 +6,8 @@ Run the experiments first (each reuses what its --out already holds):
     python -m experiments.resnet56 --preset quick --out runs/exp_resnet56_quick
     python -m experiments.densenet --preset quick --out runs/exp_densenet_quick
     python -m experiments.taaf --preset quick --out runs/exp_taaf_quick
+    python -m experiments.resnet110 --preset quick --out runs/exp_resnet110_quick
+    python -m experiments.resnet50_pca --preset quick --out runs/exp_resnet50_pca_quick
     python docs/make_experiment_figures.py
 
 Writes ``docs/figures/exp_<experiment>_*.png`` and
@@ -20,21 +22,21 @@ import shutil
 from pathlib import Path
 
 DOCS = Path(__file__).parent
-FIGURES = ("training_curves", "contour_final", "surface3d_final", "line_final")
-
-
+EXPERIMENTS = ("resnet56", "resnet110", "densenet", "taaf", "resnet50_pca")
 def copy_figures(experiment: str, run_dir: Path) -> list[str]:
-    """``compare_final.png`` and every variant's figures, renamed for docs/figures."""
+    """Every comparison figure (``compare_<tag>.png``) and every variant's figures,
+    renamed ``exp_<experiment>_compare[_<tag>].png`` and
+    ``exp_<experiment>_<variant>_<figure>.png`` for docs/figures."""
     copied = []
-    sources = [(run_dir / "compare_final.png", f"exp_{experiment}_compare.png")]
+    sources = [(path, f"exp_{experiment}_{path.stem.replace('_final', '')}.png")
+               for path in sorted(run_dir.glob("compare_*.png"))]
     results = json.loads((run_dir / "results.json").read_text())
     for variant in results["variants"]:
-        sources += [(run_dir / variant / f"{name}.png", f"exp_{experiment}_{variant}_{name}.png")
-                    for name in FIGURES]
+        sources += [(path, f"exp_{experiment}_{variant}_{path.stem}.png")
+                    for path in sorted((run_dir / variant).glob("*.png"))]
     for source, name in sources:
-        if source.exists():
-            shutil.copyfile(source, DOCS / "figures" / name)
-            copied.append(name)
+        shutil.copyfile(source, DOCS / "figures" / name)
+        copied.append(name)
     return copied
 
 
@@ -45,7 +47,7 @@ def summary(run_dir: Path) -> dict:
            "variants": {}}
     keys = ("model", "num_params", "epochs", "best_epoch", "train_loss", "val_loss",
             "val_accuracy", "test_accuracy", "val_mae", "test_mae", "surface_stats",
-            "curvature", "sharpness", "seconds", "train_config")
+            "curvature", "sharpness", "seconds", "train_config", "pca")
     for name, variant in results["variants"].items():
         out["variants"][name] = {k: variant[k] for k in keys if k in variant}
         out["variants"][name]["dataset"] = variant["dataset"]
@@ -79,7 +81,7 @@ def main(argv=None) -> None:
     parser.add_argument("--runs", default="runs")
     args = parser.parse_args(argv)
     numbers = {}
-    for experiment in ("resnet56", "densenet", "taaf"):
+    for experiment in EXPERIMENTS:
         run_dir = Path(args.runs) / f"exp_{experiment}_quick"
         if not (run_dir / "results.json").exists():
             print(f"skipping {experiment}: no {run_dir}/results.json (run the experiment first)")

@@ -107,12 +107,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         runs.append(run)
 
     comparisons = {}
-    for tag, what in (("final", "random filter-normalized plane"), ("pca", "PCA plane")):
+    for tag, what, labels in (
+            ("final", "random filter-normalized plane", None),
+            ("pca", "PCA plane", ("PC1 of the variant's own path", "PC2 of its path"))):
         planes = runner.comparable(runs, out, EXPERIMENT, args.preset, VARIANTS, tag)
         if len(planes) > 1:
             comparisons[tag] = runner.compare_planes(
                 out, f"compare_{tag}", planes,
-                f"{name} with and without skips, {data.label()}: loss, {what}")
+                f"{name} with and without skips, {data.label()}: loss, {what}", labels)
     return runner.finish(out, EXPERIMENT, args,
                          runner.command_line("experiments.resnet50_pca", argv), runs,
                          comparisons)
@@ -140,6 +142,7 @@ def pca_plane(run: runner.VariantRun, data: runner.Data, args: argparse.Namespac
     path = run.dir / "pca_path.png"
     epochs = list(range(len(coords)))       # train.fit records epochs 0 (init) .. N
     plot_path(plane, coords, explained_variance_ratio=ratio, epochs=epochs, out=path,
+              log=runner.wide_range(plane),
               title=f"{title}: loss in the PCA plane, training path")
     run.result["figures"]["pca_path"] = runner.relative(path, run.dir.parent)
     run.result["pca"] = {"explained_variance_ratio": [float(r) for r in ratio],

@@ -466,7 +466,10 @@ def plane_and_line(run: VariantRun, tag: str, params: Any, fn: Callable, data: D
         run.result["surfaces"][f"line_{tag}"] = relative(run.dir / f"line_{tag}.npz",
                                                          run.dir.parent)
     run.planes[tag] = plane
-    run.result["surface_stats"][tag] = surface_stats(plane)
+    stats = surface_stats(plane)
+    run.result["surface_stats"][tag] = stats
+    if tag == "final":  # the final plane's numbers also sit at the top: stats["minimum"]
+        run.result["surface_stats"].update(stats)
     seconds = run.result["seconds"]      # as first computed (reused files keep theirs)
     seconds[f"plane_{tag}"] = plane.metadata.get("seconds")
     if line_surface is not None:
@@ -584,7 +587,7 @@ def sharpness(fn: Callable, params: Any, data: Data, preset: Preset, seed: int
 
 
 # --------------------------------------------------------------------------- figures
-def _wide(surface: js.Surface, metric: str = "loss") -> bool:
+def wide_range(surface: js.Surface, metric: str = "loss") -> bool:
     """True when the values span more than two decades: then figures use log scales."""
     values = np.asarray(surface.metrics[metric], dtype=np.float64)
     finite = values[np.isfinite(values)]
@@ -599,14 +602,14 @@ def variant_figures(run: VariantRun, tag: str, plane: js.Surface, line: js.Surfa
     its minimum) are drawn on log scales, and the titles say so.
     """
     out = run.dir.parent
-    log = _wide(plane)
+    log = wide_range(plane)
     scale = " (log scale)" if log else ""
     figures = {f"contour_{tag}": lambda p: js.plot.contour(
                    plane, log=log, title=f"{title}: loss contours{scale}", out=p),
                f"surface3d_{tag}": lambda p: js.plot.surface3d(
                    plane, log=log, title=f"{title}: loss{scale}", out=p)}
     if line is not None:
-        line_log = _wide(line)
+        line_log = wide_range(line)
         figures[f"line_{tag}"] = lambda p: js.plot.line(
             line, log=line_log, title=f"{title}: 1-D slice" + (" (log scale)" if line_log
                                                                 else ""), out=p)
@@ -616,11 +619,13 @@ def variant_figures(run: VariantRun, tag: str, plane: js.Surface, line: js.Surfa
         run.result["figures"][name] = relative(path, out)
 
 
-def compare_planes(out: Path, name: str, planes: Mapping[str, js.Surface], title: str
-                   ) -> str:
-    """Side-by-side contours on one colour scale and one set of (log) levels."""
+def compare_planes(out: Path, name: str, planes: Mapping[str, js.Surface], title: str,
+                   labels: Sequence[str] | None = None) -> str:
+    """Side-by-side contours on one colour scale and one set of (log) levels;
+    ``labels``: the (x, y) axis labels, default the planes' own."""
     path = out / f"{name}.png"
-    js.plot.compare(dict(planes), kind="filled", log=True, title=title, out=path)
+    js.plot.compare(dict(planes), kind="filled", log=True, title=title, labels=labels,
+                    out=path)
     return relative(path, out)
 
 

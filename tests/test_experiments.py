@@ -78,6 +78,7 @@ def test_smoke_outputs(smoke_runs, name):
         assert {"training_curves", "contour_final", "surface3d_final", "line_final"} <= set(
             r["figures"])
         stats = r["surface_stats"]["final"]
+        assert {k: r["surface_stats"][k] for k in stats} == stats  # also at the top
         assert stats["minimum"] <= stats["at_origin"] <= stats["maximum"]
         assert set(stats["mean_at_radius"]) == {"0.25", "0.5", "1.0"}
         assert all(v is not None and v >= stats["minimum"] - 1e-6

@@ -8,6 +8,8 @@ Run the experiments first (each reuses what its --out already holds):
     python -m experiments.taaf --preset quick --out runs/exp_taaf_quick
     python -m experiments.resnet110 --preset quick --out runs/exp_resnet110_quick
     python -m experiments.resnet50_pca --preset quick --out runs/exp_resnet50_pca_quick
+    python -m experiments.resnet110 --preset quick --loss mse --variants skip --out DIR
+        (DIR = runs/exp_resnet110_mse_quick)
     python docs/make_experiment_figures.py
 
 Writes ``docs/figures/exp_<experiment>_*.png`` and
@@ -22,7 +24,7 @@ import shutil
 from pathlib import Path
 
 DOCS = Path(__file__).parent
-EXPERIMENTS = ("resnet56", "resnet110", "densenet", "taaf", "resnet50_pca")
+EXPERIMENTS = ("resnet56", "resnet110", "resnet110_mse", "densenet", "taaf", "resnet50_pca")
 def copy_figures(experiment: str, run_dir: Path) -> list[str]:
     """Every comparison figure (``compare_<tag>.png``) and every variant's figures,
     renamed ``exp_<experiment>_compare[_<tag>].png`` and

@@ -646,7 +646,7 @@ def _evaluate(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree], data:
               chunk_size: int | None = None, devices: Sequence[jax.Device] | None = None,
               mesh: Mesh | None = None, compute_dtype: Any = None,
               progress: ProgressOption = None, store: str | os.PathLike | None = None,
-              subsample: int | None = None, subsample_seed: int = 0,
+              subsample: int | float | None = None, subsample_seed: int = 0,
               ) -> tuple[dict[str, np.ndarray], int, dict[str, Any]]:
     """:func:`evaluate_points`, also returning how many points were evaluated
     (the rest came from the store) and facts about how they were evaluated."""
@@ -684,7 +684,8 @@ def evaluate_points(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree],
                     points_per_step: int = 1, chunk_size: int | None = None,
                     devices: Sequence[jax.Device] | None = None, mesh: Mesh | None = None,
                     compute_dtype: Any = None, progress: ProgressOption = None,
-                    store: str | os.PathLike | None = None, subsample: int | None = None,
+                    store: str | os.PathLike | None = None,
+                    subsample: int | float | None = None,
                     subsample_seed: int = 0) -> dict[str, np.ndarray]:
     """Exact dataset means of ``fn`` at ``origin + sum_k coefficients[p, k] * directions[k]``.
 
@@ -732,8 +733,8 @@ def evaluate_points(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree],
             evaluates only the missing points. A store made for another
             request raises :class:`jaxsurf.store.StoreMismatchError`. On a
             mesh over several processes, process 0 reads and writes it.
-        subsample: evaluate every point on the same ``subsample`` examples of
-            in-memory data, drawn at random without replacement with
+        subsample: evaluate every point on the same ``subsample`` examples (an
+            int, or a float in (0, 1] for that fraction) of in-memory data, drawn at random without replacement with
             ``subsample_seed``, and add ``<metric>_sem``, the standard error of
             each value as an estimate of the full-data mean (see
             :mod:`jaxsurf.subsample`; ``fn`` is then also called on single

@@ -59,8 +59,9 @@ class Moments(NamedTuple):
 
 
 def draw(data: PyTree, size: Any, seed: int) -> tuple[PyTree, dict[str, Any]]:
-    """``size`` examples of in-memory ``data`` drawn without replacement, in random
-    order, and a description for the Surface metadata.
+    """``size`` examples (or, for a float in (0, 1], that fraction) of in-memory
+    ``data`` drawn without replacement, in random order, and a description for
+    the Surface metadata.
 
     Example:
         >>> subset, info = draw({"x": np.arange(10.0)}, 4, seed=0)
@@ -72,9 +73,12 @@ def draw(data: PyTree, size: Any, seed: int) -> tuple[PyTree, dict[str, Any]]:
                         f"with a shared leading axis), got {type(data).__name__}; draw the "
                         f"subset yourself, or pass arrays")
     total = batching.num_examples(data)
+    if isinstance(size, (float, np.floating)) and 0 < size <= 1:
+        size = int(round(float(size) * total))  # a fraction of the data
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 2 <= size <= total:
         raise ValueError(f"subsample must be an integer between 2 (a standard error needs two "
-                         f"examples) and the number of examples ({total}), got {size!r}")
+                         f"examples) and the number of examples ({total}), or a fraction in "
+                         f"(0, 1] that gives at least 2, got {size!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError(f"subsample_seed must be an integer, got {seed!r}")
     index = np.random.default_rng(int(seed)).permutation(total)[:int(size)]

@@ -147,3 +147,13 @@ def test_line_plot_shades_two_standard_errors(problem, tmp_path):
     top = band.get_paths()[0].vertices[:, 1].max()
     want = (s.metrics["loss"] + 2 * s.metrics["loss_sem"]).max()
     np.testing.assert_allclose(top, want, rtol=1e-5)
+
+
+def test_a_fraction_picks_that_share_of_the_examples(problem):
+    params, d1, _, data = problem
+    s = js.evaluate_line(mlp_fn, params, d1, data, [0.0], subsample=0.25, subsample_seed=2)
+    n = js.evaluate_line(mlp_fn, params, d1, data, [0.0], subsample=26, subsample_seed=2)
+    assert s.metadata["subsample"]["size"] == 26  # round(0.25 * 103)
+    np.testing.assert_array_equal(s.metrics["loss"], n.metrics["loss"])
+    with pytest.raises(ValueError, match="fraction"):
+        js.evaluate_line(mlp_fn, params, d1, data, [0.0], subsample=1.5)

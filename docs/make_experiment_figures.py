@@ -23,6 +23,8 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 DOCS = Path(__file__).parent
 EXPERIMENTS = ("resnet56", "resnet110", "resnet110_mse", "densenet", "taaf", "resnet50_pca")
 def copy_figures(experiment: str, run_dir: Path) -> list[str]:
@@ -78,6 +80,25 @@ def table(experiment: str, numbers: dict) -> str:
     return f"{experiment}\n" + "\n".join(rows)
 
 
+def loss_choice_figure(runs: Path) -> str | None:
+    """The seed's loss question: the training-accuracy planes of ResNet-110 trained
+    with cross-entropy and with MSE, side by side on one colour scale (accuracy
+    is the one metric both planes share in the same units)."""
+    import jaxsurf as js
+
+    files = {"cross-entropy": runs / "exp_resnet110_quick" / "skip" / "plane_final.npz",
+             "MSE on one-hot": runs / "exp_resnet110_mse_quick" / "skip" / "plane_final.npz"}
+    if not all(f.exists() for f in files.values()):
+        return None
+    name = "exp_resnet110_loss_choice_accuracy.png"
+    js.plot.compare({f"ResNet-110 trained with {k}": js.Surface.load(f)
+                     for k, f in files.items()}, metric="accuracy", kind="filled",
+                    levels=np.linspace(0.0, 1.0, 11).tolist(),
+                    title="Training accuracy on the random plane: the loss choice",
+                    out=DOCS / "figures" / name)
+    return name
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", default="runs")
@@ -92,6 +113,9 @@ def main(argv=None) -> None:
         numbers[experiment] = summary(run_dir)
         print(f"{experiment}: copied {len(copied)} figures")
         print(table(experiment, numbers[experiment]))
+    figure = loss_choice_figure(Path(args.runs))
+    if figure:
+        print(f"wrote {figure}")
     (DOCS / "figures" / "experiment_numbers.json").write_text(json.dumps(numbers, indent=1))
 
 

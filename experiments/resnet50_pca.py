@@ -80,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     args = runner.parse_args(__doc__, PRESETS, argv, variants=VARIANTS,
                              datasets=("fashion_mnist", "cifar10", "imagenet"),
-                             add_arguments=add_arguments)
+                             add_arguments=add_arguments,
+                             min_epochs=2)  # epochs 0..2: the two PCs of a path of 3 points
     if args.noskip:
         args.variants = ["noskip"]
     out = Path(args.out)

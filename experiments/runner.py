@@ -149,10 +149,11 @@ class VariantRun:
 # --------------------------------------------------------------------------- command line
 def parse_args(doc: str, presets: Mapping[str, Preset], argv: Sequence[str] | None, *,
                datasets: Sequence[str] = ("fashion_mnist", "cifar10"),
-               losses: Sequence[str] = ("ce", "mse"), variants: Sequence[str] = (),
-               add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
-               ) -> argparse.Namespace:
-    """The options every experiment shares; ``add_arguments`` adds its own.
+               losses: Sequence[str] = ("ce", "mse", "mae"), variants: Sequence[str] = (),
+               add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+               min_epochs: int = 1) -> argparse.Namespace:
+    """The options every experiment shares; ``add_arguments`` adds its own;
+    ``min_epochs``: the fewest epochs the experiment can use.
 
     Sets ``args.preset_config`` (the :class:`Preset` with the overrides applied),
     ``args.loss`` (the training loss name) and ``args.variants`` (a list).
@@ -195,10 +196,11 @@ def parse_args(doc: str, presets: Mapping[str, Preset], argv: Sequence[str] | No
                  "surface_examples": args.surface_examples}
     args.preset_config = dataclasses.replace(
         preset, **{k: v for k, v in overrides.items() if v is not None})
-    for name in ("epochs", "grid", "train_examples", "surface_examples"):
+    smallest = {"epochs": min_epochs, "grid": 2, "train_examples": 1, "surface_examples": 1}
+    for name, least in smallest.items():
         value = getattr(args.preset_config, name)
-        if value is not None and value < (0 if name == "epochs" else 2 if name == "grid" else 1):
-            parser.error(f"--{name.replace('_', '-')} is too small: {value}")
+        if value is not None and value < least:
+            parser.error(f"--{name.replace('_', '-')} is too small: {value} (at least {least})")
     if not args.preset_config.range > 0:
         parser.error("--range must be positive")
     args.loss = LOSS_NAMES[args.loss]
@@ -259,37 +261,42 @@ def load_data(name: str, data_dir: str | None, preset: Preset, *, seed: int = 0)
     Images are standardized per channel with the statistics of the training
     split; the splits are cut to the preset's sizes (first examples). Where
     the set is missing, the smoke preset falls back to a generated stand-in
-    of the same shape (flagged synthetic); the others stop with the reason.
+    of the same shape (flagged synthetic) unless ``data_dir`` was given; the
+    others stop with the reason.
     Gene expression: the D-GEX ``.npy`` files in ``data_dir``, else the
     synthetic stand-in (always flagged).
     """
     limits = {"train": preset.train_examples, "val": preset.val_examples,
               "test": preset.test_examples}
+    fallback = preset.synthetic_fallback and data_dir is None  # a given folder must be right
     if name == "gene_expression":
         from jaxsurf.data import load_gene_expression
 
-        raw = load_gene_expression(data_dir, n_train=limits["train"], n_val=limits["val"],
-                                   n_test=limits["test"], seed=seed)
+        try:
+            raw = load_gene_expression(data_dir, n_train=limits["train"], n_val=limits["val"],
+                                       n_test=limits["test"], seed=seed)
+        except (OSError, ValueError) as err:  # a given folder without usable D-GEX files
+            raise SystemExit(f"error: {err}") from None
         splits = {s: {"x": raw[s]["x"], "y": raw[s]["y"]} for s in ("train", "val", "test")}
         return Data(splits, raw["name"], raw["synthetic"], raw["description"], None)
     if name == "fashion_mnist":
         try:
             splits = fashion_mnist(data_dir, limits["train"])
         except SystemExit as err:
-            if not preset.synthetic_fallback:
+            if not fallback:
                 raise
             return _fake_images(name, preset, seed, str(err))
         splits = {s: {k: v[:limits[s]] for k, v in part.items()} for s, part in splits.items()}
         return Data(splits, "fashion_mnist", False,
-                    "Fashion-MNIST (Xiao et al. 2017), real, 28x28x1; validation split = 5,000 "
-                    "held-out training images", 10)
+                    f"Fashion-MNIST (Xiao et al. 2017), real, 28x28x1; validation split = "
+                    f"{len(splits['val']['y']):,} held-out training images", 10)
     if name in IMAGE_SETS:
         from jaxsurf.data import load_tfds
 
         try:
             raw = load_tfds(IMAGE_SETS[name], data_dir)
         except Exception as err:  # noqa: BLE001 - any failure means "not here"
-            if not preset.synthetic_fallback:
+            if not fallback:
                 raise SystemExit(f"error: cannot load {name} through tensorflow-datasets "
                                  f"({type(err).__name__}: {err}); give --data-dir with the "
                                  f"prepared tfds data, or use --dataset fashion_mnist") from None
@@ -440,7 +447,8 @@ def plane_and_line(run: VariantRun, tag: str, params: Any, fn: Callable, data: D
     expect = {"seed": seed, "num_examples": int(len(subset["y"])), "dataset": data.name,
               "loss": meta.get("loss"), "directions_fingerprint": js.tree.fingerprint((d1, d2))}
     meta = {**meta, **expect, "tag": tag, "synthetic": data.synthetic}
-    store_tag = _digest({"params": js.tree.fingerprint(params), **expect})
+    store_tag = _digest({"params": js.tree.fingerprint(params), **expect,
+                         "grid": [alphas.tolist(), betas.tolist(), line_alphas.tolist()]})
 
     def compute(kind: str) -> Callable[[], js.Surface]:
         def go() -> js.Surface:

@@ -58,6 +58,23 @@ def _steps(num_points: int, points: int, replicas: int, full_batches: int | None
     return math.ceil(num_points / points) * per_point
 
 
+def _as_device_list(devices: Any) -> list[jax.Device]:
+    """``devices`` as a list of ``jax.Device`` (one device is a list of one)."""
+    if devices is None:
+        return list(jax.devices())
+    if isinstance(devices, jax.Device):
+        return [devices]
+    if isinstance(devices, (str, bytes)) or not hasattr(devices, "__iter__"):
+        raise TypeError(f"devices must be a list of jax devices such as jax.local_devices()"
+                        f"[:2], got {devices!r}")
+    devices = list(devices)
+    for device in devices:
+        if not isinstance(device, jax.Device):
+            raise TypeError(f"devices must hold jax.Device objects (e.g. jax.devices('cpu')), "
+                            f"got {device!r} of type {type(device).__name__}")
+    return devices
+
+
 def plan_mesh(num_points: int, devices: Sequence[jax.Device] | None = None, *,
               full_batches: int | None = None, short_batch: bool = False,
               chunk_size: int | None = None, data_parallel: bool = True) -> Mesh:
@@ -92,7 +109,7 @@ def plan_mesh(num_points: int, devices: Sequence[jax.Device] | None = None, *,
         >>> dict(plan_mesh(3, jax.local_devices()[:4], full_batches=20).shape)
         {'points': 1, 'data': 4}
     """
-    devices = list(jax.devices() if devices is None else devices)
+    devices = _as_device_list(devices)
     if not devices:
         raise ValueError("devices is empty; pass None or a list like jax.local_devices()")
     if len(set(devices)) != len(devices):

@@ -153,3 +153,13 @@ def test_bf16_keeps_exact_weights_for_batch_sizes_bf16_cannot_hold(problem):
     line = js.evaluate_line(ones, params, d1, data, [0.0, 0.5], batch_size=257,
                             compute_dtype=jnp.bfloat16)
     np.testing.assert_array_equal(line.metrics["loss"], [1.0, 1.0])
+
+
+def test_devices_may_be_one_device_and_bad_entries_are_named(problem):
+    params, d1, _, data = problem
+    one = js.evaluate_line(mlp_fn, params, d1, data, [0.0, 0.5], devices=jax.devices()[0])
+    assert one.metadata["num_devices"] == 1
+    with pytest.raises(TypeError, match="jax.Device objects.*'cpu'"):
+        js.evaluate_line(mlp_fn, params, d1, data, [0.0], devices=["cpu"])
+    with pytest.raises(TypeError, match="a list of jax devices"):
+        js.evaluate_line(mlp_fn, params, d1, data, [0.0], devices="cpu")

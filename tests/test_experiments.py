@@ -179,3 +179,44 @@ def test_command_line_options():
     with pytest.raises(SystemExit):
         runner.parse_args("doc", presets, ["--preset", "smoke", "--out", "x", "--variants",
                                            "dense"], variants=("skip", "noskip"))
+
+
+def test_a_new_grid_in_a_finished_out_is_recomputed(smoke_runs):
+    """Another --grid/--range reuses the training but evaluates a new plane (its
+    resumable store is keyed by the grid too)."""
+    out, first = smoke_runs["taaf"]
+    from experiments import taaf
+
+    log = (out / "taaf" / "train" / "log.jsonl").read_text()
+    again = taaf.main(["--preset", "smoke", "--variants", "taaf", "--grid", "3", "--range", "2",
+                       "--out", str(out)])
+    assert (out / "taaf" / "train" / "log.jsonl").read_text() == log
+    plane = js.Surface.load(out / again["variants"]["taaf"]["surfaces"]["plane_final"])
+    assert plane.metrics["loss"].shape == (3, 3) and plane.alphas[0] == -2.0
+
+
+@pytest.mark.parametrize("module, argv, words", [
+    ("resnet56", ["--epochs", "0"], "--epochs is too small"),
+    ("resnet50_pca", ["--epochs", "1"], "at least 2"),
+    ("densenet", ["--grid", "1"], "--grid is too small"),
+    ("resnet56", ["--range", "0"], "--range must be positive"),
+])
+def test_bad_options_stop_before_any_work(tmp_path, capsys, module, argv, words):
+    import importlib
+
+    with pytest.raises(SystemExit):
+        importlib.import_module(f"experiments.{module}").main(
+            ["--preset", "smoke", *argv, "--out", str(tmp_path)])
+    assert words in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_given_data_dir_must_hold_the_data_even_in_smoke(tmp_path):
+    from experiments import resnet56, taaf
+
+    with pytest.raises(SystemExit, match="Fashion-MNIST not found"):
+        resnet56.main(["--preset", "smoke", "--data-dir", str(tmp_path / "none"),
+                       "--out", str(tmp_path / "r")])
+    with pytest.raises(SystemExit, match="does not exist"):
+        taaf.main(["--preset", "smoke", "--data-dir", str(tmp_path / "none"),
+                   "--out", str(tmp_path / "t")])

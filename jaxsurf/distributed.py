@@ -6,7 +6,7 @@ The evaluation functions spread work over a 2-D mesh:
   its share of every chunk of points, over the whole data set);
 * ``"data"``: the batches of the data set are split over this axis and the
   per-device sums are added (``psum``), for lines or a handful of points
-  with fewer points than devices.
+  that would leave devices idle.
 
 :func:`plan_mesh` picks the split that lets every device finish soonest:
 all devices on the points axis for a grid of many points, the data axis for a
@@ -46,6 +46,9 @@ __all__ = ["AXES", "plan_mesh", "as_mesh", "mesh_shape", "spans_processes", "put
 AXES = ("points", "data")
 
 
+DATA_SPLIT_MARGIN = 0.1  # share of steps a data split must save to be chosen
+
+
 def _steps(num_points: int, points: int, replicas: int, full_batches: int | None,
            short_batch: bool) -> float:
     """Batch evaluations one device does, one after another, on a ``(points, replicas)``
@@ -80,13 +83,14 @@ def plan_mesh(num_points: int, devices: Sequence[jax.Device] | None = None, *,
               chunk_size: int | None = None, data_parallel: bool = True) -> Mesh:
     """A ``("points", "data")`` mesh over ``devices`` for ``num_points`` points.
 
-    At least as many points as devices: every device on the points axis (no
-    sums across devices, no padding batches). Fewer points: the divisor of the
-    device count that lets each device finish soonest, doing
-    ``ceil(num_points / points)`` points, each over ``ceil(full_batches /
-    data)`` full batches plus the short one (ties go to the longer points
-    axis): a line of a few points or a single point over many batches splits
-    the data.
+    The points axis is the divisor of the device count that lets each device
+    finish soonest, doing ``ceil(num_points / points)`` points, each over
+    ``ceil(full_batches / data)`` full batches plus the short one. Splitting
+    the data must save at least ``DATA_SPLIT_MARGIN`` (10 %) of the steps of
+    the all-points mesh, which needs no sums across devices and no padding
+    batches. A plane of many points puts every device on the points axis; a
+    line of a few points, or a handful that divide badly over the devices
+    (5 points on 4), over many batches split the data.
 
     Args:
         num_points: points of the request.
@@ -119,8 +123,11 @@ def plan_mesh(num_points: int, devices: Sequence[jax.Device] | None = None, *,
     if data_parallel:
         options = [p for p in range(1, count + 1) if count % p == 0
                    and (chunk_size is None or chunk_size % p == 0)]
-        points = max(options) if num_points >= count else min(options, key=lambda p: (
-            _steps(num_points, p, count // p, full_batches, short_batch), -p))
+        steps = {p: _steps(num_points, p, count // p, full_batches, short_batch)
+                 for p in options}
+        points = min(options, key=lambda p: (steps[p], -p))
+        if steps[points] > (1 - DATA_SPLIT_MARGIN) * steps[max(options)]:
+            points = max(options)  # a small saving does not pay for the sums across devices
     return Mesh(np.array(devices, dtype=object).reshape(points, count // points), AXES)
 
 

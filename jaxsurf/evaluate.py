@@ -715,9 +715,9 @@ def evaluate_points(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree],
             every local device, and after ``jax.distributed.initialize`` the
             devices of every process; each process then evaluates its share
             and every process gets all values). Points are split over the
-            devices; with fewer points than devices, the batches of in-memory
-            data are split too (data parallelism, see
-            :func:`jaxsurf.distributed.plan_mesh`).
+            devices; with few points (fewer than devices, or a handful that
+            divide badly over them), the batches of in-memory data are split
+            too (data parallelism, see :func:`jaxsurf.distributed.plan_mesh`).
         mesh: instead of ``devices``, a ``jax.sharding.Mesh`` with axes
             ``"points"`` and/or ``"data"`` that fixes the split.
         compute_dtype: e.g. ``jnp.bfloat16``: the combined params and the

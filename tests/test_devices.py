@@ -117,6 +117,8 @@ def test_plan_mesh_lets_every_device_finish_soonest():
     assert shape(3, full_batches=20) == (1, 4)  # 3 x 5 steps, not 1 x 20
     assert shape(2, full_batches=12, short_batch=True) == (2, 2)  # 1 x 7, not 2 x 4
     assert shape(3, full_batches=2, short_batch=True) == (4, 1)  # too few batches to split
+    assert shape(5, full_batches=12) == (1, 4)  # 5 x 3 steps, not 2 x 12
+    assert shape(51, full_batches=20) == (4, 1)  # 13 x 20 vs 51 x 5: under 10 % saved
     assert shape(1) == (1, 4)
     assert shape(100, full_batches=20, chunk_size=6) == (2, 2)  # the points axis divides 6
     assert shape(1, full_batches=20, data_parallel=False) == (4, 1)

@@ -83,8 +83,9 @@ def main(argv=None) -> None:
                  table, ["model", "evaluation", "s/point", "speed vs exact"])
     for r in results:
         print(f"{r['model']}: quarter subset within 2 SEM of the full value at "
-              f"{r['quarter_share_within_2_sem']:.0%} of points (max {r['quarter_max_error_in_sem']:.2f}"
-              f" SEM), mean SEM/value {r['quarter_mean_relative_sem']:.3f}")
+              f"{r['quarter_share_within_2_sem']:.0%} of points "
+              f"(max {r['quarter_max_error_in_sem']:.2f} SEM), "
+              f"mean SEM/value {r['quarter_mean_relative_sem']:.3f}")
 
 
 if __name__ == "__main__":

@@ -16,9 +16,9 @@ How it is fast by construction:
   ``jax.shard_map`` (:mod:`jaxsurf.distributed`): by default every device
   (of every process, after ``jax.distributed.initialize``) evaluates its share
   of the points of every chunk over a copy of the data, and the chunk's values
-  are all-gathered so that every process has them all. With fewer points than
-  devices the batches are split over the ``"data"`` axis instead and the
-  per-device sums are added, still exact;
+  are all-gathered so that every process has them all. When that would leave
+  devices idle (few points) the batches are split over the ``"data"`` axis
+  instead and the per-device sums are added, still exact;
 * ``compute_dtype=jnp.bfloat16`` runs ``fn`` on bf16 params and inputs while
   the combination ``origin + sum_k c_k d_k`` and every sum stay float32.
 
@@ -144,22 +144,13 @@ def _metric_sums(fn: Fn, names: list[str], params: PyTree, full: PyTree | None,
     A batch of weight 0 (padding added for data parallelism) contributes exactly
     0, even where ``fn`` is not finite on it.
     """
-    def weighted(values: dict[str, jax.Array], weight: Any) -> dict[str, jax.Array]:
-        return {k: jnp.where(weight > 0, values[k].astype(jnp.float32) * weight, 0.0)
+    def add(acc: dict[str, jax.Array], batch: PyTree, weight: Any) -> dict[str, jax.Array]:
+        values = _as_metric_dict(fn(params, batch))
+        return {k: acc[k] + jnp.where(weight > 0, values[k].astype(jnp.float32) * weight, 0.0)
                 for k in names}
 
-    total = {name: jnp.zeros((), jnp.float32) for name in names}
-    if full is not None:
-        def body(acc, xs):
-            batch, weight = xs
-            add = weighted(_as_metric_dict(fn(params, batch)), weight)
-            return {k: acc[k] + add[k] for k in names}, None
-
-        total, _ = jax.lax.scan(body, total, (full, weights))
-    if rest is not None:
-        add = weighted(_as_metric_dict(fn(params, rest)), rest_weight)
-        total = {k: total[k] + add[k] for k in names}
-    return total
+    zero = {name: jnp.zeros((), jnp.float32) for name in names}
+    return _fold_batches(add, zero, full, weights, rest, rest_weight)
 
 
 def _metric_moments(fn: Fn, names: list[str], params: PyTree, full: PyTree | None,
@@ -167,19 +158,23 @@ def _metric_moments(fn: Fn, names: list[str], params: PyTree, full: PyTree | Non
                     ) -> dict[str, subsample_lib.Moments]:
     """Per-example count, mean and spread of every metric over full batches and
     the rest (for ``subsample=``; see :mod:`jaxsurf.subsample`)."""
-    def moments(batch: PyTree, weight: Any) -> dict[str, subsample_lib.Moments]:
+    def add(acc: dict[str, subsample_lib.Moments], batch: PyTree, weight: Any
+            ) -> dict[str, subsample_lib.Moments]:
         values = subsample_lib.per_example(fn, _as_metric_dict, params, batch)
-        return {k: subsample_lib.batch_moments(values[k], weight) for k in names}
+        return {k: subsample_lib.merge(acc[k], subsample_lib.batch_moments(values[k], weight))
+                for k in names}
 
-    def merged(a, b):
-        return {k: subsample_lib.merge(a[k], b[k]) for k in names}
+    zero = {k: subsample_lib.Moments.zero() for k in names}
+    return _fold_batches(add, zero, full, weights, rest, rest_weight)
 
-    total = {k: subsample_lib.Moments.zero() for k in names}
+
+def _fold_batches(add: Callable[[Any, PyTree, Any], Any], total: Any, full: PyTree | None,
+                  weights: jax.Array | None, rest: PyTree | None, rest_weight: Any) -> Any:
+    """``add(total, batch, weight)`` over the full batches (``lax.scan``), then the rest."""
     if full is not None:
-        total, _ = jax.lax.scan(lambda acc, xs: (merged(acc, moments(*xs)), None), total,
-                                (full, weights))
+        total, _ = jax.lax.scan(lambda acc, xs: (add(acc, *xs), None), total, (full, weights))
     if rest is not None:
-        total = merged(total, moments(rest, rest_weight))
+        total = add(total, rest, rest_weight)
     return total
 
 
@@ -734,9 +729,10 @@ def evaluate_points(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree],
             request raises :class:`jaxsurf.store.StoreMismatchError`. On a
             mesh over several processes, process 0 reads and writes it.
         subsample: evaluate every point on the same ``subsample`` examples (an
-            int, or a float in (0, 1] for that fraction) of in-memory data, drawn at random without replacement with
-            ``subsample_seed``, and add ``<metric>_sem``, the standard error of
-            each value as an estimate of the full-data mean (see
+            int, or a float in (0, 1] for that fraction) of in-memory data,
+            drawn at random without replacement with ``subsample_seed``, and
+            add ``<metric>_sem``, the standard error of each value as an
+            estimate of the full-data mean (see
             :mod:`jaxsurf.subsample`; ``fn`` is then also called on single
             examples under ``vmap``).
         subsample_seed: the seed of that draw (default 0).

@@ -39,6 +39,30 @@ def time_call(run: Callable[[], Any], *, repeats: int = 3, warmup: int = 1) -> d
     return {"median_s": statistics.median(times), "min_s": min(times), "repeats": repeats}
 
 
+class SteadyTimer:
+    """A ``progress=`` callback that times a call's steady state: seconds per point
+    from the end of its first chunk (compilation and first run) to its end.
+
+    Example:
+        >>> timer = SteadyTimer()
+        >>> js.evaluate_points(fn, params, dirs, data, coords, chunk_size=1, progress=timer)
+        >>> timer.s_per_point()     # None with fewer than two finished chunks
+    """
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.stamps: list[tuple[int, float]] = []
+
+    def __call__(self, info: Any) -> None:
+        self.stamps.append((info.done, time.perf_counter()))
+
+    def s_per_point(self) -> float | None:
+        if len(self.stamps) < 3:  # the start, the first chunk, and at least one more
+            return None
+        (first, t_first), (last, t_last) = self.stamps[1], self.stamps[-1]
+        return (t_last - t_first) / (last - first)
+
+
 def fashion_mnist_subset(n: int, split: str = "train") -> tuple[dict[str, np.ndarray], str]:
     """``n`` standardized Fashion-MNIST examples, or random stand-ins if the
     files are absent (the second value says which)."""

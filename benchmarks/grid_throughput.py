@@ -109,7 +109,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import jaxsurf as js  # noqa: E402
-from benchmarks.common import RESULTS, device_info  # noqa: E402
+from benchmarks.common import RESULTS, SteadyTimer, device_info  # noqa: E402
 from jaxsurf import models  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -294,24 +294,42 @@ def plane(grid: int) -> np.ndarray:
     return np.stack([a.ravel(), b.ravel()], axis=1).astype(np.float32)
 
 
+def whole_chunks(grid: int, chunk: int) -> np.ndarray:
+    """Points of the ``grid x grid`` plane (grown when needed) cut to a whole number
+    of chunks, at least two, so that the steady rate is read off full chunks only.
+
+    Example:
+        >>> len(whole_chunks(3, 4))   # 9 points would leave a padded third chunk
+        8
+    """
+    coords = plane(max(grid, math.isqrt(2 * chunk - 1) + 1))  # grid**2 >= 2 chunks
+    return coords[:len(coords) // chunk * chunk]
+
+
+def save_json(results: dict[str, Any], args: argparse.Namespace, stem: str) -> Path:
+    """Writes ``results`` to ``--out`` or ``benchmarks/results/<stem>[_<tag>].json``."""
+    path = Path(args.out) if args.out else \
+        RESULTS / f"{stem}{'_' + args.tag if args.tag else ''}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=1, default=str))
+    print(f"saved {path}")
+    return path
+
+
 def time_jaxsurf(case: Case, coords: np.ndarray, args: argparse.Namespace,
                  bf16: bool = False, **knobs: Any) -> dict[str, Any]:
     """One ``evaluate_points`` call; steady seconds per point after its first chunk.
     ``knobs`` override ``batch_size`` / ``points_per_step``."""
-    stamps: list[tuple[int, float]] = []
     points_per_step = knobs.get("points_per_step", args.points_per_step)
     chunk = len(jax.devices()) * points_per_step
-    start = time.perf_counter()
+    timer = SteadyTimer()
     values = js.evaluate_points(
         case.bf16_fn if bf16 else case.fn, case.params, case.directions, case.data, coords,
         batch_size=knobs.get("batch_size", case.batch_size), chunk_size=chunk,
         points_per_step=points_per_step,
-        compute_dtype=jnp.bfloat16 if bf16 else None,
-        progress=lambda info: stamps.append((info.done, time.perf_counter())))
-    total = time.perf_counter() - start
-    (first, t_first), (last, t_last) = stamps[1], stamps[-1]
-    return {"s_per_point": (t_last - t_first) / (last - first), "call_s": total,
-            "first_chunk_s": t_first - start, "values": values["loss"]}
+        compute_dtype=jnp.bfloat16 if bf16 else None, progress=timer)
+    return {"s_per_point": timer.s_per_point(), "call_s": time.perf_counter() - timer.start,
+            "values": values["loss"]}
 
 
 def _flat(tree: Any, prefix: str) -> dict[str, np.ndarray]:
@@ -394,10 +412,8 @@ def measure(case: Case, args: argparse.Namespace, spec: Path | None) -> dict[str
     """All rounds for one case: ``{"runs": {method: [per round]}, "peaks": {dtype: [per
     round]}, "checks": value checks}``."""
     peaks: dict[str, list[float]] = {"float32": [], "bfloat16": []}
-    coords = plane(args.dense_grid if case.name.startswith("dense") else args.grid)
-    chunk = len(jax.devices())  # one point per device per chunk: whole chunks only
-    coords = coords[:max(2 * chunk, len(coords) // chunk * chunk)] if len(coords) > chunk \
-        else plane(2 * chunk)[:2 * chunk]
+    coords = whole_chunks(args.dense_grid if case.name.startswith("dense") else args.grid,
+                          len(jax.devices()) * args.points_per_step)  # time_jaxsurf's chunk
     runs: dict[str, list[dict[str, Any]]] = {}
     checks: dict[str, list[float]] = {}
     for r in range(args.rounds):
@@ -505,9 +521,8 @@ def sweep(case: Case, args: argparse.Namespace) -> dict[str, Any]:
     if knob not in ("batch_size", "points_per_step"):
         raise SystemExit(f"--sweep knob must be batch_size or points_per_step, got {knob}")
     grid = args.dense_grid if case.name.startswith("dense") else args.grid
-    chunk = len(jax.devices()) * (max(values) if knob == "points_per_step" else 1)
-    coords = plane(max(grid, math.isqrt(3 * chunk) + 1))
-    coords = coords[:len(coords) // chunk * chunk]
+    coords = whole_chunks(grid, len(jax.devices()) * (
+        math.lcm(*values) if knob == "points_per_step" else 1))  # whole chunks for every value
     times: dict[int, list[float]] = {v: [] for v in values}
     for r in range(args.rounds):
         for v in values:
@@ -551,11 +566,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         device = f"CPU, {os.cpu_count()} cores as {jax.device_count()} XLA device(s)"
     if args.sweep:
         results = main_sweep(args, device)
-        path = Path(args.out) if args.out else \
-            RESULTS / f"grid_sweep_{args.sweep[0]}{'_' + args.tag if args.tag else ''}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(results, indent=1, default=str))
-        print(f"saved {path}")
+        save_json(results, args, f"grid_sweep_{args.sweep[0]}")
         return results
     torch_ok = not args.no_torch
     if torch_ok:
@@ -584,7 +595,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             del case
     results = {"device": {**device_info(), "described": device},
                "xla_flags": os.environ.get("XLA_FLAGS", ""),
-               "config": {k: v for k, v in vars(args).items()},
+               "config": vars(args),
                "matmul_peak": {"size": args.peak_size,
                                **{k: {"flop_per_s_best": max(v), "flop_per_s_rounds": v}
                                   for k, v in peaks.items() if v}},
@@ -598,11 +609,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print_table(rows)
     for s in summaries:
         print(f"{s['model']}: checks {s['checks']}")
-    path = Path(args.out) if args.out else \
-        RESULTS / f"grid_throughput{'_' + args.tag if args.tag else ''}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=1, default=str))
-    print(f"saved {path}")
+    save_json(results, args, "grid_throughput")
     return results
 
 

@@ -57,7 +57,7 @@ def _requests(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
     import jaxsurf as js
-    from benchmarks.common import fashion_mnist_subset
+    from benchmarks.common import SteadyTimer, fashion_mnist_subset
 
     class MLP(nn.Module):
         @nn.compact
@@ -82,16 +82,11 @@ def _requests(args: argparse.Namespace) -> dict[str, Any]:
                                              batch_size=args.line_batch, chunk_size=1,
                                              progress=log),
     }.items():
-        stamps: list[tuple[int, float]] = []
-        start = time.perf_counter()
-        surface = call(lambda info: stamps.append((info.done, time.perf_counter())))
-        total = time.perf_counter() - start
-        steady = None
-        if len(stamps) > 2:
-            (first, t_first), (last, t_last) = stamps[1], stamps[-1]
-            steady = (t_last - t_first) / (last - first)
+        timer = SteadyTimer()
+        surface = call(timer)
+        total = time.perf_counter() - timer.start
         out[name] = {"values": surface.metrics["loss"].ravel().tolist(), "call_s": total,
-                     "s_per_point": steady, "points": int(surface.metrics["loss"].size),
+                     "s_per_point": timer.s_per_point(), "points": int(surface.metrics["loss"].size),
                      "mesh": surface.metadata["mesh"],
                      "num_processes": surface.metadata["num_processes"]}
     return out

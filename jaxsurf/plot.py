@@ -28,6 +28,7 @@ from matplotlib import colors as mcolors
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from jaxsurf.subsample import SEM_SUFFIX
 from jaxsurf.surface import Surface
 
 __all__ = ["line", "contour", "filled", "heatmap", "surface3d", "compare", "contour_levels"]
@@ -484,7 +485,7 @@ def _line_metrics(surface: Surface, metrics: str | Sequence[str] | None) -> list
 
 
 def _is_sem_of_another(surface: Surface, name: str) -> bool:
-    return name.endswith("_sem") and name[:-len("_sem")] in surface.metrics
+    return name.endswith(SEM_SUFFIX) and name[:-len(SEM_SUFFIX)] in surface.metrics
 
 
 def _plot_series(ax: Axes, surface: Surface, names: list[str], log: bool,
@@ -499,7 +500,7 @@ def _plot_series(ax: Axes, surface: Surface, names: list[str], log: bool,
         (handle,) = ax.plot(surface.alphas, values, marker=marker, markersize=3,
                             color=f"C{first_colour + k}", label=name)
         handles.append(handle)
-        sem = surface.metrics.get(f"{name}_sem")
+        sem = surface.metrics.get(name + SEM_SUFFIX)
         if sem is not None:
             low = (values - 2 * np.asarray(sem)).filled(np.nan)
             high = (values + 2 * np.asarray(sem)).filled(np.nan)

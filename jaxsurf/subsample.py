@@ -90,7 +90,13 @@ def draw(data: PyTree, size: Any, seed: int) -> tuple[PyTree, dict[str, Any]]:
 
 def per_example(fn: Callable[[PyTree, PyTree], Any], as_dict: Callable[[Any], dict],
                 params: PyTree, batch: PyTree) -> dict[str, jax.Array]:
-    """``{name: (batch_size,)}``: ``fn`` on one example at a time (vmapped)."""
+    """``{name: (batch_size,)}``: ``fn`` on one example at a time (vmapped).
+
+    Example:
+        >>> fn = lambda p, b: {"loss": jnp.mean((b * p) ** 2)}
+        >>> per_example(fn, dict, 2.0, jnp.array([1.0, 3.0]))["loss"]
+        Array([ 4., 36.], dtype=float32)
+    """
     def one(example: PyTree) -> dict[str, jax.Array]:
         return as_dict(fn(params, jax.tree_util.tree_map(lambda x: x[None], example)))
     return jax.vmap(one)(batch)
@@ -98,7 +104,12 @@ def per_example(fn: Callable[[PyTree, PyTree], Any], as_dict: Callable[[Any], di
 
 def batch_moments(values: jax.Array, weight: jax.Array) -> Moments:
     """Moments of one batch's per-example ``values``; a batch of ``weight`` 0
-    (padding) is empty."""
+    (padding) is empty.
+
+    Example:
+        >>> [float(x) for x in batch_moments(jnp.array([1.0, 3.0]), jnp.float32(2))]
+        [2.0, 2.0, 2.0]
+    """
     values = values.astype(jnp.float32)
     live = weight > 0
     mean = jnp.mean(values)
@@ -109,7 +120,13 @@ def batch_moments(values: jax.Array, weight: jax.Array) -> Moments:
 
 
 def merge(a: Moments, b: Moments) -> Moments:
-    """The moments of two disjoint sets of values (Chan, Golub and LeVeque 1979)."""
+    """The moments of two disjoint sets of values (Chan, Golub and LeVeque 1979).
+
+    Example:
+        >>> a = batch_moments(jnp.array([1.0, 3.0]), 2.0)
+        >>> float(merge(a, batch_moments(jnp.array([5.0]), 1.0)).m2)   # of [1, 3, 5]
+        8.0
+    """
     count = a.count + b.count
     share = jnp.where(count > 0, b.count / jnp.where(count > 0, count, 1.0), 0.0)
     delta = b.mean - a.mean
@@ -117,7 +134,12 @@ def merge(a: Moments, b: Moments) -> Moments:
 
 
 def merge_replicas(m: Moments, axis: str) -> Moments:
-    """:func:`merge` over the devices of mesh axis ``axis`` (inside ``shard_map``)."""
+    """:func:`merge` over the devices of mesh axis ``axis`` (inside ``shard_map``).
+
+    Example:
+        >>> body = lambda v: merge_replicas(batch_moments(v, 2.0), "data")
+        >>> jax.shard_map(body, mesh=mesh, in_specs=P("data"), out_specs=P())(values)
+    """
     count = jax.lax.psum(m.count, axis)
     mean = jax.lax.psum(m.count * m.mean, axis) / count
     m2 = jax.lax.psum(m.m2 + m.count * jnp.square(m.mean - mean), axis)

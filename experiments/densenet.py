@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             runner.Variant(variant, model_name, build(data.num_classes), config, note),
             data, args, out))
     comparisons = {}
-    planes = runner.comparable(runs, out, EXPERIMENT, args.preset, VARIANTS)
+    planes = runner.comparable(runs, out, EXPERIMENT, args, VARIANTS)
     if len(planes) > 1:
         comparisons["final"] = runner.compare_planes(
             out, "compare_final", planes,

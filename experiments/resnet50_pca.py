@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     for tag, what, labels in (
             ("final", "random filter-normalized plane", None),
             ("pca", "PCA plane", ("PC1 of the variant's own path", "PC2 of its path"))):
-        planes = runner.comparable(runs, out, EXPERIMENT, args.preset, VARIANTS, tag)
+        planes = runner.comparable(runs, out, EXPERIMENT, args, VARIANTS, tag)
         if len(planes) > 1:
             comparisons[tag] = runner.compare_planes(
                 out, f"compare_{tag}", planes,

@@ -120,7 +120,7 @@ def run_skip_experiment(experiment: str, depth: int, doc: str, presets: Mapping[
 
     comparisons = {}
     for tag in ["final"] + ([f"epoch{best}"] if best else []):
-        planes = runner.comparable(runs, out, experiment, args.preset, ("skip", "noskip"), tag)
+        planes = runner.comparable(runs, out, experiment, args, ("skip", "noskip"), tag)
         if len(planes) > 1:
             when = "final epoch" if tag == "final" else f"epoch {best} (best of no-skip)"
             comparisons[tag] = runner.compare_planes(

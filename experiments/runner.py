@@ -8,7 +8,7 @@ settings) and calls these helpers in order::
     config = runner.train_config(TRAINING[args.preset], args)
     run = runner.run_variant(runner.Variant(...), data, args, out)  # train, surfaces,
     ...                                                             # curvature, figures
-    planes = runner.comparable([run, ...], out, "resnet56", args.preset, VARIANTS)
+    planes = runner.comparable([run, ...], out, "resnet56", args, VARIANTS)
     runner.finish(out, "resnet56", args, command, [run, ...],
                   {"final": runner.compare_planes(out, "compare_final", planes, title)})
 
@@ -28,6 +28,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import sys
 import textwrap
 import time
@@ -338,11 +339,14 @@ def cached(path: Path, request: Mapping[str, Any], compute: Callable[[], dict]) 
     """Returns the result saved in ``path`` for the same ``request``, else computes it."""
     request = _jsonable(dict(request))
     if path.exists():
-        saved = json.loads(path.read_text())
+        try:
+            saved = json.loads(path.read_text())
+        except ValueError:  # damaged (a crash while writing an older version): recompute
+            saved = {}
         if saved.get("request") == request:
             return saved["result"]
     result = _jsonable(compute())
-    path.write_text(json.dumps({"request": request, "result": result}, indent=1))
+    _write_json(path, {"request": request, "result": result})
     return result
 
 
@@ -367,7 +371,7 @@ def train_variant(variant: Variant, data: Data, vdir: Path) -> train.TrainResult
             raise SystemExit(f"error: {vdir} holds a training run with other settings "
                              f"(different: {', '.join(diff)}); use another --out or delete it")
     vdir.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps(request, indent=1))
+    _write_json(marker, request)
     splits = {s: data.splits[s] for s in ("train", "val")}
     return train.fit(variant.model, splits, variant.config, out_dir=vdir / "train")
 
@@ -739,47 +743,71 @@ def finish(out: Path, experiment: str, args: argparse.Namespace, command: str,
     """Writes ``results.json`` (merging variants of earlier runs with the same
     preset in the same ``--out``) and prints a short table."""
     path = out / "results.json"
-    variants: dict[str, Any] = {}
-    if path.exists():
-        old = json.loads(path.read_text())
-        if old.get("experiment") == experiment and old.get("preset") == args.preset:
-            variants.update(old.get("variants", {}))
+    variants = dict(_earlier_variants(out, experiment, args))
     variants.update({run.variant.name: run.result for run in runs})
     results = {
         "experiment": experiment, "preset": args.preset, "command": command,
-        "args": {k: v for k, v in vars(args).items() if k != "preset_config"},
+        "args": _jsonable({k: v for k, v in vars(args).items() if k != "preset_config"}),
         "preset_config": dataclasses.asdict(args.preset_config),
         "variants": variants, "comparison_figures": dict(comparisons),
         "jaxsurf_version": js.__version__, "jax_version": jax.__version__,
         "backend": jax.default_backend(), "device": str(jax.devices()[0].device_kind),
         **(extra or {}),
     }
-    path.write_text(json.dumps(_jsonable(results), indent=1, default=str))
+    _write_json(path, results)
     print(f"\n{experiment} ({args.preset}) -> {path}")
     for name, r in variants.items():
-        score = (f"val acc {100 * r['val_accuracy']:.2f} %" if r.get("val_accuracy") is not None
-                 else f"val MAE {r.get('val_mae', float('nan')):.4f}")
+        score = (f"val acc {_fmt(r.get('val_accuracy'), 100, '.2f')} %"
+                 if "val_accuracy" in r else f"val MAE {_fmt(r.get('val_mae'))}")
         stats = r["surface_stats"].get("final", {})
         print(f"  {r['model']:>14} {name:<8} {r['num_params']:>10,d} params  {score}  "
-              f"plane min {stats.get('minimum', float('nan')):.4g}  "
-              f"lambda_max {r['curvature']['lambda_max']:.4g}")
+              f"plane min {_fmt(stats.get('minimum'))}  "
+              f"lambda_max {_fmt(r['curvature'].get('lambda_max'))}")
     return results
 
 
-def comparable(runs: Sequence[VariantRun], out: Path, experiment: str, preset: str,
-               order: Sequence[str], tag: str = "final") -> dict[str, js.Surface]:
+def _fmt(value: float | None, scale: float = 1.0, spec: str = ".4g") -> str:
+    """A number for the summary table; ``n/a`` for a missing one (saved as null)."""
+    return "n/a" if value is None else format(scale * value, spec)
+
+
+_SETTINGS = ("dataset", "data_dir", "loss", "seed", "optimizer", "lr", "weight_decay")
+
+
+def _earlier_variants(out: Path, experiment: str, args: argparse.Namespace
+                      ) -> dict[str, Any]:
+    """The variants ``results.json`` in ``out`` holds from earlier runs of this
+    experiment with the same preset, data, loss, seed and overrides (variants run
+    one at a time end up side by side); nothing when the settings differ."""
+    path = out / "results.json"
+    if not path.exists():
+        return {}
+    old = json.loads(path.read_text())
+    now = _jsonable({k: getattr(args, k, None) for k in _SETTINGS})
+    same = (old.get("experiment") == experiment and old.get("preset") == args.preset
+            and old.get("preset_config") == _jsonable(dataclasses.asdict(args.preset_config))
+            and {k: old.get("args", {}).get(k) for k in _SETTINGS} == now)
+    return old.get("variants", {}) if same else {}
+
+
+def _write_json(path: Path, value: Any) -> None:
+    """Writes ``value`` as JSON atomically: a crash mid-write leaves the old file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(_jsonable(value), indent=1, default=str))
+    os.replace(tmp, path)
+
+
+def comparable(runs: Sequence[VariantRun], out: Path, experiment: str,
+               args: argparse.Namespace, order: Sequence[str], tag: str = "final"
+               ) -> dict[str, js.Surface]:
     """The ``tag`` planes of this run's variants, labelled "<model>: <variant>", plus
-    those of earlier runs (same experiment and preset) found in ``out``: variants
-    run one at a time still end up side by side."""
+    those of earlier runs with the same settings found in ``out``: variants run one
+    at a time still end up side by side."""
     planes = {run.variant.name: (run.variant.model_name, run.planes[tag])
               for run in runs if tag in run.planes}
-    path = out / "results.json"
-    if path.exists():
-        old = json.loads(path.read_text())
-        if old.get("experiment") == experiment and old.get("preset") == preset:
-            for name, r in old.get("variants", {}).items():
-                file = r.get("surfaces", {}).get(f"plane_{tag}")
-                if name not in planes and file and (out / file).exists():
-                    planes[name] = (r["model"], js.Surface.load(out / file))
+    for name, r in _earlier_variants(out, experiment, args).items():
+        file = r.get("surfaces", {}).get(f"plane_{tag}")
+        if name not in planes and file and (out / file).exists():
+            planes[name] = (r["model"], js.Surface.load(out / file))
     names = sorted(planes, key=lambda n: list(order).index(n) if n in order else len(order))
     return {f"{planes[n][0]}: {n}": planes[n][1] for n in names}

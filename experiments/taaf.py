@@ -67,9 +67,16 @@ TRAINING = {
 }
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     def add_arguments(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--width", type=int, default=None,
+        parser.add_argument("--width", type=_positive_int, default=None,
                             help="units per hidden layer (paper: 6000 or 9000; default: preset)")
 
     args = runner.parse_args(__doc__, PRESETS, argv, datasets=("gene_expression",),
@@ -79,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     preset = args.preset_config
     data = runner.load_data("gene_expression", args.data_dir, preset, seed=args.seed)
-    width = args.width or WIDTH[args.preset]
+    width = WIDTH[args.preset] if args.width is None else args.width
     config = runner.train_config(TRAINING[args.preset], args)
     outputs = data.splits["train"]["y"].shape[1]
     runs = []
@@ -92,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         runs.append(runner.run_variant(runner.Variant(variant, name, model, config, note),
                                        data, args, out))
     comparisons = {}
-    planes = runner.comparable(runs, out, EXPERIMENT, args.preset, VARIANTS)
+    planes = runner.comparable(runs, out, EXPERIMENT, args, VARIANTS)
     if len(planes) > 1:
         comparisons["final"] = runner.compare_planes(
             out, "compare_final", planes,

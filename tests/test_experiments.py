@@ -200,6 +200,7 @@ def test_a_new_grid_in_a_finished_out_is_recomputed(smoke_runs):
     ("resnet50_pca", ["--epochs", "1"], "at least 2"),
     ("densenet", ["--grid", "1"], "--grid is too small"),
     ("resnet56", ["--range", "0"], "--range must be positive"),
+    ("taaf", ["--width", "0"], "must be a positive integer"),
 ])
 def test_bad_options_stop_before_any_work(tmp_path, capsys, module, argv, words):
     import importlib
@@ -220,3 +221,21 @@ def test_a_given_data_dir_must_hold_the_data_even_in_smoke(tmp_path):
     with pytest.raises(SystemExit, match="does not exist"):
         taaf.main(["--preset", "smoke", "--data-dir", str(tmp_path / "none"),
                    "--out", str(tmp_path / "t")])
+
+
+def test_results_of_other_settings_are_not_merged(tmp_path):
+    """A variant run later with another seed does not join the earlier variants in
+    results.json or in the comparison figure."""
+    from experiments import taaf
+
+    out = tmp_path / "t"
+    taaf.main(["--preset", "smoke", "--variants", "plain", "--out", str(out)])
+    same = taaf.main(["--preset", "smoke", "--variants", "taaf", "--out", str(out)])
+    assert sorted(same["variants"]) == ["plain", "taaf"] and "final" in same[
+        "comparison_figures"]
+    other = taaf.main(["--preset", "smoke", "--variants", "taaf", "--seed", "1",
+                       "--out", str(tmp_path / "u")])
+    assert sorted(other["variants"]) == ["taaf"]
+    again = taaf.main(["--preset", "smoke", "--variants", "plain", "--loss", "mse",
+                       "--out", str(tmp_path / "u")])
+    assert sorted(again["variants"]) == ["plain"] and not again["comparison_figures"]

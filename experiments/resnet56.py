@@ -136,9 +136,7 @@ def _noskip_best_epoch(runs: Sequence[runner.VariantRun], out: Path) -> int | No
         if run.variant.name == "noskip":
             return run.best_epoch if run.history else None
     history = train.read_log(out / "noskip" / "train" / "log.jsonl")
-    if not history:
-        return None
-    return int(max(history, key=lambda h: h.get("val_accuracy", -h["val_loss"]))["epoch"])
+    return train.best_epoch(history) if history else None
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from jaxsurf.flax import eval_mode_kwargs, linen_metrics_fn
 from jaxsurf.losses import get_loss
 
 __all__ = ["TrainConfig", "TrainResult", "make_schedule", "make_optimizer", "fit",
-           "plot_history", "read_log"]
+           "plot_history", "read_log", "best_epoch"]
 
 OPTIMIZERS = ("sgd", "nesterov", "adam", "nadam")
 SCHEDULES = ("constant", "cosine", "piecewise")
@@ -268,14 +268,20 @@ def fit(model: Any, data: dict[str, Any], config: TrainConfig = TrainConfig(), *
     finally:  # a crash mid-run still finishes the saves in flight
         if recorder is not None:
             recorder.close()
-    best = _best_epoch(history)
+    best = best_epoch(history)
     return TrainResult({"params": params, **state}, history, best,
                        time.perf_counter() - start,
                        str(out_dir / "trajectory") if out_dir is not None else None)
 
 
-def _best_epoch(history: list[dict[str, float]]) -> int:
-    """Epoch with the best validation accuracy (or lowest validation loss)."""
+def best_epoch(history: list[dict[str, float]]) -> int:
+    """Epoch with the best validation accuracy (or lowest validation loss); 0 for
+    an empty history.
+
+    Example:
+        >>> best_epoch([{"epoch": 1, "val_accuracy": 0.8}, {"epoch": 2, "val_accuracy": 0.7}])
+        1
+    """
     if not history:
         return 0
     if "val_accuracy" in history[0]:

@@ -73,3 +73,11 @@ def test_config_errors():
         train.TrainConfig(optimizer="rmsprop")
     with pytest.raises(ValueError, match="unknown loss"):
         train.TrainConfig(loss="hinge")
+
+
+def test_best_epoch_prefers_validation_accuracy_then_loss():
+    assert train.best_epoch([]) == 0
+    assert train.best_epoch([{"epoch": 1, "val_accuracy": 0.8, "val_loss": 0.5},
+                             {"epoch": 2, "val_accuracy": 0.7, "val_loss": 0.4}]) == 1
+    assert train.best_epoch([{"epoch": 1, "val_loss": 0.5}, {"epoch": 2, "val_loss": 0.4}]) == 2
+    assert train.best_epoch([{"epoch": 1, "train_loss": 0.3}, {"epoch": 2, "train_loss": 0.4}]) == 1

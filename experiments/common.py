@@ -4,7 +4,7 @@ finished surfaces (never silently reusing one made for other params/grid)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -30,19 +30,32 @@ def fashion_mnist(data_dir: str | None = None, train_limit: int | None = None) -
 
 
 def reuse_or_compute(path: Path, params, alphas, betas,
-                     compute: Callable[[], js.Surface]) -> js.Surface:
-    """Loads ``path`` if it holds a surface of these params on this grid, else computes
-    and saves it."""
+                     compute: Callable[[], js.Surface], *,
+                     expect: Mapping[str, Any] | None = None,
+                     params_fingerprint: str | None = None) -> js.Surface:
+    """Loads ``path`` if it holds a surface of these params on this grid (and with
+    the metadata values in ``expect``, e.g. seed, loss, directions), else computes
+    and saves it. ``params_fingerprint``: ``js.tree.fingerprint(params)`` when the
+    caller already has it.
+
+    Example:
+        >>> plane = reuse_or_compute(out / "plane.npz", params, grid, grid,
+        ...                          lambda: js.evaluate_plane(fn, params, d1, d2, data,
+        ...                                                    grid, grid))
+    """
     if path.exists():
         saved = js.Surface.load(path)
         same_grid = np.array_equal(saved.alphas, alphas) and (
             (betas is None and saved.betas is None)
             or (betas is not None and saved.betas is not None
                 and np.array_equal(saved.betas, betas)))
-        if same_grid and saved.metadata.get("params_fingerprint") == js.tree.fingerprint(params):
+        stale = [k for k, v in (expect or {}).items() if saved.metadata.get(k) != v]
+        fingerprint = params_fingerprint or js.tree.fingerprint(params)
+        if same_grid and not stale and saved.metadata.get("params_fingerprint") == fingerprint:
             print(f"reusing {path}")
             return saved
-        print(f"{path} was made for other params or another grid: recomputing")
+        why = f"other {', '.join(stale)}" if stale else "other params or another grid"
+        print(f"{path} was made with {why}: recomputing")
     surface = compute()
     surface.save(path)
     return surface

@@ -451,7 +451,8 @@ def plane_and_line(run: VariantRun, tag: str, params: Any, fn: Callable, data: D
     expect = {"seed": seed, "num_examples": int(len(subset["y"])), "dataset": data.name,
               "loss": meta.get("loss"), "directions_fingerprint": js.tree.fingerprint((d1, d2))}
     meta = {**meta, **expect, "tag": tag, "synthetic": data.synthetic}
-    store_tag = _digest({"params": js.tree.fingerprint(params), **expect,
+    params_print = js.tree.fingerprint(params)
+    store_tag = _digest({"params": params_print, **expect,
                          "grid": [alphas.tolist(), betas.tolist(), line_alphas.tolist()]})
 
     def compute(kind: str) -> Callable[[], js.Surface]:
@@ -469,12 +470,14 @@ def plane_and_line(run: VariantRun, tag: str, params: Any, fn: Callable, data: D
                                         store=store)
         return go
 
-    plane = _reuse(run.dir / f"plane_{tag}.npz", params, alphas, betas, compute("plane"), expect)
+    plane = reuse_or_compute(run.dir / f"plane_{tag}.npz", params, alphas, betas,
+                             compute("plane"), expect=expect, params_fingerprint=params_print)
     run.result["surfaces"][f"plane_{tag}"] = relative(run.dir / f"plane_{tag}.npz", run.dir.parent)
     line_surface = None
     if line:
-        line_surface = _reuse(run.dir / f"line_{tag}.npz", params, line_alphas, None,
-                              compute("line"), expect)
+        line_surface = reuse_or_compute(run.dir / f"line_{tag}.npz", params, line_alphas, None,
+                                        compute("line"), expect=expect,
+                                        params_fingerprint=params_print)
         run.result["surfaces"][f"line_{tag}"] = relative(run.dir / f"line_{tag}.npz",
                                                          run.dir.parent)
     run.planes[tag] = plane
@@ -487,21 +490,6 @@ def plane_and_line(run: VariantRun, tag: str, params: Any, fn: Callable, data: D
     if line_surface is not None:
         seconds[f"line_{tag}"] = line_surface.metadata.get("seconds")
     return plane, line_surface
-
-
-def _reuse(path: Path, params: Any, alphas: np.ndarray, betas: np.ndarray | None,
-           compute: Callable[[], js.Surface], expect: Mapping[str, Any]) -> js.Surface:
-    """``experiments.common.reuse_or_compute``, also recomputing when the saved
-    surface was made with another seed, data subset, loss or directions."""
-    if path.exists():
-        saved = js.Surface.load(path).metadata
-        stale = [k for k, v in expect.items() if saved.get(k) != v]
-        if stale:
-            print(f"{path} was made with other {', '.join(stale)}: recomputing")
-            surface = compute()
-            surface.save(path)
-            return surface
-    return reuse_or_compute(path, params, alphas, betas, compute)
 
 
 def _bilinear(surface: js.Surface, a: np.ndarray, b: np.ndarray, values: np.ndarray

@@ -193,7 +193,14 @@ def put(tree: PyTree, mesh: Mesh, spec: PartitionSpec = PartitionSpec()) -> PyTr
 
 
 def to_host(array: jax.Array) -> np.ndarray:
-    """A replicated (all-gathered) result as a numpy array on every process."""
+    """A replicated (all-gathered) result as a numpy array on every process.
+
+    Example:
+        >>> to_host(jax.device_put(jnp.arange(3.0), NamedSharding(mesh, PartitionSpec())))
+        array([0., 1., 2.], dtype=float32)
+    """
+    if not array.sharding.is_fully_replicated:  # one shard would be only part of it
+        raise ValueError(f"to_host needs a replicated array, got sharding {array.sharding}")
     return np.asarray(array.addressable_data(0))
 
 

@@ -1,6 +1,22 @@
 #!/usr/bin/env bash
-# Installs jaxsurf with its test extras and runs the test suite.
+# Installs jaxsurf with its test extras (pinned by constraints.txt) and runs
+# the test suite. This is what CI runs.
+#   bash scripts/test.sh            the whole suite
+#   bash scripts/test.sh --fast     the fast tier (-m "not slow"), for the edit-test loop
+#   bash scripts/test.sh --latest   against today's releases instead of the pins
+# Any other arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install.sh test
-python3 -m pytest -q "$@"
+install=()
+args=()
+for a in "$@"; do
+  case "$a" in
+    --latest) install=(--latest) ;;
+    --fast) args+=(-m "not slow") ;;
+    *) args+=("$a") ;;
+  esac
+done
+bash scripts/install.sh "${install[@]}" test
+python=.venv/bin/python
+[ -n "${VIRTUAL_ENV:-}" ] && python="$VIRTUAL_ENV/bin/python"
+"$python" -m pytest -q "${args[@]}"

@@ -187,7 +187,7 @@ def test_convexity_map_matches_exact_eigenvalues_on_a_non_square_grid(exact, tmp
         for j, b in enumerate(betas):
             point = flat(params) + a * flat(d1) + b * flat(d2)
             eig = np.linalg.eigvalsh(np.asarray(hess(jnp.asarray(point, jnp.float32))))
-            scale = np.abs(eig).max()
+            scale = float(np.abs(eig).max())
             assert cm.metrics["lambda_max"][i, j] == pytest.approx(eig[-1], abs=1e-4 * scale)
             assert cm.metrics["lambda_min"][i, j] == pytest.approx(eig[0], abs=1e-4 * scale)
     np.testing.assert_allclose(cm.metrics["ratio"],

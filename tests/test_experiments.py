@@ -45,6 +45,7 @@ def _is_png(path: Path) -> bool:
     return path.is_file() and path.stat().st_size > 1000 and path.read_bytes()[:8] == PNG
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(MODULES))
 def test_smoke_outputs(smoke_runs, name):
     out, returned = smoke_runs[name]
@@ -95,6 +96,7 @@ def test_smoke_outputs(smoke_runs, name):
     assert returned["variants"].keys() == results["variants"].keys()
 
 
+@pytest.mark.slow
 def test_resnet50_pca_has_path(smoke_runs):
     out, results = smoke_runs["resnet50_pca"]
     for variant, r in results["variants"].items():
@@ -108,6 +110,7 @@ def test_resnet50_pca_has_path(smoke_runs):
     assert "pca" in results["comparison_figures"]
 
 
+@pytest.mark.slow
 def test_rerun_reuses_and_merges(smoke_runs):
     """A second run (one variant) retrains nothing, recomputes no surface, keeps the
     other variant in results.json and its comparison figure."""
@@ -126,6 +129,7 @@ def test_rerun_reuses_and_merges(smoke_runs):
     assert "final" in again["comparison_figures"]
 
 
+@pytest.mark.slow
 def test_restore_epoch_matches_final_params(smoke_runs):
     out, results = smoke_runs["resnet56"]
     from jaxsurf import models
@@ -141,6 +145,7 @@ def test_restore_epoch_matches_final_params(smoke_runs):
     assert js.tree.fingerprint(first["params"]) != plane.metadata["params_fingerprint"]
 
 
+@pytest.mark.slow
 def test_changed_training_settings_stop(smoke_runs):
     out, _ = smoke_runs["densenet"]
     from experiments import densenet
@@ -181,6 +186,7 @@ def test_command_line_options():
                                            "dense"], variants=("skip", "noskip"))
 
 
+@pytest.mark.slow
 def test_a_new_grid_in_a_finished_out_is_recomputed(smoke_runs):
     """Another --grid/--range reuses the training but evaluates a new plane (its
     resumable store is keyed by the grid too)."""
@@ -212,6 +218,7 @@ def test_bad_options_stop_before_any_work(tmp_path, capsys, module, argv, words)
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_a_given_data_dir_must_hold_the_data_even_in_smoke(tmp_path):
     from experiments import resnet56, taaf
 
@@ -223,6 +230,7 @@ def test_a_given_data_dir_must_hold_the_data_even_in_smoke(tmp_path):
                    "--out", str(tmp_path / "t")])
 
 
+@pytest.mark.slow
 def test_results_of_other_settings_are_not_merged(tmp_path):
     """A variant run later with another seed does not join the earlier variants in
     results.json or in the comparison figure."""

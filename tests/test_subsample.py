@@ -75,6 +75,7 @@ def test_same_seed_same_subset_other_seed_other_values(problem):
     assert run(1)[0] != run(2)[0]
 
 
+@pytest.mark.slow
 def test_sem_covers_the_full_data_mean(problem):
     """Over many seeds, the full-data mean lies within 2 SEM of the subset mean
     about 95 % of the time (the SEM is calibrated, not just positive)."""

@@ -28,6 +28,7 @@ CONFIG = train.TrainConfig(epochs=2, batch_size=64, optimizer="nesterov", learni
                            schedule="cosine")
 
 
+@pytest.mark.slow
 def test_one_epoch_lowers_the_loss_and_logs(tmp_path):
     model = TinyNet()
     variables = model.init(jax.random.key(0), DATA["train"]["x"][:2])
@@ -49,6 +50,7 @@ class Interrupted(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_exactly_from_the_last_saved_epoch(tmp_path):
     model = TinyNet()
     config = train.TrainConfig(**{**CONFIG.__dict__, "epochs": 3})

@@ -20,16 +20,18 @@ from jaxsurf._version import __version__
 from jaxsurf.directions import (between, describe_direction, normalize, orthogonalize,
                                 random_direction, random_plane)
 from jaxsurf.evaluate import (dataset_mean, evaluate_line, evaluate_plane, evaluate_points,
-                              interpolate)
+                              evaluate_volume, interpolate)
 from jaxsurf.pca import pca_directions, project
 from jaxsurf.progress import ProgressBar, ProgressInfo
 from jaxsurf.store import StoreError, StoreMismatchError
 from jaxsurf.surface import Surface, SurfaceFileError
 from jaxsurf.trajectory import TrajectoryRecorder, load_trajectory
+from jaxsurf.volume import random_directions
 
 # Submodules that pull in heavier dependencies load on first use: js.plot
 # (matplotlib), js.export, js.flax (flax), js.losses, js.hessian, js.sharpness.
-_LAZY_SUBMODULES = ("plot", "export", "flax", "losses", "hessian", "sharpness", "pca")
+_LAZY_SUBMODULES = ("plot", "export", "flax", "losses", "hessian", "sharpness", "pca",
+                    "topology")
 
 __all__ = [
     "__version__",
@@ -45,9 +47,11 @@ __all__ = [
     "orthogonalize",
     "between",
     "random_plane",
+    "random_directions",
     "describe_direction",
     "evaluate_line",
     "evaluate_plane",
+    "evaluate_volume",
     "evaluate_points",
     "dataset_mean",
     "TrajectoryRecorder",

@@ -59,8 +59,8 @@ from jaxsurf.store import PointStore, StoreError
 from jaxsurf.surface import Surface, _as_coordinates, metadata_from
 from jaxsurf.tree import PyTree
 
-__all__ = ["evaluate_points", "evaluate_line", "evaluate_plane", "interpolate",
-           "dataset_mean", "DEFAULT_CHUNK_SIZE"]
+__all__ = ["evaluate_points", "evaluate_line", "evaluate_plane", "evaluate_volume",
+           "interpolate", "dataset_mean", "DEFAULT_CHUNK_SIZE"]
 
 Fn = Callable[[PyTree, PyTree], Any]
 DEFAULT_CHUNK_SIZE = 32  # points per jitted call (per device); bounds padding waste
@@ -786,12 +786,14 @@ def dataset_mean(fn: Fn, data: Any, *, batch_size: int | None = None
 def _run_surface(kind: str, fn: Fn, origin: PyTree | None, directions: list[PyTree], data: Any,
                  alphas: Any, betas: Any | None, coefficients: np.ndarray,
                  info: dict[str, Any], metadata: Mapping[str, Any] | None,
-                 **options: Any) -> Surface:
+                 gammas: Any | None = None, **options: Any) -> Surface:
     start = time.perf_counter()
     values, evaluated, where = _evaluate(fn, origin, directions, data, coefficients,
                                          **options)
     seconds = time.perf_counter() - start
     shape = (len(alphas),) if betas is None else (len(alphas), len(betas))
+    if gammas is not None:
+        shape = (*shape, len(gammas))
     metrics = {k: v.reshape(shape) for k, v in values.items()}
     nonfinite = {k: int(np.size(v) - np.count_nonzero(np.isfinite(v))) for k, v in metrics.items()}
     if any(nonfinite.values()):
@@ -821,7 +823,7 @@ def _run_surface(kind: str, fn: Fn, origin: PyTree | None, directions: list[PyTr
         **metadata_from(metadata),
     }
     return Surface(np.asarray(alphas), None if betas is None else np.asarray(betas),
-                   metrics, meta)
+                   metrics, meta, None if gammas is None else np.asarray(gammas))
 
 
 def evaluate_line(fn: Fn, params: PyTree, direction: PyTree, data: Any, alphas: Any, *,
@@ -903,6 +905,63 @@ def evaluate_plane(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, data: Any, al
     return _run_surface("plane", fn, params, [d1, d2], data, alphas, betas, coefficients,
                         info, metadata, batch_size=batch_size, store=store, progress=progress,
                         **options)
+
+
+def evaluate_volume(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, d3: PyTree, data: Any,
+                    alphas: Any, betas: Any, gammas: Any, *, batch_size: int | None = None,
+                    metadata: Mapping[str, Any] | None = None,
+                    store: str | os.PathLike | None = None, progress: ProgressOption = None,
+                    **options: Any) -> Surface:
+    """Metrics in the volume ``params + alpha * d1 + beta * d2 + gamma * d3``.
+
+    The same engine as :func:`evaluate_plane` (devices, stores, progress);
+    a ``n x m x l`` volume costs ``n * m * l`` exact dataset passes, so keep
+    grids small (e.g. 21 x 21 x 21 is 9,261 points).
+
+    Args:
+        fn, params, data, batch_size, metadata, store, progress, options: as in
+            :func:`evaluate_line`.
+        d1, d2, d3: directions shaped like ``params`` (e.g. from
+            :func:`jaxsurf.volume.random_directions` or the eigenvectors of
+            :func:`jaxsurf.hessian.top_eigenpairs`); how each is normalized is
+            read off it and recorded in ``metadata["directions"]``.
+        alphas, betas, gammas: finite, strictly increasing 1-D coordinates.
+
+    Returns:
+        A volume :class:`Surface` (``surface.gammas`` set): ``metrics[name][i,
+        j, k]`` is the value at ``(alphas[i], betas[j], gammas[k])``, shape
+        ``(len(alphas), len(betas), len(gammas))``.
+
+    Example:
+        >>> d1, d2, d3 = js.random_directions(jax.random.key(0), params, n=3)
+        >>> g = np.linspace(-1, 1, 11)
+        >>> v = js.evaluate_volume(fn, params, d1, d2, d3, data, g, g, g)
+        >>> v.metrics["loss"].shape
+        (11, 11, 11)
+    """
+    grids = []
+    for name, values in (("alphas", alphas), ("betas", betas), ("gammas", gammas)):
+        grid = _as_grid(values, name)
+        if grid.size > 1 and np.any(np.diff(grid) <= 0):
+            bad = int(np.flatnonzero(np.diff(grid) <= 0)[0])
+            raise ValueError(f"{name} must be strictly increasing, but {name}[{bad}] = "
+                             f"{grid[bad]:g} is followed by {grid[bad + 1]:g}; pass sorted, "
+                             f"distinct coordinates, e.g. np.linspace(-1, 1, 11)")
+        grids.append(grid)
+    for name, d in (("d1", d1), ("d2", d2), ("d3", d3)):
+        tree.check_like(d, params, name=name)
+    mesh = np.meshgrid(*grids, indexing="ij")
+    coefficients = np.stack([g.ravel() for g in mesh], axis=1)
+    descriptions = [describe_direction(d, params) for d in (d1, d2, d3)]
+    norms = [tree.norm(d) for d in (d1, d2, d3)]
+    cosines = {f"{a + 1}{b + 1}": float(tree.dot(x, y) / (norms[a] * norms[b] + 1e-30))
+               for a, b, x, y in ((0, 1, d1, d2), (0, 2, d1, d3), (1, 2, d2, d3))}
+    info = {"directions": descriptions, "directions_cosines": cosines,
+            "params_fingerprint": tree.fingerprint(params),
+            **_shared_normalization(descriptions)}
+    return _run_surface("volume", fn, params, [d1, d2, d3], data, grids[0], grids[1],
+                        coefficients, info, metadata, gammas=grids[2], batch_size=batch_size,
+                        store=store, progress=progress, **options)
 
 
 def interpolate(fn: Fn, params_a: PyTree, params_b: PyTree, data: Any, alphas: Any, *,

@@ -3,7 +3,8 @@
 Orientation contract: for a plane, ``surface.metrics[name][i, j]`` is the
 value at ``(alphas[i], betas[j])``; its shape is ``(len(alphas), len(betas))``.
 For a line (or an interpolation) ``betas`` is ``None`` and each metric has
-shape ``(len(alphas),)``.
+shape ``(len(alphas),)``. A volume (three directions) has a third axis
+``gammas``: ``metrics[name][i, j, k]`` is at ``(alphas[i], betas[j], gammas[k])``.
 
 Example:
     >>> import numpy as np, jaxsurf as js
@@ -57,17 +58,26 @@ class Surface:
             (line); ``metrics[k][i, j]`` is at ``(alphas[i], betas[j])``.
         metadata: JSON-serialisable description of how the values were made
             (directions, normalization, seeds, data size, batch size, version).
+        gammas: coordinates along a third direction, shape ``(l,)``, for a
+            volume (``metrics[k][i, j, k3]`` at ``(alphas[i], betas[j],
+            gammas[k3])``); ``None`` (default) for a line or a plane.
     """
 
     alphas: np.ndarray
     betas: np.ndarray | None
     metrics: dict[str, np.ndarray]
     metadata: dict[str, Any] = field(default_factory=dict)
+    gammas: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.alphas = _as_coordinates(self.alphas, "alphas")
         if self.betas is not None:
             self.betas = _as_coordinates(self.betas, "betas")
+        if self.gammas is not None:
+            if self.betas is None:
+                raise ValueError("a volume needs betas as well as gammas; pass "
+                                 "Surface(alphas, betas, metrics, metadata, gammas)")
+            self.gammas = _as_coordinates(self.gammas, "gammas")
         if not self.metrics:
             raise ValueError("a Surface needs at least one metric, e.g. {'loss': values}")
         self.metrics = {str(k): np.asarray(v) for k, v in self.metrics.items()}
@@ -75,8 +85,9 @@ class Surface:
             if values.shape != self.shape:
                 raise ValueError(
                     f"metric {name!r} has shape {values.shape} but the grid has shape "
-                    f"{self.shape} (len(alphas), len(betas)); metrics[name][i, j] must be the "
-                    f"value at (alphas[i], betas[j])")
+                    f"{self.shape} (len(alphas), len(betas)[, len(gammas)]); "
+                    f"metrics[name][i, j(, k)] must be the value at (alphas[i], betas[j]"
+                    f"(, gammas[k]))")
         self.metadata = metadata_from(self.metadata)  # JSON-safe: saves and loads back equal
 
     @property
@@ -84,11 +95,18 @@ class Surface:
         """``(len(alphas),)`` for a line, ``(len(alphas), len(betas))`` for a plane."""
         if self.betas is None:
             return (len(self.alphas),)
+        if self.gammas is not None:
+            return (len(self.alphas), len(self.betas), len(self.gammas))
         return (len(self.alphas), len(self.betas))
 
     @property
     def is_plane(self) -> bool:
-        return self.betas is not None
+        return self.betas is not None and self.gammas is None
+
+    @property
+    def is_volume(self) -> bool:
+        """True for a Surface with three axes (``gammas`` is set)."""
+        return self.gammas is not None
 
     @property
     def metric_names(self) -> list[str]:
@@ -103,6 +121,9 @@ class Surface:
         index = np.unravel_index(np.argmin(values), values.shape)
         if self.betas is None:
             return (float(self.alphas[index[0]]),)
+        if self.gammas is not None:
+            return (float(self.alphas[index[0]]), float(self.betas[index[1]]),
+                    float(self.gammas[index[2]]))
         return (float(self.alphas[index[0]]), float(self.betas[index[1]]))
 
     def summary(self) -> str:
@@ -112,7 +133,13 @@ class Surface:
                 f"{len(self.alphas)}x{len(self.betas)} grid on alpha in "
                 f"[{self.alphas[0]:g}, {self.alphas[-1]:g}], beta in "
                 f"[{self.betas[0]:g}, {self.betas[-1]:g}]")
-        lines = [f"{self.metadata.get('kind', 'plane' if self.is_plane else 'line')}: {grid}"]
+        if self.gammas is not None:
+            grid = (f"{len(self.alphas)}x{len(self.betas)}x{len(self.gammas)} volume on alpha "
+                    f"in [{self.alphas[0]:g}, {self.alphas[-1]:g}], beta in "
+                    f"[{self.betas[0]:g}, {self.betas[-1]:g}], gamma in "
+                    f"[{self.gammas[0]:g}, {self.gammas[-1]:g}]")
+        default_kind = "volume" if self.is_volume else "plane" if self.is_plane else "line"
+        lines = [f"{self.metadata.get('kind', default_kind)}: {grid}"]
         for name, values in self.metrics.items():
             finite = values[np.isfinite(values)]
             bad = values.size - finite.size
@@ -147,6 +174,8 @@ class Surface:
         arrays = {"alphas": self.alphas, "header": np.array(header_json)}
         if self.betas is not None:
             arrays["betas"] = self.betas
+        if self.gammas is not None:
+            arrays["gammas"] = self.gammas
         for i, name in enumerate(self.metric_names):
             arrays[f"metric_{i}"] = self.metrics[name]
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -193,7 +222,8 @@ class Surface:
             raise SurfaceFileError(f"{path} is missing arrays {missing}: the file is damaged")
         metrics = {name: contents[f"metric_{i}"] for i, name in enumerate(names)}
         try:
-            return cls(contents["alphas"], contents.get("betas"), metrics, metadata)
+            return cls(contents["alphas"], contents.get("betas"), metrics, metadata,
+                       contents.get("gammas"))
         except ValueError as err:
             raise SurfaceFileError(f"{path} holds inconsistent arrays: {err}") from err
 
@@ -203,7 +233,10 @@ class Surface:
         same_betas = (self.betas is None and other.betas is None) or (
             self.betas is not None and other.betas is not None
             and np.array_equal(self.betas, other.betas))
-        return (np.array_equal(self.alphas, other.alphas) and same_betas
+        same_gammas = (self.gammas is None and other.gammas is None) or (
+            self.gammas is not None and other.gammas is not None
+            and np.array_equal(self.gammas, other.gammas))
+        return (same_gammas and np.array_equal(self.alphas, other.alphas) and same_betas
                 and self.metric_names == other.metric_names
                 and all(np.array_equal(self.metrics[k], other.metrics[k], equal_nan=True)
                         for k in self.metrics)
@@ -228,13 +261,16 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
 
 
 def _centre_value(surface: Surface, values: np.ndarray) -> float | None:
-    """The value at coordinates (0,) or (0, 0) when the grid holds them."""
+    """The value at coordinates (0,), (0, 0) or (0, 0, 0) when the grid holds them."""
     i = np.flatnonzero(surface.alphas == 0)
     if i.size == 0:
         return None
     if surface.betas is None:
         return float(values[i[0]])
     j = np.flatnonzero(surface.betas == 0)
+    if surface.gammas is not None:
+        k = np.flatnonzero(surface.gammas == 0)
+        return float(values[i[0], j[0], k[0]]) if j.size and k.size else None
     return float(values[i[0], j[0]]) if j.size else None
 
 

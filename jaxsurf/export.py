@@ -1,8 +1,10 @@
-"""Export a :class:`~jaxsurf.Surface` for other tools: ParaView ``.vtp`` and CSV.
+"""Export a :class:`~jaxsurf.Surface` for other tools: ParaView ``.vtp``/``.vti`` and CSV.
 
 ``write_vtp`` writes a VTK XML PolyData height field: one point per grid
 node at ``(alpha, beta, z)`` and one quad per grid cell, which ParaView opens
-directly (File → Open) for lit, rotatable renderings.
+directly (File → Open) for lit, rotatable renderings. ``write_vti`` writes a
+volume (three directions) as VTK ImageData for volume rendering and
+iso-surfaces.
 
 Example:
     >>> import numpy as np, jaxsurf as js
@@ -25,7 +27,7 @@ import numpy as np
 
 from jaxsurf.surface import Surface
 
-__all__ = ["write_vtp", "write_csv", "height_field"]
+__all__ = ["write_vtp", "write_vti", "write_csv", "height_field"]
 
 
 def height_field(surface: Surface, metric: str = "loss", *, zmax: float | None = None,
@@ -168,6 +170,84 @@ def write_vtp(surface: Surface, path: str | os.PathLike, metric: str = "loss", *
     _data_array(buf, "Int64", "offsets", 4 * np.arange(1, len(quads) + 1), str, per_line=10)
     buf.write("      </Polys>\n    </Piece>\n  </PolyData>\n</VTKFile>\n")
     return _write_atomically(_with_suffix(path, ".vtp"), buf.getvalue())
+
+
+def _uniform_spacing(coords: np.ndarray, name: str) -> float:
+    """The step of an evenly spaced axis (1.0 for a single point), else a clear error."""
+    if len(coords) == 1:
+        return 1.0
+    steps = np.diff(np.asarray(coords, dtype=float))
+    if np.any(steps <= 0):
+        raise ValueError(f"{name} must be strictly increasing to be written as VTK ImageData, "
+                         f"got {np.asarray(coords).tolist()}")
+    if not np.allclose(steps, steps[0], rtol=1e-6, atol=1e-12 * np.max(np.abs(coords))):
+        raise ValueError(f"VTK ImageData needs evenly spaced coordinates, but the steps of "
+                         f"{name} range from {steps.min():g} to {steps.max():g}; evaluate on "
+                         f"np.linspace(...) or export with write_csv")
+    return float(steps.mean())
+
+
+def write_vti(surface: Surface, path: str | os.PathLike) -> Path:
+    """Writes a volume (or a plane) as VTK ImageData (``.vti``) for ParaView.
+
+    ParaView opens it directly (File → Open) for volume rendering, slices and
+    iso-surfaces (Contour filter) of the metric. Point ``(i, j, k)`` sits at
+    ``(alphas[i], betas[j], gammas[k])`` (x, y, z); a plane is written with
+    one layer in z. Every metric is a point-data array (the first is the
+    active scalar); non-finite values are written as the metric's largest
+    finite value (VTK's ASCII reader cannot parse ``nan``) and ``valid``
+    holds 1 where every metric is finite. The file is ASCII and written
+    atomically.
+
+    Args:
+        surface: a volume (``gammas`` set) or a plane Surface on evenly
+            spaced coordinates (ImageData has one step per axis).
+        path: where to write; ``.vti`` is appended when missing.
+
+    Returns:
+        The path written.
+
+    Example:
+        >>> write_vti(volume, "runs/volume.vti")
+        PosixPath('runs/volume.vti')
+    """
+    if not isinstance(surface, Surface):
+        raise TypeError(f"expected a jaxsurf.Surface, got {type(surface).__name__}")
+    if surface.betas is None:
+        raise ValueError(f"write_vti needs a volume or a plane, but this surface is a line of "
+                         f"{len(surface.alphas)} points; export it with write_csv")
+    axes = [surface.alphas, surface.betas,
+            surface.gammas if surface.gammas is not None else np.zeros(1)]
+    spacing = [_uniform_spacing(c, n) for c, n in zip(axes, ("alphas", "betas", "gammas"))]
+    sizes = [len(c) for c in axes]
+    extent = " ".join(f"0 {n - 1}" for n in sizes)
+    origin = " ".join(_float(c[0]) for c in axes)
+    valid = np.ones(sizes, dtype=bool)
+    arrays, taken = [], {"valid"}
+    for metric in surface.metric_names:
+        values = np.asarray(surface.metrics[metric], dtype=float).reshape(sizes)
+        finite = np.isfinite(values)
+        valid &= finite
+        fill = values[finite].max() if finite.any() else 0.0
+        name = _safe_name(metric, taken)
+        taken.add(name)
+        # VTK's point order: x (alpha) fastest, then y, then z: Fortran order of [i, j, k]
+        arrays.append((name, np.where(finite, values, fill).ravel(order="F")))
+
+    buf = io.StringIO()
+    buf.write('<?xml version="1.0"?>\n')
+    buf.write('<VTKFile type="ImageData" version="0.1" byte_order="LittleEndian">\n')
+    buf.write(f'  <ImageData WholeExtent="{extent}" Origin="{origin}" '
+              f'Spacing="{" ".join(_float(x) for x in spacing)}">\n')
+    buf.write(f'    <Piece Extent="{extent}">\n')
+    buf.write(f'      <PointData Scalars="{arrays[0][0]}">\n')
+    for name, values in arrays:
+        _data_array(buf, "Float64", name, values, _float)
+    _data_array(buf, "UInt8", "valid", valid.astype(np.uint8).ravel(order="F"), str,
+                per_line=30)
+    buf.write("      </PointData>\n      <CellData>\n      </CellData>\n")
+    buf.write("    </Piece>\n  </ImageData>\n</VTKFile>\n")
+    return _write_atomically(_with_suffix(path, ".vti"), buf.getvalue())
 
 
 def write_csv(surface: Surface, path: str | os.PathLike) -> Path:

@@ -31,7 +31,8 @@ from matplotlib.figure import Figure
 from jaxsurf.subsample import SEM_SUFFIX
 from jaxsurf.surface import Surface
 
-__all__ = ["line", "contour", "filled", "heatmap", "surface3d", "compare", "contour_levels"]
+__all__ = ["line", "contour", "filled", "heatmap", "surface3d", "compare", "contour_levels",
+           "slices", "persistence", "basins", "mark_minima", "difference"]
 
 DEFAULT_LABELS = ("alpha (direction 1)", "beta (direction 2)")
 DEFAULT_CMAP = "viridis"
@@ -755,3 +756,367 @@ def compare(surfaces: Mapping[str, Surface], metric: str = "loss", kind: str = "
         fig.suptitle(title)
     _save(fig, out)
     return fig
+
+
+# --------------------------------------------------------------------------- volumes, basins, gaps
+DEFAULT_VOLUME_LABELS = ("alpha (direction 1)", "beta (direction 2)", "gamma (direction 3)")
+
+
+def _volume_labels(surface: Surface, labels: Sequence[str] | None) -> tuple[str, str, str]:
+    """Keyword labels, else ``metadata['axis_labels']`` (three strings), else the defaults."""
+    if labels is not None:
+        if len(labels) != 3:
+            raise ValueError(f"labels must be three strings (alpha, beta, gamma), got {labels!r}")
+        return str(labels[0]), str(labels[1]), str(labels[2])
+    meta = surface.metadata.get("axis_labels")
+    if isinstance(meta, (list, tuple)) and len(meta) == 3 and all(isinstance(s, str)
+                                                                    for s in meta):
+        return meta[0], meta[1], meta[2]
+    return DEFAULT_VOLUME_LABELS
+
+
+def _slice_index(surface: Surface, values: np.ndarray,
+                 at: str | Sequence[float] | None) -> tuple[int, int, int]:
+    """Grid index the three slices go through: nearest the origin, the minimum, or a point."""
+    axes = (surface.alphas, surface.betas, surface.gammas)
+    if at is None or at == "origin":
+        point: Sequence[float] = (0.0, 0.0, 0.0)
+    elif at == "min":
+        finite = np.where(np.isfinite(values), values, np.inf)
+        return tuple(int(i) for i in np.unravel_index(np.argmin(finite), values.shape))
+    elif isinstance(at, str) or len(at) != 3:
+        raise ValueError(f"at must be 'origin', 'min' or (alpha, beta, gamma), got {at!r}")
+    else:
+        point = at
+    return tuple(int(np.argmin(np.abs(np.asarray(ax, float) - float(p))))
+                 for ax, p in zip(axes, point))
+
+
+def slices(surface: Surface, metric: str = "loss", *, at: str | Sequence[float] | None = None,
+           log: bool = False, vmin: float | None = None, vmax: float | None = None,
+           labels: Sequence[str] | None = None, title: str | None = None,
+           cmap: str = DEFAULT_CMAP, figsize: tuple[float, float] | None = None,
+           out: PathLike | None = None) -> Figure:
+    """Three orthogonal slices through a volume on one colour scale.
+
+    Panels: the alpha-beta plane at ``gammas[k]``, the alpha-gamma plane at
+    ``betas[j]`` and the beta-gamma plane at ``alphas[i]``, where ``(i, j,
+    k)`` is the grid point nearest ``at``; dashed lines show where the other
+    two slices cut each panel. One colour bar for all three, spanning the
+    finite values of the whole volume (so the panels and other slices of the
+    same volume are comparable). Cells are centred on the grid points;
+    non-finite points are grey.
+
+    Args:
+        surface: a volume Surface (``gammas`` set).
+        metric: which metric to draw.
+        at: ``"origin"`` (default, the grid point nearest (0, 0, 0)),
+            ``"min"`` (the smallest finite value) or ``(alpha, beta, gamma)``.
+        log: logarithmic colour scale (needs positive values).
+        vmin, vmax: colour range (default: the volume's finite range).
+        labels: ``(alpha, beta, gamma)`` axis labels; default
+            ``metadata['axis_labels']`` or ``alpha/beta/gamma (direction k)``.
+        title, cmap, figsize, out: as in :func:`contour`.
+
+    Returns:
+        The Figure.
+
+    Example:
+        >>> fig = slices(volume, at="min", log=True, out="runs/slices.png")
+    """
+    if not isinstance(surface, Surface):
+        raise TypeError(f"slices() needs a jaxsurf.Surface, got {type(surface).__name__}")
+    if not surface.is_volume:
+        raise ValueError(f"slices() draws a volume (three directions, gammas set) but this "
+                         f"surface has shape {surface.shape}; use contour()/heatmap() for a "
+                         f"plane, line() for a line")
+    values = _metric_values(surface, metric)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        raise ValueError(f"metric {metric!r} has no finite values in this volume")
+    if log:
+        _check_log(values, metric)
+    lv = _heatmap_range(np.ma.masked_invalid(values), vmin, vmax, log)
+    norm = _norm(lv, log)
+    i, j, k = _slice_index(surface, values, at)
+    la, lb, lg = _volume_labels(surface, labels)
+    a, b, g = surface.alphas, surface.betas, surface.gammas
+    panels = [(a, b, values[:, :, k], la, lb, f"{lg.split(' (')[0]} = {g[k]:.3g}",
+               (a[i], b[j])),
+              (a, g, values[:, j, :], la, lg, f"{lb.split(' (')[0]} = {b[j]:.3g}",
+               (a[i], g[k])),
+              (b, g, values[i, :, :], lb, lg, f"{la.split(' (')[0]} = {a[i]:.3g}",
+               (b[j], g[k]))]
+    fig = _new_figure(figsize, (14.5, 4.4))
+    axes = [fig.add_subplot(1, 3, n + 1) for n in range(3)]
+    mappable = None
+    for ax, (x, y, Z, xl, yl, where, cut) in zip(axes, panels):
+        Zm = np.ma.masked_invalid(Z)
+        ex, ey = np.meshgrid(_cell_edges(x), _cell_edges(y), indexing="ij")
+        mappable = ax.pcolormesh(ex, ey, Zm, cmap=cmap, norm=norm, shading="flat")
+        mask = np.ma.getmaskarray(Zm)
+        if mask.any():
+            ax.pcolormesh(ex, ey, np.ma.masked_where(~mask, np.ones(mask.shape)),
+                          cmap=mcolors.ListedColormap(["0.8"]), shading="flat")
+        ax.axvline(cut[0], color="white", linestyle="--", linewidth=0.8)
+        ax.axhline(cut[1], color="white", linestyle="--", linewidth=0.8)
+        ax.set_xlim(*_cell_edges(x)[[0, -1]])
+        ax.set_ylim(*_cell_edges(y)[[0, -1]])
+        ax.set_xlabel(xl)
+        ax.set_ylabel(yl)
+        masked = int(mask.sum())
+        ax.set_title(f"slice at {where}" + (f"\n({masked} non-finite: grey)" if masked
+                                             else ""), fontsize=10)
+    fig.colorbar(mappable, ax=axes, label=metric + (" (log scale)" if log else ""),
+                 shrink=0.9)
+    fig.suptitle(title if title is not None else str(surface.metadata.get(
+        "title", f"{metric}: orthogonal slices of a {values.shape[0]}x{values.shape[1]}x"
+                 f"{values.shape[2]} volume")))
+    _save(fig, out)
+    return fig
+
+
+def mark_minima(ax: Axes, surface: Surface, metric: str = "loss", *,
+                min_persistence: float | None = None, annotate: bool = True) -> list[Any]:
+    """Marks the basins of a plane on an existing axes (e.g. from :func:`contour`).
+
+    Persistent minima (see :func:`jaxsurf.topology.summary`) get a large
+    circle, labelled with their persistence (the depth of the basin before
+    it spills into a deeper one; ``global`` for the deepest), and a cross at
+    the saddle where they spill; the other local minima a small dot.
+
+    Args:
+        ax: the axes a plane of ``surface`` is drawn on (alpha on x, beta on y).
+        surface: the plane.
+        metric: the metric whose basins are marked.
+        min_persistence: threshold, as in :func:`jaxsurf.topology.summary`.
+        annotate: write each persistent minimum's persistence beside it.
+
+    Returns:
+        The matplotlib artists added (for a legend).
+
+    Example:
+        >>> fig = contour(s); mark_minima(fig.axes[0], s)
+    """
+    from jaxsurf import topology
+
+    surface = _check_surface(surface, "mark_minima", plane=True)
+    stats = topology.summary(surface, metric, min_persistence)
+    threshold = stats["min_persistence"]
+    basins = [b for b in topology.merge_tree(surface, metric) if b.persistence > 0]
+    strong = [b for b in basins if b.persistence > threshold]
+    weak = [b for b in basins if b.persistence <= threshold]
+    artists = []
+    if weak:
+        artists.append(ax.scatter([b.at[0] for b in weak], [b.at[1] for b in weak], s=10,
+                                  color="black", zorder=6,
+                                  label=f"local minimum (persistence <= {threshold:.3g})"))
+    if strong:
+        artists.append(ax.scatter([b.at[0] for b in strong], [b.at[1] for b in strong], s=70,
+                                  facecolor="white", edgecolor="red", linewidth=1.8, zorder=7,
+                                  label=f"persistent minimum (> {threshold:.3g})"))
+        saddles = [b.saddle_at for b in strong if b.saddle_at is not None]
+        if saddles:
+            artists.append(ax.scatter([s[0] for s in saddles], [s[1] for s in saddles], s=55,
+                                      marker="X", color="red", edgecolor="white",
+                                      linewidth=0.6, zorder=7, label="saddle it spills over"))
+        if annotate:
+            for b in strong:
+                text = "global" if not np.isfinite(b.persistence) else f"{b.persistence:.3g}"
+                ax.annotate(text, b.at, xytext=(5, 5), textcoords="offset points", fontsize=7,
+                            color="black", zorder=8,
+                            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "alpha": 0.7,
+                                  "lw": 0})
+    return artists
+
+
+def basins(surface: Surface, metric: str = "loss", *, kind: str = "filled",
+           min_persistence: float | None = None, log: bool = False,
+           labels: Sequence[str] | None = None, title: str | None = None,
+           cmap: str = DEFAULT_CMAP, figsize: tuple[float, float] | None = None,
+           out: PathLike | None = None) -> Figure:
+    """A plane drawn with :func:`contour`, :func:`filled` or :func:`heatmap`, its
+    minima marked by :func:`mark_minima` and counted in the title.
+
+    Args:
+        surface, metric, log, labels, cmap, figsize, out: as in :func:`contour`.
+        kind: ``"filled"``, ``"contour"`` or ``"heatmap"``.
+        min_persistence: as in :func:`jaxsurf.topology.summary`.
+        title: title; default the metric with the basin counts.
+
+    Returns:
+        The Figure.
+
+    Example:
+        >>> fig = basins(plane, log=True, out="runs/basins.png")
+    """
+    from jaxsurf import topology
+
+    draw = {"filled": filled, "contour": contour, "heatmap": heatmap}
+    if kind not in draw:
+        raise ValueError(f"kind must be one of {sorted(draw)}, got {kind!r}")
+    stats = topology.summary(_check_surface(surface, "basins", plane=True), metric,
+                             min_persistence)
+    counts = (f"{stats['num_minima']} local minima, {stats['num_persistent_minima']} "
+              f"persistent (> {stats['min_persistence']:.3g})")
+    fig = draw[kind](surface, metric, log=log, labels=labels, cmap=cmap, figsize=figsize,
+                     title=f"{title or metric}\n{counts}")
+    ax = fig.axes[0]
+    artists = mark_minima(ax, surface, metric, min_persistence=min_persistence)
+    if artists:
+        ax.legend(handles=artists, loc="upper left", fontsize=7, framealpha=0.8)
+    _save(fig, out)
+    return fig
+
+
+def persistence(surfaces: Surface | Mapping[str, Surface], metric: str = "loss", *,
+                min_persistence: float | None = None, max_bars: int = 30,
+                title: str | None = None, figsize: tuple[float, float] | None = None,
+                out: PathLike | None = None) -> Figure:
+    """Persistence diagram and barcode of the basins of one or several surfaces.
+
+    Left: each basin as a point (birth = its minimum's value, death = the
+    value at the saddle where it spills into a deeper basin), one colour per
+    surface; points far above the diagonal are deep basins, points near it
+    shallow dents; basins that never die sit on the dashed top line. Each
+    surface's persistence threshold is a dotted line parallel to the
+    diagonal. Right: the ``max_bars`` longest bars of each surface, from
+    birth to death, grouped by surface.
+
+    Args:
+        surfaces: a plane or volume Surface, or name → Surface to compare
+            (e.g. ``{"skip": s1, "no skip": s2}``).
+        metric: the metric whose basins are drawn.
+        min_persistence: as in :func:`jaxsurf.topology.summary`.
+        max_bars: most bars per surface in the barcode (the longest).
+        title, figsize, out: as in :func:`contour`.
+
+    Returns:
+        The Figure.
+
+    Example:
+        >>> fig = persistence({"skip": s_skip, "no skip": s_noskip}, out="runs/pd.png")
+    """
+    from jaxsurf import topology
+
+    if isinstance(surfaces, Surface):
+        surfaces = {str(surfaces.metadata.get("title", metric)): surfaces}
+    if not surfaces:
+        raise ValueError("persistence() needs a surface or a non-empty {name: surface}")
+    data = {name: (topology.persistence(s, metric), topology.summary(s, metric,
+                                                                      min_persistence))
+            for name, s in surfaces.items()}
+    finite = np.concatenate([bars[np.isfinite(bars)] for bars, _ in data.values()])
+    lo, hi = float(finite.min()), float(finite.max())
+    hi = max(hi, max(st["range"][1] for _, st in data.values()))
+    pad = 0.05 * (hi - lo if hi > lo else 1.0)
+    top = hi + 2 * pad                      # where "never dies" is drawn
+    fig = _new_figure(figsize, (11.5, 4.8))
+    ax, bx = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    ax.plot([lo - pad, top], [lo - pad, top], color="0.5", linewidth=0.8)
+    ax.axhline(top, color="0.3", linestyle="--", linewidth=0.8)
+    ax.text(lo - pad, top, " never dies", va="bottom", fontsize=7, color="0.3")
+    row = 0
+    ticks, tick_labels = [], []
+    for n, (name, (bars, stats)) in enumerate(data.items()):
+        colour = f"C{n}"
+        death = np.where(np.isfinite(bars[:, 1]), bars[:, 1], top)
+        ax.scatter(bars[:, 0], death, s=18, color=colour, alpha=0.8, zorder=3,
+                   label=f"{name}: {stats['num_minima']} minima, "
+                         f"{stats['num_persistent_minima']} persistent")
+        thr = stats["min_persistence"]
+        ax.plot([lo - pad, top - thr], [lo - pad + thr, top], color=colour, linestyle=":",
+                linewidth=1.0)
+        length = np.where(np.isfinite(bars[:, 1]), bars[:, 1] - bars[:, 0], np.inf)
+        keep = np.argsort(-length, kind="stable")[:max_bars]
+        first = row
+        for b in keep:
+            end = bars[b, 1] if np.isfinite(bars[b, 1]) else top
+            bx.plot([bars[b, 0], end], [row, row], color=colour, linewidth=2.2,
+                    solid_capstyle="butt")
+            if not np.isfinite(bars[b, 1]):
+                bx.plot([end], [row], marker=">", color=colour, markersize=5)
+            row += 1
+        ticks.append((first + row - 1) / 2)
+        shown = f" (longest {len(keep)} of {len(bars)})" if len(bars) > len(keep) else ""
+        tick_labels.append(f"{name}{shown}")
+        row += 1                                # a gap between surfaces
+    ax.set_xlim(lo - pad, top + pad)
+    ax.set_ylim(lo - pad, top + 3 * pad)
+    ax.set_xlabel(f"birth ({metric} at the basin's minimum)")
+    ax.set_ylabel(f"death ({metric} at the saddle where it merges)")
+    ax.set_title("persistence diagram (dotted: threshold)", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    bx.set_yticks(ticks, tick_labels, fontsize=8)
+    bx.invert_yaxis()
+    bx.set_xlim(lo - pad, top + pad)
+    bx.set_xlabel(f"{metric} (bar: birth to death; arrow: never dies)")
+    bx.set_title("barcode", fontsize=10)
+    bx.grid(True, axis="x", alpha=0.3)
+    if title is not None:
+        fig.suptitle(title)
+    _save(fig, out)
+    return fig
+
+
+def difference(reference: Surface, other: Surface, metric: str = "loss", *,
+               labels: Sequence[str] | None = None, title: str | None = None,
+               cmap: str = "RdBu_r", aspect: str | float | None = None,
+               figsize: tuple[float, float] | None = None,
+               out: PathLike | None = None) -> Figure:
+    """The gap map ``other - reference`` of two planes on the same grid, on a
+    diverging colour scale centred on 0 (e.g. validation minus training loss).
+
+    Args:
+        reference: the plane subtracted (e.g. the training-data plane).
+        other: the plane on the same ``alphas`` and ``betas`` (e.g. the
+            validation-data plane of the same directions).
+        metric: the metric compared (in both).
+        labels, aspect, figsize, out: as in :func:`contour`.
+        title: title; default ``"<metric>: other - reference"`` with the gap's
+            mean and its value at the origin.
+        cmap: a diverging colour map; its middle colour is a gap of 0, and
+            the scale is symmetric (``±max |gap|``).
+
+    Returns:
+        The Figure.
+
+    Example:
+        >>> fig = difference(train_plane, val_plane, out="runs/gap.png")
+    """
+    reference = _check_surface(reference, "difference", plane=True)
+    other = _check_surface(other, "difference", plane=True)
+    if not (np.array_equal(reference.alphas, other.alphas)
+            and np.array_equal(reference.betas, other.betas)):
+        raise ValueError(f"difference() needs two planes on the same grid; got "
+                         f"{reference.shape} and {other.shape} (or other coordinates); "
+                         f"evaluate both with the same alphas and betas")
+    gap = _metric_values(other, metric) - _metric_values(reference, metric)
+    diff = Surface(reference.alphas, reference.betas, {metric: gap},
+                   {"axis_labels": reference.metadata.get("axis_labels")}
+                   if reference.metadata.get("axis_labels") else {})
+    X, Y, Z, n_masked = _plane_grid(diff, metric, "difference", min_size=1)
+    bound = float(np.max(np.abs(Z.compressed())))
+    bound = bound if bound > 0 else 1.0
+    norm = mcolors.Normalize(-bound, bound)
+    aspect = _aspect(diff, aspect)
+    fig = _new_figure(figsize, _plane_figsize(diff, aspect), _layout(aspect))
+    ax = fig.add_subplot()
+    ex, ey = np.meshgrid(_cell_edges(diff.alphas), _cell_edges(diff.betas), indexing="ij")
+    mappable = ax.pcolormesh(ex, ey, Z, cmap=cmap, norm=norm, shading="flat")
+    fig.colorbar(mappable, ax=ax, label=f"{metric} gap (other - reference)")
+    _shade_masked(ax, diff, Z)
+    centre = _centre_value(diff, gap)
+    text = title if title is not None else f"{metric}: other - reference"
+    text += f"\nmean gap {float(Z.mean()):.3g}" + (
+        f", at origin {centre:.3g}" if centre is not None and np.isfinite(centre) else "")
+    _decorate(ax, diff, _axis_labels(diff, labels), aspect,
+              _title(diff, text, text, n_masked, Z.size), cells=True)
+    _save(fig, out)
+    return fig
+
+
+def _centre_value(surface: Surface, values: np.ndarray) -> float | None:
+    i = np.flatnonzero(np.isclose(surface.alphas, 0.0))
+    j = np.flatnonzero(np.isclose(surface.betas, 0.0))
+    return float(values[i[0], j[0]]) if i.size and j.size else None

@@ -47,11 +47,12 @@ from jaxsurf import models, train
 __all__ = ["Preset", "Variant", "Data", "VariantRun", "parse_args", "load_data",
            "train_config", "command_line", "run_variant", "train_variant", "random_plane",
            "restore_epoch", "plane_and_line", "surface_stats", "curvature", "sharpness",
-           "variant_figures", "compare_planes", "comparable", "finish", "relative", "cached"]
+           "variant_figures", "split_surfaces", "basins_figure", "SPLITS", "compare_planes", "comparable", "finish", "relative", "cached"]
 
 IMAGE_SETS = {"fashion_mnist": "fashion_mnist", "cifar10": "cifar10", "imagenet": "imagenet2012"}
 LOSS_NAMES = {"ce": "cross_entropy", "cross_entropy": "cross_entropy", "mse": "mse", "mae": "mae"}
 RADII = (0.25, 0.5, 1.0)
+SPLITS = ("train", "val", "test")  # data splits a final plane can be evaluated on
 
 
 # --------------------------------------------------------------------------- configuration
@@ -188,9 +189,18 @@ def parse_args(doc: str, presets: Mapping[str, Preset], argv: Sequence[str] | No
                         help="override the preset's peak learning rate")
     parser.add_argument("--weight-decay", type=float, default=None,
                         help="override the preset's weight decay")
+    parser.add_argument("--surface-split", default="train,val",
+                        help="comma-separated data splits the final plane and line are "
+                             "evaluated on, side by side with a gap map (held-out minus "
+                             "train); any of train,val,test (train is always evaluated)")
     if add_arguments is not None:
         add_arguments(parser)
     args = parser.parse_args(argv)
+    splits = [s.strip() for s in args.surface_split.split(",") if s.strip()]
+    if not splits or sorted(set(splits) - set(SPLITS)):
+        parser.error(f"--surface-split: unknown {sorted(set(splits) - set(SPLITS)) or 'empty'}; "
+                     f"use a comma-separated subset of {','.join(SPLITS)}")
+    args.surface_split = [s for s in SPLITS if s in splits or s == "train"]
     preset = presets[args.preset]
     overrides = {"epochs": args.epochs, "grid": args.grid, "range": args.range,
                  "train_examples": args.train_examples,
@@ -434,22 +444,25 @@ def plot_curves(history: list[dict[str, float]], out: Path, title: str,
 def plane_and_line(run: VariantRun, tag: str, params: Any, fn: Callable, data: Data,
                    preset: Preset, seed: int, meta: Mapping[str, Any], *,
                    directions: tuple[Any, Any] | None = None, alphas: np.ndarray | None = None,
-                   betas: np.ndarray | None = None, line: bool = True
+                   betas: np.ndarray | None = None, line: bool = True, split: str = "train"
                    ) -> tuple[js.Surface, js.Surface | None]:
     """The plane (and the 1-D line along ``d1``) around ``params``, reused when saved.
 
     Defaults: the run's filter-normalized random directions and the preset's
     grid on ``[-range, range]``. Files: ``plane_<tag>.npz``, ``line_<tag>.npz``;
-    each keeps a resumable point store beside it.
+    each keeps a resumable point store beside it. ``split``: the data split the
+    values average over (the first ``surface_examples`` examples of it).
     """
     d1, d2 = directions or run.directions
     r = preset.range
     alphas = np.linspace(-r, r, preset.grid) if alphas is None else alphas
     betas = np.linspace(-r, r, preset.grid) if betas is None else betas
     line_alphas = np.linspace(-r, r, preset.line_points)
-    subset = data.subset(preset.surface_examples)
+    subset = data.subset(preset.surface_examples, split)
     expect = {"seed": seed, "num_examples": int(len(subset["y"])), "dataset": data.name,
               "loss": meta.get("loss"), "directions_fingerprint": js.tree.fingerprint((d1, d2))}
+    if split != "train":  # (train planes saved before splits existed stay reusable)
+        expect["split"] = split
     meta = {**meta, **expect, "tag": tag, "synthetic": data.synthetic}
     params_print = js.tree.fingerprint(params)
     store_tag = _digest({"params": params_print, **expect,
@@ -514,7 +527,9 @@ def surface_stats(plane: js.Surface, metric: str = "loss", *, angles: int = 72
         a circle of that radius in (alpha, beta) units, bilinearly
         interpolated on the grid (None where the circle leaves the grid), and
         ``fraction_below_2x_min``: the share of grid points whose value is
-        under twice the minimum (non-finite points count as above).
+        under twice the minimum (non-finite points count as above), and
+        ``topology``: :func:`jaxsurf.topology.summary` (basins and their depths;
+        the reason instead when gudhi is not installed).
     """
     values = np.asarray(plane.metrics[metric], dtype=np.float64)
     finite = np.isfinite(values)
@@ -538,12 +553,122 @@ def surface_stats(plane: js.Surface, metric: str = "loss", *, angles: int = 72
     if i0.size and j0.size:
         origin = float(values[i0[0], j0[0]])
     below = float(np.mean(np.where(finite, values < 2 * lo, False))) if lo > 0 else None
-    return {"metric": metric, "minimum": lo, "argmin": list(plane.argmin(metric)),
+    return {"topology": _topology(plane, metric), "metric": metric, "minimum": lo, "argmin": list(plane.argmin(metric)),
             "at_origin": origin, "maximum": float(values[finite].max()),
             "mean_at_radius": at_radius, "fraction_below_2x_min": below,
             "nonfinite_points": int(values.size - finite.sum()),
             "grid": [len(plane.alphas), len(plane.betas)],
             "range": [float(plane.alphas[0]), float(plane.alphas[-1])]}
+
+
+def _topology(plane: js.Surface, metric: str) -> dict[str, Any]:
+    """The basins of a plane (js.topology.summary), or why they are missing."""
+    try:
+        return js.topology.summary(plane, metric)
+    except ImportError as err:
+        return {"error": str(err)}
+
+
+# --------------------------------------------------------------------------- data splits
+def split_surfaces(run: VariantRun, params: Any, fn: Callable, data: Data, preset: Preset,
+                   seed: int, meta: Mapping[str, Any], splits: Sequence[str], title: str,
+                   tag: str = "final", line: js.Surface | None = None) -> dict[str, Any]:
+    """The ``tag`` plane and line on held-out splits, beside the training ones.
+
+    For each split in ``splits`` other than ``train`` (and not empty): the
+    plane and line with the same directions and grid on its first
+    ``surface_examples`` examples (``plane_<tag>_<split>.npz``; ``line``: the
+    training line, drawn with theirs when given), their
+    ``surface_stats`` under ``<tag>_<split>``, and the figures: all splits side
+    by side on one colour scale (``splits_<tag>.png``), the gap map
+    ``<split> - train`` on a diverging scale (``gap_<tag>_<split>.png``) and the
+    lines of every split on one plot (``line_splits_<tag>.png``).
+
+    Returns:
+        ``{split: gap numbers}``: the gap's value at the origin, its mean, min
+        and max over the grid, each split's minimum and where the two minima
+        lie (also stored in ``run.result["split_gap"]``).
+    """
+    out = run.dir.parent
+    train_plane = run.planes[tag]
+    planes, lines, gaps = {"train": train_plane}, {"train": line}, {}
+    for split in splits:
+        if split == "train":
+            continue
+        if not len(data.splits[split]["y"]):
+            run.result.setdefault("surface_splits_skipped", []).append(split)
+            continue
+        plane, held_out_line = plane_and_line(run, f"{tag}_{split}", params, fn, data, preset,
+                                              seed, {**meta, "split": split},
+                                              directions=run.directions, split=split)
+        planes[split], lines[split] = plane, held_out_line
+        gaps[split] = _gap_numbers(train_plane, plane)
+    if not gaps:
+        return {}
+    run.result["split_gap"] = gaps
+    figures = run.result["figures"]
+    log = any(wide_range(p) for p in planes.values())
+    path = run.dir / f"splits_{tag}.png"
+    js.plot.compare(planes, kind="filled", log=log, title=f"{title}: loss on each data split"
+                    + (" (log scale)" if log else ""), out=path)
+    figures[f"splits_{tag}"] = relative(path, out)
+    for split, plane in planes.items():
+        if split == "train":
+            continue
+        path = run.dir / f"gap_{tag}_{split}.png"
+        js.plot.difference(train_plane, plane, names=("train", split),
+                           title=f"{title}: {split} - train loss", out=path)
+        figures[f"gap_{tag}_{split}"] = relative(path, out)
+    if all(x is not None for x in lines.values()):
+        first = lines["train"]
+        names = [m for m in first.metric_names if not m.endswith("_sem")]
+        overlay = js.Surface(first.alphas, None, {f"{split} {m}": x.metrics[m]
+                                                  for m in names
+                                                  for split, x in lines.items()},
+                             {"axis_labels": first.metadata.get("axis_labels") or "alpha"})
+        path = run.dir / f"line_splits_{tag}.png"
+        loss_names = [f"{split} loss" for split in lines if f"{split} loss" in overlay.metrics]
+        line_log = bool(loss_names) and wide_range(overlay, loss_names[0])
+        js.plot.line(overlay, log=line_log, title=f"{title}: 1-D slice on each data split",
+                     out=path)
+        figures[f"line_splits_{tag}"] = relative(path, out)
+    return gaps
+
+
+def _gap_numbers(train: js.Surface, held_out: js.Surface, metric: str = "loss"
+                 ) -> dict[str, Any]:
+    gap = np.asarray(held_out.metrics[metric], np.float64) - np.asarray(train.metrics[metric],
+                                                                         np.float64)
+    finite = np.isfinite(gap)
+    i0 = np.flatnonzero(np.isclose(train.alphas, 0.0))
+    j0 = np.flatnonzero(np.isclose(train.betas, 0.0))
+    origin = float(gap[i0[0], j0[0]]) if i0.size and j0.size else None
+    return {"metric": metric,
+            "at_origin": origin if origin is None or math.isfinite(origin) else None,
+            "mean": float(gap[finite].mean()) if finite.any() else None,
+            "min": float(gap[finite].min()) if finite.any() else None,
+            "max": float(gap[finite].max()) if finite.any() else None,
+            "train_minimum": _finite_min(train, metric),
+            "held_out_minimum": _finite_min(held_out, metric),
+            "train_argmin": list(train.argmin(metric)),
+            "held_out_argmin": list(held_out.argmin(metric))}
+
+
+def _finite_min(surface: js.Surface, metric: str) -> float | None:
+    values = np.asarray(surface.metrics[metric], np.float64)
+    finite = values[np.isfinite(values)]
+    return float(finite.min()) if finite.size else None
+
+
+def basins_figure(run: VariantRun, tag: str, plane: js.Surface, title: str) -> None:
+    """The plane's filled contours with its local minima, persistent ones and their
+    saddles marked (``basins_<tag>.png``)."""
+    try:
+        path = run.dir / f"basins_{tag}.png"
+        js.plot.basins(plane, log=wide_range(plane), title=f"{title}: basins", out=path)
+    except ImportError:  # gudhi not installed: surface_stats says so
+        return
+    run.result["figures"][f"basins_{tag}"] = relative(path, run.dir.parent)
 
 
 # --------------------------------------------------------------------------- curvature
@@ -697,6 +822,10 @@ def run_variant(variant: Variant, data: Data, args: argparse.Namespace, out: Pat
             "epoch": len(history)}
     plane, line = plane_and_line(run, "final", params, fn, data, preset, seed, meta)
     variant_figures(run, "final", plane, line, f"{title}, epoch {len(history)}")
+    basins_figure(run, "final", plane, f"{title}, epoch {len(history)}")
+    split_surfaces(run, params, fn, data, preset, seed, meta,
+                   getattr(args, "surface_split", ["train"]), f"{title}, epoch {len(history)}",
+                   line=line)
     analysis_request = {"params": fp, "examples": preset.analysis_examples,
                         "seed": seed, "loss": variant.config.loss}
     info["curvature"] = cached(
@@ -748,9 +877,14 @@ def finish(out: Path, experiment: str, args: argparse.Namespace, command: str,
         score = (f"val acc {_fmt(r.get('val_accuracy'), 100, '.2f')} %"
                  if "val_accuracy" in r else f"val MAE {_fmt(r.get('val_mae'))}")
         stats = r["surface_stats"].get("final", {})
+        basins = stats.get("topology", {})
+        gap = r.get("split_gap", {}).get("val", {})
         print(f"  {r['model']:>14} {name:<8} {r['num_params']:>10,d} params  {score}  "
               f"plane min {_fmt(stats.get('minimum'))}  "
-              f"lambda_max {_fmt(r['curvature'].get('lambda_max'))}")
+              f"lambda_max {_fmt(r['curvature'].get('lambda_max'))}  "
+              f"minima {basins.get('num_minima', 'n/a')} "
+              f"(persistent {basins.get('num_persistent_minima', 'n/a')})  "
+              f"val-train gap at origin {_fmt(gap.get('at_origin'))}")
     return results
 
 

@@ -1060,6 +1060,7 @@ def persistence(surfaces: Surface | Mapping[str, Surface], metric: str = "loss",
 
 
 def difference(reference: Surface, other: Surface, metric: str = "loss", *,
+               names: Sequence[str] = ("reference", "other"),
                labels: Sequence[str] | None = None, title: str | None = None,
                cmap: str = "RdBu_r", aspect: str | float | None = None,
                figsize: tuple[float, float] | None = None,
@@ -1072,9 +1073,11 @@ def difference(reference: Surface, other: Surface, metric: str = "loss", *,
         other: the plane on the same ``alphas`` and ``betas`` (e.g. the
             validation-data plane of the same directions).
         metric: the metric compared (in both).
+        names: what to call ``(reference, other)`` in the colour bar and the
+            default title, e.g. ``("train", "val")``.
         labels, aspect, figsize, out: as in :func:`contour`.
-        title: title; default ``"<metric>: other - reference"`` with the gap's
-            mean and its value at the origin.
+        title: title; default ``"<metric>: other - reference"``; the gap's
+            mean and its value at the origin are added below it.
         cmap: a diverging colour map; its middle colour is a gap of 0, and
             the scale is symmetric (``±max |gap|``).
 
@@ -1082,7 +1085,8 @@ def difference(reference: Surface, other: Surface, metric: str = "loss", *,
         The Figure.
 
     Example:
-        >>> fig = difference(train_plane, val_plane, out="runs/gap.png")
+        >>> fig = difference(train_plane, val_plane, names=("train", "val"),
+        ...                  out="runs/gap.png")
     """
     reference = _check_surface(reference, "difference", plane=True)
     other = _check_surface(other, "difference", plane=True)
@@ -1104,10 +1108,13 @@ def difference(reference: Surface, other: Surface, metric: str = "loss", *,
     ax = fig.add_subplot()
     ex, ey = np.meshgrid(_cell_edges(diff.alphas), _cell_edges(diff.betas), indexing="ij")
     mappable = ax.pcolormesh(ex, ey, Z, cmap=cmap, norm=norm, shading="flat")
-    fig.colorbar(mappable, ax=ax, label=f"{metric} gap (other - reference)")
+    if len(names) != 2:
+        raise ValueError(f"names must be two strings (reference, other), got {names!r}")
+    gap_name = f"{names[1]} - {names[0]}"
+    fig.colorbar(mappable, ax=ax, label=f"{metric}: {gap_name}")
     _shade_masked(ax, diff, Z)
     centre = _centre_value(diff, gap)
-    text = title if title is not None else f"{metric}: other - reference"
+    text = title if title is not None else f"{metric}: {gap_name}"
     text += f"\nmean gap {float(Z.mean()):.3g}" + (
         f", at origin {centre:.3g}" if centre is not None and np.isfinite(centre) else "")
     _decorate(ax, diff, _axis_labels(diff, labels), aspect,

@@ -247,3 +247,40 @@ def test_results_of_other_settings_are_not_merged(tmp_path):
     again = taaf.main(["--preset", "smoke", "--variants", "plain", "--loss", "mse",
                        "--out", str(tmp_path / "u")])
     assert sorted(again["variants"]) == ["plain"] and not again["comparison_figures"]
+
+
+def test_final_plane_on_every_split_and_its_basins(smoke_runs):
+    """--surface-split (default train,val): the val plane and line beside the training
+    ones, the gap numbers, the figures, and the topology numbers in surface_stats."""
+    out, _ = smoke_runs["resnet56"]
+    results = json.loads((out / "results.json").read_text())
+    for variant, r in results["variants"].items():
+        train = js.Surface.load(out / r["surfaces"]["plane_final"])
+        val = js.Surface.load(out / r["surfaces"]["plane_final_val"])
+        assert val.metadata["split"] == "val" and "split" not in train.metadata
+        assert val.metadata["num_examples"] == r["dataset"]["sizes"]["val"]
+        np.testing.assert_array_equal(val.alphas, train.alphas)
+        gap = r["split_gap"]["val"]
+        diff = val.metrics["loss"] - train.metrics["loss"]
+        assert gap["mean"] == pytest.approx(float(np.mean(diff)), rel=1e-5)
+        for name in ("splits_final", "gap_final_val", "line_splits_final", "basins_final"):
+            assert _is_png(out / r["figures"][name]), name
+        topo = r["surface_stats"]["final"]["topology"]
+        assert topo["num_minima"] >= topo["num_persistent_minima"] >= 1
+        assert topo == js.topology.summary(train)
+        assert "topology" in r["surface_stats"]["final_val"]
+
+
+def test_surface_split_option():
+    presets = {"smoke": runner.Preset(train_examples=8, val_examples=4, test_examples=0,
+                                      epochs=1, grid=3, range=1.0, line_points=3,
+                                      surface_examples=4, analysis_examples=4,
+                                      lanczos_iterations=2, hutchinson_samples=2,
+                                      sharpness_samples=2)}
+    parse = lambda *argv: runner.parse_args("doc", presets, ["--preset", "smoke", "--out", "x",
+                                                          *argv])  # noqa: E731
+    assert parse().surface_split == ["train", "val"]
+    assert parse("--surface-split", "test,val").surface_split == ["train", "val", "test"]
+    assert parse("--surface-split", "val").surface_split == ["train", "val"]
+    with pytest.raises(SystemExit):
+        parse("--surface-split", "holdout")

@@ -1021,7 +1021,10 @@ def persistence(surfaces: Surface | Mapping[str, Surface], metric: str = "loss",
     for n, (name, (bars, stats)) in enumerate(data.items()):
         colour = f"C{n}"
         death = np.where(np.isfinite(bars[:, 1]), bars[:, 1], top)
-        ax.scatter(bars[:, 0], death, s=18, color=colour, alpha=0.8, zorder=3,
+        # a marker shape per surface, hollow after the first: coinciding points stay visible
+        ax.scatter(bars[:, 0], death, s=36 if n else 22, marker="osD^v"[n % 5],
+                   facecolors=colour if n == 0 else "none", edgecolors=colour,
+                   linewidths=1.2, alpha=0.9, zorder=3 + n,
                    label=f"{name}: {stats['num_minima']} minima, "
                          f"{stats['num_persistent_minima']} persistent")
         thr = stats["min_persistence"]
@@ -1033,7 +1036,7 @@ def persistence(surfaces: Surface | Mapping[str, Surface], metric: str = "loss",
         for b in keep:
             end = bars[b, 1] if np.isfinite(bars[b, 1]) else top
             bx.plot([bars[b, 0], end], [row, row], color=colour, linewidth=2.2,
-                    solid_capstyle="butt")
+                    solid_capstyle="butt", marker="|", markersize=7, markevery=[0])
             if not np.isfinite(bars[b, 1]):
                 bx.plot([end], [row], marker=">", color=colour, markersize=5)
             row += 1

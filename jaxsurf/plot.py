@@ -1102,7 +1102,7 @@ def difference(reference: Surface, other: Surface, metric: str = "loss", *,
     diff = Surface(reference.alphas, reference.betas, {metric: gap},
                    {"axis_labels": reference.metadata.get("axis_labels")}
                    if reference.metadata.get("axis_labels") else {})
-    X, Y, Z, n_masked = _plane_grid(diff, metric, "difference", min_size=1)
+    _, _, Z, n_masked = _plane_grid(diff, metric, "difference", min_size=1)
     bound = float(np.max(np.abs(Z.compressed())))
     bound = bound if bound > 0 else 1.0
     norm = mcolors.Normalize(-bound, bound)

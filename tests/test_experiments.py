@@ -277,8 +277,10 @@ def test_surface_split_option():
                                       surface_examples=4, analysis_examples=4,
                                       lanczos_iterations=2, hutchinson_samples=2,
                                       sharpness_samples=2)}
-    parse = lambda *argv: runner.parse_args("doc", presets, ["--preset", "smoke", "--out", "x",
-                                                          *argv])  # noqa: E731
+
+    def parse(*argv):
+        return runner.parse_args("doc", presets, ["--preset", "smoke", "--out", "x", *argv])
+
     assert parse().surface_split == ["train", "val"]
     assert parse("--surface-split", "test,val").surface_split == ["train", "val", "test"]
     assert parse("--surface-split", "val").surface_split == ["train", "val"]

@@ -249,6 +249,7 @@ def test_results_of_other_settings_are_not_merged(tmp_path):
     assert sorted(again["variants"]) == ["plain"] and not again["comparison_figures"]
 
 
+@pytest.mark.slow
 def test_final_plane_on_every_split_and_its_basins(smoke_runs):
     """--surface-split (default train,val): the val plane and line beside the training
     ones, the gap numbers, the figures, and the topology numbers in surface_stats."""

@@ -26,6 +26,8 @@ __all__ = [
     "PyTree",
     "leaf_path",
     "check_like",
+    "check_arrays",
+    "check_finite",
     "dot",
     "norm",
     "scale",
@@ -97,6 +99,50 @@ def check_like(tree: PyTree, reference: PyTree, *, name: str = "direction",
         raise ValueError(
             f"{name} has the leaves of {reference_name} but another container structure "
             f"({got_def} vs {ref_def}); {fix}")
+
+
+def check_arrays(tree: PyTree, *, name: str = "params") -> None:
+    """Raises ``TypeError`` naming the first leaf of ``tree`` that is not an array
+    or a number (e.g. an Equinox module passed whole, with its activation
+    functions and layer sizes as leaves).
+
+    Example:
+        >>> check_arrays({"w": jnp.ones(2), "act": jax.nn.relu})
+        Traceback (most recent call last):
+        ...
+        TypeError: params leaf ['act'] is a PjitFunction, not an array; ...
+    """
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        if isinstance(leaf, (jax.Array, np.ndarray, np.generic, int, float, complex)) \
+                and not isinstance(leaf, bool):
+            continue
+        hint = ("for an Equinox model pass its array part, "
+                "eqx.partition(model, eqx.is_array)[0], or use js.equinox.adapt(model)"
+                if type(leaf).__module__.split(".")[0] in ("equinox", "jax", "builtins",
+                                                            "jaxlib", "functools")
+                else "pass a pytree whose leaves are arrays")
+        raise TypeError(f"{name} leaf {leaf_path(path)} is a {type(leaf).__name__}, not an "
+                        f"array; {hint}")
+
+
+def check_finite(tree: PyTree, *, name: str = "direction") -> None:
+    """Raises ``ValueError`` naming the first float leaf of ``tree`` holding NaN or inf.
+
+    Example:
+        >>> check_finite({"w": jnp.array([1.0, jnp.nan])})
+        Traceback (most recent call last):
+        ...
+        ValueError: direction has 1 non-finite value(s) (NaN or inf) in leaf ['w']; ...
+    """
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        if not is_float_leaf(leaf):
+            continue
+        bad = int(jnp.size(leaf) - jnp.count_nonzero(jnp.isfinite(jnp.asarray(leaf))))
+        if bad:
+            raise ValueError(
+                f"{name} has {bad} non-finite value(s) (NaN or inf) in leaf {leaf_path(path)}; "
+                f"every point along it would be NaN. Rebuild it from finite params (a "
+                f"normalized direction is NaN where the params are)")
 
 
 def is_float_leaf(leaf: Any) -> bool:

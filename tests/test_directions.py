@@ -175,5 +175,6 @@ def test_filter_normalized_plane_is_invariant_to_filter_rescaling(factors, alpha
 def test_ignore_is_reported_as_the_default_when_no_leaf_is_one_dimensional():
     params = {"conv": jnp.ones((3, 3, 2, 4)), "dense": jnp.ones((5, 3))}
     d = js.normalize(js.random_direction(jax.random.key(0), params), params)
-    assert js.describe_direction(d, params) | {"norm": 0, "fingerprint": ""} == {
-        "norm": 0, "fingerprint": "", "normalization": "filter", "ignore": "biasbn"}
+    described = js.describe_direction(d, params)
+    assert (described["normalization"], described["ignore"]) == ("filter", "biasbn")
+    assert described["filter_axes"] == {"['conv']": [3], "['dense']": [1]}

@@ -29,8 +29,9 @@ from jaxsurf.trajectory import TrajectoryRecorder, load_trajectory
 from jaxsurf.volume import random_directions
 
 # Submodules that pull in heavier dependencies load on first use: js.plot
-# (matplotlib), js.export, js.flax (flax), js.losses, js.hessian, js.sharpness.
-_LAZY_SUBMODULES = ("plot", "export", "flax", "losses", "hessian", "sharpness", "pca",
+# (matplotlib), js.export, js.flax (flax), js.equinox (equinox), js.losses, js.hessian,
+# js.sharpness, js.topology.
+_LAZY_SUBMODULES = ("plot", "export", "flax", "equinox", "losses", "hessian", "sharpness", "pca",
                     "topology")
 
 __all__ = [

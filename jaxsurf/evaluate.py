@@ -52,6 +52,7 @@ from jax.sharding import Mesh, PartitionSpec
 
 from jaxsurf import batching, distributed, subsample as subsample_lib, tree
 from jaxsurf import store as store_lib
+from jaxsurf._state import plan_interpolation
 from jaxsurf._version import __version__
 from jaxsurf.directions import describe_direction
 from jaxsurf.progress import ProgressInfo, ProgressOption, ProgressTracker, make_sink
@@ -295,6 +296,7 @@ def _check_directions(origin: PyTree | None, directions: Sequence[PyTree]) -> Py
     for k, d in enumerate(directions):
         tree.check_like(d, reference, name=f"direction {k}" if origin is not None
                         else f"params {k}", reference_name="params")
+        tree.check_finite(d, name=f"direction {k}" if origin is not None else f"params {k}")
     return reference
 
 
@@ -829,7 +831,7 @@ def _run_surface(kind: str, fn: Fn, origin: PyTree | None, directions: list[PyTr
 def evaluate_line(fn: Fn, params: PyTree, direction: PyTree, data: Any, alphas: Any, *,
                   batch_size: int | None = None, metadata: Mapping[str, Any] | None = None,
                   store: str | os.PathLike | None = None, progress: ProgressOption = None,
-                  **options: Any) -> Surface:
+                  filter_axis: Any = None, **options: Any) -> Surface:
     """Metrics along the line ``params + alpha * direction``.
 
     Args:
@@ -845,6 +847,8 @@ def evaluate_line(fn: Fn, params: PyTree, direction: PyTree, data: Any, alphas: 
             resumes (see :func:`evaluate_points` and ``docs/robustness.md``).
         progress: ``None`` (bar when stderr is a terminal), ``True``, ``False``
             or a callable taking a :class:`jaxsurf.progress.ProgressInfo`.
+        filter_axis: the layout the direction's normalization is checked and
+            recorded against (as in :func:`jaxsurf.normalize`; default inferred).
         **options: ``points_per_step``, ``chunk_size``, ``devices``, ``mesh``,
             ``compute_dtype``, ``subsample``, ``subsample_seed`` (see
             :func:`evaluate_points`).
@@ -860,7 +864,7 @@ def evaluate_line(fn: Fn, params: PyTree, direction: PyTree, data: Any, alphas: 
     """
     alphas = _as_grid(alphas, "alphas")
     tree.check_like(direction, params)
-    info = {"directions": [describe_direction(direction, params)],
+    info = {"directions": [describe_direction(direction, params, filter_axis=filter_axis)],
             "params_fingerprint": tree.fingerprint(params)}
     info.update(_shared_normalization(info["directions"]))
     return _run_surface("line", fn, params, [direction], data, alphas, None,
@@ -872,12 +876,12 @@ def evaluate_plane(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, data: Any, al
                    betas: Any, *, batch_size: int | None = None,
                    metadata: Mapping[str, Any] | None = None,
                    store: str | os.PathLike | None = None, progress: ProgressOption = None,
-                   **options: Any) -> Surface:
+                   filter_axis: Any = None, **options: Any) -> Surface:
     """Metrics on the plane ``params + alpha * d1 + beta * d2``.
 
     Args:
-        fn, params, data, batch_size, metadata, store, progress, options: as in
-            :func:`evaluate_line`.
+        fn, params, data, batch_size, metadata, store, progress, filter_axis,
+            options: as in :func:`evaluate_line`.
         d1, d2: directions shaped like ``params``.
         alphas, betas: finite 1-D coordinates along ``d1`` and ``d2``.
 
@@ -897,7 +901,7 @@ def evaluate_plane(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, data: Any, al
     tree.check_like(d2, params, name="d2")
     grid_a, grid_b = np.meshgrid(alphas, betas, indexing="ij")
     coefficients = np.stack([grid_a.ravel(), grid_b.ravel()], axis=1)
-    descriptions = [describe_direction(d, params) for d in (d1, d2)]
+    descriptions = [describe_direction(d, params, filter_axis=filter_axis) for d in (d1, d2)]
     cosine = float(tree.dot(d1, d2) / (tree.norm(d1) * tree.norm(d2) + 1e-30))
     info = {"directions": descriptions, "directions_cosine": cosine,
             "params_fingerprint": tree.fingerprint(params),
@@ -967,7 +971,7 @@ def evaluate_volume(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, d3: PyTree, 
 def interpolate(fn: Fn, params_a: PyTree, params_b: PyTree, data: Any, alphas: Any, *,
                 batch_size: int | None = None, metadata: Mapping[str, Any] | None = None,
                 store: str | os.PathLike | None = None, progress: ProgressOption = None,
-                **options: Any) -> Surface:
+                state_policy: str | None = None, **options: Any) -> Surface:
     """Metrics along ``(1 - alpha) * params_a + alpha * params_b``.
 
     ``alpha = 0`` is exactly ``params_a`` and ``alpha = 1`` exactly
@@ -978,6 +982,11 @@ def interpolate(fn: Fn, params_a: PyTree, params_b: PyTree, data: Any, alphas: A
             :func:`evaluate_line`.
         params_a, params_b: the two end points (same structure, shapes, dtypes).
         alphas: finite 1-D coordinates.
+        state_policy: for ``fn`` from an adapter of a model with state
+            (BatchNorm statistics): ``"interpolate"`` (default) moves the state
+            with the weights, ``(1 - alpha) * state_a + alpha * state_b``, so
+            each end point is exactly its model; ``"fixed"`` keeps ``fn``'s own
+            state (model A's) along the whole path. See ``docs/frameworks.md``.
 
     Returns:
         A line :class:`Surface` with ``metadata["kind"] == "interpolation"``.
@@ -993,6 +1002,9 @@ def interpolate(fn: Fn, params_a: PyTree, params_b: PyTree, data: Any, alphas: A
             "params_b_fingerprint": tree.fingerprint(params_b),
             "distance": float(tree.norm(tree.sub(params_b, params_a))),
             "axis_labels": ["alpha (0: params_a, 1: params_b)"]}
+    fn, params_a, params_b, state_facts = plan_interpolation(fn, params_a, params_b,
+                                                             state_policy)
+    info.update(state_facts)
     return _run_surface("interpolation", fn, None, [params_a, params_b], data, alphas, None,
                         coefficients, info, metadata, batch_size=batch_size, store=store,
                         progress=progress, **options)

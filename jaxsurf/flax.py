@@ -8,6 +8,12 @@
   ``nnx.Param`` values; the rest of the state (``BatchStat``, RNG state) stays
   fixed, and the model is put in evaluation mode on a copy.
 
+The state each model came with is recorded for its params (see
+:mod:`jaxsurf._state`): ``js.interpolate(fn, pa, pb, ...)`` between two
+adapted models moves the running statistics with the weights, so each end
+point is exactly that model (``state_policy="fixed"`` holds model A's).
+Flax kernels keep the filter (output channel) on the last axis.
+
 Batches are ``(inputs, targets)`` tuples or dicts; for dicts the keys are
 given by ``input_key`` / ``target_key`` or found among common names (``x``,
 ``image``, ``inputs`` / ``y``, ``label``, ``targets``).
@@ -25,6 +31,7 @@ from typing import Any, Callable, Mapping
 
 import jax
 
+from jaxsurf import _state, tree
 from jaxsurf.losses import get_loss
 from jaxsurf.tree import PyTree
 
@@ -99,6 +106,10 @@ def adapt(model: Any, variables: Mapping[str, Any] | None = None, *,
     Example:
         >>> fn, params = js.flax.adapt(ResNet20(), variables, loss="cross_entropy")
     """
+    if type(model).__module__.split(".")[0] == "equinox" or any(
+            c.__module__.startswith("equinox") for c in type(model).__mro__[1:]):
+        raise TypeError(f"{type(model).__name__} is an Equinox module: use "
+                        f"js.equinox.adapt(model, state) instead of js.flax.adapt")
     loss_fn = get_loss(loss)
     try:
         from flax import nnx
@@ -110,13 +121,20 @@ def adapt(model: Any, variables: Mapping[str, Any] | None = None, *,
         raise ValueError("a Linen module needs its variables, e.g. "
                          "adapt(module, module.init(key, x)); they must hold 'params'")
     frozen = {k: v for k, v in variables.items() if k != "params"}
+    params = variables["params"]
+    tree.check_arrays(params)
     metrics_of = linen_metrics_fn(model, loss=loss_fn, input_key=input_key,
                                   target_key=target_key, apply_kwargs=apply_kwargs)
 
-    def fn(params: PyTree, batch: Any) -> Any:
-        return metrics_of({"params": params, **frozen}, batch)
+    def apply(params: PyTree, state: PyTree, batch: Any) -> Any:
+        return metrics_of({"params": params, **state}, batch)
 
-    return fn, variables["params"]
+    def fn(params: PyTree, batch: Any) -> Any:
+        return apply(params, frozen, batch)
+
+    fn.jaxsurf_state = _state.StatefulFn(frozen, params, apply)  # type: ignore[attr-defined]
+    _state.register(params, frozen)
+    return fn, params
 
 
 def linen_metrics_fn(module: Any, *, loss: str | Callable = "cross_entropy",
@@ -147,11 +165,16 @@ def _adapt_nnx(nnx: Any, model: Any, loss_fn: Callable, input_key: str | None,
     graphdef, param_state, rest = nnx.split(model, nnx.Param, ...)
     params = nnx.to_pure_dict(param_state)
 
-    def fn(params: PyTree, batch: Any) -> Any:
+    def apply(params: PyTree, rest: PyTree, batch: Any) -> Any:
         state = jax.tree_util.tree_map(lambda x: x, param_state)
         nnx.replace_by_pure_dict(state, params)
         inputs, targets = split_batch(batch, input_key, target_key)
         outputs = nnx.merge(graphdef, state, rest)(inputs)
         return _metrics(loss_fn, outputs, targets)
 
+    def fn(params: PyTree, batch: Any) -> Any:
+        return apply(params, rest, batch)
+
+    fn.jaxsurf_state = _state.StatefulFn(rest, params, apply)  # type: ignore[attr-defined]
+    _state.register(params, rest)
     return fn, params

@@ -1,0 +1,163 @@
+"""Model state (BatchNorm running statistics) that travels with adapted params.
+
+An adapter (:func:`jaxsurf.flax.adapt`, :func:`jaxsurf.equinox.adapt`) returns
+``(fn, params)``; the model's state (Linen ``batch_stats``, NNX ``BatchStat``,
+an ``eqx.nn.State``) is not part of ``params``, so directions, Hessians and
+PCA never move it. Two facts make the state of *each* adapted model
+recoverable:
+
+* ``fn.jaxsurf_state`` is a :class:`StatefulFn`: the state ``fn`` holds fixed,
+  and ``apply(params, state, batch)`` to evaluate with another state;
+* every adapter records which state came with the params it returned,
+  keyed by the identity of their (immutable) leaf arrays, held by weak
+  references: the record disappears with the arrays, and a params pytree
+  with any other leaf is simply unknown. No values are cached.
+
+:func:`plan_interpolation` uses both to evaluate ``interpolate(fn, pa, pb)``
+with the statistics interpolated along with the weights, so that each end
+point reproduces its model exactly.
+
+Example:
+    >>> fn, pa = js.flax.adapt(model, variables_a)
+    >>> _, pb = js.flax.adapt(model, variables_b)
+    >>> js.interpolate(fn, pa, pb, data, [0.0, 1.0])   # each end point its own stats
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from jaxsurf import tree
+from jaxsurf.tree import PyTree
+
+__all__ = ["StatefulFn", "register", "state_of", "plan_interpolation", "STATE_POLICIES"]
+
+STATE_POLICIES = ("interpolate", "fixed")
+
+_RECORDS: dict[int, tuple[tuple[weakref.ref, ...], Any]] = {}
+
+
+@dataclass(frozen=True)
+class StatefulFn:
+    """What an adapter attaches to its ``fn`` as ``fn.jaxsurf_state``.
+
+    ``state`` is the state ``fn`` evaluates with; ``apply(params, state,
+    batch)`` evaluates with any state of the same structure.
+    """
+
+    state: PyTree
+    params: PyTree
+    apply: Callable[[PyTree, PyTree, Any], Any]
+
+
+def register(params: PyTree, state: PyTree) -> None:
+    """Records that ``state`` belongs to ``params`` (by the identity of its leaves).
+
+    Leaves that cannot be weakly referenced (Python numbers) make the params
+    untrackable; then nothing is recorded.
+    """
+    leaves = jax.tree_util.tree_leaves(params)
+    if not leaves:
+        return
+    try:
+        refs = tuple(weakref.ref(x) for x in leaves)
+    except TypeError:
+        return
+    key = id(leaves[0])
+
+    def forget(_: Any, key: int = key) -> None:
+        entry = _RECORDS.get(key)
+        if entry is not None and entry[0][0]() is None:
+            _RECORDS.pop(key, None)
+
+    refs = (weakref.ref(leaves[0], forget),) + refs[1:]
+    _RECORDS[key] = (refs, state)
+
+
+def state_of(params: PyTree) -> tuple[bool, PyTree]:
+    """``(True, state)`` if an adapter returned exactly these leaves, else ``(False, None)``."""
+    leaves = jax.tree_util.tree_leaves(params)
+    if not leaves:
+        return False, None
+    entry = _RECORDS.get(id(leaves[0]))
+    if entry is None:
+        return False, None
+    refs, state = entry
+    if len(refs) != len(leaves) or any(r() is not x for r, x in zip(refs, leaves)):
+        return False, None
+    return True, state
+
+
+def _state_for(stateful: StatefulFn, params: PyTree, name: str) -> PyTree:
+    found, state = state_of(params)
+    if found:
+        return state
+    if params is stateful.params:
+        return stateful.state
+    raise ValueError(
+        f"{name} was not returned by a jaxsurf adapter, so its model state (BatchNorm "
+        f"statistics) is unknown; pass the params from js.flax.adapt / js.equinox.adapt "
+        f"unchanged, or state_policy='fixed' to hold fn's own state along the whole path")
+
+
+def plan_interpolation(fn: Callable, params_a: PyTree, params_b: PyTree,
+                       state_policy: str | None) -> tuple[Callable, PyTree, PyTree, dict]:
+    """``(fn, a, b, facts)`` to interpolate with: for a stateful adapted ``fn`` and
+    ``state_policy`` ``"interpolate"`` (the default, ``None``), ``a`` and ``b``
+    carry each model's state and ``fn`` evaluates ``{"params", "state"}`` pairs,
+    so that ``(1 - alpha) a + alpha b`` moves the statistics with the weights.
+    ``"fixed"``: ``fn``'s own state everywhere (model A's statistics at every alpha).
+
+    Example:
+        >>> fn2, a, b, facts = plan_interpolation(fn, pa, pb, None)
+    """
+    if state_policy not in (None, *STATE_POLICIES):
+        raise ValueError(f"unknown state_policy {state_policy!r}; use one of "
+                         f"{STATE_POLICIES} (or None: 'interpolate' for stateful models)")
+    stateful = getattr(fn, "jaxsurf_state", None)
+    if not isinstance(stateful, StatefulFn) or not jax.tree_util.tree_leaves(stateful.state):
+        if state_policy == "interpolate":
+            raise ValueError("state_policy='interpolate' needs fn from js.flax.adapt or "
+                             "js.equinox.adapt on a model with state (e.g. BatchNorm)")
+        return fn, params_a, params_b, {}
+    if state_policy == "fixed":
+        return fn, params_a, params_b, {"state_policy": "fixed"}
+    state_a = _state_for(stateful, params_a, "params_a")
+    state_b = _state_for(stateful, params_b, "params_b")
+    tree.check_like(jax.tree_util.tree_leaves(state_b), jax.tree_util.tree_leaves(state_a),
+                    name="the state of params_b", reference_name="the state of params_a")
+    # same leaves; give b's state a's container (Equinox state markers may differ)
+    state_b = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(state_a),
+                                           jax.tree_util.tree_leaves(state_b))
+    apply = stateful.apply
+    dtypes = [getattr(x, "dtype", None) for x in jax.tree_util.tree_leaves(state_a)]
+
+    def with_state(pair: PyTree, batch: Any) -> Any:
+        return apply(pair["params"], _from_float(pair["state"], dtypes), batch)
+
+    return (with_state, {"params": params_a, "state": _to_float(state_a)},
+            {"params": params_b, "state": _to_float(state_b)}, {"state_policy": "interpolate"})
+
+
+def _countable(dtype: Any) -> bool:
+    return dtype is not None and (jnp.issubdtype(dtype, jnp.integer) or dtype == jnp.bool_)
+
+
+def _to_float(state: PyTree) -> PyTree:
+    """Integer and bool state leaves (step counters, first-call flags) as float32, so
+    that they are interpolated too and each end point keeps its own."""
+    return jax.tree_util.tree_map(
+        lambda x: jnp.asarray(x, jnp.float32) if _countable(getattr(x, "dtype", None)) else x,
+        state)
+
+
+def _from_float(state: PyTree, dtypes: list[Any]) -> PyTree:
+    leaves, treedef = jax.tree_util.tree_flatten(state)
+    back = [(x > 0.5) if dt == jnp.bool_ else jnp.round(x).astype(dt) if _countable(dt) else x
+            for x, dt in zip(leaves, dtypes)]
+    return jax.tree_util.tree_unflatten(treedef, back)

@@ -16,6 +16,7 @@ import importlib
 from typing import Any
 
 from jaxsurf import tree
+from jaxsurf._direction_io import DirectionFileError, load_directions, save_directions
 from jaxsurf._version import __version__
 from jaxsurf.directions import (between, describe_direction, normalize, orthogonalize,
                                 random_direction, random_plane)
@@ -50,6 +51,9 @@ __all__ = [
     "random_plane",
     "random_directions",
     "describe_direction",
+    "save_directions",
+    "load_directions",
+    "DirectionFileError",
     "evaluate_line",
     "evaluate_plane",
     "evaluate_volume",

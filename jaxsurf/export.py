@@ -27,7 +27,7 @@ import numpy as np
 
 from jaxsurf.surface import Surface
 
-__all__ = ["write_vtp", "write_vti", "write_csv", "height_field"]
+__all__ = ["write_vtp", "write_vti", "write_csv", "write_h5", "height_field"]
 
 
 def height_field(surface: Surface, metric: str = "loss", *, zmax: float | None = None,
@@ -303,3 +303,16 @@ def _write_atomically(path: Path, text: str) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def write_h5(surface: Surface, path: str | os.PathLike) -> Path:
+    """Writes ``surface`` as a tomgoldstein/loss-landscape ``.h5`` surface file that its
+    ``plot_2D.py`` and ``h52vtp.py`` read (``loss`` → ``train_loss``, ``accuracy`` →
+    ``train_acc`` in percent). See :func:`jaxsurf._h5.write_h5`.
+
+    Example:
+        >>> js.export.write_h5(surface, "plane.h5")
+    """
+    from jaxsurf._h5 import write_h5 as write
+
+    return write(surface, path)

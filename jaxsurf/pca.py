@@ -48,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsurf import tree
+from jaxsurf._layout import leaf_layouts
 from jaxsurf.tree import PyTree
 
 __all__ = ["pca_directions", "project", "plot_path", "DEFAULT_MEMORY_BUDGET"]
@@ -155,11 +156,14 @@ class _Layout:
 
 def _layout(spec: PyTree, ignore: str | None) -> _Layout:
     leaves, treedef = jax.tree_util.tree_flatten(spec)
+    # ignore="biasbn" by role (biases and normalization parameters of any shape, and
+    # every leaf of ndim <= 1), as js.normalize does
+    ignored = [l.ignorable for l in leaf_layouts(spec)] if ignore == "biasbn" \
+        else [False] * len(leaves)
     offsets: list[int | None] = []
     size, wide = 0, False
-    for leaf in leaves:
-        used = jnp.issubdtype(leaf.dtype, jnp.floating) and not (
-            ignore == "biasbn" and len(leaf.shape) <= 1)
+    for leaf, skip in zip(leaves, ignored):
+        used = jnp.issubdtype(leaf.dtype, jnp.floating) and not skip
         offsets.append(size if used else None)
         if used:
             size += math.prod(leaf.shape)
@@ -303,8 +307,9 @@ def pca_directions(trajectory: Trajectory, *, origin: PyTree | None = None, k: i
             the last point. All ``n`` points are rows (the origin's own row is
             zero). With ``center=True`` the directions do not depend on it.
         k: number of directions.
-        ignore: ``"biasbn"`` sets every leaf of ``ndim <= 1`` (biases,
-            BatchNorm scales/offsets) to zero before the analysis, so the
+        ignore: ``"biasbn"`` sets biases and normalization parameters (by
+            role, whatever their shape, as :func:`jaxsurf.normalize`) and every
+            leaf of ``ndim <= 1`` to zero before the analysis, so the
             directions are zero there; ``None`` uses every float leaf.
         center: subtract the mean row (ordinary PCA, the default); ``False``
             gives the principal axes of the uncentred rows ``θ_i - origin``.

@@ -189,7 +189,9 @@ class Surface:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Surface":
         """Reads a file written by :meth:`save` (which adds ``.npz`` to a path
-        without it, so ``load`` accepts the same path); clear errors for bad files:
+        without it, so ``load`` accepts the same path), or a ``.h5`` surface of
+        tomgoldstein/loss-landscape (orientation converted to ours, see
+        :mod:`jaxsurf._h5`); clear errors for bad files:
         ``FileNotFoundError`` when there is none, :class:`SurfaceFileError` for
         anything that is not an intact Surface file."""
         path = Path(path)
@@ -198,6 +200,9 @@ class Surface:
             path = path.with_name(path.name + ".npz")
         if not path.exists():
             raise FileNotFoundError(f"no Surface file at {path}; write one with Surface.save")
+        if path.suffix.lower() in (".h5", ".hdf5"):  # the loss-landscape tool's files
+            from jaxsurf._h5 import read_h5
+            return read_h5(path)
         contents = _read_npz(path)
         if "header" not in contents or "alphas" not in contents:
             raise SurfaceFileError(f"{path} is an .npz file but not a jaxsurf Surface "

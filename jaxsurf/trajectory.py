@@ -78,16 +78,38 @@ def _host_target(metadata_tree: PyTree) -> PyTree:
     return jax.tree_util.tree_map(leaf, metadata_tree)
 
 
+def _names(path: tuple) -> tuple[str, ...]:
+    """A key path as plain names, so that ``.conv.weight`` (an Equinox module) and
+    ``['conv']['weight']`` (how orbax stores it) compare equal."""
+    out = []
+    for key in path:
+        for attr in ("name", "key", "idx"):
+            if hasattr(key, attr):
+                out.append(str(getattr(key, attr)))
+                break
+        else:
+            out.append(str(key))
+    return tuple(out)
+
+
 def _check_target(like: PyTree, metadata_tree: PyTree, name: str, step: int) -> None:
-    """Raises ``ValueError`` naming the first leaf of ``like`` whose shape/dtype differs
-    from what was saved (restoring would otherwise cast silently)."""
-    saved = jax.tree_util.tree_leaves(metadata_tree)
+    """Raises ``ValueError`` naming the first leaf of ``like`` that was not saved or
+    whose shape/dtype differs from what was saved (restoring would otherwise cast
+    silently). Leaves are matched by path, not by order: orbax stores containers
+    as name-sorted dicts, while an Equinox module keeps its field order."""
+    saved = {_names(p): meta for p, meta in jax.tree_util.tree_leaves_with_path(metadata_tree)}
     wanted = jax.tree_util.tree_leaves_with_path(like)
     if len(saved) != len(wanted):
         raise ValueError(
             f"{name} has {len(wanted)} leaves but step {step} saved {len(saved)}; pass a "
             f"{name} built like the saved tree (e.g. the model's freshly initialised params)")
-    for (path, got), meta in zip(wanted, saved):
+    for path, got in wanted:
+        meta = saved.get(_names(path))
+        if meta is None:
+            raise ValueError(
+                f"{name} does not match step {step} at {tree.leaf_path(path)}: no such leaf "
+                f"was saved (saved leaves: {['/'.join(k) for k in list(saved)[:5]]} ...); pass "
+                f"a {name} built like the saved tree")
         shape, dtype = getattr(got, "shape", None), getattr(got, "dtype", None)
         if shape is None:
             continue

@@ -380,3 +380,37 @@ def test_nonfinite_direction_is_refused_naming_the_leaf(mlp):
     inf = {**d, "Dense_0": {**d["Dense_0"], "bias": d["Dense_0"]["bias"].at[0].set(jnp.inf)}}
     with pytest.raises(ValueError, match=r"\['Dense_0'\]\['bias'\]"):
         js.interpolate(fn, params, inf, data, [0.0], progress=False)
+
+
+# ------------------------------------------------------------------ item 5: trajectories
+def test_equinox_trajectory_records_loads_and_gives_pca_directions(tmp_path):
+    class Net(eqx.Module):  # fields deliberately not in name order
+        zeta: eqx.nn.Conv2d
+        alpha: eqx.nn.Linear
+
+        def __init__(self, key):
+            k1, k2 = jax.random.split(key)
+            self.zeta = eqx.nn.Conv2d(1, 3, 3, key=k1)
+            self.alpha = eqx.nn.Linear(3, 2, key=k2)
+
+    params = eqx.partition(Net(jax.random.key(0)), eqx.is_array)[0]
+    path = [jax.tree_util.tree_map(lambda x, s=s: x + 0.1 * s * (1 + s) * jnp.sign(x), params)
+            for s in range(4)]
+    with js.TrajectoryRecorder(tmp_path / "traj") as rec:
+        for step, p in enumerate(path):
+            rec.save(step, p)
+    loaded = list(js.load_trajectory(tmp_path / "traj", params_like=params))
+    assert [s for s, _ in loaded] == [0, 1, 2, 3]
+    for (_, got), want in zip(loaded, path):
+        assert isinstance(got, Net)
+        np.testing.assert_array_equal(np.asarray(got.zeta.weight), np.asarray(want.zeta.weight))
+    (d1, d2), ratio = js.pca_directions(tmp_path / "traj", params_like=params, ignore="biasbn")
+    assert isinstance(d1, Net) and ratio.shape == (2,)
+    assert not np.any(np.asarray(d1.zeta.bias))  # (3, 1, 1) bias ignored by role
+    assert abs(float(js.tree.norm(d1)) - 1.0) < 1e-5
+    coords = js.project(path, path[-1], [d1, d2])
+    assert coords.shape == (4, 2)
+    bad = eqx.partition(Net(jax.random.key(0)), eqx.is_array)[0]
+    bad = eqx.tree_at(lambda p: p.alpha.weight, bad, jnp.ones((2, 5)))
+    with pytest.raises(ValueError, match=r"\.alpha\.weight"):
+        list(js.load_trajectory(tmp_path / "traj", params_like=bad))

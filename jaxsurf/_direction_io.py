@@ -1,0 +1,176 @@
+"""Save and load directions, so a plane can be recomputed or extended later
+(the reference tool's ``--dir_file``).
+
+The file is an ``.npz`` (never pickled): one array per leaf of each
+direction, and a JSON header with the leaf paths, shapes and dtypes and
+any metadata. Loading checks every leaf by **path** against ``params_like``
+and names the first that differs. bfloat16 leaves are stored as their bits.
+
+Example:
+    >>> d1, d2 = js.random_plane(jax.random.key(0), params)
+    >>> js.save_directions("plane_dirs.npz", d1, d2, metadata={"seed": 0})
+    >>> d1, d2 = js.load_directions("plane_dirs.npz", params)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxsurf import tree
+from jaxsurf.surface import metadata_from
+from jaxsurf.tree import PyTree
+
+__all__ = ["save_directions", "load_directions", "DirectionFileError"]
+
+FORMAT = "jaxsurf.directions"
+FORMAT_VERSION = 1
+
+
+class DirectionFileError(ValueError):
+    """A directions file that is damaged or does not fit the params."""
+
+
+def _storable(leaf: Any) -> tuple[np.ndarray, str]:
+    arr = np.asarray(leaf)
+    name = str(arr.dtype)
+    if arr.dtype.kind == "V" or name not in np.sctypeDict:  # bfloat16 and friends
+        return arr.view(np.dtype(f"u{arr.dtype.itemsize}")), name
+    return arr, name
+
+
+def save_directions(path: str | os.PathLike, *directions: PyTree,
+                    metadata: Mapping[str, Any] | None = None) -> Path:
+    """Writes ``directions`` (pytrees with the same leaves) to ``path`` (``.npz``).
+
+    Args:
+        path: file to write (``.npz`` is added when missing); written atomically.
+        *directions: one or more direction pytrees shaped like the same params.
+        metadata: JSON-serialisable facts to keep (seed, normalization, ...).
+
+    Returns:
+        The path written.
+
+    Example:
+        >>> js.save_directions("dirs.npz", d1, d2)
+    """
+    if not directions:
+        raise ValueError("give at least one direction: js.save_directions(path, d1, d2)")
+    for k, d in enumerate(directions[1:], 1):
+        tree.check_like(d, directions[0], name=f"direction {k}", reference_name="direction 0")
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
+    arrays: dict[str, np.ndarray] = {}
+    leaves_info = []
+    for k, d in enumerate(directions):
+        for i, (p, leaf) in enumerate(jax.tree_util.tree_leaves_with_path(d)):
+            arr, dtype = _storable(leaf)
+            arrays[f"d{k}_{i}"] = arr
+            if k == 0:
+                leaves_info.append({"path": tree.leaf_path(p), "shape": list(arr.shape),
+                                    "dtype": dtype})
+    header = {"format": FORMAT, "format_version": FORMAT_VERSION, "count": len(directions),
+              "leaves": leaves_info, "metadata": metadata_from(metadata)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, header=np.array(json.dumps(header)), **arrays)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_directions(path: str | os.PathLike, params_like: PyTree, *,
+                    with_metadata: bool = False) -> Any:
+    """Reads directions written by :func:`save_directions` into the structure of
+    ``params_like``.
+
+    Args:
+        path: the ``.npz`` file.
+        params_like: params (or any pytree) with the saved leaf paths, shapes
+            and dtypes; the directions take its container types.
+        with_metadata: also return the saved metadata.
+
+    Returns:
+        A list of direction pytrees (and the metadata dict with ``with_metadata``).
+
+    Raises:
+        DirectionFileError: not a directions file, damaged, or leaves that do
+            not match ``params_like`` (naming the first leaf path that differs).
+
+    Example:
+        >>> d1, d2 = js.load_directions("dirs.npz", params)
+    """
+    path = Path(path)
+    if not path.exists() and path.with_name(path.name + ".npz").exists():
+        path = path.with_name(path.name + ".npz")
+    try:
+        with np.load(path, allow_pickle=False) as contents:
+            if "header" not in contents.files:
+                raise DirectionFileError(f"{path} is not a jaxsurf directions file (no header)")
+            header = json.loads(str(contents["header"]))
+            if not isinstance(header, dict) or header.get("format") != FORMAT:
+                raise DirectionFileError(f"{path} is not a jaxsurf directions file")
+            count, infos = header.get("count"), header.get("leaves")
+            if not isinstance(count, int) or not isinstance(infos, list) or count < 1:
+                raise DirectionFileError(f"{path} has a damaged header")
+            wanted = jax.tree_util.tree_leaves_with_path(params_like)
+            _check_leaves(path, infos, wanted)
+            missing = [f"d{k}_{i}" for k in range(count) for i in range(len(infos))
+                       if f"d{k}_{i}" not in contents.files]
+            if missing:
+                raise DirectionFileError(f"{path} is missing arrays {missing[:3]}: damaged")
+            treedef = jax.tree_util.tree_structure(params_like)
+            out = []
+            for k in range(count):
+                leaves = []
+                for i, info in enumerate(infos):
+                    arr = contents[f"d{k}_{i}"]
+                    dtype = jnp.dtype(info["dtype"])
+                    if arr.dtype != dtype:
+                        arr = arr.view(dtype)
+                    if list(arr.shape) != info["shape"]:
+                        raise DirectionFileError(f"{path}: array d{k}_{i} has shape "
+                                                 f"{arr.shape}, the header says {info['shape']}")
+                    leaves.append(jnp.asarray(arr))
+                out.append(jax.tree_util.tree_unflatten(treedef, leaves))
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        if isinstance(err, DirectionFileError):
+            raise
+        raise DirectionFileError(f"{path} is not a readable directions file: {err}") from err
+    return (out, header.get("metadata", {})) if with_metadata else out
+
+
+def _check_leaves(path: Path, infos: list, wanted: list) -> None:
+    for i, (p, leaf) in enumerate(wanted):
+        name = tree.leaf_path(p)
+        if i >= len(infos):
+            raise DirectionFileError(f"{path} has {len(infos)} leaves, params_like has more; "
+                                     f"the first missing is {name}")
+        info = infos[i]
+        if info.get("path") != name:
+            raise DirectionFileError(
+                f"{path} does not match params_like at leaf {i}: the file has "
+                f"{info.get('path')}, params_like has {name}; load it with the params of "
+                f"the model it was made for")
+        shape = list(getattr(leaf, "shape", np.shape(leaf)))
+        dtype = str(jnp.asarray(leaf).dtype) if not hasattr(leaf, "dtype") else str(leaf.dtype)
+        if info.get("shape") != shape or info.get("dtype") != dtype:
+            raise DirectionFileError(
+                f"{path} does not match params_like at {name}: the file has shape "
+                f"{tuple(info.get('shape', ()))} dtype {info.get('dtype')}, params_like has "
+                f"shape {tuple(shape)} dtype {dtype}")
+    if len(infos) > len(wanted):
+        raise DirectionFileError(f"{path} has {len(infos)} leaves, params_like only "
+                                 f"{len(wanted)}; the first extra is {infos[len(wanted)].get('path')}")

@@ -394,8 +394,8 @@ def test_equinox_trajectory_records_loads_and_gives_pca_directions(tmp_path):
             self.alpha = eqx.nn.Linear(3, 2, key=k2)
 
     params = eqx.partition(Net(jax.random.key(0)), eqx.is_array)[0]
-    path = [jax.tree_util.tree_map(lambda x, s=s: x + 0.1 * s * (1 + s) * jnp.sign(x), params)
-            for s in range(4)]
+    path = [js.tree.add(params, js.tree.scale(js.random_direction(jax.random.key(s), params),
+                                              0.1 * s)) for s in range(4)]
     with js.TrajectoryRecorder(tmp_path / "traj") as rec:
         for step, p in enumerate(path):
             rec.save(step, p)

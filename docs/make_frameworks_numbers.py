@@ -8,7 +8,9 @@
 (b) interpolation end-point losses between two Linen CNNs with BatchNorm
     trained from different seeds: model A's statistics along the whole path
     (the old behaviour, ``state_policy="fixed"``) against the default, which
-    moves the statistics with the weights; each model's own loss for reference.
+    moves the statistics with the weights, and against statistics recomputed
+    at each point (``state_policy="recompute"``); each model's own loss for
+    reference.
 
 Run:  .venv/bin/python docs/make_frameworks_numbers.py  (a few minutes on a
 2-core CPU; prints a table, writes docs/figures/frameworks_numbers.json and
@@ -130,7 +132,8 @@ def measure_a(train: dict) -> dict:
         rows[label] = {"before": filter_ratios(before, p), "after": filter_ratios(after, p),
                        "before_bias_zero": bool(not np.any(np.asarray(before.conv1.bias))),
                        "after_bias_zero": bool(not np.any(np.asarray(after.conv1.bias))),
-                       "before_described_as": js.describe_direction(before, p)["normalization"]}
+                       "before_now_described_as":
+                           js.describe_direction(before, p)["normalization"]}
     return rows
 
 
@@ -178,11 +181,15 @@ def measure_b(train: dict, test: dict) -> dict:
     alphas = [float(a) for a in np.linspace(0.0, 1.0, 11)]
     fixed = js.interpolate(fn, pa, pb, test, alphas, progress=False, state_policy="fixed")
     moved = js.interpolate(fn, pa, pb, test, alphas, progress=False)
+    sample = {k: v[:2048] for k, v in train.items()}
+    recomputed = js.interpolate(fn, pa, pb, test, alphas, progress=False,
+                                state_policy="recompute", recompute_data=sample, batch_size=512)
     return {"alphas": alphas,
             "own_loss_a": js.dataset_mean(fn, test)(pa)["loss"],
             "own_loss_b": js.dataset_mean(fn_b, test)(pb)["loss"],
             "before_fixed_stats": [float(v) for v in fixed.metrics["loss"]],
-            "after_interpolated_stats": [float(v) for v in moved.metrics["loss"]]}
+            "after_interpolated_stats": [float(v) for v in moved.metrics["loss"]],
+            "recomputed_stats": [float(v) for v in recomputed.metrics["loss"]]}
 
 
 def draw(b: dict) -> None:
@@ -195,6 +202,8 @@ def draw(b: dict) -> None:
             "(state_policy='fixed')")
     ax.plot(b["alphas"], b["after_interpolated_stats"], "o-", label="statistics interpolated "
             "(default)")
+    ax.plot(b["alphas"], b["recomputed_stats"], "s:", label="statistics recomputed on 2048 "
+            "training images (state_policy='recompute')")
     ax.plot([0.0, 1.0], [b["own_loss_a"], b["own_loss_b"]], "k*", ms=12,
             label="each model's own loss")
     ax.set_xlabel("alpha (0: model A, 1: model B)")
@@ -215,14 +224,17 @@ def main() -> None:
         for which in ("before", "after"):
             cells = ", ".join(f"{k} {lo:.3f}-{hi:.3f}" for k, (lo, hi) in row[which].items())
             print(f"  {label:22s} {which:6s} {cells}; conv bias zero: {row[which + '_bias_zero']}")
-        print(f"  {label:22s} old path described as: {row['before_described_as']!r}")
+        print(f"  {label:22s} old direction, as describe_direction now reads it: "
+              f"{row['before_now_described_as']!r}")
     print("(b) Linen BatchNorm CNNs, seeds 0 and 1: test loss along the interpolation")
     print(f"  own loss: A {b['own_loss_a']:.4f}  B {b['own_loss_b']:.4f}")
-    print(f"  alphas {b['alphas']}")
+    print(f"  alphas {', '.join(f'{a:.1f}' for a in b['alphas'])}")
     print(f"  before (A's statistics everywhere): "
           f"{', '.join(f'{v:.4f}' for v in b['before_fixed_stats'])}")
     print(f"  after (statistics interpolated):    "
           f"{', '.join(f'{v:.4f}' for v in b['after_interpolated_stats'])}")
+    print(f"  recomputed statistics:              "
+          f"{', '.join(f'{v:.4f}' for v in b['recomputed_stats'])}")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({"a": a, "b": b, "seconds": time.perf_counter() - start,
                                "config": {"train_examples": TRAIN_EXAMPLES, "steps": STEPS,

@@ -31,13 +31,14 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxsurf import tree
 from jaxsurf.tree import PyTree
 
 __all__ = ["StatefulFn", "register", "state_of", "plan_interpolation", "STATE_POLICIES"]
 
-STATE_POLICIES = ("interpolate", "fixed")
+STATE_POLICIES = ("interpolate", "fixed", "recompute")
 
 _RECORDS: dict[int, tuple[tuple[weakref.ref, ...], Any]] = {}
 
@@ -53,6 +54,8 @@ class StatefulFn:
     state: PyTree
     params: PyTree
     apply: Callable[[PyTree, PyTree, Any], Any]
+    # recompute(params, state, batches) -> the state re-estimated from the batches
+    recompute: Callable[[PyTree, PyTree, list], PyTree] | None = None
 
 
 def register(params: PyTree, state: PyTree) -> None:
@@ -127,6 +130,9 @@ def plan_interpolation(fn: Callable, params_a: PyTree, params_b: PyTree,
         return fn, params_a, params_b, {}
     if state_policy == "fixed":
         return fn, params_a, params_b, {"state_policy": "fixed"}
+    if state_policy == "recompute":
+        raise ValueError("state_policy='recompute' is evaluated point by point: call "
+                         "js.interpolate, which handles it")
     state_a = _state_for(stateful, params_a, "params_a")
     state_b = _state_for(stateful, params_b, "params_b")
     tree.check_like(jax.tree_util.tree_leaves(state_b), jax.tree_util.tree_leaves(state_a),
@@ -161,3 +167,90 @@ def _from_float(state: PyTree, dtypes: list[Any]) -> PyTree:
     back = [(x > 0.5) if dt == jnp.bool_ else jnp.round(x).astype(dt) if _countable(dt) else x
             for x, dt in zip(leaves, dtypes)]
     return jax.tree_util.tree_unflatten(treedef, back)
+
+
+def estimate_from_updates(update: Callable[[PyTree, Any], PyTree], state: PyTree,
+                          batches: list[tuple[Any, int]]) -> PyTree:
+    """Population statistics from a momentum update ``new = m * old + (1 - m) * stat``
+    (Flax's BatchNorm): running it from zeros and from ones gives ``m`` and the
+    batch statistic for every entry; the result is their mean over the batches,
+    weighted by size (a cumulative average, as PyTorch's ``momentum=None``).
+    Float leaves the update leaves alone keep their value in ``state``.
+
+    Args:
+        update: ``update(start_state, inputs) -> state after one training-mode pass``.
+        state: the current state (its structure, and the values kept).
+        batches: ``(inputs, num_examples)`` pairs.
+    """
+    is_float = lambda x: jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating)
+    zeros = jax.tree_util.tree_map(lambda x: jnp.zeros_like(x) if is_float(x) else x, state)
+    ones = jax.tree_util.tree_map(lambda x: jnp.ones_like(x) if is_float(x) else x, state)
+    total, count = None, 0
+    for inputs, n in batches:
+        o0, o1 = update(zeros, inputs), update(ones, inputs)
+
+        def stat(a: Any, b: Any, old: Any) -> Any:
+            if not is_float(old):
+                return old
+            keep = 1.0 - (b - a)  # 1 - m
+            moved = jnp.abs(keep) > 1e-6
+            return jnp.where(moved, a / jnp.where(moved, keep, 1.0), old) * n
+
+        part = jax.tree_util.tree_map(stat, o0, o1, state)
+        total = part if total is None else jax.tree_util.tree_map(
+            lambda t, p, old: t + p if is_float(old) else old, total, part, state)
+        count += n
+    if total is None:
+        raise ValueError("state_policy='recompute' needs data to estimate the statistics "
+                         "from; recompute_data is empty")
+    return jax.tree_util.tree_map(lambda t, old: (t / count).astype(old.dtype)
+                                  if is_float(old) else old, total, state)
+
+
+def interpolate_recomputed(fn: Callable, params_a: PyTree, params_b: PyTree, data: Any,
+                           alphas: Any, recompute_data: Any, batch_size: int | None,
+                           info: dict, metadata: Any, options: dict) -> Any:
+    """``js.interpolate`` with ``state_policy="recompute"``: at every alpha the
+    statistics are re-estimated from ``recompute_data`` (training-mode passes),
+    then the point is evaluated exactly on ``data``."""
+    from jaxsurf import batching
+    from jaxsurf._version import __version__
+    from jaxsurf.evaluate import evaluate_points
+    from jaxsurf.surface import Surface, metadata_from
+
+    stateful = getattr(fn, "jaxsurf_state", None)
+    if not isinstance(stateful, StatefulFn) or stateful.recompute is None:
+        raise ValueError("state_policy='recompute' needs fn from js.flax.adapt on a Linen or "
+                         "NNX model with BatchNorm; for other models use 'interpolate' or "
+                         "'fixed'")
+    if options.get("store") is not None:
+        raise ValueError("state_policy='recompute' does not support store=")
+    source = data if recompute_data is None else recompute_data
+    if not batching.is_in_memory(source):
+        raise TypeError("recompute_data must be in-memory arrays (a dict/tuple of arrays)")
+    n = int(jax.tree_util.tree_leaves(source)[0].shape[0])
+    size = batching.resolve_batch_size(batch_size, n)
+    batches = [(jax.tree_util.tree_map(lambda x, s=s: x[s:s + size], source),
+                min(size, n - s)) for s in range(0, n, size)]
+
+    def pair_fn(pair: PyTree, batch: Any) -> Any:
+        return stateful.apply(pair["params"], pair["state"], batch)
+
+    values: dict[str, list[float]] = {}
+    for a in np.asarray(alphas, np.float64):
+        point = jax.tree_util.tree_map(
+            lambda x, y: ((1.0 - a) * x.astype(jnp.float32) + a * y.astype(jnp.float32)
+                          ).astype(x.dtype) if tree.is_float_leaf(x) else x, params_a, params_b)
+        state = stateful.recompute(point, stateful.state, batches)
+        origin = {"params": point, "state": state}
+        still = jax.tree_util.tree_map(
+            lambda x: jnp.zeros_like(x) if tree.is_float_leaf(x) else x, origin)
+        out = evaluate_points(pair_fn, origin, [still], data, [[0.0]],
+                              batch_size=batch_size, progress=False,
+                              **{k: v for k, v in options.items() if k != "progress"})
+        for name, v in out.items():
+            values.setdefault(name, []).append(float(v[0]))
+    meta = {"kind": "interpolation", **info, "state_policy": "recompute",
+            "recompute_examples": n, "library_version": __version__, **metadata_from(metadata)}
+    return Surface(np.asarray(alphas), None, {k: np.asarray(v, np.float32)
+                                              for k, v in values.items()}, meta)

@@ -52,7 +52,7 @@ from jax.sharding import Mesh, PartitionSpec
 
 from jaxsurf import batching, distributed, subsample as subsample_lib, tree
 from jaxsurf import store as store_lib
-from jaxsurf._state import plan_interpolation
+from jaxsurf._state import interpolate_recomputed, plan_interpolation
 from jaxsurf._version import __version__
 from jaxsurf.directions import describe_direction
 from jaxsurf.progress import ProgressInfo, ProgressOption, ProgressTracker, make_sink
@@ -971,7 +971,8 @@ def evaluate_volume(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, d3: PyTree, 
 def interpolate(fn: Fn, params_a: PyTree, params_b: PyTree, data: Any, alphas: Any, *,
                 batch_size: int | None = None, metadata: Mapping[str, Any] | None = None,
                 store: str | os.PathLike | None = None, progress: ProgressOption = None,
-                state_policy: str | None = None, **options: Any) -> Surface:
+                state_policy: str | None = None, recompute_data: Any = None,
+                **options: Any) -> Surface:
     """Metrics along ``(1 - alpha) * params_a + alpha * params_b``.
 
     ``alpha = 0`` is exactly ``params_a`` and ``alpha = 1`` exactly
@@ -986,7 +987,10 @@ def interpolate(fn: Fn, params_a: PyTree, params_b: PyTree, data: Any, alphas: A
             (BatchNorm statistics): ``"interpolate"`` (default) moves the state
             with the weights, ``(1 - alpha) * state_a + alpha * state_b``, so
             each end point is exactly its model; ``"fixed"`` keeps ``fn``'s own
-            state (model A's) along the whole path. See ``docs/frameworks.md``.
+            state (model A's) along the whole path; ``"recompute"``
+            re-estimates the BatchNorm statistics at every alpha from
+            ``recompute_data`` (default ``data``; Flax Linen and NNX models).
+            See ``docs/frameworks.md``.
 
     Returns:
         A line :class:`Surface` with ``metadata["kind"] == "interpolation"``.
@@ -1002,6 +1006,10 @@ def interpolate(fn: Fn, params_a: PyTree, params_b: PyTree, data: Any, alphas: A
             "params_b_fingerprint": tree.fingerprint(params_b),
             "distance": float(tree.norm(tree.sub(params_b, params_a))),
             "axis_labels": ["alpha (0: params_a, 1: params_b)"]}
+    if state_policy == "recompute":
+        return interpolate_recomputed(fn, params_a, params_b, data, alphas, recompute_data,
+                                      batch_size, info, metadata,
+                                      {"progress": progress, "store": store, **options})
     fn, params_a, params_b, state_facts = plan_interpolation(fn, params_a, params_b,
                                                              state_policy)
     info.update(state_facts)

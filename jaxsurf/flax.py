@@ -132,9 +132,47 @@ def adapt(model: Any, variables: Mapping[str, Any] | None = None, *,
     def fn(params: PyTree, batch: Any) -> Any:
         return apply(params, frozen, batch)
 
-    fn.jaxsurf_state = _state.StatefulFn(frozen, params, apply)  # type: ignore[attr-defined]
+    recompute = _linen_recompute(model, input_key, target_key)
+    fn.jaxsurf_state = _state.StatefulFn(frozen, params, apply,  # type: ignore[attr-defined]
+                                         recompute)
     _state.register(params, frozen)
     return fn, params
+
+
+_TRAIN_FLAGS = {"train": True, "training": True, "is_training": True,
+                "use_running_average": False}
+
+
+def _linen_recompute(module: Any, input_key: str | None, target_key: str | None
+                     ) -> Callable | None:
+    """``recompute(params, state, batches) -> state`` with ``batch_stats`` re-estimated
+    in training mode (dropout off where a ``deterministic`` flag allows), or None
+    when the module has no training-mode flag."""
+    try:
+        names = inspect.signature(module.__call__).parameters
+    except (TypeError, ValueError):
+        return None
+    flags = {k: v for k, v in _TRAIN_FLAGS.items() if k in names}
+    if not flags:
+        return None
+    if "deterministic" in names:
+        flags["deterministic"] = True
+
+    def recompute(params: PyTree, state: PyTree, batches: list) -> PyTree:
+        other = {k: v for k, v in state.items() if k != "batch_stats"}
+
+        @jax.jit
+        def update(start: PyTree, inputs: Any) -> PyTree:
+            _, new = module.apply({"params": params, **other, "batch_stats": start}, inputs,
+                                  mutable=["batch_stats"], rngs={"dropout": jax.random.key(0)},
+                                  **flags)
+            return new["batch_stats"]
+
+        pairs = [(split_batch(b, input_key, target_key)[0], n) for b, n in batches]
+        stats = _state.estimate_from_updates(update, state["batch_stats"], pairs)
+        return {**state, "batch_stats": stats}
+
+    return recompute
 
 
 def linen_metrics_fn(module: Any, *, loss: str | Callable = "cross_entropy",
@@ -175,6 +213,20 @@ def _adapt_nnx(nnx: Any, model: Any, loss_fn: Callable, input_key: str | None,
     def fn(params: PyTree, batch: Any) -> Any:
         return apply(params, rest, batch)
 
-    fn.jaxsurf_state = _state.StatefulFn(rest, params, apply)  # type: ignore[attr-defined]
+    def recompute(params: PyTree, rest: PyTree, batches: list) -> PyTree:
+        @jax.jit
+        def update(start: PyTree, inputs: Any) -> PyTree:
+            state = jax.tree_util.tree_map(lambda x: x, param_state)
+            nnx.replace_by_pure_dict(state, params)
+            net = nnx.merge(graphdef, state, start)
+            net.train()
+            net(inputs)
+            return nnx.split(net, nnx.Param, ...)[2]
+
+        pairs = [(split_batch(b, input_key, target_key)[0], n) for b, n in batches]
+        return _state.estimate_from_updates(update, rest, pairs)
+
+    fn.jaxsurf_state = _state.StatefulFn(rest, params, apply,  # type: ignore[attr-defined]
+                                         recompute)
     _state.register(params, rest)
     return fn, params

@@ -414,3 +414,26 @@ def test_equinox_trajectory_records_loads_and_gives_pca_directions(tmp_path):
     bad = eqx.tree_at(lambda p: p.alpha.weight, bad, jnp.ones((2, 5)))
     with pytest.raises(ValueError, match=r"\.alpha\.weight"):
         list(js.load_trajectory(tmp_path / "traj", params_like=bad))
+
+
+def test_recompute_policy_reestimates_batchnorm_statistics():
+    data = classification_data()
+    model, va = _linen_trained(0, data)
+    _, vb = _linen_trained(1, data)
+    fn, pa = js.flax.adapt(model, va)
+    _, pb = js.flax.adapt(model, vb)
+    s = js.interpolate(fn, pa, pb, data, [0.0, 1.0], state_policy="recompute",
+                       batch_size=103, progress=False)
+    assert s.metadata["state_policy"] == "recompute" and s.metadata["recompute_examples"] == 103
+    # at alpha = 0 the statistics are those of one full-data pass in training mode
+    _, upd = model.apply(va, data["x"], train=True, mutable=["batch_stats"])
+    momentum = 0.5
+    exact = jax.tree_util.tree_map(lambda new, old: (new - momentum * old) / (1 - momentum),
+                                   upd["batch_stats"], va["batch_stats"])
+    expected = js.dataset_mean(js.flax.adapt(model, {"params": pa, "batch_stats": exact})[0],
+                               data)(pa)["loss"]
+    assert s.metrics["loss"][0] == pytest.approx(expected, rel=1e-4)
+    with pytest.raises(ValueError, match="recompute"):
+        mlp = eqx.nn.MLP(5, 3, 8, 1, key=jax.random.key(0))
+        fe, pe = js.equinox.adapt(mlp)
+        js.interpolate(fe, pe, pe, data, [0.0], state_policy="recompute", progress=False)

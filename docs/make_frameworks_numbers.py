@@ -20,7 +20,6 @@ docs/figures/frameworks_bn_interpolation.png).
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -121,7 +120,7 @@ def old_normalize(direction, params):
 
 def measure_a(train: dict) -> dict:
     model = train_eqx(train)
-    fn, params = js.equinox.adapt(model)
+    _, params = js.equinox.adapt(model)
     rescaled = eqx.tree_at(lambda p: p.conv2.weight, params,
                            params.conv2.weight.at[0].multiply(10.0))
     rows = {}

@@ -88,7 +88,7 @@ def read_h5(path: str | os.PathLike) -> Surface:
         size = len(x) * (1 if y is None else len(y))
         metrics: dict[str, np.ndarray] = {}
         unfilled: dict[str, int] = {}
-        for name in f.keys():
+        for name in f:
             ds = f[name]
             if name in _COORDINATES or not hasattr(ds, "shape") or ds.dtype.kind not in "iuf" \
                     or ds.shape == ():

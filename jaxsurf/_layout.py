@@ -4,17 +4,13 @@ Filter normalization needs to know which axis of a weight indexes its
 filters (output units). That depends on the framework that made the
 weight, not on the array:
 
-=================================  ===========================  ==============
-container                          weight layout                filter axis
-=================================  ===========================  ==============
-Flax Linen / NNX ``Conv``          ``[kh, kw, in, out]``        last
-Flax ``Dense``                     ``[in, out]``                last
-Equinox ``Conv*``/``ConvTranspose*`` ``(out, in, kh, kw)``      first
-Equinox ``Linear`` (also in         ``(out, in)``               first
-``MLP``, ``MultiheadAttention``)
-Equinox ``Embedding``              ``(vocab, size)``            first (a token row)
-plain pytrees, other containers    —                            last
-=================================  ===========================  ==============
+* Flax Linen / NNX ``Conv`` ``[kh, kw, in, out]`` and ``Dense`` ``[in, out]``:
+  the **last** axis (``kernel[..., j]``);
+* Equinox ``Conv*``/``ConvTranspose*`` ``(out, in, kh, kw)``, ``Linear``
+  ``(out, in)`` (also inside ``MLP`` and ``MultiheadAttention``),
+  ``Embedding`` ``(vocab, size)`` (a token row), ``GRUCell``/``LSTMCell``
+  ``(k * hidden, in)``: the **first** axis (``weight[o]``);
+* plain pytrees and any other container: the last axis.
 
 The role of a leaf decides what ``ignore="biasbn"`` zeroes: ``"bias"`` (a
 leaf named ``bias``, whatever its shape: an Equinox conv bias is
@@ -43,7 +39,7 @@ __all__ = ["LeafLayout", "leaf_layouts", "CONVENTIONS", "describe_axes"]
 
 CONVENTIONS = ("jaxsurf", "loss-landscape")
 # Equinox layer types whose weights keep the output (filter) axis first.
-_EQX_FIRST_AXIS = ("Linear", "Conv", "ConvTranspose", "Embedding")
+_EQX_FIRST_AXIS = ("Linear", "Conv", "ConvTranspose", "Embedding", "GRUCell", "LSTMCell")
 _EQX_NORMS = ("BatchNorm", "LayerNorm", "GroupNorm", "RMSNorm")
 
 FilterAxis = Any  # None | int | pytree of (int | tuple | None) | callable(path, leaf)
@@ -99,9 +95,11 @@ def _walk(node: Any, path: tuple, owner: Any, eqx_module: type | None,
 def _eqx_kind(owner: Any) -> str | None:
     """``"first"`` for Equinox layers with output-first weights, ``"norm"`` for
     normalization layers, ``None`` for anything else."""
-    if owner is None or not type(owner).__module__.startswith("equinox"):
+    if owner is None:
         return None
-    names = {cls.__name__ for cls in type(owner).__mro__}
+    # the Equinox classes it is or derives from (a user subclass of eqx.nn.Linear counts)
+    names = {cls.__name__ for cls in type(owner).__mro__
+             if cls.__module__.startswith("equinox")}
     if names & set(_EQX_NORMS):
         return "norm"
     if any(n.startswith(_EQX_FIRST_AXIS) for n in names):

@@ -189,7 +189,7 @@ def estimate_from_updates(update: Callable[[PyTree, Any], PyTree], state: PyTree
     for inputs, n in batches:
         o0, o1 = update(zeros, inputs), update(ones, inputs)
 
-        def stat(a: Any, b: Any, old: Any) -> Any:
+        def stat(a: Any, b: Any, old: Any, n: int = n) -> Any:
             if not is_float(old):
                 return old
             keep = 1.0 - (b - a)  # 1 - m
@@ -239,8 +239,9 @@ def interpolate_recomputed(fn: Callable, params_a: PyTree, params_b: PyTree, dat
     values: dict[str, list[float]] = {}
     for a in np.asarray(alphas, np.float64):
         point = jax.tree_util.tree_map(
-            lambda x, y: ((1.0 - a) * x.astype(jnp.float32) + a * y.astype(jnp.float32)
-                          ).astype(x.dtype) if tree.is_float_leaf(x) else x, params_a, params_b)
+            lambda x, y, a=a: ((1.0 - a) * x.astype(jnp.float32) + a * y.astype(jnp.float32)
+                               ).astype(x.dtype) if tree.is_float_leaf(x) else x,
+            params_a, params_b)
         state = stateful.recompute(point, stateful.state, batches)
         origin = {"params": point, "state": state}
         still = jax.tree_util.tree_map(

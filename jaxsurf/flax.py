@@ -84,7 +84,7 @@ def _metrics(loss_fn: Callable, outputs: Any, targets: Any) -> Any:
 def adapt(model: Any, variables: Mapping[str, Any] | None = None, *,
           loss: str | Callable = "cross_entropy", input_key: str | None = None,
           target_key: str | None = None, apply_kwargs: Mapping[str, Any] | None = None,
-          ) -> tuple[Callable[[PyTree, Any], Any], PyTree]:
+          include_state: bool = False) -> tuple[Callable[[PyTree, Any], Any], PyTree]:
     """Turns a Flax Linen module (with its variables) or an NNX model into
     ``(fn, params)``.
 
@@ -98,6 +98,11 @@ def adapt(model: Any, variables: Mapping[str, Any] | None = None, *,
         apply_kwargs: extra keywords for the Linen ``apply``; by default the
             evaluation-mode flag found in the signature (``train=False``,
             ``deterministic=True``, ...).
+        include_state: Linen only: ``params`` is then every collection
+            (``{'params': ..., 'batch_stats': ...}``), so directions can move
+            the running statistics too, as the reference tool's
+            ``--dir_type states`` does (``ignore="biasbn"`` still zeroes them:
+            they belong to normalization layers).
 
     Returns:
         ``fn(params, batch) -> {'loss': ..., ...}`` (batch means) and the
@@ -116,10 +121,19 @@ def adapt(model: Any, variables: Mapping[str, Any] | None = None, *,
     except ImportError:  # pragma: no cover - very old flax
         nnx = None
     if nnx is not None and isinstance(model, nnx.Module):
+        if include_state:
+            raise ValueError("include_state=True is for Linen; for NNX, evaluate your own "
+                             "fn over nnx.split(model) states")
         return _adapt_nnx(nnx, model, loss_fn, input_key, target_key)
     if variables is None or "params" not in variables:
         raise ValueError("a Linen module needs its variables, e.g. "
                          "adapt(module, module.init(key, x)); they must hold 'params'")
+    if include_state:
+        every = dict(variables)
+        tree.check_arrays(every)
+        metrics_all = linen_metrics_fn(model, loss=loss_fn, input_key=input_key,
+                                       target_key=target_key, apply_kwargs=apply_kwargs)
+        return metrics_all, every
     frozen = {k: v for k, v in variables.items() if k != "params"}
     params = variables["params"]
     tree.check_arrays(params)

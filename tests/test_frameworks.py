@@ -437,3 +437,19 @@ def test_recompute_policy_reestimates_batchnorm_statistics():
         mlp = eqx.nn.MLP(5, 3, 8, 1, key=jax.random.key(0))
         fe, pe = js.equinox.adapt(mlp)
         js.interpolate(fe, pe, pe, data, [0.0], state_policy="recompute", progress=False)
+
+
+def test_linen_include_state_lets_directions_move_the_statistics():
+    data = classification_data()
+    model, va = _linen_trained(0, data)
+    fn, every = js.flax.adapt(model, va, include_state=True)
+    assert set(every) == {"params", "batch_stats"}
+    d = js.random_direction(jax.random.key(0), every)
+    ll = js.normalize(d, every, ignore=None, convention="loss-landscape")  # --dir_type states
+    np.testing.assert_array_equal(np.asarray(ll["batch_stats"]["BatchNorm_0"]["mean"]),
+                                  np.asarray(va["batch_stats"]["BatchNorm_0"]["mean"]))
+    zeroed = js.normalize(d, every)
+    assert not np.any(np.asarray(zeroed["batch_stats"]["BatchNorm_0"]["var"]))
+    line = js.evaluate_line(fn, every, ll, data, [0.0, 0.5], progress=False)
+    assert line.metrics["loss"][0] == pytest.approx(
+        js.dataset_mean(js.flax.adapt(model, va)[0], data)(va["params"])["loss"], rel=1e-6)

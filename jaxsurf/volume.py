@@ -19,7 +19,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import jax
 
@@ -31,14 +31,15 @@ __all__ = ["random_directions"]
 
 def random_directions(key: jax.Array, params: PyTree, n: int = 3, method: str = "filter",
                       ignore: Literal["biasbn"] | None = "biasbn",
-                      orthogonal: bool = False) -> tuple[PyTree, ...]:
+                      orthogonal: bool = False, filter_axis: Any = None, *,
+                      convention: str = "jaxsurf") -> tuple[PyTree, ...]:
     """``n`` normalized random directions shaped like ``params``.
 
     Args:
         key: random key; direction ``k`` uses ``jax.random.split(key, n)[k]``.
         params: weights at the centre of the plot.
         n: how many directions (3 for a volume).
-        method, ignore: as in :func:`jaxsurf.normalize`.
+        method, ignore, filter_axis, convention: as in :func:`jaxsurf.normalize`.
         orthogonal: Gram-Schmidt each direction against the ones before it,
             then normalize it again (which makes it only approximately
             orthogonal; in high dimension random directions are already
@@ -54,10 +55,11 @@ def random_directions(key: jax.Array, params: PyTree, n: int = 3, method: str = 
         raise ValueError(f"n must be a positive integer (3 for a volume), got {n!r}")
     out: list[PyTree] = []
     for k in jax.random.split(key, n):
-        d = normalize(random_direction(k, params), params, method, ignore)
+        d = normalize(random_direction(k, params), params, method, ignore, filter_axis,
+                      convention=convention)
         if orthogonal:
             for previous in out:
                 d = orthogonalize(d, previous)
-            d = normalize(d, params, method, ignore)
+            d = normalize(d, params, method, ignore, filter_axis, convention=convention)
         out.append(d)
     return tuple(out)

@@ -412,18 +412,35 @@ def _variance_labels(ratio: Any, k: int = 2) -> tuple[str, ...]:
     return tuple(f"PC{j + 1} ({100 * ratio[j]:.1f} % of variance)" for j in range(k))
 
 
-def _draw_path(ax: Any, coords: np.ndarray, epochs: Sequence[Any], every: int) -> None:
+def _draw_path(ax: Any, coords: np.ndarray, epochs: Sequence[Any]) -> None:
     ax.plot(coords[:, 0], coords[:, 1], color="tab:red", linewidth=1.4, marker="o",
             markersize=3, zorder=6, label="path")
     ax.plot(*coords[0], marker="^", markersize=9, color="tab:orange", markeredgecolor="black",
             linestyle="none", zorder=7, label=f"start ({epochs[0]})")
-    ax.plot(*coords[-1], marker="s", markersize=8, color="tab:red", markeredgecolor="black",
+    ax.plot(*coords[-1], marker="s", markersize=11, color="tab:red", markeredgecolor="black",
             linestyle="none", zorder=7, label=f"end ({epochs[-1]})")
-    n = len(coords)
-    for i in sorted(set(range(0, n, every)) | {n - 1}):
-        ax.annotate(str(epochs[i]), coords[i], textcoords="offset points", xytext=(4, 4),
-                    fontsize=7, color="black", zorder=8)
+    for star in ax.get_lines():  # the origin star of plot.contour: on top of the end marker
+        if star.get_label() == "origin":
+            star.set_zorder(9)
     ax.legend(loc="best", fontsize=7, framealpha=0.8)
+
+
+def _annotate(ax: Any, coords: np.ndarray, epochs: Sequence[Any], every: int,
+              gap: float = 0.06) -> None:
+    """Labels the end, the start and every ``every``-th point, skipping any label
+    closer than ``gap`` (axes fraction) to one already written, so none overlap."""
+    n = len(coords)
+    order = [n - 1, 0] + [i for i in range(every, n - 1, every)]
+    frac = (ax.transData + ax.transAxes.inverted()).transform(coords)
+    placed: list[np.ndarray] = []
+    for i in dict.fromkeys(order):
+        if any(np.hypot(*(frac[i] - q)) < gap for q in placed):
+            continue
+        placed.append(frac[i])
+        ax.annotate(str(epochs[i]), coords[i], textcoords="offset points", xytext=(6, 5),
+                    fontsize=7, color="black", zorder=8,
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
+                          "alpha": 0.7})
 
 
 def _include(ax: Any, coords: np.ndarray) -> None:
@@ -457,6 +474,9 @@ def plot_path(surface: Any, coords: Any, *, explained_variance_ratio: Any = None
         out: save to this ``.png``/``.pdf``/``.svg`` path.
         **contour_kwargs: passed to :func:`jaxsurf.plot.contour` (``levels``,
             ``vmin``, ``vmax``, ``vlevel``, ``log``, ``cmap``, ``figsize`` ...).
+            ``aspect`` defaults to ``"auto"``: the first principal component
+            usually spans many times the second, and an equal aspect would
+            squash the plot into a strip (the axis labels give the scales).
 
     Returns:
         The matplotlib Figure. Axes limits grow to show points outside the grid.
@@ -480,9 +500,12 @@ def plot_path(surface: Any, coords: Any, *, explained_variance_ratio: Any = None
     every = annotate_every or max(1, math.ceil(len(coords) / 8))
     if title is None and "title" not in getattr(surface, "metadata", {}):
         title = f"{metric} around the training path (PCA plane)"
+    contour_kwargs.setdefault("aspect", "auto")
+    contour_kwargs.setdefault("figsize", (7.0, 5.0))
     fig = plot.contour(surface, metric, labels=labels, title=title, out=None, **contour_kwargs)
     ax = fig.axes[0]
-    _draw_path(ax, coords, epochs, int(every))
+    _draw_path(ax, coords, epochs)
     _include(ax, coords)
+    _annotate(ax, coords, epochs, int(every))
     plot._save(fig, out)
     return fig

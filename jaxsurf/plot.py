@@ -27,6 +27,8 @@ import numpy as np
 from matplotlib import colors as mcolors
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import (FormatStrFormatter, FuncFormatter, LogFormatterSciNotation,
+                               LogLocator, MaxNLocator, ScalarFormatter)
 
 from jaxsurf.subsample import SEM_SUFFIX
 from jaxsurf.surface import Surface
@@ -316,7 +318,9 @@ def _draw_plane(ax: Axes, kind: str, surface: Surface, Z: np.ma.MaskedArray, X: 
     if kind == "contour":
         mappable = ax.contour(X, Y, Z, levels=levels, cmap=cmap, norm=norm, linewidths=1.0)
         if label_levels:
-            ax.clabel(mappable, inline=True, fontsize=7, fmt=_fmt)
+            ax.set_xlim(*_limits(surface.alphas))   # label positions depend on the limits
+            ax.set_ylim(*_limits(surface.betas))
+            _label_lines(ax, mappable)
     elif kind == "filled":
         mappable = ax.contourf(X, Y, Z, levels=levels, cmap=cmap, norm=norm,
                                extend=_extend(levels, Z))
@@ -330,18 +334,67 @@ def _draw_plane(ax: Axes, kind: str, surface: Surface, Z: np.ma.MaskedArray, X: 
 
 def _colorbar(fig: Figure, mappable: Any, ax: Axes | list[Axes], label: str,
               levels: np.ndarray | None) -> Any:
-    """A colour bar; for contours its ticks are (up to ~10 of) the levels, as ``%.3g``.
+    """A colour bar drawn true to scale (``spacing="proportional"``).
 
-    A single contour level gets no colour bar (it has no range; its line is labelled).
+    Contour levels sit on the bar at their values, so automatic levels (denser
+    near the minimum) show as lines bunched at the low end rather than as
+    evenly spaced bands; the ticks are ordinary round values of the metric.
+    A single contour level gets no colour bar (it has no range; its line is
+    labelled).
     """
     if levels is not None and len(levels) < 2:
         return None
-    bar = fig.colorbar(mappable, ax=ax, label=label)
-    if levels is not None and len(levels) > 1:
-        step = int(np.ceil(len(levels) / 10))
-        bar.set_ticks(levels[::step], labels=[_fmt(v) for v in levels[::step]])
-        bar.minorticks_off()
+    kwargs = {} if levels is None else {"spacing": "proportional"}
+    bar = fig.colorbar(mappable, ax=ax, label=label, **kwargs)
+    if levels is not None:  # round ticks, not the (uneven) level values
+        if isinstance(bar.norm, mcolors.LogNorm):
+            bar.locator, bar.formatter = LogLocator(), LogFormatterSciNotation()
+        else:
+            bar.locator, bar.formatter = MaxNLocator(nbins=6), ScalarFormatter()
+    bar.minorticks_off()
     return bar
+
+
+def _bar_label(metric: str, log: bool, levels: Any, vlevel: float | None) -> str:
+    """Colour bar label; says how automatic contour levels are spaced."""
+    label = metric + (" (log scale)" if log else "")
+    if levels is not None and not isinstance(levels, (int, np.integer)):
+        return label
+    if vlevel is not None:
+        return label + f"\n(levels every {vlevel:g})"
+    return label + ("\n(levels evenly spaced in log)" if log
+                    else "\n(levels denser near the minimum)")
+
+
+def _label_lines(ax: Axes, cs: Any, margin: float = 0.06, gap: float = 0.1) -> list[Any]:
+    """Labels each contour level once, at a point well inside the axes.
+
+    Matplotlib's automatic placement can put a label where the line leaves the
+    axes, where the text is then clipped. Here each level's label goes at the
+    vertex of its line farthest from the axes edges (at least ``margin`` of the
+    axes inside) and at least ``gap`` (axes fraction) from labels already
+    placed; a level without such a point is left unlabelled.
+    """
+    to_axes = ax.transData + ax.transAxes.inverted()
+    origin = to_axes.transform([(0.0, 0.0)])[0]
+    placed = [origin] if np.all((origin >= 0) & (origin <= 1)) else []  # keep off the star
+    points: list[tuple[float, float]] = []
+    for path in cs.get_paths():
+        verts = np.asarray(path.vertices, dtype=float)
+        if len(verts) == 0:
+            continue
+        frac = to_axes.transform(verts)
+        inner = np.minimum(frac, 1.0 - frac).min(axis=1)
+        for k in np.argsort(-inner):
+            if inner[k] < margin:
+                break
+            if all(np.hypot(*(frac[k] - q)) >= gap for q in placed):
+                placed.append(frac[k])
+                points.append((float(verts[k, 0]), float(verts[k, 1])))
+                break
+    if not points:
+        return []
+    return ax.clabel(cs, inline=True, fontsize=7, fmt=_fmt, manual=points)
 
 
 def _shade_masked(ax: Axes, surface: Surface, Z: np.ma.MaskedArray) -> None:
@@ -404,8 +457,8 @@ def _plane_figure(kind: str, surface: Surface, metric: str, *, levels: Any, vmin
     fig = _new_figure(figsize, _plane_figsize(surface, aspect), _layout(aspect))
     ax = fig.add_subplot()
     mappable = _draw_plane(ax, kind, surface, Z, X, Y, lv, _norm(lv, log), cmap, label_levels)
-    _colorbar(fig, mappable, ax, metric + (" (log scale)" if log else ""),
-              None if kind == "heatmap" else lv)
+    _colorbar(fig, mappable, ax, metric + (" (log scale)" if log else "") if kind == "heatmap"
+              else _bar_label(metric, log, levels, vlevel), None if kind == "heatmap" else lv)
     _shade_masked(ax, surface, Z)
     _decorate(ax, surface, _axis_labels(surface, labels), aspect,
               _title(surface, metric, title, n_masked, Z.size), cells=kind == "heatmap")
@@ -433,14 +486,18 @@ def line(surface: Surface, metrics: str | Sequence[str] | None = None, *, log: b
     Metrics whose name contains ``"acc"`` go on a twin right axis (when there
     is also another metric); the rest share the left axis. A metric with a
     standard error ``<name>_sem`` (from ``subsample=``) gets a shaded band of
-    plus or minus two standard errors.
+    plus or minus two standard errors. Accuracy-like metrics whose values are
+    fractions in [0, 1] are drawn in percent (as the training curves are).
+    The legend sits below the axes, where it cannot cover a curve.
 
     Args:
         surface: a line Surface (``betas is None``).
         metrics: a name or names to draw; default all but the ``_sem`` ones.
         log: log scale on the left (loss) axis; needs positive values.
         xlabel: x label; default ``metadata['axis_labels'][0]`` or ``"alpha"``.
-        title: title; default ``metadata['title']`` or the metric names.
+        title: title; default ``metadata['title']``, else the metric names and
+            what the line is (a direction, or the interpolation between two
+            parameter sets when ``metadata['kind'] == "interpolation"``).
         figsize: figure size in inches.
         out: save to this ``.png``/``.pdf``/``.svg`` path.
 
@@ -463,16 +520,40 @@ def line(surface: Surface, metrics: str | Sequence[str] | None = None, *, log: b
     if right:
         twin = ax.twinx()
         more, extra = _plot_series(twin, surface, right, False, first_colour=len(left))
-        twin.set_ylabel(", ".join(right))
+        twin.set_ylabel(_series_label(surface, right))
         handles, n_masked = handles + more, n_masked + extra
     ax.set_xlabel(_line_label(surface, xlabel))
-    ax.set_ylabel(", ".join(left) + (" (log scale)" if log else ""))
+    ax.set_ylabel(_series_label(surface, left) + (" (log scale)" if log else ""))
     ax.grid(True, alpha=0.3)
-    ax.legend(handles=handles, loc="best", fontsize=8)
+    # Below the axes, never over a curve.
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4),
+               fontsize=8, frameon=False)
     size = len(surface.alphas) * len(names)
-    ax.set_title(_title(surface, ", ".join(names), title, n_masked, size, "gaps"), fontsize=10)
+    ax.set_title(_title(surface, _line_title(surface, left + right), title, n_masked, size,
+                        "gaps"), fontsize=10)
     _save(fig, out)
     return fig
+
+
+def _line_title(surface: Surface, names: list[str]) -> str:
+    """Default title of a line: what the line is, then the metrics drawn."""
+    what = " and ".join(names)
+    if surface.metadata.get("kind") == "interpolation":
+        return f"{what} on the straight path from params_a (alpha = 0) to params_b (alpha = 1)"
+    return f"{what} along direction 1"
+
+
+def _percent(surface: Surface, name: str) -> bool:
+    """Accuracy-like metrics whose finite values are fractions in [0, 1] are drawn in %."""
+    if "acc" not in name.lower():
+        return False
+    values = _metric_values(surface, name)
+    finite = values[np.isfinite(values)]
+    return bool(finite.size) and float(finite.min()) >= 0.0 and float(finite.max()) <= 1.0
+
+
+def _series_label(surface: Surface, names: list[str]) -> str:
+    return ", ".join(f"{n} (%)" if _percent(surface, n) else n for n in names)
 
 
 def _line_metrics(surface: Surface, metrics: str | Sequence[str] | None) -> list[str]:
@@ -494,7 +575,8 @@ def _plot_series(ax: Axes, surface: Surface, names: list[str], log: bool,
     handles, n_masked = [], 0
     marker = "o" if len(surface.alphas) <= 30 else None
     for k, name in enumerate(names):
-        values = np.ma.masked_invalid(_metric_values(surface, name))
+        scale = 100.0 if _percent(surface, name) else 1.0
+        values = np.ma.masked_invalid(scale * _metric_values(surface, name))
         n_masked += int(np.ma.count_masked(values))
         if log:
             _check_log(values.filled(np.nan), name)
@@ -503,8 +585,8 @@ def _plot_series(ax: Axes, surface: Surface, names: list[str], log: bool,
         handles.append(handle)
         sem = surface.metrics.get(name + SEM_SUFFIX)
         if sem is not None:
-            low = (values - 2 * np.asarray(sem)).filled(np.nan)
-            high = (values + 2 * np.asarray(sem)).filled(np.nan)
+            low = (values - 2 * scale * np.asarray(sem)).filled(np.nan)
+            high = (values + 2 * scale * np.asarray(sem)).filled(np.nan)
             if log:  # a band reaching zero or below is cut at the curve's smallest value
                 low = np.where(low > 0, low, values.min())
             handles.append(ax.fill_between(surface.alphas, low, high,
@@ -655,16 +737,61 @@ def surface3d(surface: Surface, metric: str = "loss", *, zmax: float | None = No
     ax.set(xlim=_limits(surface.alphas), ylim=_limits(surface.betas),
            zlim=(lo, hi) if hi > lo else (lo - 0.5, hi + 0.5))
     xl, yl = _axis_labels(surface, labels)
-    ax.set_xlabel(xl)
-    ax.set_ylabel(yl)
-    ax.set_zlabel(zlabel)
+    for axis in (ax.xaxis, ax.yaxis, ax.zaxis):  # few, short ticks: "-1", "0.5", not "-1.00"
+        axis.set_major_locator(MaxNLocator(nbins=4))
+        axis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.set_xlabel(xl, labelpad=8)
+    ax.set_ylabel(yl, labelpad=8)
+    ax.set_zlabel(zlabel, labelpad=10)
     ax.view_init(elev=elev, azim=azim)
-    ax.set_box_aspect(_box_aspect(surface))
-    fig.colorbar(faces, ax=ax, shrink=0.6, pad=0.12,
+    ax.set_box_aspect(_box_aspect(surface), zoom=0.92)
+    fig.colorbar(faces, ax=ax, shrink=0.6, pad=0.1,
                  label=zlabel + (f" (clipped at {zmax:g})" if zmax is not None else ""))
     ax.set_title(_title(surface, metric, title, n_masked, Z.size, "holes"), fontsize=10)
+    _drop_colliding_ticks(fig, ax)
     _save(fig, out)
     return fig
+
+
+def _drawn_tick_labels(axis: Any) -> list[tuple[float, Any]]:
+    """``(value, label Text)`` of the labelled major ticks inside the axis range."""
+    lo, hi = sorted(axis.get_view_interval())
+    span = hi - lo
+    return [(float(t.get_loc()), t.label1) for t in axis.majorTicks
+            if t.get_loc() is not None and lo - 1e-9 * span <= t.get_loc() <= hi + 1e-9 * span
+            and t.label1.get_visible() and t.label1.get_text()]
+
+
+def _drop_colliding_ticks(fig: Figure, ax: Any) -> None:
+    """Blanks the y (then z) tick labels that overlap another axis' labels.
+
+    Where two axes of a 3-D box meet, their end ticks ("1" of alpha and "-1" of
+    beta) can be drawn on top of each other; the y axis gives way.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    kept = [text.get_window_extent(renderer).padded(4)
+            for _, text in _drawn_tick_labels(ax.xaxis)]
+    for axis in (ax.yaxis, ax.zaxis):
+        drop = []
+        for value, text in _drawn_tick_labels(axis):
+            box = text.get_window_extent(renderer).padded(4)
+            if any(box.overlaps(other) for other in kept):
+                drop.append(value)
+            else:
+                kept.append(box)
+        if drop:
+            _blank_ticks(axis, drop)
+
+
+def _blank_ticks(axis: Any, values: list[float]) -> None:
+    """Keeps the tick marks but writes no label at the given tick values."""
+    text = axis.get_major_formatter()
+    axis.set_major_formatter(FuncFormatter(
+        lambda v, pos: "" if any(np.isclose(v, values)) else text(v, pos)))
 
 
 def _box_aspect(surface: Surface) -> tuple[float, float, float]:
@@ -750,8 +877,8 @@ def compare(surfaces: Mapping[str, Surface], metric: str = "loss", kind: str = "
         _shade_masked(ax, s, Z)
         _decorate(ax, s, _axis_labels(s, labels), _aspect(s, aspect),
                   _title(s, str(name), str(name), n_masked, Z.size), cells=kind == "heatmap")
-    _colorbar(fig, mappable, axes, metric + (" (log scale)" if log else ""),
-              None if kind == "heatmap" else lv)
+    _colorbar(fig, mappable, axes, metric + (" (log scale)" if log else "") if kind == "heatmap"
+              else _bar_label(metric, log, levels, vlevel), None if kind == "heatmap" else lv)
     if title is not None:
         fig.suptitle(title)
     _save(fig, out)

@@ -62,6 +62,13 @@ def _parser() -> argparse.ArgumentParser:
     vtp.add_argument("--out", type=Path, default=None,
                      help="output .vtp (default: SURFACE.<metric>.vtp beside it)")
 
+    view = sub.add_parser("view", help="write one self-contained interactive HTML page")
+    view.add_argument("paths", type=Path, nargs="+",
+                      help="Surface files (.npz/.h5) and/or experiment --out folders")
+    view.add_argument("--out", type=Path, default=None,
+                      help="output .html (default: viewer.html in the folder, or beside the file)")
+    view.add_argument("--title", default=None, help="page title")
+
     info = sub.add_parser("info", help="print the summary and metadata of a Surface file")
     info.add_argument("surface", type=Path, help="Surface file (.npz)")
     return parser
@@ -133,6 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = _parser().parse_args(argv)
         except SystemExit as done:  # --help
             return int(done.code or 0)
+        if args.command == "view":
+            from jaxsurf import view
+            print(f"wrote {view.write(args.paths, args.out, title=args.title)}")
+            return 0
         surface = Surface.load(args.surface)
         if args.command == "info":
             _info(surface)

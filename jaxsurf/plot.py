@@ -26,9 +26,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from matplotlib import colors as mcolors
 from matplotlib.axes import Axes
+from matplotlib import colormaps as mpl_colormaps
+from matplotlib.cm import ScalarMappable
 from matplotlib.figure import Figure
-from matplotlib.ticker import (FormatStrFormatter, FuncFormatter, LogFormatterSciNotation,
-                               LogLocator, MaxNLocator, ScalarFormatter)
+from matplotlib.ticker import (FormatStrFormatter, FuncFormatter, LogLocator, MaxNLocator,
+                               ScalarFormatter)
 
 from jaxsurf.subsample import SEM_SUFFIX
 from jaxsurf.surface import Surface
@@ -42,6 +44,7 @@ DPI = 150
 _SUFFIXES = (".png", ".pdf", ".svg")
 _PLANE_KINDS = ("contour", "filled", "heatmap")
 _MAX_LEVELS = 1000
+UNDERSIDE = (0.78, 0.78, 0.78, 1.0)  # surface3d: quads seen from below
 
 PathLike = str | os.PathLike
 
@@ -348,7 +351,8 @@ def _colorbar(fig: Figure, mappable: Any, ax: Axes | list[Axes], label: str,
     bar = fig.colorbar(mappable, ax=ax, label=label, **kwargs)
     if levels is not None:  # round ticks, not the (uneven) level values
         if isinstance(bar.norm, mcolors.LogNorm):
-            bar.locator, bar.formatter = LogLocator(), LogFormatterSciNotation()
+            bar.locator = LogLocator(subs=(1.0, 2.0, 5.0))
+            bar.formatter = FuncFormatter(lambda v, _: f"{v:g}")
         else:
             bar.locator, bar.formatter = MaxNLocator(nbins=6), ScalarFormatter()
     bar.minorticks_off()
@@ -539,7 +543,7 @@ def _line_title(surface: Surface, names: list[str]) -> str:
     """Default title of a line: what the line is, then the metrics drawn."""
     what = " and ".join(names)
     if surface.metadata.get("kind") == "interpolation":
-        return f"{what} on the straight path from params_a (alpha = 0) to params_b (alpha = 1)"
+        return f"{what} from params_a (alpha = 0) to params_b (alpha = 1)"
     return f"{what} along direction 1"
 
 
@@ -698,7 +702,9 @@ def surface3d(surface: Surface, metric: str = "loss", *, zmax: float | None = No
     """3-D surface of a plane (alpha, beta, metric) with a colour bar.
 
     Quads that touch a non-finite point are left out, so a diverged corner
-    shows as a hole rather than a spike.
+    shows as a hole rather than a spike. Where a wall is steeper than the line
+    of sight, its underside shows; those quads are drawn grey (not in the
+    colour of their value, where they would read as a bright spot of data).
 
     Args:
         surface, metric, labels, title, cmap, figsize, out: as in :func:`contour`.
@@ -729,10 +735,14 @@ def surface3d(surface: Surface, metric: str = "loss", *, zmax: float | None = No
     finite = height[np.isfinite(height)]
     lo, hi = float(finite.min()), float(finite.max())
     norm = mcolors.Normalize(lo, hi if hi > lo else lo + 1.0)
-    faces = Poly3DCollection(verts, cmap=cmap, norm=norm, edgecolor=(0, 0, 0, 0.25),
+    colours = mpl_colormaps[cmap](norm(face_z))
+    box = _box_aspect(surface)
+    spans = (np.ptp(surface.alphas) or 1.0, np.ptp(surface.betas) or 1.0, (hi - lo) or 1.0)
+    colours[_facing_away(verts, box, spans, elev, azim)] = UNDERSIDE
+    faces = Poly3DCollection(verts, facecolors=colours, edgecolor=(0, 0, 0, 0.25),
                              linewidth=0.2)
-    faces.set_array(face_z)
     ax.add_collection3d(faces)
+    scale = ScalarMappable(norm=norm, cmap=cmap)  # the colour bar's scale
     zlabel = f"log10({metric})" if log else metric
     ax.set(xlim=_limits(surface.alphas), ylim=_limits(surface.betas),
            zlim=(lo, hi) if hi > lo else (lo - 0.5, hi + 0.5))
@@ -745,12 +755,23 @@ def surface3d(surface: Surface, metric: str = "loss", *, zmax: float | None = No
     ax.set_zlabel(zlabel, labelpad=10)
     ax.view_init(elev=elev, azim=azim)
     ax.set_box_aspect(_box_aspect(surface), zoom=0.92)
-    fig.colorbar(faces, ax=ax, shrink=0.6, pad=0.1,
+    fig.colorbar(scale, ax=ax, shrink=0.6, pad=0.1,
                  label=zlabel + (f" (clipped at {zmax:g})" if zmax is not None else ""))
     ax.set_title(_title(surface, metric, title, n_masked, Z.size, "holes"), fontsize=10)
     _drop_colliding_ticks(fig, ax)
     _save(fig, out)
     return fig
+
+
+def _facing_away(verts: np.ndarray, box: tuple[float, float, float],
+                 spans: tuple[float, float, float], elev: float, azim: float) -> np.ndarray:
+    """True for quads whose underside faces the viewer (in the scaled 3-D box)."""
+    scaled = verts * (np.asarray(box) / np.asarray(spans))
+    normal = np.cross(scaled[:, 2] - scaled[:, 0], scaled[:, 3] - scaled[:, 1])
+    normal *= np.sign(normal[:, 2:3] + (normal[:, 2:3] == 0))  # the upper side's normal
+    e, a = np.deg2rad(elev), np.deg2rad(azim)
+    eye = np.array([np.cos(e) * np.cos(a), np.cos(e) * np.sin(a), np.sin(e)])
+    return normal @ eye < 0
 
 
 def _drawn_tick_labels(axis: Any) -> list[tuple[float, Any]]:
@@ -773,12 +794,12 @@ def _drop_colliding_ticks(fig: Figure, ax: Any) -> None:
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     renderer = canvas.get_renderer()
-    kept = [text.get_window_extent(renderer).padded(4)
+    kept = [text.get_window_extent(renderer).padded(8)
             for _, text in _drawn_tick_labels(ax.xaxis)]
     for axis in (ax.yaxis, ax.zaxis):
         drop = []
         for value, text in _drawn_tick_labels(axis):
-            box = text.get_window_extent(renderer).padded(4)
+            box = text.get_window_extent(renderer).padded(8)
             if any(box.overlaps(other) for other in kept):
                 drop.append(value)
             else:

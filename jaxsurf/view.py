@@ -460,7 +460,7 @@ function planeTraces(it, name, log, range, showScale, zlabel) {
                   hovertemplate: "%{text}<extra></extra>"};
   const bar = {title: {text: zlabel}, len: 0.8};
   const surf = Object.assign({type: "surface", name: it.name, cmin: range[0], cmax: range[1],
-                              showscale: showScale, colorbar: bar}, common);
+                              showscale: false}, common);   // the contour's bar is the scale
   const size = (range[1] - range[0]) / 20;
   const cont = Object.assign({type: "contour", name: it.name, zmin: range[0], zmax: range[1],
     autocontour: false, contours: {start: range[0] + size / 2, end: range[1], size: size,
@@ -503,8 +503,9 @@ function drawPlaneGroup(g, gi, name, log) {
     note.textContent = "";
     const last = k === g.items.length - 1;
     const [t3, t2] = planeTraces(it, name, log, range, last, zlabel);
-    Plotly.react(d3, t3, {margin: {l: 0, r: 0, t: 10, b: 0}, showlegend: false,
-      scene: {xaxis: {title: {text: it.labels[0]}}, yaxis: {title: {text: it.labels[1]}},
+    Plotly.react(d3, t3, {margin: {l: 0, r: 0, t: 0, b: 0}, showlegend: false,
+      scene: {camera: {eye: {x: -1.35, y: -1.65, z: 1.25}},
+              xaxis: {title: {text: it.labels[0]}}, yaxis: {title: {text: it.labels[1]}},
               zaxis: {title: {text: zlabel}, range: range}, aspectmode: "manual",
               aspectratio: boxAspect(it)}}, CONFIG);
     Plotly.react(d2, t2, {margin: {l: 60, r: 10, t: 10, b: 50}, showlegend: false,
@@ -538,7 +539,7 @@ function drawLine(it, div, log) {
     xaxis: {title: {text: it.labels[0]}},
     yaxis: {title: {text: names.filter(n => !/acc/i.test(n)).join(", ") || names.join(", ")},
             type: log ? "log" : "linear"},
-    yaxis2: right ? {overlaying: "y", side: "right", title: {text: "accuracy"}} : undefined},
+    yaxis2: right ? {overlaying: "y", side: "right", title: {text: traces.filter(t => t.yaxis === "y2").map(t => t.name).join(", ")}} : undefined},
     CONFIG);
 }
 

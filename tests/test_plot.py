@@ -162,11 +162,12 @@ def test_line_twin_axes_and_labels():
     left, right = fig.axes
     assert left.get_xlabel() == "alpha (0: params_a, 1: params_b)"
     assert left.get_yscale() == "log"
-    assert "loss" in left.get_ylabel() and right.get_ylabel() == "accuracy"
+    assert "loss" in left.get_ylabel() and right.get_ylabel() == "accuracy (%)"
     (curve,) = left.get_lines()
     np.testing.assert_allclose(curve.get_xdata(), s.alphas)
     np.testing.assert_allclose(curve.get_ydata(), s["loss"])
-    assert [t.get_text() for t in left.get_legend().get_texts()] == ["loss", "accuracy"]
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["loss", "accuracy"]
     only_acc = plot.line(s, "accuracy")
     assert len(only_acc.axes) == 1 and only_acc.axes[0].get_xlabel().startswith("alpha")
 
@@ -239,3 +240,120 @@ def test_too_small_and_constant_and_bad_levels():
         plot.heatmap(nan)
     with pytest.raises(ValueError, match="kind"):
         plot.compare({"a": s}, kind="surface")
+
+
+# --------------------------------------------------------------------------- what a reader sees
+def drawn(fig: Figure):
+    """Draws ``fig`` with Agg and returns its renderer (for text extents)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def overlapping(boxes) -> list:
+    return [(a, b) for k, a in enumerate(boxes) for b in boxes[k + 1:] if a.overlaps(b)]
+
+
+@pytest.mark.parametrize("betas", [np.linspace(-1, 1, 11), np.linspace(-0.5, 0.5, 7)])
+def test_surface3d_tick_labels_and_z_label_do_not_collide(betas):
+    """The quickstart's square plane drew "1.00" of alpha on top of "-1.00" of beta."""
+    from jaxsurf.plot import _drawn_tick_labels
+    s = make_plane(alphas=np.linspace(-1, 1, 11), betas=betas, fn=bowl)
+    fig = plot.surface3d(s)
+    renderer = drawn(fig)
+    ax = fig.axes[0]
+    ticks = {name: [t.get_window_extent(renderer) for _, t in _drawn_tick_labels(axis)]
+             for name, axis in (("x", ax.xaxis), ("y", ax.yaxis), ("z", ax.zaxis))}
+    assert all(len(b) >= 2 for b in ticks.values()), "every axis keeps labelled ticks"
+    assert not overlapping([b for boxes in ticks.values() for b in boxes])
+    assert all(t.get_text() and "." not in t.get_text() or len(t.get_text()) <= 5
+               for _, t in _drawn_tick_labels(ax.xaxis))   # "-0.5", "1", not "-1.00"
+    zlabel = ax.zaxis.label.get_window_extent(renderer)
+    assert not any(zlabel.overlaps(b) for b in ticks["z"])
+
+
+def test_contour_colour_bar_is_true_to_scale_and_says_how_levels_are_spaced():
+    s = make_plane(alphas=np.linspace(-1, 1, 9), betas=np.linspace(-1, 1, 7), fn=bowl)
+    fig = plot.contour(s)
+    (cs,) = artists(fig, ContourSet)
+    bar = cs.colorbar
+    assert bar.spacing == "proportional"
+    assert "denser near the minimum" in bar.ax.get_ylabel()
+    ticks = [t for t in bar.get_ticks() if cs.levels[0] <= t <= cs.levels[-1]]
+    assert len(ticks) >= 3 and np.allclose(np.diff(ticks), ticks[1] - ticks[0])  # round, even
+    assert "levels every 0.2" in plot.contour(s, vmin=0.1, vmax=1.0, vlevel=0.2).axes[1] \
+        .get_ylabel()
+    assert "evenly spaced in log" in plot.filled(s, log=True).axes[1].get_ylabel()
+    assert plot.contour(s, levels=[0.5, 1.0, 2.0]).axes[1].get_ylabel() == "loss"
+    assert "denser" in plot.compare({"a": s, "b": s}).axes[-1].get_ylabel()
+
+
+def test_contour_labels_lie_inside_the_axes():
+    """Automatic placement put labels where lines leave the axes, and clipped them."""
+    a, b = np.linspace(-1, 1, 31), np.linspace(-1, 1, 31)
+    s = make_plane(alphas=a, betas=b, fn=lambda x, y: x**2 + y**2 + 0.5 * x * y + 0.1)
+    fig = plot.contour(s)
+    renderer = drawn(fig)
+    ax = fig.axes[0]
+    labels = [t for t in ax.texts if t.get_text()]
+    assert len(labels) >= 5
+    inside = ax.get_window_extent(renderer)
+    for t in labels:
+        box = t.get_window_extent(renderer)
+        assert inside.x0 <= box.x0 and box.x1 <= inside.x1, t.get_text()
+        assert inside.y0 <= box.y0 and box.y1 <= inside.y1, t.get_text()
+    assert not overlapping([t.get_window_extent(renderer) for t in labels])
+
+
+def test_line_accuracy_in_percent_legend_off_the_curves_and_titles():
+    s = make_line()
+    fig = plot.line(s)
+    renderer = drawn(fig)
+    left, right = fig.axes
+    np.testing.assert_allclose(right.get_lines()[0].get_ydata(), 100 * s["accuracy"])
+    assert right.get_ylabel() == "accuracy (%)"
+    (legend,) = fig.legends
+    assert not legend.get_window_extent(renderer).overlaps(left.get_window_extent(renderer))
+    assert left.get_title() == "loss and accuracy along direction 1"
+    interp = Surface(s.alphas, None, {"accuracy": s["accuracy"], "loss": s["loss"]},
+                     {"kind": "interpolation"})
+    title = plot.line(interp).axes[0].get_title()
+    assert title.startswith("loss and accuracy") and "params_a" in title
+    wide = Surface(s.alphas, None, {"loss": s["loss"], "accuracy": 100 * s["accuracy"]})
+    assert plot.line(wide).axes[1].get_ylabel() == "accuracy"   # already in %: left alone
+
+
+def test_plot_path_aspect_labels_and_origin_on_top():
+    from jaxsurf.pca import plot_path
+    a, b = np.linspace(-30, 5, 15), np.linspace(-5, 2, 11)
+    A, B = np.meshgrid(a, b, indexing="ij")
+    s = Surface(a, b, {"loss": 0.01 * A**2 + B**2 + 0.1})
+    coords = np.array([[-26.0, -3.0], [-2.0, -4.0], [-0.6, -0.5], [-0.3, -0.2], [-0.1, -0.05],
+                       [-0.02, -0.01], [0.0, 0.0]])
+    fig = plot_path(s, coords, explained_variance_ratio=[0.97, 0.02], annotate_every=1)
+    ax = fig.axes[0]
+    assert ax.get_aspect() == "auto"
+    box = ax.get_window_extent(drawn(fig))
+    assert 0.5 < box.width / box.height < 2.5          # not a 4:1 strip
+    renderer = drawn(fig)
+    notes = [t for t in ax.texts if t.get_text() in {str(i) for i in range(len(coords))}]
+    assert {"0", "6"} <= {t.get_text() for t in notes}   # start and end always labelled
+    assert len(notes) < len(coords)                      # the crowded ones give way
+    assert not overlapping([t.get_window_extent(renderer) for t in notes])
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    assert lines["origin"].get_zorder() > lines["end (6)"].get_zorder()
+
+
+def test_surface3d_draws_undersides_grey_not_as_data():
+    """A wall steeper than the line of sight shows its underside: grey, not a bright value."""
+    from mpl_toolkits.mplot3d.art3d import Poly3DCollection
+    a = np.linspace(-1, 1, 21)
+    steep = make_plane(alphas=a, betas=a, fn=lambda x, y: 40 * y**4 + x**2 + 0.1)
+    shallow = make_plane(alphas=a, betas=a, fn=lambda x, y: x + 0.1 * y + 3.0)
+    for s, expect in ((steep, True), (shallow, False)):
+        (faces,) = artists(plot.surface3d(s), Poly3DCollection)
+        grey = np.all(np.isclose(faces.get_facecolor(), plot.UNDERSIDE), axis=1)
+        assert grey.any() == expect
+    (faces,) = artists(plot.surface3d(steep, elev=89.0), Poly3DCollection)  # from above: none
+    assert not np.all(np.isclose(faces.get_facecolor(), plot.UNDERSIDE), axis=1).any()

@@ -93,6 +93,8 @@ def main(argv: list[str] | None = None) -> dict:
                "surface3d": js.plot.surface3d(plane, out=out / "surface3d.png",
                                               title="2-D filter-normalized: loss")}
     js.export.write_vtp(plane, out / "plane.vtp")
+    js.view.write([out / "plane.npz", out / "line.npz"], out / "viewer.html",
+                  title="Quick start: SmallCNN on Fashion-MNIST", missing_ok=True)
     summary = {
         "test_accuracy": test["accuracy"], "test_loss": test["loss"],
         "history": result.history, "train_seconds": result.seconds,

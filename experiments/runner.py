@@ -872,6 +872,7 @@ def finish(out: Path, experiment: str, args: argparse.Namespace, command: str,
         **(extra or {}),
     }
     _write_json(path, results)
+    js.view.write([out], out / "viewer.html", missing_ok=True)  # every variant, one page
     print(f"\n{experiment} ({args.preset}) -> {path}")
     for name, r in variants.items():
         score = (f"val acc {_fmt(r.get('val_accuracy'), 100, '.2f')} %"

@@ -57,8 +57,11 @@ def open_page(driver: Any, path: Path, timeout: float = 60.0) -> None:
 
 
 PLOTS_JS = """
+const list = v => v == null ? null : Array.from(v, r => (Array.isArray(r) || ArrayBuffer.isView(r))
+                                                     ? Array.from(r) : r);
 return Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => ({
   surface: d.dataset.surface, view: d.dataset.view,
-  traces: d.data.map(t => ({type: t.type, name: t.name || null, x: Array.from(t.x || []),
-                            y: Array.from(t.y || []), z: t.z ? Array.from(t.z, r => Array.isArray(r) || ArrayBuffer.isView(r) ? Array.from(r) : r) : null}))}));
+  traces: d.data.map(t => ({type: t.type, name: t.name || null, x: list(t.x), y: list(t.y),
+                            z: list(t.z), text: list(t.text), cmin: t.cmin ?? null,
+                            cmax: t.cmax ?? null, zmin: t.zmin ?? null, zmax: t.zmax ?? null}))}));
 """

@@ -1,0 +1,117 @@
+"""The viewer page in a real browser (headless Chromium, networking off).
+
+What is drawn is read back from plotly's plot objects
+(``document.querySelectorAll('.js-plotly-plot')[k].data``) and compared with
+the Surface: on a non-square, uneven grid the value drawn at
+``(alphas[i], betas[j])`` must be ``metrics[name][i, j]``. Skipped, with the
+reason, where Chromium and chromedriver are not installed
+(``bash scripts/install_browser.sh``).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import jaxsurf as js
+from _browser import PLOTS_JS, find_browser, open_page, start_driver, WHY
+
+pytest.importorskip("plotly")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(find_browser() is None, reason=WHY)]
+
+ALPHAS = np.array([-1.0, -0.6, -0.1, 0.0, 0.3, 0.8, 1.2])     # 7, uneven
+BETAS = np.array([-0.5, 0.0, 0.2, 0.45])                       # 4
+
+
+def plane(shift: float = 0.0, **meta) -> js.Surface:
+    A, B = np.meshgrid(ALPHAS, BETAS, indexing="ij")
+    loss = 2.0 * A + 0.3 * B**2 + 3.0 + shift + 0.01 * A * B   # no symmetry to hide a transpose
+    return js.Surface(ALPHAS, BETAS, {
+        "loss": loss, "accuracy": np.exp(-0.2 * loss).astype(np.float32),
+        "loss_sem": 0.01 * loss}, meta)
+
+
+@pytest.fixture(scope="module")
+def driver():
+    d = start_driver()
+    yield d
+    d.quit()
+
+
+def plots(driver) -> dict:
+    return {(p["surface"], p["view"]): p["traces"] for p in driver.execute_script(PLOTS_JS)}
+
+
+def assert_grid(trace: dict, values: np.ndarray) -> None:
+    """x = alphas, y = betas and z[j][i] = values[i, j] (plotly's z[row = y][column = x])."""
+    np.testing.assert_array_equal(trace["x"], ALPHAS)
+    np.testing.assert_array_equal(trace["y"], BETAS)
+    z = np.array(trace["z"], dtype=float)
+    assert z.shape == (len(BETAS), len(ALPHAS))
+    for i in range(len(ALPHAS)):
+        for j in range(len(BETAS)):
+            assert z[j, i] == values[i, j], (i, j)
+
+
+def test_page_offline_draws_the_surface_true_to_orientation(driver, tmp_path):
+    s = plane(path_coordinates=[[-0.9, 0.4], [-0.2, 0.1], [0.0, 0.0]])
+    line = js.Surface(ALPHAS, None, {"loss": ALPHAS**2 + 0.1,
+                                     "accuracy": 1 - ALPHAS**2 / 3})
+    page = tmp_path / "page.html"
+    js.view.html({"plane": s, "line": line}, page)
+    open_page(driver, page)
+
+    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == []
+    loaded = driver.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)")
+    assert all(not u.startswith(("http:", "https:")) for u in loaded), loaded
+
+    drawn = plots(driver)
+    surface3d, contour = drawn[("plane", "surface")], drawn[("plane", "contour")]
+    assert [t["type"] for t in surface3d][0] == "surface" and contour[0]["type"] == "contour"
+    for trace in (surface3d[0], contour[0]):
+        assert_grid(trace, s["loss"])
+    hover = dict(re.findall(r"(\w+) ([-+.\de]+)", surface3d[0]["text"][2][5]))  # j=2, i=5
+    assert float(hover["alpha"]) == pytest.approx(ALPHAS[5])
+    assert float(hover["beta"]) == pytest.approx(BETAS[2])
+    for name in ("loss", "accuracy", "loss_sem"):
+        assert float(hover[name]) == pytest.approx(float(s[name][5, 2]), rel=1e-4)
+    names = [t["name"] for t in contour]
+    assert "training path" in names and "solution (origin)" in names
+    path = contour[names.index("training path")]
+    np.testing.assert_allclose(path["x"], [-0.9, -0.2, 0.0])
+    np.testing.assert_allclose(path["y"], [0.4, 0.1, 0.0])
+
+    line_traces = drawn[("line", "line")]
+    np.testing.assert_allclose(line_traces[0]["y"], line["loss"])
+    np.testing.assert_allclose(line_traces[1]["y"], 100 * line["accuracy"])   # in %
+
+    driver.execute_script("const s = document.getElementById('metric'); s.value = 'accuracy';"
+                          "s.dispatchEvent(new Event('change'));")
+    assert_grid(plots(driver)[("plane", "surface")][0], s["accuracy"].astype(float))
+    driver.execute_script("document.getElementById('log').click();")
+    z = np.array(plots(driver)[("plane", "contour")][0]["z"], dtype=float)
+    np.testing.assert_allclose(z, np.log10(s["accuracy"].astype(float)).T, rtol=1e-12)
+
+    shot = tmp_path / "viewer.png"
+    assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+
+
+def test_side_by_side_planes_share_one_colour_scale(driver, tmp_path):
+    low, high = plane(), plane(shift=5.0)
+    page = tmp_path / "compare.html"
+    js.view.html({"skip": low, "noskip": high}, page)
+    open_page(driver, page)
+    assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
+    drawn = plots(driver)
+    lo, hi = float(low["loss"].min()), float(high["loss"].max())
+    for name in ("skip", "noskip"):
+        surf, cont = drawn[(name, "surface")][0], drawn[(name, "contour")][0]
+        assert (surf["cmin"], surf["cmax"]) == pytest.approx((lo, hi))
+        assert (cont["zmin"], cont["zmax"]) == pytest.approx((lo, hi))
+    assert_grid(drawn[("noskip", "surface")][0], high["loss"])
+    driver.save_screenshot(str(tmp_path / "compare.png"))

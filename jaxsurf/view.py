@@ -116,6 +116,9 @@ def _labels(surface: Surface) -> list[str]:
             return [meta[0]]
     if isinstance(meta, str) and not surface.is_plane:
         return [meta]
+    ratio = surface.metadata.get("explained_variance_ratio")
+    if surface.is_plane and isinstance(ratio, (list, tuple)) and len(ratio) >= 2:
+        return [f"PC{k + 1} ({100 * float(ratio[k]):.1f} % of variance)" for k in range(2)]
     return ["alpha (direction 1)", "beta (direction 2)"] if surface.is_plane else ["alpha"]
 
 
@@ -152,15 +155,22 @@ def _named(surfaces: Surfaces) -> dict[str, Surface]:
 
 
 def _groups(surfaces: Surfaces) -> list[dict[str, Any]]:
-    """Planes in one group (one shared colour scale), lines in another."""
+    """Planes on the same grid in one group (one shared colour scale); lines in another.
+
+    Planes on different grids (a random plane and a PCA plane, say) are not
+    comparable point by point, so each such set gets its own colour scale.
+    """
     named = _named(surfaces)
-    planes = [_item(n, s) for n, s in named.items() if isinstance(s, Surface) and s.is_plane]
-    lines = [_item(n, s) for n, s in named.items() if not (isinstance(s, Surface)
-                                                          and s.is_plane)]
-    groups = []
-    if planes:
-        groups.append({"title": "planes" if len(planes) > 1 else planes[0]["name"],
-                       "kind": "plane", "items": planes})
+    grids: dict[tuple, list[dict[str, Any]]] = {}
+    lines = []
+    for name, s in named.items():
+        item = _item(name, s)
+        if "betas" in item:
+            grids.setdefault((tuple(item["alphas"]), tuple(item["betas"])), []).append(item)
+        else:
+            lines.append(item)
+    groups = [{"title": "planes on one grid" if len(items) > 1 else items[0]["name"],
+               "kind": "plane", "items": items} for items in grids.values()]
     if lines:
         groups.append({"title": "lines", "kind": "line", "items": lines})
     return groups
@@ -381,7 +391,7 @@ td:first-child, th:first-child { text-align: left; }
 _APP = r"""
 "use strict";
 const DATA = JSON.parse(document.getElementById("jaxsurf-data").textContent);
-const CONFIG = {displaylogo: false, responsive: true};
+const CONFIG = {displaylogo: false, responsive: true, displayModeBar: "hover"};
 
 function decode(m) {
   const bin = atob(m.b64), bytes = new Uint8Array(bin.length);
@@ -516,7 +526,8 @@ function drawPlaneGroup(g, gi, name, log) {
 }
 
 function drawLine(it, div, log) {
-  const names = Object.keys(it.metrics).filter(n => !isSem(it, n));
+  const all = Object.keys(it.metrics).filter(n => !isSem(it, n));
+  const names = all.filter(n => !/acc/i.test(n)).concat(all.filter(n => /acc/i.test(n)));
   const traces = [];
   let right = false;
   names.forEach((n, k) => {
@@ -539,7 +550,7 @@ function drawLine(it, div, log) {
     xaxis: {title: {text: it.labels[0]}},
     yaxis: {title: {text: names.filter(n => !/acc/i.test(n)).join(", ") || names.join(", ")},
             type: log ? "log" : "linear"},
-    yaxis2: right ? {overlaying: "y", side: "right", title: {text: traces.filter(t => t.yaxis === "y2").map(t => t.name).join(", ")}} : undefined},
+    yaxis2: right ? {overlaying: "y", side: "right", tickmode: "auto", showgrid: false, title: {text: traces.filter(t => t.yaxis === "y2").map(t => t.name).join(", ")}} : undefined},
     CONFIG);
 }
 

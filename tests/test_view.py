@@ -80,6 +80,8 @@ def test_paths_curves_and_groups():
     assert paths[0] == {"name": "training path", "points": [[-1.0, 0.2], [0.0, 0.0]],
                         "labels": ["0", "7"]}
     assert paths[1]["name"] == "bezier" and len(paths[1]["points"]) == 3
+    other = embedded(view.html({"a": s, "pca": plane(5, 3)}))["groups"]   # another grid
+    assert [[i["name"] for i in g["items"]] for g in other] == [["a"], ["pca"]]
     with pytest.raises(ValueError, match="path_coordinates"):
         view.html(plane(path_coordinates=[1.0, 2.0]))
 
@@ -127,7 +129,8 @@ def test_cli_view(tmp_path, capsys):
     assert cli.main(["view", str(f1), str(f2), "--out", str(page), "--title", "two"]) == 0
     assert f"wrote {page}" in capsys.readouterr().out
     data = embedded(page.read_text())
-    assert data["title"] == "two" and [i["name"] for i in data["groups"][0]["items"]] == ["a", "b"]
+    assert data["title"] == "two"
+    assert [i["name"] for g in data["groups"] for i in g["items"]] == ["a", "b"]
     assert cli.main(["view", str(f1)]) == 0 and (tmp_path / "a.viewer.html").exists()
     assert cli.main(["view", str(tmp_path / "missing.npz")]) == 2
     assert "no such Surface file" in capsys.readouterr().err

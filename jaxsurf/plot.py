@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+from matplotlib import colormaps as mpl_colormaps
 from matplotlib import colors as mcolors
 from matplotlib.axes import Axes
-from matplotlib import colormaps as mpl_colormaps
 from matplotlib.cm import ScalarMappable
 from matplotlib.figure import Figure
 from matplotlib.ticker import (FormatStrFormatter, FuncFormatter, LogLocator, MaxNLocator,
@@ -347,7 +347,7 @@ def _colorbar(fig: Figure, mappable: Any, ax: Axes | list[Axes], label: str,
     """
     if levels is not None and len(levels) < 2:
         return None
-    kwargs = {} if levels is None else {"spacing": "proportional"}
+    kwargs: dict[str, Any] = {} if levels is None else {"spacing": "proportional"}
     bar = fig.colorbar(mappable, ax=ax, label=label, **kwargs)
     if levels is not None:  # round ticks, not the (uneven) level values
         if isinstance(bar.norm, mcolors.LogNorm):

@@ -45,14 +45,15 @@ import base64
 import html as _html
 import json
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from jaxsurf.surface import Surface
 
-__all__ = ["html", "write", "folder_groups", "default_out"]
+__all__ = ["default_out", "folder_groups", "html", "write"]
 
 PathLike = str | os.PathLike
 Surfaces = Surface | Mapping[str, Surface] | Sequence[Surface]
@@ -283,7 +284,7 @@ def html(surfaces: Surfaces, path: PathLike | None = None, *, title: str | None 
     """
     groups = _groups(surfaces)
     if title is None:
-        title = groups[0]["title"] if isinstance(surfaces, Surface) else "jaxsurf viewer"
+        title = str(groups[0]["title"]) if isinstance(surfaces, Surface) else "jaxsurf viewer"
     text = _page(groups, title, table)
     if path is not None:
         _write_text(Path(path), text)
@@ -591,6 +592,7 @@ function build() {
       const t = document.createElement("h3"); t.textContent = it.name; p.appendChild(t);
       const views = g.kind === "plane" ? ["surface", "contour"] : ["line"];
       const box = document.createElement("div"); box.className = "row"; p.appendChild(box);
+      if (g.items.length > 1) box.style.flexDirection = "column";   // panels side by side
       for (const v of views) {
         const d = document.createElement("div"); d.id = `g${gi}-i${k}-${v}`;
         d.className = v === "line" ? "line" : "plot";
@@ -601,6 +603,13 @@ function build() {
       note.title = it.summary; p.appendChild(note);
     });
   });
+  // like the static figures: start on a log scale when the values span over two decades
+  const wide = DATA.groups.some(g => g.kind === "plane" && g.items.some(it => {
+    const m = it.metrics[sel.value]; if (!m) return false;
+    const v = Array.from(m.values).filter(x => isFinite(x));
+    return v.length && Math.min(...v) > 0 && Math.max(...v) > 100 * Math.min(...v);
+  }));
+  document.getElementById("log").checked = wide;
   sel.addEventListener("change", render);
   document.getElementById("log").addEventListener("change", render);
   render();

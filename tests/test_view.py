@@ -13,7 +13,7 @@ import jaxsurf as js
 from jaxsurf import cli
 
 pytest.importorskip("plotly")
-from jaxsurf import view  # noqa: E402
+from jaxsurf import view
 
 
 def plane(n_alpha: int = 7, n_beta: int = 4, dtype=np.float64, **meta) -> js.Surface:
@@ -25,7 +25,7 @@ def plane(n_alpha: int = 7, n_beta: int = 4, dtype=np.float64, **meta) -> js.Sur
 
 def embedded(text: str) -> dict:
     blob = re.search(r'<script type="application/json" id="jaxsurf-data">(.*?)</script>', text,
-                     re.S).group(1)
+                     re.DOTALL).group(1)
     return json.loads(blob.replace("<\\/", "</"))
 
 

@@ -14,9 +14,9 @@ import re
 
 import numpy as np
 import pytest
+from _browser import PLOTS_JS, WHY, find_browser, open_page, start_driver
 
 import jaxsurf as js
-from _browser import PLOTS_JS, find_browser, open_page, start_driver, WHY
 
 pytest.importorskip("plotly")
 pytestmark = [pytest.mark.slow,
@@ -72,7 +72,7 @@ def test_page_offline_draws_the_surface_true_to_orientation(driver, tmp_path):
 
     drawn = plots(driver)
     surface3d, contour = drawn[("plane", "surface")], drawn[("plane", "contour")]
-    assert [t["type"] for t in surface3d][0] == "surface" and contour[0]["type"] == "contour"
+    assert surface3d[0]["type"] == "surface" and contour[0]["type"] == "contour"
     for trace in (surface3d[0], contour[0]):
         assert_grid(trace, s["loss"])
     hover = dict(re.findall(r"(\w+) ([-+.\de]+)", surface3d[0]["text"][2][5]))  # j=2, i=5

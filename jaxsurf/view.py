@@ -302,7 +302,18 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def default_out(paths: Sequence[PathLike]) -> Path:
-    """Where a page goes by default: ``viewer.html`` in a folder, else beside the file."""
+    """Where a page goes by default: ``viewer.html`` in a folder, else beside the file.
+
+    Args:
+        paths: the inputs of :func:`write`; the first one decides.
+
+    Returns:
+        ``FOLDER/viewer.html`` for a folder, ``DIR/NAME.viewer.html`` for ``DIR/NAME.npz``.
+
+    Example:
+        >>> default_out(["runs/plane.npz"])
+        PosixPath('runs/plane.viewer.html')
+    """
     first = Path(paths[0])
     return first / "viewer.html" if first.is_dir() else first.with_suffix(".viewer.html")
 
@@ -546,13 +557,14 @@ function drawLine(it, div, log) {
                           visible: true, thickness: 1};
     traces.push(t);
   });
-  Plotly.react(div, traces, {margin: {l: 60, r: 60, t: 10, b: 50},
+  const layout = {margin: {l: 60, r: 60, t: 10, b: 50},
     legend: {orientation: "h", y: -0.25}, hovermode: "x unified",
     xaxis: {title: {text: it.labels[0]}},
     yaxis: {title: {text: names.filter(n => !/acc/i.test(n)).join(", ") || names.join(", ")},
-            type: log ? "log" : "linear"},
-    yaxis2: right ? {overlaying: "y", side: "right", tickmode: "auto", showgrid: false, title: {text: traces.filter(t => t.yaxis === "y2").map(t => t.name).join(", ")}} : undefined},
-    CONFIG);
+            type: log ? "log" : "linear"}};
+  if (right) layout.yaxis2 = {overlaying: "y", side: "right", tickmode: "auto", showgrid: false,
+    title: {text: traces.filter(t => t.yaxis === "y2").map(t => t.name).join(", ")}};
+  Plotly.react(div, traces, layout, CONFIG);
 }
 
 function render() {

@@ -60,8 +60,9 @@ def test_page_offline_draws_the_surface_true_to_orientation(driver, tmp_path):
     s = plane(path_coordinates=[[-0.9, 0.4], [-0.2, 0.1], [0.0, 0.0]])
     line = js.Surface(ALPHAS, None, {"loss": ALPHAS**2 + 0.1,
                                      "accuracy": 1 - ALPHAS**2 / 3})
+    regression = js.Surface(ALPHAS, None, {"loss": ALPHAS**2 + 1.0, "mae": ALPHAS**2 + 0.5})
     page = tmp_path / "page.html"
-    js.view.html({"plane": s, "line": line}, page)
+    js.view.html({"plane": s, "line": line, "regression": regression}, page)
     open_page(driver, page)
 
     errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
@@ -89,6 +90,7 @@ def test_page_offline_draws_the_surface_true_to_orientation(driver, tmp_path):
     line_traces = drawn[("line", "line")]
     np.testing.assert_allclose(line_traces[0]["y"], line["loss"])
     np.testing.assert_allclose(line_traces[1]["y"], 100 * line["accuracy"])   # in %
+    assert [t["name"] for t in drawn[("regression", "line")]] == ["loss", "mae"]
 
     driver.execute_script("const s = document.getElementById('metric'); s.value = 'accuracy';"
                           "s.dispatchEvent(new Event('change'));")

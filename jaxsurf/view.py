@@ -59,7 +59,8 @@ PathLike = str | os.PathLike
 Surfaces = Surface | Mapping[str, Surface] | Sequence[Surface]
 
 # Numbers of results.json shown in an experiment's table: (column, key path, scale).
-_TABLE = (("model", ("model",), None), ("params", ("num_params",), None),
+_TABLE = (("model", ("model",), None), ("data", ("dataset", "name"), None),
+          ("params", ("num_params",), None),
           ("epochs", ("epochs",), None), ("val acc (%)", ("val_accuracy",), 100.0),
           ("test acc (%)", ("test_accuracy",), 100.0), ("test loss", ("test_loss",), None),
           ("val MAE", ("val_mae",), None), ("plane min loss", ("surface_stats", "minimum"), None),
@@ -250,6 +251,10 @@ def folder_groups(folder: PathLike) -> tuple[list[dict[str, Any]], dict[str, Any
             if any(row[k] != "n/a" for row in table["rows"])]
     table = {"columns": [table["columns"][0]] + [table["columns"][k] for k in used],
              "rows": [[row[0]] + [row[k] for k in used] for row in table["rows"]]}
+    # what the data was (a synthetic stand-in says so here too)
+    table["notes"] = list(dict.fromkeys(
+        str(_get(r, ("dataset", "description"))) for r in variants.values()
+        if _get(r, ("dataset", "description"))))
     title = f"{results.get('experiment', folder.name)} ({results.get('preset', '?')})"
     return groups, table, title
 
@@ -585,6 +590,10 @@ function build() {
     for (const c of DATA.table.columns) { const th = document.createElement("th"); th.textContent = c; head.appendChild(th); }
     for (const r of DATA.table.rows) { const tr = t.insertRow(); for (const c of r) tr.insertCell().textContent = c; }
     document.getElementById("table").appendChild(t);
+    for (const n of DATA.table.notes || []) {
+      const p = document.createElement("div"); p.className = "note"; p.textContent = "data: " + n;
+      document.getElementById("table").appendChild(p);
+    }
   }
   const names = [];
   for (const g of DATA.groups) if (g.kind === "plane")

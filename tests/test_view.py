@@ -97,6 +97,7 @@ def experiment_folder(tmp_path):
             out / name / "line_final.npz")
         results["variants"][name] = {
             "model": "ResNet-8", "num_params": 1234 + k, "val_accuracy": 0.5 + k / 10,
+            "dataset": {"name": "dgex_synthetic", "description": "SYNTHETIC stand-in"},
             "surface_stats": {"minimum": 0.1}, "curvature": {"lambda_max": 3.0},
             "surfaces": {"plane_final": f"{name}/plane_final.npz",
                          "plane_pca": f"{name}/plane_pca.npz",
@@ -114,9 +115,11 @@ def test_experiment_folder_every_variant_and_the_table(tmp_path):
         ("final planes", "plane", 2), ("pca planes", "plane", 2), ("lines", "line", 2)]
     pca = groups[1]["items"][0]
     assert pca["paths"][0]["points"] == [[-1.0, -0.5], [0.0, 0.0]]
-    assert table["columns"] == ["variant", "model", "params", "val acc (%)", "plane min loss",
-                                "lambda_max"]
-    assert table["rows"][1] == ["noskip", "ResNet-8", "1,235", "60.00", "0.1", "3"]
+    assert table["columns"] == ["variant", "model", "data", "params", "val acc (%)",
+                                "plane min loss", "lambda_max"]
+    assert table["rows"][1] == ["noskip", "ResNet-8", "dgex_synthetic", "1,235", "60.00", "0.1",
+                                "3"]
+    assert table["notes"] == ["SYNTHETIC stand-in"]
     written = view.write([out])
     assert written == out / "viewer.html" and written.stat().st_size > 1_000_000
 

@@ -8,8 +8,10 @@ alpha, beta and every metric; a switcher picks the metric (loss, accuracy,
 their ``_sem`` standard errors ...) and a toggle draws ``log10`` of it; the
 solution (the origin) is starred; training paths and curves carried by the
 Surface are drawn on both views; several planes in one group share one colour
-scale, one set of contour levels and one z range. Lines are drawn with all
-their metrics (accuracy in % on a right axis, ``_sem`` as ±2 SEM error bars).
+scale, one set of contour levels and one z range; a volume is drawn one
+slice ``[:, :, k]`` at a time with a slider over gamma. Lines are drawn with
+all their metrics (accuracy in % on a right axis, ``_sem`` as ±2 SEM error
+bars).
 
 Orientation: ``surface.metrics[name][i, j]`` is the value at
 ``(alphas[i], betas[j])``. Plotly indexes a surface's ``z`` as
@@ -112,8 +114,8 @@ def _paths(surface: Surface) -> list[dict[str, Any]]:
 def _labels(surface: Surface) -> list[str]:
     meta = surface.metadata.get("axis_labels")
     if isinstance(meta, (list, tuple)) and all(isinstance(s, str) for s in meta):
-        if surface.is_plane and len(meta) == 2:
-            return list(meta)
+        if surface.betas is not None and len(meta) in (2, 3):
+            return list(meta[:2])
         if not surface.is_plane and len(meta) >= 1:
             return [meta[0]]
     if isinstance(meta, str) and not surface.is_plane:
@@ -121,22 +123,26 @@ def _labels(surface: Surface) -> list[str]:
     ratio = surface.metadata.get("explained_variance_ratio")
     if surface.is_plane and isinstance(ratio, (list, tuple)) and len(ratio) >= 2:
         return [f"PC{k + 1} ({100 * float(ratio[k]):.1f} % of variance)" for k in range(2)]
-    return ["alpha (direction 1)", "beta (direction 2)"] if surface.is_plane else ["alpha"]
+    return (["alpha (direction 1)", "beta (direction 2)"] if surface.betas is not None
+            else ["alpha"])
 
 
 def _item(name: str, surface: Surface) -> dict[str, Any]:
+    """One surface as the page's data; a volume is drawn as planes ``[:, :, k]``."""
     if not isinstance(surface, Surface):
         raise TypeError(f"the viewer draws jaxsurf.Surface objects; {name!r} is a "
                         f"{type(surface).__name__}")
-    if surface.betas is not None and any(np.ndim(v) != 2 for v in surface.metrics.values()):
-        raise ValueError(f"{name!r}: the viewer draws lines and planes; this surface has "
-                         f"metrics of shape {[np.shape(v) for v in surface.metrics.values()]}")
     item = {"name": name, "alphas": np.asarray(surface.alphas, float).tolist(),
             "metrics": {k: _array(v) for k, v in surface.metrics.items()},
             "labels": _labels(surface), "summary": surface.summary()}
-    if surface.is_plane:
+    if surface.betas is not None:
         item["betas"] = np.asarray(surface.betas, float).tolist()
         item["paths"] = _paths(surface)
+    if surface.gammas is not None:
+        item["gammas"] = np.asarray(surface.gammas, float).tolist()
+        meta = surface.metadata.get("axis_labels")
+        item["gamma_label"] = (meta[2] if isinstance(meta, (list, tuple)) and len(meta) == 3
+                               and isinstance(meta[2], str) else "gamma (direction 3)")
     return item
 
 
@@ -157,7 +163,8 @@ def _named(surfaces: Surfaces) -> dict[str, Surface]:
 
 
 def _groups(surfaces: Surfaces) -> list[dict[str, Any]]:
-    """Planes on the same grid in one group (one shared colour scale); lines in another.
+    """Planes (and volumes) on the same grid in one group (one shared colour scale);
+    lines in another.
 
     Planes on different grids (a random plane and a PCA plane, say) are not
     comparable point by point, so each such set gets its own colour scale.
@@ -168,7 +175,8 @@ def _groups(surfaces: Surfaces) -> list[dict[str, Any]]:
     for name, s in named.items():
         item = _item(name, s)
         if "betas" in item:
-            grids.setdefault((tuple(item["alphas"]), tuple(item["betas"])), []).append(item)
+            grids.setdefault((tuple(item["alphas"]), tuple(item["betas"]),
+                              tuple(item.get("gammas", ()))), []).append(item)
         else:
             lines.append(item)
     groups = [{"title": "planes on one grid" if len(items) > 1 else items[0]["name"],
@@ -229,7 +237,7 @@ def folder_groups(folder: PathLike) -> tuple[list[dict[str, Any]], dict[str, Any
             surface = Surface.load(file)
             kind, _, tag = key.partition("_")
             label = f"{result.get('model', '')} {vname}".strip()
-            if surface.is_plane:
+            if surface.betas is not None:
                 if tag == "pca" and "path_coordinates" not in surface.metadata:
                     pca = result.get("pca") or {}
                     if pca.get("path_coordinates"):
@@ -423,7 +431,11 @@ const fmt = v => (v === null || !isFinite(v)) ? String(v) : Number(v).toPrecisio
 const fin = v => (v === null || !isFinite(v)) ? null : v;
 
 // value of metric `name` at grid index (i, j): metrics[name][i, j], row-major (alphas, betas)
-function at(it, name, i, j) { return it.metrics[name].values[i * it.betas.length + j]; }
+// a volume (metrics[name][i, j, k]) shows the slice k = it.k, chosen with its slider
+function at(it, name, i, j) {
+  const v = it.metrics[name].values, ij = i * it.betas.length + j;
+  return it.gammas ? v[ij * it.gammas.length + it.k] : v[ij];
+}
 function transform(v, log) { return !isFinite(v) ? null : (log ? (v > 0 ? Math.log10(v) : null) : v); }
 
 function hoverText(it) {           // text[j][i], plotly's z[row = beta][column = alpha]
@@ -432,7 +444,8 @@ function hoverText(it) {           // text[j][i], plotly's z[row = beta][column 
   for (let j = 0; j < nb; j++) {
     const row = [];
     for (let i = 0; i < na; i++)
-      row.push(`alpha ${fmt(it.alphas[i])}, beta ${fmt(it.betas[j])}<br>` +
+      row.push(`alpha ${fmt(it.alphas[i])}, beta ${fmt(it.betas[j])}` +
+               (it.gammas ? `, gamma ${fmt(it.gammas[it.k])}` : "") + "<br>" +
                names.map(n => `${n} ${fmt(at(it, n, i, j))}`).join("<br>"));
     text.push(row);
   }
@@ -508,7 +521,9 @@ function planeTraces(it, name, log, range, showScale, zlabel) {
   for (const p of it.paths)
     mark(p.points, p.name, {mode: p.labels.length ? "lines+markers+text" : "lines+markers",
       text: p.labels, marker: {size: 5, color: "#d62728"}, line: {color: "#d62728", width: 2}});
-  if (A[0] <= 0 && 0 <= A[A.length - 1] && B[0] <= 0 && 0 <= B[B.length - 1])
+  const G = it.gammas, nearest0 = G ? G.reduce((m, g, k) => Math.abs(g) < Math.abs(G[m]) ? k : m, 0) : 0;
+  if (A[0] <= 0 && 0 <= A[A.length - 1] && B[0] <= 0 && 0 <= B[B.length - 1]
+      && (!G || (it.k === nearest0 && G[0] <= 0 && 0 <= G[G.length - 1])))
     mark([[0, 0]], "solution (origin)", {mode: "markers", marker: {size: 14, symbol: "star",
       color: "white", line: {color: "black", width: 1.5}}, mode3d: "markers"});
   for (const t of t3) if (t.type === "scatter3d" && t.name === "solution (origin)")
@@ -619,6 +634,17 @@ function build() {
         d.className = v === "line" ? "line" : "plot";
         d.dataset.surface = it.name; d.dataset.view = v; d.dataset.group = String(gi);
         box.appendChild(d);
+      }
+      if (it.gammas) {                      // a volume: one slice at a time
+        it.k = it.gammas.reduce((m, g, q) => Math.abs(g) < Math.abs(it.gammas[m]) ? q : m, 0);
+        const lab = document.createElement("label"); lab.className = "note";
+        const range = document.createElement("input");
+        Object.assign(range, {type: "range", min: 0, max: it.gammas.length - 1, step: 1, value: it.k});
+        range.id = `g${gi}-i${k}-slider`;
+        const txt = document.createElement("span");
+        const show = () => { txt.textContent = ` ${it.gamma_label} = ${fmt(it.gammas[it.k])} (slice ${it.k + 1} of ${it.gammas.length})`; };
+        range.addEventListener("input", () => { it.k = Number(range.value); show(); render(); });
+        show(); lab.appendChild(range); lab.appendChild(txt); p.insertBefore(lab, box);
       }
       const note = document.createElement("div"); note.className = "note"; note.id = `g${gi}-i${k}-note`;
       note.title = it.summary; p.appendChild(note);

@@ -155,3 +155,14 @@ def test_bad_input_and_missing_plotly(tmp_path, monkeypatch, capsys):
     assert "not written" in capsys.readouterr().out
     with pytest.raises(ImportError, match="plotly"):
         view.write([tmp_path / "a.npz"])
+
+
+def test_volume_keeps_its_third_axis_exactly():
+    a, b, g = np.linspace(-1, 1, 4), np.linspace(-1, 1, 3), np.array([-0.5, 0.0, 0.5, 1.0, 2.0])
+    A, B, G = np.meshgrid(a, b, g, indexing="ij")
+    vol = js.Surface(a, b, {"loss": A + 10 * B + 100 * G}, {"axis_labels": ["x", "y", "z"]}, g)
+    (group,) = embedded(view.html(vol))["groups"]
+    (item,) = group["items"]
+    assert item["gammas"] == g.tolist() and item["gamma_label"] == "z"
+    assert item["labels"] == ["x", "y"]
+    np.testing.assert_array_equal(decoded(item["metrics"]["loss"]), vol["loss"])

@@ -117,3 +117,23 @@ def test_side_by_side_planes_share_one_colour_scale(driver, tmp_path):
         assert (cont["zmin"], cont["zmax"]) == pytest.approx((lo, hi))
     assert_grid(drawn[("noskip", "surface")][0], high["loss"])
     driver.save_screenshot(str(tmp_path / "compare.png"))
+
+
+def test_volume_is_drawn_slice_by_slice_with_a_slider(driver, tmp_path):
+    gammas = np.array([-0.4, 0.1, 0.5])                         # the slice nearest 0 is k = 1
+    A, B, G = np.meshgrid(ALPHAS, BETAS, gammas, indexing="ij")
+    vol = js.Surface(ALPHAS, BETAS, {"loss": 2.0 * A + 0.3 * B**2 + 5.0 * G + 3.0}, {},
+                     gammas)
+    page = tmp_path / "volume.html"
+    js.view.html({"volume": vol}, page)
+    open_page(driver, page)
+    assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
+    assert_grid(plots(driver)[("volume", "surface")][0], vol["loss"][:, :, 1])
+    driver.execute_script("const r = document.getElementById('g0-i0-slider'); r.value = 2;"
+                          "r.dispatchEvent(new Event('input'));")
+    drawn = plots(driver)
+    assert_grid(drawn[("volume", "contour")][0], vol["loss"][:, :, 2])
+    cont = drawn[("volume", "contour")][0]
+    assert (cont["zmin"], cont["zmax"]) == pytest.approx((vol["loss"].min(), vol["loss"].max()))
+    assert "solution (origin)" not in [t["name"] for t in drawn[("volume", "contour")]]
+    driver.save_screenshot(str(tmp_path / "volume.png"))

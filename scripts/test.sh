@@ -9,14 +9,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 install=()
 args=()
+fast=0
 for a in "$@"; do
   case "$a" in
     --latest) install=(--latest) ;;
-    --fast) args+=(-m "not slow") ;;
+    --fast) fast=1; args+=(-m "not slow") ;;
     *) args+=("$a") ;;
   esac
 done
 bash scripts/install.sh "${install[@]}" test
+# The viewer's browser tests (slow tier) need headless Chromium.
+[ "$fast" = 1 ] || bash scripts/install_browser.sh
 python=.venv/bin/python
 [ -n "${VIRTUAL_ENV:-}" ] && python="$VIRTUAL_ENV/bin/python"
 "$python" -m pytest -q "${args[@]}"

@@ -31,9 +31,9 @@ from jaxsurf.volume import random_directions
 
 # Submodules that pull in heavier dependencies load on first use: js.plot
 # (matplotlib), js.export, js.flax (flax), js.equinox (equinox), js.losses, js.hessian,
-# js.sharpness, js.topology, js.view (plotly).
+# js.sharpness, js.topology, js.view (plotly), js.connect (optax; scipy for alignment).
 _LAZY_SUBMODULES = ("plot", "export", "flax", "equinox", "losses", "hessian", "sharpness", "pca",
-                    "topology", "view")
+                    "topology", "view", "connect")
 
 __all__ = [
     "__version__",

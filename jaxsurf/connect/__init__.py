@@ -1,0 +1,40 @@
+"""Mode connectivity: curves between solutions, loss barriers, permutation alignment.
+
+* :func:`fit_curve` trains a Bézier curve or polygonal chain between two
+  solutions so that the loss stays low along it (Garipov et al. 2018);
+  :func:`line` is the straight segment as a curve without bends.
+* :func:`evaluate_curve` gives exact data-set means along a curve on the
+  evaluation engine, optionally recomputing BatchNorm statistics at every
+  point (:class:`BatchStatsRecompute`).
+* :func:`barrier` measures the loss barrier of a path (Frankle et al. 2020,
+  Entezari et al. 2022), on curves and on ``js.interpolate`` lines.
+* :func:`curve_plane` gives the plane through the end points and the bend
+  (Garipov et al.'s Figure 1), to evaluate with ``js.evaluate_plane``.
+* :func:`align` permutes the hidden units of one network to match another
+  (weight matching, Ainsworth et al. 2023), with specs for dense nets
+  (:func:`mlp_spec`) and jaxsurf's CIFAR ResNets (:func:`resnet_spec`).
+
+See ``docs/connectivity.md``.
+
+Example:
+    >>> import jaxsurf as js
+    >>> aligned = js.connect.align(params_a, params_b, js.connect.mlp_spec(params_a))
+    >>> curve = js.connect.fit_curve(fn, params_a, aligned, data, epochs=5, batch_size=128)
+    >>> s = js.connect.evaluate_curve(fn, curve, data, np.linspace(0, 1, 21))
+    >>> js.connect.barrier(s).height
+"""
+
+from jaxsurf.connect._align import (Group, PermutationSpec, align, apply_permutation,
+                                    mlp_spec, resnet_spec, weight_matching)
+from jaxsurf.connect._curve import KINDS, Curve, curve_coefficients, fit_curve, line, load_curve
+from jaxsurf.connect._measure import (Barrier, BatchStatsRecompute, CurvePlane, barrier,
+                                      curve_path, curve_plane, evaluate_curve,
+                                      recompute_batch_stats)
+
+__all__ = [
+    "Curve", "KINDS", "fit_curve", "line", "load_curve", "curve_coefficients",
+    "evaluate_curve", "BatchStatsRecompute", "recompute_batch_stats",
+    "Barrier", "barrier", "CurvePlane", "curve_plane", "curve_path",
+    "Group", "PermutationSpec", "weight_matching", "apply_permutation", "align",
+    "mlp_spec", "resnet_spec",
+]

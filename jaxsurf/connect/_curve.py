@@ -1,0 +1,404 @@
+"""Curves between two solutions (Garipov et al. 2018): Bézier curves and polygonal
+chains whose bends are trained so that the loss stays low along the whole curve.
+
+A curve with control points ``theta_0 = params_a``, ``theta_1 .. theta_n``
+(the bends) and ``theta_{n+1} = params_b`` is a *linear* combination of its
+control points with ``t``-dependent coefficients:
+
+* Bézier: ``w_k(t) = C(n+1, k) t^k (1 - t)^(n+1-k)`` (Bernstein polynomials);
+* polygonal chain: straight segments through the control points, reached at
+  ``t = k / (n + 1)``.
+
+So ``theta(t) = sum_k w_k(t) theta_k``, which is how :func:`evaluate_curve
+<jaxsurf.connect.evaluate_curve>` puts a curve on the evaluation engine.
+
+Example:
+    >>> curve = fit_curve(fn, params_a, params_b, data, epochs=10, batch_size=128,
+    ...                   key=jax.random.key(0), checkpoint_dir="runs/curve")
+    >>> mid = curve.at(0.5)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxsurf import batching, tree
+from jaxsurf.tree import PyTree
+
+__all__ = ["Curve", "KINDS", "line", "fit_curve", "load_curve", "curve_coefficients"]
+
+KINDS = ("bezier", "polychain")
+_FORMAT = "jaxsurf.curve/1"
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown curve kind {kind!r}; use one of {KINDS}")
+
+
+def _check_t(t: Any) -> np.ndarray:
+    arr = np.asarray(t, dtype=np.float64)
+    if arr.ndim > 1:
+        raise ValueError(f"t must be a scalar or a 1-D array, got shape {arr.shape}")
+    bad = ~np.isfinite(arr) | (arr < 0.0) | (arr > 1.0)
+    if np.any(bad):
+        raise ValueError(f"t must lie in [0, 1] (0: params_a, 1: params_b); got "
+                         f"{np.atleast_1d(arr)[np.atleast_1d(bad)][:3].tolist()}")
+    return arr
+
+
+def curve_coefficients(kind: str, num_bends: int, t: Any, xp: Any = np) -> Any:
+    """Weights ``w_k(t)`` of the ``num_bends + 2`` control points.
+
+    Args:
+        kind: ``"bezier"`` or ``"polychain"``.
+        num_bends: bends between the two end points (0: the straight line).
+        t: scalar or 1-D array in [0, 1].
+        xp: ``numpy`` (default) or ``jax.numpy`` (traced ``t``, for training).
+
+    Returns:
+        Array ``(..., num_bends + 2)``; row 0 at ``t = 0`` is ``[1, 0, ..., 0]``
+        and at ``t = 1`` is ``[0, ..., 0, 1]`` exactly.
+
+    Example:
+        >>> curve_coefficients("bezier", 1, 0.5).tolist()
+        [0.25, 0.5, 0.25]
+    """
+    _check_kind(kind)
+    t = xp.asarray(t)[..., None]
+    degree = num_bends + 1
+    k = xp.arange(degree + 1)
+    if kind == "bezier":
+        binom = xp.asarray([math.comb(degree, int(j)) for j in range(degree + 1)],
+                           dtype=t.dtype)
+        return binom * t ** k * (1.0 - t) ** (degree - k)
+    # polychain: segment i covers [i/degree, (i+1)/degree]
+    scaled = t * degree
+    seg = xp.clip(xp.floor(scaled), 0, degree - 1)
+    s = scaled - seg
+    return xp.where(k == seg, 1.0 - s, 0.0) + xp.where(k == seg + 1, s, 0.0)
+
+
+def _combination(points: Sequence[PyTree], weights: Any) -> PyTree:
+    """``sum_k weights[k] * points[k]`` on float leaves (others from points[0])."""
+    def leaf(*xs: Any) -> Any:
+        if not tree.is_float_leaf(xs[0]):
+            return xs[0]
+        acc = weights[0] * xs[0]
+        for w, x in zip(weights[1:], xs[1:]):
+            acc = acc + w * x
+        return acc.astype(jnp.asarray(xs[0]).dtype)
+
+    return jax.tree_util.tree_map(leaf, *points)
+
+
+@dataclass
+class Curve:
+    """A curve ``theta(t)``, ``t`` in [0, 1], between ``params_a`` and ``params_b``.
+
+    Attributes:
+        kind: ``"bezier"`` or ``"polychain"``.
+        points: control points ``[params_a, bend_1, ..., bend_n, params_b]``.
+        metadata: JSON-serialisable facts (how it was fitted, history).
+    """
+
+    kind: str
+    points: list[PyTree]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_kind(self.kind)
+        if len(self.points) < 2:
+            raise ValueError("a curve needs at least its two end points")
+        for k, p in enumerate(self.points[1:], start=1):
+            name = "params_b" if k == len(self.points) - 1 else f"bend {k}"
+            tree.check_like(p, self.points[0], name=name, reference_name="params_a")
+
+    @property
+    def params_a(self) -> PyTree:
+        return self.points[0]
+
+    @property
+    def params_b(self) -> PyTree:
+        return self.points[-1]
+
+    @property
+    def bends(self) -> list[PyTree]:
+        return self.points[1:-1]
+
+    @property
+    def num_bends(self) -> int:
+        return len(self.points) - 2
+
+    def coefficients(self, ts: Any) -> np.ndarray:
+        """Weights of the control points at each ``t`` (``(len(ts), num_bends + 2)``)."""
+        return curve_coefficients(self.kind, self.num_bends, _check_t(ts))
+
+    def at(self, t: float) -> PyTree:
+        """The params at ``t``; ``at(0)`` is ``params_a`` and ``at(1)`` is ``params_b``,
+        returned as they are (exactly).
+
+        Example:
+            >>> curve.at(0.5)
+        """
+        t_arr = _check_t(t)
+        if t_arr.ndim != 0:
+            raise ValueError(f"Curve.at takes one scalar t, got shape {t_arr.shape}; "
+                             f"use [curve.at(t) for t in ts]")
+        if t_arr == 0.0:
+            return self.params_a
+        if t_arr == 1.0:
+            return self.params_b
+        weights = [np.float32(w) for w in self.coefficients(t_arr)]
+        return _combination(self.points, weights)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Writes the control points and metadata to one ``.npz`` (no pickle).
+
+        Example:
+            >>> curve.save("runs/curve.npz")
+            >>> curve = js.connect.load_curve("runs/curve.npz", params_like=params_a)
+        """
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_suffix(".npz")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, np.ndarray] = {}
+        paths = [tree.leaf_path(p) for p, _ in
+                 jax.tree_util.tree_leaves_with_path(self.params_a)]
+        for k, point in enumerate(self.points):
+            for i, leaf in enumerate(jax.tree_util.tree_leaves(point)):
+                arrays[f"point{k}_leaf{i}"] = np.asarray(leaf)
+        header = {"format": _FORMAT, "kind": self.kind, "num_points": len(self.points),
+                  "leaf_paths": paths, "metadata": self.metadata}
+        arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+        try:
+            np.savez(tmp, **arrays)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+
+def load_curve(path: str | os.PathLike, params_like: PyTree) -> Curve:
+    """Reads a curve written by :meth:`Curve.save`.
+
+    Args:
+        path: the ``.npz`` file.
+        params_like: a pytree with the params' structure (e.g. ``params_a``);
+            its leaf paths, shapes and dtypes must match the saved ones.
+
+    Returns:
+        The :class:`Curve`.
+
+    Example:
+        >>> curve = load_curve("runs/curve.npz", params_like=params_a)
+    """
+    with np.load(Path(path), allow_pickle=False) as f:
+        if "header" not in f:
+            raise ValueError(f"{path} is not a jaxsurf curve file (no header)")
+        header = json.loads(bytes(f["header"]).decode())
+        if header.get("format") != _FORMAT:
+            raise ValueError(f"{path} has format {header.get('format')!r}, expected {_FORMAT}")
+        like_paths = [tree.leaf_path(p) for p, _ in
+                      jax.tree_util.tree_leaves_with_path(params_like)]
+        if like_paths != header["leaf_paths"]:
+            diff = next((a for a, b in zip(like_paths, header["leaf_paths"]) if a != b),
+                        "the number of leaves")
+            raise ValueError(f"{path} holds a curve of other params than params_like (first "
+                             f"difference at {diff}); pass params shaped like the curve's")
+        treedef = jax.tree_util.tree_structure(params_like)
+        n = len(like_paths)
+        points = [jax.tree_util.tree_unflatten(
+            treedef, [f[f"point{k}_leaf{i}"] for i in range(n)])
+            for k in range(header["num_points"])]
+    tree.check_like(points[0], params_like, name="saved curve", reference_name="params_like")
+    return Curve(header["kind"], points, header["metadata"])
+
+
+def line(params_a: PyTree, params_b: PyTree) -> Curve:
+    """The straight segment as a :class:`Curve` without bends (to evaluate the line
+    and a fitted curve the same way).
+
+    Example:
+        >>> surface = js.connect.evaluate_curve(fn, line(a, b), data, ts)
+    """
+    tree.check_like(params_b, params_a, name="params_b", reference_name="params_a")
+    return Curve("polychain", [params_a, params_b], {"fitted": False})
+
+
+# --------------------------------------------------------------------------- training
+def _fit_config(kind: str, num_bends: int, epochs: int, batch_size: int, params_a: PyTree,
+                params_b: PyTree, num_examples: int) -> dict[str, Any]:
+    return {"kind": kind, "num_bends": num_bends, "batch_size": batch_size,
+            "params_a_fingerprint": tree.fingerprint(params_a),
+            "params_b_fingerprint": tree.fingerprint(params_b), "num_examples": num_examples,
+            "epochs": epochs}
+
+
+def _check_resume(saved: Mapping[str, Any], config: Mapping[str, Any], where: Path) -> None:
+    differs = [k for k in config if k != "epochs" and saved.get(k) != config[k]]
+    if differs:
+        raise ValueError(f"{where} holds a curve fit with other {', '.join(differs)} "
+                         f"({', '.join(f'{k}={saved.get(k)!r}' for k in differs)}); use "
+                         f"another checkpoint_dir or delete it")
+
+
+def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTree, data: Any,
+              *, kind: str = "bezier", num_bends: int = 1, epochs: int = 10,
+              batch_size: int = 128, optimizer: optax.GradientTransformation | None = None,
+              key: jax.Array | None = None, checkpoint_dir: str | os.PathLike | None = None,
+              log: Callable[[str], None] | None = print) -> Curve:
+    """Trains the bends of a curve from ``params_a`` to ``params_b`` to keep the loss low.
+
+    Minimises ``E_{t ~ U[0,1]} fn(theta(t), batch)["loss"]`` over the bends
+    (the end points stay fixed), one uniform ``t`` per step as Garipov et
+    al. (2018). Bends start evenly spaced on the straight line. Each epoch is
+    a shuffled pass over ``data`` in batches of ``batch_size`` (the short last
+    batch is dropped, as in training), one jitted step per batch.
+
+    For networks with BatchNorm, pass a ``fn`` that runs the model in
+    training mode (batch statistics), since no running statistics exist for
+    the points along the curve; recompute them for evaluation with
+    :func:`jaxsurf.connect.recompute_batch_stats`.
+
+    Args:
+        fn: ``fn(params, batch)`` → scalar loss or dict with ``"loss"``
+            (batch means), differentiable in ``params``.
+        params_a, params_b: the end points (same structure, shapes, dtypes).
+        data: in-memory arrays (a pytree with a shared leading example axis).
+        kind: ``"bezier"`` or ``"polychain"``.
+        num_bends: bends between the end points (>= 1; Garipov et al. use 1
+            for Bézier curves and 1 for polygonal chains).
+        epochs: passes over ``data``.
+        batch_size: examples per step.
+        optimizer: an optax transformation (default ``optax.adam(1e-3)``).
+        key: PRNG key for shuffling and the ``t`` draws (default key 0).
+        checkpoint_dir: orbax checkpoints of the bends, optimizer state and
+            key after every epoch, plus ``log.jsonl``; calling again with the
+            same directory resumes after the last finished epoch (and refuses
+            a directory made for other end points or settings).
+        log: called with one progress line per epoch (``None``: silent).
+
+    Returns:
+        The fitted :class:`Curve`; ``metadata["history"]`` has the mean step
+        loss and time of every epoch.
+
+    Example:
+        >>> curve = fit_curve(fn, params_a, params_b, {"x": x, "y": y}, epochs=20,
+        ...                   batch_size=128, optimizer=optax.adam(1e-3),
+        ...                   key=jax.random.key(0), checkpoint_dir="runs/curve")
+    """
+    _check_kind(kind)
+    if isinstance(num_bends, bool) or not isinstance(num_bends, (int, np.integer)) \
+            or num_bends < 1:
+        raise ValueError(f"num_bends must be an integer >= 1 (bends to train between the end "
+                         f"points), got {num_bends!r}; for the straight line use "
+                         f"js.connect.line(params_a, params_b)")
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+        raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+    tree.check_like(params_b, params_a, name="params_b", reference_name="params_a")
+    if not batching.is_in_memory(data):
+        raise TypeError("fit_curve needs in-memory data: a pytree of arrays with a shared "
+                        "leading example axis")
+    arrays = jax.tree_util.tree_map(jnp.asarray, data)
+    n = int(jax.tree_util.tree_leaves(arrays)[0].shape[0])
+    if not isinstance(batch_size, (int, np.integer)) or not 1 <= batch_size <= n:
+        raise ValueError(f"batch_size must be an integer in [1, {n}] (the number of examples), "
+                         f"got {batch_size!r}")
+    tx = optimizer if optimizer is not None else optax.adam(1e-3)
+    key = jax.random.key(0) if key is None else key
+    bends = [_combination([params_a, params_b], [np.float32(1 - s), np.float32(s)])
+             for s in np.arange(1, num_bends + 1) / (num_bends + 1)]
+    opt_state = tx.init(bends)
+    config = _fit_config(kind, int(num_bends), int(epochs), int(batch_size), params_a, params_b,
+                         n)
+
+    history: list[dict[str, float]] = []
+    start_epoch, recorder, folder = 0, None, None
+    if checkpoint_dir is not None:
+        from jaxsurf.trajectory import TrajectoryRecorder
+
+        folder = Path(checkpoint_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        config_file = folder / "fit_config.json"
+        if config_file.exists():
+            _check_resume(json.loads(config_file.read_text()), config, folder)
+        config_file.write_text(json.dumps(config, indent=1))
+        recorder = TrajectoryRecorder(folder / "checkpoints", max_to_keep=2)
+        if recorder.latest_step is not None:
+            start_epoch = recorder.latest_step
+            template = {"opt_state": opt_state, "key": jax.random.key_data(key)}
+            bends, saved = recorder.restore(start_epoch, params_like=bends, state_like=template)
+            bends = list(bends)
+            opt_state, key = saved["opt_state"], jax.random.wrap_key_data(saved["key"])
+            history = [json.loads(s) for s in (folder / "log.jsonl").read_text().splitlines()
+                       if s.strip()][:start_epoch] if (folder / "log.jsonl").exists() else []
+            if log:
+                log(f"fit_curve: resuming after epoch {start_epoch} from {folder}")
+
+    def objective(bends_: list[PyTree], ends: tuple[PyTree, PyTree], t: jax.Array,
+                  batch: Any) -> jax.Array:
+        weights = curve_coefficients(kind, num_bends, t, xp=jnp)
+        params_t = _combination([ends[0], *bends_, ends[1]], list(weights))
+        value = fn(params_t, batch)
+        if isinstance(value, Mapping):
+            if "loss" not in value:
+                raise ValueError(f"fn returned metrics {sorted(value)}; fit_curve minimises "
+                                 f"'loss', which is missing")
+            value = value["loss"]
+        return jnp.asarray(value, jnp.float32)
+
+    @jax.jit  # end points and data are arguments, not constants baked into the program
+    def step(bends_, opt_state_, key_, index, ends, arrays_):
+        key_, k_t = jax.random.split(key_)
+        t = jax.random.uniform(k_t, ())
+        batch = jax.tree_util.tree_map(lambda x: x[index], arrays_)
+        loss, grads = jax.value_and_grad(objective)(bends_, ends, t, batch)
+        updates, opt_state_ = tx.update(grads, opt_state_, bends_)
+        return optax.apply_updates(bends_, updates), opt_state_, key_, loss
+
+    steps = n // batch_size
+    start = time.perf_counter()
+    try:
+        for epoch in range(start_epoch + 1, epochs + 1):
+            t0 = time.perf_counter()
+            key, k_perm = jax.random.split(key)
+            order = jax.random.permutation(k_perm, n)[: steps * batch_size]
+            losses = []
+            for index in order.reshape(steps, batch_size):
+                bends, opt_state, key, loss = step(bends, opt_state, key, index,
+                                                   (params_a, params_b), arrays)
+                losses.append(loss)
+            row = {"epoch": epoch, "loss": float(jnp.mean(jnp.stack(losses))),
+                   "seconds": time.perf_counter() - t0}
+            history.append(row)
+            if recorder is not None and folder is not None:
+                recorder.save(epoch, bends, state={"opt_state": opt_state,
+                                                   "key": jax.random.key_data(key)})
+                with open(folder / "log.jsonl", "a") as handle:
+                    handle.write(json.dumps(row) + "\n")
+            if log:
+                log(f"fit_curve {kind} ({num_bends} bend{'s' if num_bends > 1 else ''}): "
+                    f"epoch {epoch}/{epochs} mean loss over t ~ U[0,1] {row['loss']:.4g} "
+                    f"({row['seconds']:.1f} s)")
+    finally:
+        if recorder is not None:
+            recorder.close()
+    meta = {**config, "fitted": True, "history": history,
+            "seconds": time.perf_counter() - start,
+            "optimizer": "adam(1e-3)" if optimizer is None else "given"}
+    return Curve(kind, [params_a, *[jax.tree_util.tree_map(np.asarray, b) for b in bends],
+                        params_b], meta)

@@ -1,0 +1,350 @@
+"""Measuring curves: exact means along a curve, loss barriers, the plane of a
+curve, and BatchNorm statistics recomputed for points along it.
+
+Example:
+    >>> s = evaluate_curve(fn, curve, data, np.linspace(0, 1, 21))
+    >>> barrier(s).height
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxsurf import batching, tree
+from jaxsurf._version import __version__
+from jaxsurf.connect._curve import Curve, _check_t
+from jaxsurf.evaluate import evaluate_points
+from jaxsurf.progress import ProgressOption
+from jaxsurf.surface import Surface, metadata_from
+from jaxsurf.tree import PyTree
+
+__all__ = ["BatchStatsRecompute", "recompute_batch_stats", "evaluate_curve", "Barrier",
+           "barrier", "CurvePlane", "curve_plane", "curve_path"]
+
+_PROBE = 65536.0  # running value used to read a BatchNorm layer's momentum off one update
+
+
+# --------------------------------------------------------------------------- BatchNorm
+def _inputs(data: Any, input_key: str | None) -> Any:
+    if isinstance(data, (dict, tuple, list)):
+        from jaxsurf.flax import split_batch
+
+        return split_batch(data, input_key)[0]
+    return data
+
+
+def _stat_pairs(stats: Mapping[str, Any], prefix: tuple[str, ...] = ()
+                ) -> list[tuple[str, ...]]:
+    """Paths of the dicts holding a ``mean`` and a ``var`` (Flax BatchNorm layers)."""
+    found = []
+    for k, v in stats.items():
+        if isinstance(v, Mapping):
+            if "mean" in v and "var" in v:
+                found.append((*prefix, k))
+            else:
+                found.extend(_stat_pairs(v, (*prefix, k)))
+    return found
+
+
+def _get(node: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    for k in path:
+        node = node[k]
+    return node
+
+
+class BatchStatsRecompute:
+    """Recomputes a Flax Linen model's BatchNorm statistics for given params.
+
+    Runs the model in training mode (batch statistics, running statistics
+    not read) over ``data`` in batches, params untouched, and returns the
+    statistics of the whole data set: the running mean of every BatchNorm
+    layer is the mean of its inputs over all examples, the running variance
+    their variance over all examples (each batch's inputs normalised with
+    that batch's statistics, as in training; cf. Garipov et al.'s
+    ``update_bn`` and Jordan et al. 2023's REPAIR). One program is compiled
+    and reused for every call.
+
+    Args:
+        model: a ``flax.linen.Module`` with BatchNorm (``batch_stats``).
+        data: inputs ``(N, ...)``, or a batch dict/tuple holding them.
+        batch_size: examples per batch (default ``min(N, 500)``); a short last
+            batch counts with its size.
+        input_key: the dict key of the inputs, if not a common name.
+        train_kwargs: keywords putting ``model`` in training mode (default:
+            the inverse of its evaluation flags, e.g. ``train=True``).
+
+    Example:
+        >>> recompute = BatchStatsRecompute(model, x_train[:2000])
+        >>> stats = recompute(curve.at(0.5))
+    """
+
+    def __init__(self, model: Any, data: Any, *, batch_size: int | None = None,
+                 input_key: str | None = None,
+                 train_kwargs: Mapping[str, Any] | None = None) -> None:
+        from jaxsurf.flax import eval_mode_kwargs
+
+        x = np.asarray(_inputs(data, input_key))
+        self.num_examples = int(x.shape[0])
+        self.batch_size = batching.resolve_batch_size(batch_size, self.num_examples)
+        self._x = jnp.asarray(x)
+        shapes = jax.eval_shape(model.init, jax.random.key(0), self._x[:1])
+        if "batch_stats" not in shapes:
+            raise ValueError(f"{type(model).__name__} has no batch_stats (no BatchNorm): "
+                             f"there are no statistics to recompute")
+        self._like = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype),
+                                            shapes["batch_stats"])
+        self._pairs = _stat_pairs(self._like)
+        kwargs = dict(train_kwargs if train_kwargs is not None else
+                      {k: not v for k, v in eval_mode_kwargs(model.__call__).items()})
+        self.model = model
+
+        def updated(params: PyTree, stats: PyTree, xb: jax.Array) -> PyTree:
+            _, new = model.apply({"params": params, "batch_stats": stats}, xb, **kwargs,
+                                 mutable=["batch_stats"], rngs={"dropout": jax.random.key(0)})
+            return new["batch_stats"]
+
+        def batch_stats(params: PyTree, xb: jax.Array) -> PyTree:
+            zero = updated(params, self._like, xb)  # (1 - m) * batch statistic
+            probe = updated(params, jax.tree_util.tree_map(
+                lambda s: jnp.full_like(s, _PROBE), self._like), xb)
+            # m = (probe - zero) / PROBE, then the batch statistic is zero / (1 - m)
+            return jax.tree_util.tree_map(
+                lambda z, p: z / (1.0 - (p - z) / _PROBE), zero, probe)
+
+        self._program = jax.jit(batch_stats)
+
+    def __call__(self, params: PyTree) -> PyTree:
+        """Data-set BatchNorm statistics for ``params`` (same structure as the model's)."""
+        sums = {p: [0.0, 0.0] for p in self._pairs}
+        for start in range(0, self.num_examples, self.batch_size):
+            xb = self._x[start:start + self.batch_size]
+            w = int(xb.shape[0])
+            stats = jax.device_get(self._program(params, xb))
+            for p in self._pairs:
+                node = _get(stats, p)
+                mean = np.asarray(node["mean"], np.float64)
+                sums[p][0] = sums[p][0] + w * mean
+                sums[p][1] = sums[p][1] + w * (np.asarray(node["var"], np.float64) + mean ** 2)
+        out = jax.tree_util.tree_map(np.asarray, jax.device_get(self._like))
+        for p in self._pairs:
+            mean = sums[p][0] / self.num_examples
+            var = np.maximum(sums[p][1] / self.num_examples - mean ** 2, 0.0)
+            node = _get(out, p)
+            node["mean"] = mean.astype(node["mean"].dtype)
+            node["var"] = var.astype(node["var"].dtype)
+        return out
+
+
+def recompute_batch_stats(model: Any, params: PyTree, data: Any, **options: Any) -> PyTree:
+    """BatchNorm statistics of ``model`` at ``params`` over ``data`` (params unchanged).
+
+    One-off form of :class:`BatchStatsRecompute` (which compiles once for
+    many params); ``options`` as there.
+
+    Example:
+        >>> variables = {"params": p, "batch_stats": recompute_batch_stats(model, p, x)}
+    """
+    return BatchStatsRecompute(model, data, **options)(params)
+
+
+# --------------------------------------------------------------------------- evaluation
+def _check_ts(ts: Any) -> np.ndarray:
+    arr = np.atleast_1d(_check_t(ts))
+    if arr.ndim != 1 or arr.size < 1 or np.any(np.diff(arr) <= 0):
+        raise ValueError("ts must be a strictly increasing 1-D array in [0, 1], e.g. "
+                         "np.linspace(0, 1, 21)")
+    return arr
+
+
+def evaluate_curve(fn: Callable[[PyTree, Any], Any], curve: Curve, data: Any, ts: Any, *,
+                   recompute: BatchStatsRecompute | None = None,
+                   batch_size: int | None = None, metadata: Mapping[str, Any] | None = None,
+                   store: str | os.PathLike | None = None, progress: ProgressOption = None,
+                   **options: Any) -> Surface:
+    """Exact data-set means of ``fn`` at ``curve.at(t)`` for every ``t`` in ``ts``.
+
+    Runs on the evaluation engine (:func:`jaxsurf.evaluate_points`: devices,
+    resumable ``store``, ``progress``): the points of a curve are linear
+    combinations of its control points, ``sum_k w_k(t) theta_k``.
+
+    BatchNorm: without ``recompute``, ``fn`` is used as it is (statistics
+    fixed as ``fn`` holds them, e.g. ``params_a``'s for ``js.flax.adapt``).
+    With ``recompute=BatchStatsRecompute(model, train_inputs)`` (what we
+    recommend for BatchNorm nets: the running statistics of either end are
+    wrong for the points between), the statistics are recomputed at every
+    ``t`` and ``fn`` is called as ``fn({"params": p, "batch_stats": s}, batch)``
+    (e.g. ``js.flax.linen_metrics_fn(model)``); the points are then passed to
+    the engine as one control point each.
+
+    Args:
+        fn: ``fn(params, batch)`` → scalar or dict of scalar batch means (with
+            ``recompute``: ``fn(variables, batch)``).
+        curve: a :class:`Curve` (from :func:`fit_curve`, :func:`line`, ...).
+        data: in-memory arrays or an iterable of batches.
+        ts: strictly increasing values in [0, 1].
+        recompute: a :class:`BatchStatsRecompute`, or ``None``.
+        batch_size, metadata, store, progress, options: as in
+            :func:`jaxsurf.evaluate_line`.
+
+    Returns:
+        A line :class:`jaxsurf.Surface` with ``alphas = ts`` and
+        ``metadata["kind"] == "curve"``.
+
+    Example:
+        >>> s = evaluate_curve(fn, curve, data, np.linspace(0, 1, 21))
+        >>> s.metrics["loss"][0]   # the loss at params_a
+    """
+    if not isinstance(curve, Curve):
+        raise TypeError(f"curve must be a js.connect.Curve, got {type(curve).__name__}")
+    ts = _check_ts(ts)
+    start = time.perf_counter()
+    if recompute is None:
+        points, coefficients = curve.points, curve.coefficients(ts)
+        policy = "as fn holds them"
+    else:
+        points = []
+        for t in ts:
+            params = curve.at(float(t))
+            points.append({"params": params, "batch_stats": recompute(params)})
+        coefficients = np.eye(len(ts))
+        policy = f"recomputed at every t over {recompute.num_examples} examples"
+    values = evaluate_points(fn, None, points, data, coefficients, batch_size=batch_size,
+                             store=store, progress=progress, **options)
+    meta = {"kind": "curve", "curve_kind": curve.kind, "num_bends": curve.num_bends,
+            "params_a_fingerprint": tree.fingerprint(curve.params_a),
+            "params_b_fingerprint": tree.fingerprint(curve.params_b),
+            "batch_norm": policy,
+            "num_examples": batching.num_examples(data) if batching.is_in_memory(data)
+            else "stream",
+            "axis_labels": ["t (0: params_a, 1: params_b)"],
+            "seconds": time.perf_counter() - start, "library_version": __version__,
+            "store": None if store is None else os.fspath(store),
+            **metadata_from(metadata)}
+    return Surface(ts, None, values, meta)
+
+
+# --------------------------------------------------------------------------- barrier
+class Barrier(NamedTuple):
+    """``height``: ``max_t [L(t) - ((1 - t) L(0) + t L(1))]``; ``t``: where it is reached."""
+
+    height: float
+    t: float
+
+
+def barrier(surface: Surface, metric: str = "loss") -> Barrier:
+    """The loss barrier of a path: the largest excess of ``metric`` over the
+    straight line between its end values (Frankle et al. 2020; Entezari et al. 2022).
+
+    Works on any line surface whose coordinates include 0 and 1 (the end
+    points): :func:`evaluate_curve` and :func:`jaxsurf.interpolate` surfaces
+    (points outside [0, 1] are ignored). The end points count, so the
+    barrier is never negative; a convex loss has barrier 0.
+
+    Args:
+        surface: a line :class:`jaxsurf.Surface`.
+        metric: which metric (use ``-accuracy`` style metrics yourself: the
+            barrier of an accuracy is its largest *excess*, not its drop).
+
+    Returns:
+        ``Barrier(height, t)``.
+
+    Example:
+        >>> s = js.interpolate(fn, params_a, params_b, data, np.linspace(0, 1, 21))
+        >>> height, t = barrier(s)
+    """
+    if not isinstance(surface, Surface) or surface.betas is not None:
+        raise ValueError("barrier needs a line Surface (from js.connect.evaluate_curve or "
+                         "js.interpolate), not a plane")
+    if metric not in surface.metrics:
+        raise KeyError(f"surface has no metric {metric!r}; it has {surface.metric_names}")
+    ts = np.asarray(surface.alphas, np.float64)
+    ends = [int(np.argmin(np.abs(ts - e))) for e in (0.0, 1.0)]
+    if any(abs(ts[i] - e) > 1e-9 for i, e in zip(ends, (0.0, 1.0))):
+        raise ValueError(f"barrier needs the end points t = 0 and t = 1 among the coordinates "
+                         f"(got {ts.min():.4g} .. {ts.max():.4g}); include them in the grid")
+    inside = (ts >= -1e-12) & (ts <= 1 + 1e-12)
+    values = np.asarray(surface.metrics[metric], np.float64)
+    if not np.all(np.isfinite(values[inside])):
+        raise ValueError(f"metric {metric!r} is not finite on the path; a barrier is undefined")
+    l0, l1 = values[ends[0]], values[ends[1]]
+    t_in, v_in = ts[inside], values[inside]
+    excess = v_in - ((1.0 - t_in) * l0 + t_in * l1)
+    k = int(np.argmax(excess))
+    return Barrier(float(max(excess[k], 0.0)), float(t_in[k]))
+
+
+# --------------------------------------------------------------------------- plane
+class CurvePlane(NamedTuple):
+    """The plane through a curve's end points and first bend.
+
+    ``origin`` is ``params_a``; ``d1`` (towards ``params_b``) and ``d2`` are
+    orthonormal; ``coords[k]`` are the coordinates of control point ``k``
+    projected on the plane (``coords[0] = (0, 0)``, ``coords[-1] = (|b - a|, 0)``).
+    """
+
+    origin: PyTree
+    d1: PyTree
+    d2: PyTree
+    coords: np.ndarray
+
+
+def curve_plane(curve: Curve) -> CurvePlane:
+    """The plane of Garipov et al.'s Figure 1: through ``params_a``, ``params_b``
+    and the first bend, with orthonormal directions.
+
+    Evaluate it with ``js.evaluate_plane(fn, plane.origin, plane.d1, plane.d2,
+    data, alphas, betas)`` and draw it with
+    ``js.plot.connectivity_plane(surface, curve_path(curve, plane.coords, ts))``.
+    A curve with one bend lies in this plane; with more bends, ``curve_path``
+    is the projection of the curve on it.
+
+    Args:
+        curve: a :class:`Curve` with at least one bend.
+
+    Returns:
+        :class:`CurvePlane` ``(origin, d1, d2, coords)``.
+
+    Example:
+        >>> origin, d1, d2, coords = curve_plane(curve)
+    """
+    if curve.num_bends < 1:
+        raise ValueError("curve_plane needs a curve with at least one bend (a straight line "
+                         "spans no plane)")
+    a = curve.params_a
+    u = tree.sub(curve.params_b, a)
+    v = tree.sub(curve.bends[0], a)
+    nu = float(tree.norm(u))
+    if nu == 0.0:
+        raise ValueError("params_a and params_b are equal: the plane is undefined")
+    d1 = tree.scale(u, 1.0 / nu)
+    w = tree.axpy(-float(tree.dot(v, d1)), d1, v)
+    nw = float(tree.norm(w))
+    if nw <= 1e-12 * max(nu, 1.0):
+        raise ValueError("the first bend lies on the line through params_a and params_b: "
+                         "the plane is undefined (was the curve fitted?)")
+    d2 = tree.scale(w, 1.0 / nw)
+    coords = np.array([[float(tree.dot(tree.sub(p, a), d1)),
+                        float(tree.dot(tree.sub(p, a), d2))] for p in curve.points])
+    coords[0] = 0.0
+    return CurvePlane(a, d1, d2, coords)
+
+
+def curve_path(curve: Curve, coords: np.ndarray, ts: Any) -> np.ndarray:
+    """Plane coordinates ``(len(ts), 2)`` of the curve at ``ts`` (from
+    :func:`curve_plane`'s ``coords``; exact for one bend, a projection for more).
+
+    Example:
+        >>> path = curve_path(curve, plane.coords, np.linspace(0, 1, 50))
+    """
+    coords = np.asarray(coords, np.float64)
+    if coords.shape != (curve.num_bends + 2, 2):
+        raise ValueError(f"coords must have shape ({curve.num_bends + 2}, 2), one row per "
+                         f"control point, got {coords.shape}")
+    return curve.coefficients(np.atleast_1d(ts)) @ coords

@@ -69,11 +69,14 @@ class PermutationSpec:
             ``indices`` of the group (in this order).
         follow: leaf paths permuted but left out of the matching cost (e.g.
             BatchNorm running statistics).
+        paths: every leaf path of the params the spec was built for; params
+            with other leaves are refused (empty: not checked).
     """
 
     groups: Mapping[str, Group]
     axes: Mapping[str, tuple[Any, ...]]
     follow: frozenset[str] = field(default_factory=frozenset)
+    paths: tuple[str, ...] = ()
 
 
 def _entry(entry: Any) -> tuple[str, np.ndarray | None] | None:
@@ -91,6 +94,14 @@ def _leaves(params: PyTree) -> dict[str, Any]:
 
 def _check_spec(spec: PermutationSpec, leaves: Mapping[str, Any], name: str) -> None:
     """Every spec path exists with the right rank and axis sizes, or a ValueError."""
+    if spec.paths and tuple(leaves) != tuple(spec.paths):
+        extra = [p for p in leaves if p not in set(spec.paths)]
+        missing = [p for p in spec.paths if p not in leaves]
+        where = (f"{name} has leaf {extra[0]}, which the spec's params lack" if extra else
+                 f"the spec's params have leaf {missing[0]}, which {name} lacks" if missing
+                 else f"{name} orders its leaves differently")
+        raise ValueError(f"the permutation spec was built for other params: {where}; build "
+                         f"it from params of this architecture")
     for path, entries in spec.axes.items():
         if path not in leaves:
             close = [p for p in leaves if p.split("]")[0] == path.split("]")[0]][:3]
@@ -219,6 +230,11 @@ def apply_permutation(params: PyTree, spec: PermutationSpec,
         perm = np.asarray(perms[name])
         if sorted(perm.tolist()) != list(range(group.size)):
             raise ValueError(f"perms[{name!r}] is not a permutation of {group.size} units")
+        for block in group.index_blocks():
+            if sorted(perm[block].tolist()) != sorted(block.tolist()):
+                raise ValueError(f"perms[{name!r}] moves units out of the block "
+                                 f"{block.tolist()[:4]}...; the group's blocks must map onto "
+                                 f"themselves (nested residual streams)")
 
     def leaf(path: tuple, value: Any) -> Any:
         entries = spec.axes.get(tree.leaf_path(path))
@@ -321,7 +337,7 @@ def mlp_spec(params: Mapping[str, Any], *, layers: Sequence[str] | None = None,
         if g_out is not None and taaf in inner:
             for leaf in inner[taaf]:
                 axes[_q(*prefix, taaf, leaf)] = (g_out,)
-    return PermutationSpec(groups, axes)
+    return PermutationSpec(groups, axes, paths=tuple(_leaves(params)))
 
 
 def resnet_spec(variables: Mapping[str, Any]) -> PermutationSpec:
@@ -418,4 +434,4 @@ def resnet_spec(variables: Mapping[str, Any]) -> PermutationSpec:
             norm((k, "shortcut_bn"), stream[s])
         previous = s
     axes[_q(*root, "head", "kernel")] = (stream[previous], None)
-    return PermutationSpec(groups, axes, frozenset(follow))
+    return PermutationSpec(groups, axes, frozenset(follow), tuple(_leaves(variables)))

@@ -1340,7 +1340,8 @@ def connectivity_lines(paths: Mapping[str, Surface], *, loss: str = "loss",
         twin.set_ylabel(f"{accuracy} (%) — dashed")
     ax.set_xlim(0, 1)
     ax.grid(True, alpha=0.3)
-    ax.legend(handles=handles, loc="best", fontsize=7)
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=7,
+              ncol=2 if len(handles) > 3 else 1, frameon=False)
     ax.set_title(title or "loss and accuracy along the paths", fontsize=10)
     _save(fig, out)
     return fig

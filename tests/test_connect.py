@@ -406,3 +406,50 @@ def test_spec_not_matching_the_params_is_explained():
         connect.align(vs, vs, loose)
     with pytest.raises(ValueError, match="resnet_spec expects"):
         connect.resnet_spec(vs)
+
+
+# --------------------------------------------------------------------------- figures
+def test_connectivity_figures_render(tmp_path):
+    curve = _curve("bezier", 1)
+    data = classification_data()
+    ts = np.linspace(0, 1, 5)
+    on_curve = connect.evaluate_curve(mlp_fn, curve, data, ts, progress=False)
+    on_line = connect.evaluate_curve(mlp_fn, connect.line(curve.params_a, curve.params_b),
+                                     data, ts, progress=False)
+    fig = js.plot.connectivity_lines({"line": on_line, "curve": on_curve},
+                                     out=tmp_path / "paths.png")
+    assert (tmp_path / "paths.png").stat().st_size > 1000
+    assert fig.axes[0].get_xlabel().startswith("t (0: solution A")
+    assert fig.axes[1].get_ylabel().startswith("accuracy (%)")
+    origin, d1, d2, coords = connect.curve_plane(curve)
+    grid = np.linspace(-0.5, 1.5, 4) * coords[2, 0]
+    betas = np.linspace(-0.5, 1.5, 3) * coords[1, 1]
+    plane = js.evaluate_plane(mlp_fn, origin, d1, d2, data, grid, betas, progress=False)
+    fig = js.plot.connectivity_plane(plane, {"curve": connect.curve_path(curve, coords, ts),
+                                             "line": coords[[0, 2]]},
+                                     points={"A": coords[0], "B": coords[2]},
+                                     out=tmp_path / "plane.png")
+    assert (tmp_path / "plane.png").stat().st_size > 1000
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "curve" in labels and "line" in labels
+    with pytest.raises(ValueError, match=r"\(n, 2\) array"):
+        js.plot.connectivity_plane(plane, {"bad": np.zeros(3)})
+
+
+@pytest.mark.slow
+def test_experiment_smoke(tmp_path):
+    import json
+
+    from experiments import connectivity
+
+    results = connectivity.main(["--preset", "smoke", "--out", str(tmp_path)])
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["preset"] == "smoke" and set(saved["models"]) == {"dense", "resnet"}
+    for kind, r in results["models"].items():
+        for label, row in r["barriers"].items():
+            assert row["train_loss_barrier"] >= 0 and np.isfinite(row["test_loss_barrier"])
+        for name in r["figures"].values():
+            assert (tmp_path / name).stat().st_size > 1000
+    assert "curve_plane" in results["models"]["dense"]["figures"]
+    assert len(results["models"]["resnet"]["barriers"]) == 5
+    assert (tmp_path / "dense" / "curve.npz").exists()

@@ -3,6 +3,8 @@ statistics recompute and permutation alignment."""
 
 from __future__ import annotations
 
+import itertools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -61,7 +63,8 @@ def test_polychain_fits_too():
 
 
 def test_fit_curve_resumes_from_its_checkpoint_dir(tmp_path):
-    kwargs = dict(batch_size=16, optimizer=optax.adam(0.05), key=jax.random.key(3), log=None)
+    kwargs = {"batch_size": 16, "optimizer": optax.adam(0.05), "key": jax.random.key(3),
+              "log": None}
     straight = connect.fit_curve(ring_fn, RING_A, RING_B, RING_DATA, epochs=4, **kwargs)
     lines = []
     connect.fit_curve(ring_fn, RING_A, RING_B, RING_DATA, epochs=2,
@@ -277,7 +280,9 @@ def test_align_dense_net_with_gaussian_weights_moves_closer():
     aligned = connect.align(va, vb, connect.mlp_spec(va))
     np.testing.assert_allclose(model.apply(aligned, x), model.apply(vb, x), rtol=1e-5,
                                atol=1e-5)
-    dist = lambda p: float(js.tree.norm(js.tree.sub(p["params"], va["params"])))
+    def dist(p):
+        return float(js.tree.norm(js.tree.sub(p["params"], va["params"])))
+
     assert dist(aligned) < 0.9 * dist(vb)
 
 
@@ -290,7 +295,7 @@ def test_align_plain_pytree_mlp_in_pytorch_layout():
         r = np.random.default_rng(seed)
         return {f"l{i}": {"w": r.normal(size=(b, a)).astype(np.float32),
                           "b": r.normal(size=b).astype(np.float32)}
-                for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))}
+                for i, (a, b) in enumerate(itertools.pairwise(sizes))}
 
     def apply(p, x):
         for i in range(len(sizes) - 1):
@@ -445,8 +450,8 @@ def test_experiment_smoke(tmp_path):
     results = connectivity.main(["--preset", "smoke", "--out", str(tmp_path)])
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["preset"] == "smoke" and set(saved["models"]) == {"dense", "resnet"}
-    for kind, r in results["models"].items():
-        for label, row in r["barriers"].items():
+    for r in results["models"].values():
+        for row in r["barriers"].values():
             assert row["train_loss_barrier"] >= 0 and np.isfinite(row["test_loss_barrier"])
         for name in r["figures"].values():
             assert (tmp_path / name).stat().st_size > 1000

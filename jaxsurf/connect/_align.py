@@ -328,12 +328,12 @@ def mlp_spec(params: Mapping[str, Any], *, layers: Sequence[str] | None = None,
         g_out = f"hidden_{i}" if i < len(layers) - 1 else None
         if g_out is not None:
             groups[g_out] = Group(int(np.shape(w)[out_axis]))
-        entries = [None, None]
+        entries: list[str | None] = [None, None]
         entries[in_axis], entries[out_axis] = g_in, g_out
         axes[_q(*prefix, name, weight)] = tuple(entries)
         if g_out is not None and bias in inner[name]:
             axes[_q(*prefix, name, bias)] = (g_out,)
-        taaf = f"taaf_{_suffix_number(name)}" if name.startswith("hidden_") else None
+        taaf = f"taaf_{_suffix_number(name)}" if name.startswith("hidden_") else ""
         if g_out is not None and taaf in inner:
             for leaf in inner[taaf]:
                 axes[_q(*prefix, taaf, leaf)] = (g_out,)

@@ -185,7 +185,7 @@ class Curve:
         arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
         try:
-            np.savez(tmp, **arrays)
+            np.savez(tmp, **arrays)  # type: ignore[arg-type]
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
@@ -319,7 +319,7 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
         raise ValueError(f"batch_size must be an integer in [1, {n}] (the number of examples), "
                          f"got {batch_size!r}")
     tx = optimizer if optimizer is not None else optax.adam(1e-3)
-    key = jax.random.key(0) if key is None else key
+    rng: Any = jax.random.key(0) if key is None else key
     bends = [_combination([params_a, params_b], [np.float32(1 - s), np.float32(s)])
              for s in np.arange(1, num_bends + 1) / (num_bends + 1)]
     opt_state = tx.init(bends)
@@ -340,10 +340,12 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
         recorder = TrajectoryRecorder(folder / "checkpoints", max_to_keep=2)
         if recorder.latest_step is not None:
             start_epoch = recorder.latest_step
-            template = {"opt_state": opt_state, "key": jax.random.key_data(key)}
-            bends, saved = recorder.restore(start_epoch, params_like=bends, state_like=template)
-            bends = list(bends)
-            opt_state, key = saved["opt_state"], jax.random.wrap_key_data(saved["key"])
+            template = {"opt_state": opt_state, "key": jax.random.key_data(rng)}
+            restored, saved = recorder.restore(start_epoch, params_like=bends,
+                                               state_like=template)
+            bends = list(restored)
+            assert saved is not None  # every epoch is saved with its state
+            opt_state, rng = saved["opt_state"], jax.random.wrap_key_data(saved["key"])
             history = [json.loads(s) for s in (folder / "log.jsonl").read_text().splitlines()
                        if s.strip()][:start_epoch] if (folder / "log.jsonl").exists() else []
             if log:
@@ -375,11 +377,11 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
     try:
         for epoch in range(start_epoch + 1, epochs + 1):
             t0 = time.perf_counter()
-            key, k_perm = jax.random.split(key)
+            rng, k_perm = jax.random.split(rng)
             order = jax.random.permutation(k_perm, n)[: steps * batch_size]
             losses = []
             for index in order.reshape(steps, batch_size):
-                bends, opt_state, key, loss = step(bends, opt_state, key, index,
+                bends, opt_state, rng, loss = step(bends, opt_state, rng, index,
                                                    (params_a, params_b), arrays)
                 losses.append(loss)
             row = {"epoch": epoch, "loss": float(jnp.mean(jnp.stack(losses))),
@@ -387,7 +389,7 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
             history.append(row)
             if recorder is not None and folder is not None:
                 recorder.save(epoch, bends, state={"opt_state": opt_state,
-                                                   "key": jax.random.key_data(key)})
+                                                   "key": jax.random.key_data(rng)})
                 with open(folder / "log.jsonl", "a") as handle:
                     handle.write(json.dumps(row) + "\n")
             if log:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Mapping, NamedTuple
 
 import jax
@@ -110,23 +109,32 @@ class BatchStatsRecompute:
                                  mutable=["batch_stats"], rngs={"dropout": jax.random.key(0)})
             return new["batch_stats"]
 
-        def batch_stats(params: PyTree, xb: jax.Array) -> PyTree:
-            zero = updated(params, self._like, xb)  # (1 - m) * batch statistic
+        def momentum(params: PyTree, xb: jax.Array) -> PyTree:
+            """Each statistic's momentum m, read off two updates: from running values
+            0 and PROBE the new values differ by m * PROBE."""
+            zero = updated(params, self._like, xb)
             probe = updated(params, jax.tree_util.tree_map(
                 lambda s: jnp.full_like(s, _PROBE), self._like), xb)
-            # m = (probe - zero) / PROBE, then the batch statistic is zero / (1 - m)
-            return jax.tree_util.tree_map(
-                lambda z, p: z / (1.0 - (p - z) / _PROBE), zero, probe)
+            return jax.tree_util.tree_map(lambda z, p: (p - z) / _PROBE, zero, probe)
 
+        def batch_stats(params: PyTree, m: PyTree, xb: jax.Array) -> PyTree:
+            # from running values 0 the update is (1 - m) * the batch statistic
+            return jax.tree_util.tree_map(lambda z, mm: z / (1.0 - mm),
+                                          updated(params, self._like, xb), m)
+
+        self._momentum_program = jax.jit(momentum)
         self._program = jax.jit(batch_stats)
+        self._momentum: PyTree | None = None  # a property of the model, read once
 
     def __call__(self, params: PyTree) -> PyTree:
         """Data-set BatchNorm statistics for ``params`` (same structure as the model's)."""
-        sums = {p: [0.0, 0.0] for p in self._pairs}
+        sums: dict[tuple[str, ...], list[Any]] = {p: [0.0, 0.0] for p in self._pairs}
+        if self._momentum is None:
+            self._momentum = self._momentum_program(params, self._x[:self.batch_size])
         for start in range(0, self.num_examples, self.batch_size):
             xb = self._x[start:start + self.batch_size]
             w = int(xb.shape[0])
-            stats = jax.device_get(self._program(params, xb))
+            stats = jax.device_get(self._program(params, self._momentum, xb))
             for p in self._pairs:
                 node = _get(stats, p)
                 mean = np.asarray(node["mean"], np.float64)

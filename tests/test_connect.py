@@ -361,6 +361,23 @@ def test_resnet_nested_residual_streams_are_needed(resnet20_pair):
         connect.apply_permutation(vb, spec, perms)
 
 
+def test_weight_matching_recovers_a_hidden_permutation(resnet20_init):
+    """B = A with its units shuffled: aligning B to A must give A back exactly."""
+    _, _, va = resnet20_init
+    spec = connect.resnet_spec(va)
+    vb = connect.apply_permutation(va, spec, _random_perms(spec, 5))
+    assert float(js.tree.norm(js.tree.sub(vb["params"], va["params"]))) > 1.0
+    back = connect.align(va, vb, spec)
+    for x, y in zip(jax.tree_util.tree_leaves(back), jax.tree_util.tree_leaves(va)):
+        np.testing.assert_array_equal(x, y)
+    pa = dense_params(jax.random.key(0), (6, 9, 7, 3))
+    mlp = connect.mlp_spec(pa, layers=["Dense_0", "Dense_1", "Dense_2"])
+    pb = connect.apply_permutation(pa, mlp, _random_perms(mlp, 6))
+    for x, y in zip(jax.tree_util.tree_leaves(connect.align(pa, pb, mlp)),
+                    jax.tree_util.tree_leaves(pa)):
+        np.testing.assert_array_equal(x, y)
+
+
 def test_align_resnet20_gaussian_weights_close(resnet20_init):
     model, x, va = resnet20_init
     rng = np.random.default_rng(7)  # network b: every weight tensor's entries shuffled

@@ -39,6 +39,7 @@ class NpzReader:
         error: the exception class raised for anything wrong with the file
             (e.g. :class:`jaxsurf.surface.SurfaceFileError`).
         what: how to call the file in messages (default: its path).
+        kind: what the file should be, e.g. ``"Surface file"``.
 
     Example:
         >>> with NpzReader("s.npz", ValueError) as npz:
@@ -47,10 +48,11 @@ class NpzReader:
     """
 
     def __init__(self, path: str | os.PathLike, error: type[Exception],
-                 what: str | None = None) -> None:
+                 what: str | None = None, kind: str = ".npz file") -> None:
         self.path = Path(path)
         self.error = error
         self.what = what or str(self.path)
+        self.kind = kind
         try:
             self._zip = zipfile.ZipFile(self.path)
         except FileNotFoundError:
@@ -67,9 +69,9 @@ class NpzReader:
         except OSError:
             single = False
         if single:
-            return f"{self.what} holds a single array (.npy), not an .npz archive"
-        return (f"{self.what} is damaged: not a readable .npz file (truncated or another "
-                f"format): {err}")
+            return f"{self.what} holds a single array (.npy), not a {self.kind} (.npz)"
+        return (f"{self.what} is damaged or not a readable {self.kind} (truncated or not "
+                f".npz): {err}")
 
     @property
     def names(self) -> list[str]:

@@ -323,7 +323,7 @@ class PointStore:
         shape checked before it is read (a :class:`StoreError` names the file)."""
         advice = "delete it and run again to recompute its points"
         try:
-            npz = NpzReader(part, StoreError, what=f"store part {part}")
+            npz = NpzReader(part, StoreError, what=f"store part {part}", kind="store part")
         except FileNotFoundError:
             return None  # deleted by hand between listing and reading
         except StoreError as err:

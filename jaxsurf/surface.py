@@ -211,7 +211,7 @@ class Surface:
         if path.suffix.lower() in (".h5", ".hdf5"):  # the loss-landscape tool's files
             from jaxsurf._h5 import read_h5
             return read_h5(path)
-        with NpzReader(path, SurfaceFileError) as npz:
+        with NpzReader(path, SurfaceFileError, kind="Surface file") as npz:
             if "header" not in npz or "alphas" not in npz:
                 raise SurfaceFileError(f"{path} is an .npz file but not a jaxsurf Surface "
                                        f"(it has arrays {sorted(npz.names)})")

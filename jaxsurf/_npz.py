@@ -16,16 +16,17 @@ Example:
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Self, cast
 
 import numpy as np
 
-__all__ = ["NpzReader", "MAX_DEFLATE_RATIO"]
+__all__ = ["MAX_DEFLATE_RATIO", "NpzReader"]
 
 MAX_DEFLATE_RATIO = 1100  # deflate cannot compress better than ~1032:1
 _MAX_HEADER = 10_000  # bytes of an .npy header (numpy's own default limit)
@@ -81,10 +82,10 @@ class NpzReader:
     def __contains__(self, name: str) -> bool:
         return name in self._infos
 
-    def __enter__(self) -> "NpzReader":
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:
@@ -133,7 +134,8 @@ class NpzReader:
                                      f"{info.file_size - offset} bytes; the file is damaged "
                                      f"or crafted")
                 buffer = bytearray(nbytes)
-                got = member.readinto(memoryview(buffer)) if nbytes else 0
+                reader = cast(io.BufferedIOBase, member)  # a zipfile.ZipExtFile
+                got = reader.readinto(memoryview(buffer)) if nbytes else 0
                 if got != nbytes or member.read(1):
                     raise self.error(f"{self.what}: array {name!r} is truncated")
         except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as err:

@@ -16,12 +16,13 @@ from __future__ import annotations
 import difflib
 import json
 import math
-from typing import Any, Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
-__all__ = ["positive_int", "non_negative_int", "grid", "real_array", "unique_str_keys",
-           "json_safe", "user_metadata", "known_options", "finite_tree"]
+__all__ = ["finite_tree", "grid", "json_safe", "known_options", "non_negative_int",
+           "positive_int", "real_array", "unique_str_keys", "user_metadata"]
 
 
 # --------------------------------------------------------------------------- numbers

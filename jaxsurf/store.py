@@ -330,21 +330,27 @@ class PointStore:
             raise StoreError(f"{err}; {advice}") from err
         try:
             with npz:
-                digest = npz.read("request", kinds="U", shape=()) if "request" in npz else ""
-                foreign = str(digest) != self._digest
-                if not foreign:
-                    indices = npz.read("indices", kinds="iu", ndim=1).astype(np.int64)
-                    arrays = [npz.read(f"metric_{i}", kinds="f", shape=indices.shape)
-                              for i in range(len(self.metric_names))]
+                got = self._part_arrays(npz)
         except StoreError as err:
             raise StoreError(f"{err}; {advice}") from err
-        if foreign:
+        if got is None:
             raise StoreError(f"store part {part} belongs to another request than "
                              f"{self.path / 'request.json'}; move it out of the store")
+        indices, arrays = got
         if indices.size and (indices.min() < 0 or indices.max() >= self.num_points):
             raise StoreError(f"store part {part} has point indices outside the grid "
                              f"[0, {self.num_points}); {advice}")
         return indices, arrays
+
+    def _part_arrays(self, npz: NpzReader) -> tuple[np.ndarray, list[np.ndarray]] | None:
+        """``(indices, metric arrays)`` of an open part, or ``None`` if it belongs to
+        another request."""
+        digest = npz.read("request", kinds="U", shape=()) if "request" in npz else ""
+        if str(digest) != self._digest:
+            return None
+        indices = npz.read("indices", kinds="iu", ndim=1).astype(np.int64)
+        return indices, [npz.read(f"metric_{i}", kinds="f", shape=indices.shape)
+                         for i in range(len(self.metric_names))]
 
     def read(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Merges every part.

@@ -15,7 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import jaxsurf as js
 from jaxsurf import cli
@@ -65,8 +66,8 @@ def test_1_store_never_mixes_compute_dtypes(linear, tmp_path):
 
 # --------------------------------------------------------------------------- 2
 @pytest.mark.parametrize("alphas, words", [
-    ([0.0, 1.0, 0.5], r"alphas must be strictly increasing.*alphas\[2\] = 0.5 follows "
-                      r"alphas\[1\] = 1.0 \(a decrease\)"),
+    ([0.0, 1.0, 0.5], (r"alphas must be strictly increasing.*alphas\[2\] = 0.5 follows "
+                       r"alphas\[1\] = 1.0 \(a decrease\)")),
     ([0.0, 0.5, 0.5], r"strictly increasing.*\(a repeat\)"),
     ([1.0, 1.0 + 1e-12], r"strictly increasing \(sorted, no repeats\) in float32"),
 ])
@@ -182,13 +183,13 @@ def test_5_a_member_declaring_a_huge_shape_is_a_file_error_not_memory_error(tmp_
 def test_5_unused_members_are_never_read(tmp_path):
     path = _surface_file(tmp_path)
     size = 64 * 2**20  # 64 MiB of zeros, compressed to ~64 KiB
-    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as z:
-        with z.open("junk.npy", "w", force_zip64=True) as member:
-            np.lib.format.write_array_header_1_0(
-                member, {"descr": "|u1", "fortran_order": False, "shape": (size,)})
-            chunk = bytes(2**20)
-            for _ in range(size // len(chunk)):
-                member.write(chunk)
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as z, \
+            z.open("junk.npy", "w", force_zip64=True) as member:
+        np.lib.format.write_array_header_1_0(
+            member, {"descr": "|u1", "fortran_order": False, "shape": (size,)})
+        chunk = bytes(2**20)
+        for _ in range(size // len(chunk)):
+            member.write(chunk)
     assert path.stat().st_size < 2**20
     tracemalloc.start()
     try:

@@ -1059,7 +1059,9 @@ def interpolate(fn: Fn, params_a: PyTree, params_b: PyTree, data: Any, alphas: A
             "params_b_fingerprint": tree.fingerprint(params_b),
             "distance": float(tree.norm(tree.sub(params_b, params_a))),
             "axis_labels": ["alpha (0: params_a, 1: params_b)"]}
-    if state_policy == "recompute":
+    if state_policy == "recompute":  # (the other path checks metadata in _run_surface)
+        _validate.user_metadata(metadata, (LIBRARY_METADATA_KEYS | set(info)) - _USER_MAY_SET,
+                                "js.interpolate")
         return interpolate_recomputed(fn, params_a, params_b, data, alphas, recompute_data,
                                       batch_size, info, metadata,
                                       {"progress": progress, "store": store, **options})

@@ -463,7 +463,8 @@ def plane_and_line(run: VariantRun, tag: str, params: Any, fn: Callable, data: D
               "loss": meta.get("loss"), "directions_fingerprint": js.tree.fingerprint((d1, d2))}
     if split != "train":  # (train planes saved before splits existed stay reusable)
         expect["split"] = split
-    meta = {**meta, **expect, "tag": tag, "synthetic": data.synthetic}
+    meta = {**meta, **{k: v for k, v in expect.items() if k != "num_examples"},  # jaxsurf's key
+            "tag": tag, "synthetic": data.synthetic}
     params_print = js.tree.fingerprint(params)
     store_tag = _digest({"params": params_print, **expect,
                          "grid": [alphas.tolist(), betas.tolist(), line_alphas.tolist()]})

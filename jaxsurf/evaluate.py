@@ -50,14 +50,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
-from jaxsurf import batching, distributed, subsample as subsample_lib, tree
+from jaxsurf import _validate, batching, distributed, subsample as subsample_lib, tree
 from jaxsurf import store as store_lib
 from jaxsurf._state import interpolate_recomputed, plan_interpolation
 from jaxsurf._version import __version__
 from jaxsurf.directions import describe_direction
 from jaxsurf.progress import ProgressInfo, ProgressOption, ProgressTracker, make_sink
 from jaxsurf.store import PointStore, StoreError
-from jaxsurf.surface import Surface, _as_coordinates, metadata_from
+from jaxsurf.surface import Surface
 from jaxsurf.tree import PyTree
 
 __all__ = ["evaluate_points", "evaluate_line", "evaluate_plane", "evaluate_volume",
@@ -69,17 +69,61 @@ DEFAULT_CHUNK_SIZE = 32  # points per jitted call (per device); bounds padding w
 
 # --------------------------------------------------------------------------- helpers
 def _as_metric_dict(value: Any) -> dict[str, jax.Array]:
-    """``fn``'s output as ``{name: scalar}``; a bare scalar is called ``loss``."""
-    if isinstance(value, Mapping):
-        out = {str(k): jnp.asarray(v) for k, v in value.items()}
-    else:
-        out = {"loss": jnp.asarray(value)}
+    """``fn``'s output as ``{name: real scalar}``; a bare scalar is called ``loss``.
+
+    Refuses ``None``, non-numbers, complex values, non-scalars and names that
+    collide after ``str()`` (e.g. ``1`` and ``"1"``), saying what ``fn`` returned.
+    """
+    if value is None:
+        raise TypeError("fn returned None; it must return a scalar or a dict of scalars (each "
+                        "the mean over the batch), e.g. {'loss': jnp.mean(losses)}. A missing "
+                        "return statement?")
+    items = _validate.unique_str_keys(value, "fn's metric") if isinstance(value, Mapping) \
+        else {"loss": value}
+    out = {}
+    for name, v in items.items():
+        try:
+            out[name] = jnp.asarray(v)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"fn returned {type(v).__name__} {v!r:.60} for metric {name!r}; "
+                            f"metrics must be real scalars (jnp arrays or numbers)") from err
+        dtype = out[name].dtype
+        if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)
+                or jnp.issubdtype(dtype, jnp.bool_)):
+            raise TypeError(f"fn returned metric {name!r} with dtype {dtype}; metrics must be "
+                            f"real numbers (take jnp.real or jnp.abs inside fn for a complex "
+                            f"value)")
     for name, v in out.items():
         if v.shape != ():
             raise ValueError(
                 f"fn must return a scalar or a dict of scalars (each the mean over the batch); "
                 f"metric {name!r} has shape {v.shape}. Reduce it with jnp.mean inside fn.")
     return out
+
+
+_FN_NOTE = "jaxsurf: raised inside fn(params, batch)"
+
+
+def _with_note(fn: Fn) -> Fn:
+    """``fn``, whose exceptions get a note saying where jaxsurf called it.
+
+    The exception keeps its type and identity (``except`` clauses written for
+    ``fn``'s errors, e.g. ``jax.errors.ConcretizationTypeError``, still catch
+    it); only a note (``add_note``) is added, once.
+    """
+    def call(params: PyTree, batch: PyTree) -> Any:
+        try:
+            return fn(params, batch)
+        except Exception as err:
+            if not any(str(n).startswith(_FN_NOTE) for n in getattr(err, "__notes__", ())):
+                shapes = jax.tree_util.tree_map(
+                    lambda x: f"{getattr(x, 'dtype', type(x).__name__)}{list(np.shape(x))}",
+                    batch)
+                err.add_note(f"{_FN_NOTE}, which jaxsurf calls under jax.jit / jax.eval_shape "
+                             f"(params are traced: no Python branching on their values) with a "
+                             f"batch {shapes}")
+            raise
+    return call
 
 
 def _combine(origin: PyTree | None, dirs: Sequence[PyTree], coeffs: jax.Array) -> PyTree:
@@ -101,14 +145,9 @@ def _combine(origin: PyTree | None, dirs: Sequence[PyTree], coeffs: jax.Array) -
 
 
 def _metric_shapes(fn: Fn, params: PyTree, batch: PyTree) -> dict[str, Any]:
-    """Runs ``fn`` abstractly once to learn the metric names (and check them)."""
-    try:
-        shapes = jax.eval_shape(lambda p, b: _as_metric_dict(fn(p, b)), params, batch)
-    except ValueError:
-        raise
-    except Exception as err:  # give the user's error a pointer to where it came from
-        raise type(err)(f"calling fn(params, batch) failed: {err}") from err
-    return shapes
+    """Runs ``fn`` abstractly once to learn the metric names (and check them).
+    ``fn``'s own errors keep their type and get a note (see :func:`_with_note`)."""
+    return jax.eval_shape(lambda p, b: _as_metric_dict(_with_note(fn)(p, b)), params, batch)
 
 
 def _cast_floats(value: PyTree, dtype: Any | None) -> PyTree:
@@ -120,9 +159,8 @@ def _cast_floats(value: PyTree, dtype: Any | None) -> PyTree:
 
 
 def _check_chunk_size(chunk_size: Any) -> None:
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(
-            chunk_size, (int, np.integer)) or chunk_size < 1):
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    if chunk_size is not None:
+        _validate.positive_int(chunk_size, "chunk_size")
 
 
 def _plan_chunks(num_points: int, chunk_size: int | None, num_devices: int) -> tuple[int, int]:
@@ -301,15 +339,9 @@ def _check_directions(origin: PyTree | None, directions: Sequence[PyTree]) -> Py
 
 
 def _as_grid(values: Any, name: str) -> np.ndarray:
-    """A non-empty 1-D array of real coordinates that stay finite in float32."""
-    arr = _as_coordinates(values, name)
-    if np.iscomplexobj(arr):
-        raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}; pass e.g. "
-                         f"np.linspace(-1, 1, 21)")
-    if np.any(np.abs(arr) > np.finfo(np.float32).max):
-        raise ValueError(f"{name} must be finite in float32 (|x| < 3.4e38), got "
-                         f"max |x| = {np.max(np.abs(arr)):g}")
-    return arr
+    """A non-empty, strictly increasing 1-D array of real coordinates that stay
+    finite and distinct in float32 (see :func:`jaxsurf._validate.grid`)."""
+    return _validate.grid(values, name, float32=True)
 
 
 def _as_coefficients(coefficients: Any, num_directions: int) -> np.ndarray:
@@ -328,9 +360,7 @@ def _as_coefficients(coefficients: Any, num_directions: int) -> np.ndarray:
 
 
 def _check_points_per_step(points_per_step: Any) -> None:
-    if isinstance(points_per_step, bool) or not isinstance(points_per_step, (int, np.integer)) \
-            or points_per_step < 1:
-        raise ValueError(f"points_per_step must be a positive integer, got {points_per_step!r}")
+    _validate.positive_int(points_per_step, "points_per_step")
 
 
 def _check_data_dtypes(batch: PyTree, what: str = "data") -> None:
@@ -479,7 +509,9 @@ def _open_store(job: _Job, path: str | os.PathLike, data_print: dict[str, Any],
     ``None``), so every process evaluates the same points.
     """
     request = store_lib.make_request(job.origin, job.directions, job.coefficients, data_print,
-                                     names, batch_size)
+                                     names, batch_size,
+                                     compute_dtype=None if job.compute_dtype is None
+                                     else str(job.compute_dtype))
     if not job.spans_processes:
         store = PointStore.open(path, request)
         done, values = store.read()
@@ -663,7 +695,7 @@ def _evaluate(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree], data:
     mesh = _make_mesh(len(coefficients), chunk_size, devices, mesh, split)
     sink = make_sink(_default_progress(progress, mesh))
     chunk, _ = _plan_chunks(len(coefficients), chunk_size, mesh.shape["points"])
-    job = _Job(fn, origin, list(directions), reference, coefficients, mesh, chunk,
+    job = _Job(_with_note(fn), origin, list(directions), reference, coefficients, mesh, chunk,
                points_per_step, dtype, sink,
                sem_population=facts["subsample"]["of"] if subsample is not None else None)
     if split is not None:
@@ -768,6 +800,7 @@ def dataset_mean(fn: Fn, data: Any, *, batch_size: int | None = None
     if not batching.is_in_memory(data):
         raise TypeError("dataset_mean needs in-memory arrays; for a stream of batches use "
                         "js.evaluate_points(fn, params, [zeros], data, [[0.0]])")
+    fn = _with_note(fn)
     split = batching.split_batches(data, batch_size)
     layout = _layout(split, 1)
     full, weights, rest = jax.device_put((layout.full, layout.weights, layout.rest))
@@ -785,10 +818,36 @@ def dataset_mean(fn: Fn, data: Any, *, batch_size: int | None = None
     return evaluate
 
 
+# Keys jaxsurf writes into the metadata of every Surface it evaluates (more, such
+# as ``directions`` or ``distance``, depending on the entry point). User
+# ``metadata=`` may not override them: see docs/robustness.md.
+LIBRARY_METADATA_KEYS = frozenset({
+    "kind", "num_examples", "batch_size", "points_per_step", "num_devices", "mesh",
+    "num_processes", "compute_dtype", "subsample", "nonfinite", "points_evaluated",
+    "points_from_store", "store", "seconds", "seconds_per_point", "library_version",
+    "jax_version", "backend", "directions", "directions_cosine", "directions_cosines",
+    "params_fingerprint",
+    "params_a_fingerprint", "params_b_fingerprint", "distance", "normalization", "ignore"})
+_USER_MAY_SET = frozenset({"axis_labels", "title"})  # presentation hints: user wins
+_ENTRY_POINTS = {"line": "js.evaluate_line", "plane": "js.evaluate_plane",
+                 "volume": "js.evaluate_volume", "interpolation": "js.interpolate"}
+
+
+def _option_names() -> set[str]:
+    """The keyword options of the evaluation engine (what ``**options`` may hold)."""
+    import inspect
+    return {name for name, p in inspect.signature(_evaluate).parameters.items()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
 def _run_surface(kind: str, fn: Fn, origin: PyTree | None, directions: list[PyTree], data: Any,
                  alphas: Any, betas: Any | None, coefficients: np.ndarray,
                  info: dict[str, Any], metadata: Mapping[str, Any] | None,
                  gammas: Any | None = None, **options: Any) -> Surface:
+    entry = _ENTRY_POINTS.get(kind, f"js.evaluate ({kind})")
+    _validate.known_options(options, _option_names(), entry)
+    reserved = (LIBRARY_METADATA_KEYS | set(info)) - _USER_MAY_SET
+    user_metadata = _validate.user_metadata(metadata, reserved, entry)  # before the work
     start = time.perf_counter()
     values, evaluated, where = _evaluate(fn, origin, directions, data, coefficients,
                                          **options)
@@ -822,7 +881,7 @@ def _run_surface(kind: str, fn: Fn, origin: PyTree | None, directions: list[PyTr
         "library_version": __version__,
         "jax_version": jax.__version__,
         "backend": jax.default_backend(),
-        **metadata_from(metadata),
+        **user_metadata,
     }
     return Surface(np.asarray(alphas), None if betas is None else np.asarray(betas),
                    metrics, meta, None if gammas is None else np.asarray(gammas))
@@ -945,13 +1004,7 @@ def evaluate_volume(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, d3: PyTree, 
     """
     grids = []
     for name, values in (("alphas", alphas), ("betas", betas), ("gammas", gammas)):
-        grid = _as_grid(values, name)
-        if grid.size > 1 and np.any(np.diff(grid) <= 0):
-            bad = int(np.flatnonzero(np.diff(grid) <= 0)[0])
-            raise ValueError(f"{name} must be strictly increasing, but {name}[{bad}] = "
-                             f"{grid[bad]:g} is followed by {grid[bad + 1]:g}; pass sorted, "
-                             f"distinct coordinates, e.g. np.linspace(-1, 1, 11)")
-        grids.append(grid)
+        grids.append(_as_grid(values, name))  # strictly increasing (jaxsurf._validate.grid)
     for name, d in (("d1", d1), ("d2", d2), ("d3", d3)):
         tree.check_like(d, params, name=name)
     mesh = np.meshgrid(*grids, indexing="ij")
@@ -1006,7 +1059,9 @@ def interpolate(fn: Fn, params_a: PyTree, params_b: PyTree, data: Any, alphas: A
             "params_b_fingerprint": tree.fingerprint(params_b),
             "distance": float(tree.norm(tree.sub(params_b, params_a))),
             "axis_labels": ["alpha (0: params_a, 1: params_b)"]}
-    if state_policy == "recompute":
+    if state_policy == "recompute":  # (the other path checks metadata in _run_surface)
+        _validate.user_metadata(metadata, (LIBRARY_METADATA_KEYS | set(info)) - _USER_MAY_SET,
+                                "js.interpolate")
         return interpolate_recomputed(fn, params_a, params_b, data, alphas, recompute_data,
                                       batch_size, info, metadata,
                                       {"progress": progress, "store": store, **options})

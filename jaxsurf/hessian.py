@@ -43,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from jaxsurf import batching, tree
+from jaxsurf import _validate, batching, tree
 from jaxsurf._version import __version__
 from jaxsurf.directions import describe_direction
 from jaxsurf.evaluate import _as_metric_dict
@@ -203,6 +203,9 @@ def _check_params(params: PyTree) -> None:
                 f"params leaf {tree.leaf_path(path)} has dtype {jnp.asarray(leaf).dtype}; "
                 f"curvature needs floating-point params only (keep integer state out of "
                 f"params, e.g. in fn's closure)")
+    _validate.finite_tree(((tree.leaf_path(path), leaf) for path, leaf in items), "params",
+                          "the loss and its curvature are undefined there: check the "
+                          "checkpoint or the training run that produced these params")
 
 
 def _batch_hvp(scalar: Callable, params: PyTree, vector: PyTree, batch: PyTree) -> PyTree:
@@ -362,6 +365,10 @@ def _lanczos(matvec: Callable[[jax.Array], jax.Array], start: jax.Array, num_ite
         basis, alpha, w, beta = _lanczos_step(basis, jnp.asarray(j), v, matvec(v))
         alphas.append(float(alpha))
         residual = float(beta)
+        if not (np.isfinite(alphas[-1]) and np.isfinite(residual)):
+            raise ValueError("a Hessian-vector product is NaN or inf: the loss or its gradient "
+                             "is not finite at these params on this data; check fn there "
+                             "(e.g. js.dataset_mean(fn, data)(params))")
         scale = max(scale, abs(alphas[-1]) + residual)
         if j == num_iterations - 1 or (stop is not None and stop(alphas, betas, residual)):
             break
@@ -399,10 +406,7 @@ def _check_iterations(num_iterations: int | None, default: int, dim: int, at_lea
                       name: str = "num_iterations") -> int:
     if num_iterations is None:
         num_iterations = default
-    if isinstance(num_iterations, bool) or not isinstance(num_iterations, (int, np.integer)) \
-            or num_iterations < 1:
-        raise ValueError(f"{name} must be a positive integer, got {num_iterations!r}")
-    num_iterations = min(int(num_iterations), dim)
+    num_iterations = min(_validate.positive_int(num_iterations, name), dim)
     if num_iterations < at_least:
         raise ValueError(f"{name}={num_iterations} (capped at the {dim} params) is fewer than "
                          f"the {at_least} eigenpairs asked for")
@@ -565,9 +569,7 @@ def spectral_density(fn: Fn, params: PyTree, data: Any, *, key: jax.Array,
         >>> t, phi = js.hessian.spectral_density(fn, params, data, key=jax.random.key(0))
         >>> fig = js.hessian.plot_spectrum(t, phi, out="spectrum.png")
     """
-    if isinstance(num_probes, bool) or not isinstance(num_probes, (int, np.integer)) \
-            or num_probes < 1:
-        raise ValueError(f"num_probes must be a positive integer, got {num_probes!r}")
+    _validate.positive_int(num_probes, "num_probes")
     dim = _num_params(params)
     m = _check_iterations(num_iterations, 100, dim, 1)
     matvec, flat, _ = _flat_operator(fn, params, data, metric, batch_size)
@@ -638,9 +640,8 @@ def convexity_map(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, data: Any, alp
         ...                               key=jax.random.key(0))
         >>> fig = js.hessian.plot_convexity(cm, out="convexity.png")
     """
-    alphas, betas = np.asarray(alphas, np.float64), np.asarray(betas, np.float64)
-    if alphas.ndim != 1 or betas.ndim != 1 or not alphas.size or not betas.size:
-        raise ValueError("alphas and betas must be non-empty 1-D coordinate arrays")
+    alphas = _validate.grid(alphas, "alphas").astype(np.float64)
+    betas = _validate.grid(betas, "betas").astype(np.float64)
     tree.check_like(d1, params, name="d1")
     tree.check_like(d2, params, name="d2")
     dim = _num_params(params)

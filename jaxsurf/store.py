@@ -33,7 +33,6 @@ import hashlib
 import json
 import os
 import secrets
-import zipfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -41,6 +40,7 @@ import jax
 import numpy as np
 
 from jaxsurf import tree
+from jaxsurf._npz import NpzReader
 from jaxsurf._version import __version__
 from jaxsurf.tree import PyTree
 
@@ -127,7 +127,7 @@ def stream_fingerprint(batch_sizes: Sequence[int]) -> dict[str, Any]:
 
 def make_request(origin: PyTree | None, directions: Sequence[PyTree], coefficients: np.ndarray,
                  data: Mapping[str, Any], metric_names: Sequence[str],
-                 batch_size: int | str) -> dict[str, Any]:
+                 batch_size: int | str, *, compute_dtype: str | None = None) -> dict[str, Any]:
     """The fingerprint of one evaluation request, as stored in ``request.json``.
 
     Args:
@@ -137,6 +137,9 @@ def make_request(origin: PyTree | None, directions: Sequence[PyTree], coefficien
         data: from :func:`data_fingerprint` or :func:`stream_fingerprint`.
         metric_names: the metrics ``fn`` returns, in order.
         batch_size: examples per batch (``"stream"`` for streams).
+        compute_dtype: the dtype ``fn`` computes in (e.g. ``"bfloat16"``), or
+            ``None`` for params and data as given. It changes the values, so a
+            store never mixes points of two compute dtypes.
 
     Returns:
         A JSON-serialisable dict.
@@ -158,6 +161,7 @@ def make_request(origin: PyTree | None, directions: Sequence[PyTree], coefficien
         "data": dict(data),
         "metric_names": list(metric_names),
         "batch_size": batch_size,
+        "compute_dtype": compute_dtype,
     }
 
 
@@ -238,7 +242,11 @@ def _read_request(path: Path) -> dict[str, Any]:
                          f"store directory {path.parent} to start over") from err
     if not isinstance(stored, dict) or stored.get("format") != FORMAT:
         raise StoreError(f"{path} is not a jaxsurf store request; use another store path")
-    if stored.get("format_version", 0) > FORMAT_VERSION:
+    version = stored.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise StoreError(f"{path} is damaged: format_version must be a positive integer, got "
+                         f"{version!r}; delete the store directory {path.parent} to start over")
+    if version > FORMAT_VERSION:
         raise StoreError(
             f"the store {path.parent} was written by jaxsurf {stored.get('library_version')} in "
             f"store format {stored['format_version']}, newer than this jaxsurf {__version__} "
@@ -311,21 +319,38 @@ class PointStore:
         return sorted(self.path.glob("part-*.npz"))
 
     def _read_part(self, part: Path) -> tuple[np.ndarray, list[np.ndarray]] | None:
+        """The indices and metric values of one part file; each member's type and
+        shape checked before it is read (a :class:`StoreError` names the file)."""
+        advice = "delete it and run again to recompute its points"
         try:
-            with open(part, "rb") as handle, np.load(handle, allow_pickle=False) as contents:
-                arrays = {k: contents[k] for k in contents.files}
+            npz = NpzReader(part, StoreError, what=f"store part {part}", kind="store part")
         except FileNotFoundError:
             return None  # deleted by hand between listing and reading
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
-            raise StoreError(f"store part {part} is damaged ({err}); delete it and run again "
-                             f"to recompute its points") from err
-        if str(arrays.get("request", "")) != self._digest:
+        except StoreError as err:
+            raise StoreError(f"{err}; {advice}") from err
+        try:
+            with npz:
+                got = self._part_arrays(npz)
+        except StoreError as err:
+            raise StoreError(f"{err}; {advice}") from err
+        if got is None:
             raise StoreError(f"store part {part} belongs to another request than "
                              f"{self.path / 'request.json'}; move it out of the store")
-        indices = arrays["indices"].astype(np.int64)
+        indices, arrays = got
         if indices.size and (indices.min() < 0 or indices.max() >= self.num_points):
-            raise StoreError(f"store part {part} has point indices outside the grid; delete it")
-        return indices, [arrays[f"metric_{i}"] for i in range(len(self.metric_names))]
+            raise StoreError(f"store part {part} has point indices outside the grid "
+                             f"[0, {self.num_points}); {advice}")
+        return indices, arrays
+
+    def _part_arrays(self, npz: NpzReader) -> tuple[np.ndarray, list[np.ndarray]] | None:
+        """``(indices, metric arrays)`` of an open part, or ``None`` if it belongs to
+        another request."""
+        digest = npz.read("request", kinds="U", shape=()) if "request" in npz else ""
+        if str(digest) != self._digest:
+            return None
+        indices = npz.read("indices", kinds="iu", ndim=1).astype(np.int64)
+        return indices, [npz.read(f"metric_{i}", kinds="f", shape=indices.shape)
+                         for i in range(len(self.metric_names))]
 
     def read(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Merges every part.

@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsurf import batching
+from jaxsurf import _validate, batching
 from jaxsurf.tree import PyTree
 
 __all__ = ["Moments", "draw", "batch_moments", "merge", "merge_replicas", "standard_error",
@@ -79,8 +79,7 @@ def draw(data: PyTree, size: Any, seed: int) -> tuple[PyTree, dict[str, Any]]:
         raise ValueError(f"subsample must be an integer between 2 (a standard error needs two "
                          f"examples) and the number of examples ({total}), or a fraction in "
                          f"(0, 1] that gives at least 2, got {size!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"subsample_seed must be an integer, got {seed!r}")
+    seed = _validate.non_negative_int(seed, "subsample_seed")
     index = np.random.default_rng(int(seed)).permutation(total)[:int(size)]
     subset = jax.tree_util.tree_map(lambda x: x[index], data)
     return subset, {"size": int(size), "of": int(total), "seed": int(seed),

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
+from jaxsurf import _validate
+from jaxsurf._npz import NpzReader
 from jaxsurf._version import __version__
 
 __all__ = ["Surface", "SurfaceFileError"]
@@ -37,13 +38,8 @@ class SurfaceFileError(ValueError):
 
 
 def _as_coordinates(values: Any, name: str) -> np.ndarray:
-    arr = np.asarray(values)
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"{name} must be a non-empty 1-D array of coordinates, got shape "
-                         f"{arr.shape}; pass e.g. np.linspace(-1, 1, 21)")
-    if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must hold finite numbers; got {arr!r}")
-    return arr
+    """Finite, real, strictly increasing 1-D coordinates (see :func:`jaxsurf._validate.grid`)."""
+    return _validate.grid(values, name)
 
 
 @dataclass
@@ -80,7 +76,8 @@ class Surface:
             self.gammas = _as_coordinates(self.gammas, "gammas")
         if not self.metrics:
             raise ValueError("a Surface needs at least one metric, e.g. {'loss': values}")
-        self.metrics = {str(k): np.asarray(v) for k, v in self.metrics.items()}
+        self.metrics = {name: _validate.real_array(v, f"metric {name!r}") for name, v
+                        in _validate.unique_str_keys(self.metrics, "metric").items()}
         for name, values in self.metrics.items():
             if values.shape != self.shape:
                 raise ValueError(
@@ -116,8 +113,19 @@ class Surface:
         return self.metrics[name]
 
     def argmin(self, metric: str = "loss") -> tuple[float, ...]:
-        """Coordinates of the smallest finite value of ``metric``."""
-        values = np.where(np.isfinite(self.metrics[metric]), self.metrics[metric], np.inf)
+        """Coordinates of the smallest finite value of ``metric``.
+
+        Raises:
+            KeyError: no such metric.
+            ValueError: the metric has no finite value (e.g. a diverged run).
+        """
+        if metric not in self.metrics:
+            raise KeyError(f"no metric {metric!r} in this Surface; it has {self.metric_names}")
+        finite = np.isfinite(self.metrics[metric])
+        if not finite.any():
+            raise ValueError(f"argmin of metric {metric!r} is undefined: all "
+                             f"{finite.size} values are NaN or inf (diverged everywhere?)")
+        values = np.where(finite, self.metrics[metric], np.inf)
         index = np.unravel_index(np.argmin(values), values.shape)
         if self.betas is None:
             return (float(self.alphas[index[0]]),)
@@ -203,33 +211,29 @@ class Surface:
         if path.suffix.lower() in (".h5", ".hdf5"):  # the loss-landscape tool's files
             from jaxsurf._h5 import read_h5
             return read_h5(path)
-        contents = _read_npz(path)
-        if "header" not in contents or "alphas" not in contents:
-            raise SurfaceFileError(f"{path} is an .npz file but not a jaxsurf Surface "
-                                   f"(it has arrays {sorted(contents)})")
+        with NpzReader(path, SurfaceFileError, kind="Surface file") as npz:
+            if "header" not in npz or "alphas" not in npz:
+                raise SurfaceFileError(f"{path} is an .npz file but not a jaxsurf Surface "
+                                       f"(it has arrays {sorted(npz.names)})")
+            names, metadata = _read_header(path, npz.read("header", kinds="U", shape=()))
+            axes: dict[str, np.ndarray] = {}
+            try:
+                for axis in ("alphas", "betas", "gammas"):
+                    if axis in npz:
+                        axes[axis] = _as_coordinates(npz.read(axis, kinds="iuf", ndim=1), axis)
+            except ValueError as err:
+                if isinstance(err, SurfaceFileError):
+                    raise
+                raise SurfaceFileError(f"{path} holds bad coordinates: {err}") from err
+            grid = tuple(len(axes[a]) for a in ("alphas", "betas", "gammas") if a in axes)
+            missing = [f"metric_{i}" for i in range(len(names)) if f"metric_{i}" not in npz]
+            if missing:
+                raise SurfaceFileError(f"{path} is missing arrays {missing}: the file is damaged")
+            metrics = {name: npz.read(f"metric_{i}", kinds="biuf", shape=grid)
+                       for i, name in enumerate(names)}
         try:
-            header = json.loads(str(contents["header"]))
-        except ValueError as err:
-            raise SurfaceFileError(f"{path} has an unreadable header (not JSON): {err}") from err
-        if not isinstance(header, dict) or header.get("format") != FORMAT:
-            raise SurfaceFileError(f"{path} is not a jaxsurf Surface file")
-        if header.get("format_version", 0) > FORMAT_VERSION:
-            raise SurfaceFileError(
-                f"{path} was written by jaxsurf {header.get('library_version')} in file format "
-                f"{header['format_version']}, newer than this jaxsurf {__version__} reads "
-                f"(format {FORMAT_VERSION}); upgrade jaxsurf")
-        names, metadata = header.get("metric_names"), header.get("metadata", {})
-        if not isinstance(names, list) or not isinstance(metadata, dict):
-            raise SurfaceFileError(f"{path} has a damaged header (metric names or metadata "
-                                   f"missing)")
-        missing = [f"metric_{i}" for i in range(len(names)) if f"metric_{i}" not in contents]
-        if missing:
-            raise SurfaceFileError(f"{path} is missing arrays {missing}: the file is damaged")
-        metrics = {name: contents[f"metric_{i}"] for i, name in enumerate(names)}
-        try:
-            return cls(contents["alphas"], contents.get("betas"), metrics, metadata,
-                       contents.get("gammas"))
-        except ValueError as err:
+            return cls(axes["alphas"], axes.get("betas"), metrics, metadata, axes.get("gammas"))
+        except (ValueError, TypeError) as err:
             raise SurfaceFileError(f"{path} holds inconsistent arrays: {err}") from err
 
     def __eq__(self, other: object) -> bool:
@@ -248,21 +252,32 @@ class Surface:
                 and self.metadata == other.metadata)
 
 
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    """Every array of the ``.npz`` file at ``path``, or :class:`SurfaceFileError`."""
+def _read_header(path: Path, header_array: np.ndarray) -> tuple[list[str], dict[str, Any]]:
+    """The metric names and metadata of a Surface file's header, every field's type
+    checked (a :class:`SurfaceFileError` says which is wrong)."""
     try:
-        with open(path, "rb") as handle:
-            data = np.load(handle, allow_pickle=False)
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise SurfaceFileError(f"{path} holds a single array (.npy), not a Surface "
-                                       f"(.npz written by Surface.save)")
-            with data:
-                return {k: data[k] for k in data.files}
-    except SurfaceFileError:
-        raise
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as err:
+        header = json.loads(str(header_array))
+    except ValueError as err:
+        raise SurfaceFileError(f"{path} has an unreadable header (not JSON): {err}") from err
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise SurfaceFileError(f"{path} is not a jaxsurf Surface file")
+    version = header.get("format_version", 1)  # absent only in hand-made headers
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise SurfaceFileError(f"{path} has a damaged header: format_version must be a "
+                               f"positive integer, got {version!r}")
+    if version > FORMAT_VERSION:
         raise SurfaceFileError(
-            f"{path} is not a readable Surface file (truncated or not .npz): {err}") from err
+            f"{path} was written by jaxsurf {header.get('library_version')} in file format "
+            f"{version}, newer than this jaxsurf {__version__} reads "
+            f"(format {FORMAT_VERSION}); upgrade jaxsurf")
+    names, metadata = header.get("metric_names"), header.get("metadata", {})
+    if not isinstance(names, list) or not isinstance(metadata, dict):
+        raise SurfaceFileError(f"{path} has a damaged header (metric names or metadata "
+                               f"missing)")
+    if not names or not all(isinstance(n, str) for n in names) or len(set(names)) < len(names):
+        raise SurfaceFileError(f"{path} has a damaged header: metric_names must be distinct "
+                               f"strings, got {names!r:.200}")
+    return names, metadata
 
 
 def _centre_value(surface: Surface, values: np.ndarray) -> float | None:
@@ -280,15 +295,10 @@ def _centre_value(surface: Surface, values: np.ndarray) -> float | None:
 
 
 def metadata_from(mapping: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A JSON-safe copy of user metadata (numpy scalars and arrays turned to lists)."""
-    def convert(value: Any) -> Any:
-        if isinstance(value, Mapping):
-            return {str(k): convert(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [convert(v) for v in value]
-        if isinstance(value, np.generic):
-            return value.item()
-        if hasattr(value, "tolist"):
-            return value.tolist()
-        return value
-    return convert(dict(mapping or {}))
+    """A JSON-safe copy of user metadata (numpy scalars and arrays turned to lists).
+
+    Raises:
+        TypeError: a value JSON cannot hold (named by its key), now rather than
+            at :meth:`Surface.save`.
+    """
+    return _validate.json_safe(mapping, "metadata")

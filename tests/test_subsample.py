@@ -113,7 +113,7 @@ def test_bad_subsample_requests_say_what_to_pass(problem):
         js.evaluate_line(mlp_fn, params, d1, data, [0.0], subsample=500)
     with pytest.raises(ValueError, match="between 2"):
         js.evaluate_line(mlp_fn, params, d1, data, [0.0], subsample=1)
-    with pytest.raises(ValueError, match="subsample_seed must be an integer"):
+    with pytest.raises(ValueError, match="subsample_seed must be a non-negative integer"):
         js.evaluate_line(mlp_fn, params, d1, data, [0.0], subsample=10, subsample_seed="a")
     batches = [{k: v[:50] for k, v in data.items()}, {k: v[50:] for k, v in data.items()}]
     with pytest.raises(TypeError, match="needs in-memory data"):

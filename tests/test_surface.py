@@ -58,7 +58,7 @@ def test_foreign_and_damaged_files_are_surface_file_errors(tmp_path):
     header = lambda **h: np.array(json.dumps({"format": "jaxsurf.surface", **h}))
     np.savez(tmp_path / "text.npz", alphas=np.ones(2), header=np.array("not json"))
     np.savez(tmp_path / "names.npz", alphas=np.ones(2), header=header())
-    np.savez(tmp_path / "shape.npz", alphas=np.ones(2), metric_0=np.ones(5),
+    np.savez(tmp_path / "shape.npz", alphas=np.arange(2.0), metric_0=np.ones(5),
              header=header(metric_names=["loss"], metadata={}))
     for name, words in [("array.npy", "single array"), ("text.npz", "not JSON"),
                         ("names.npz", "damaged header"), ("shape.npz", "inconsistent")]:

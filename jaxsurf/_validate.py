@@ -1,0 +1,276 @@
+"""One validation layer for the entry points (evaluate, Surface, store, hessian).
+
+Every check here raises an error that names the argument, says what was wrong
+and how to fix it. The entry points call these instead of writing the same
+check again, so the rules (and messages) are the same everywhere.
+
+Example:
+    >>> positive_int(3, "chunk_size")
+    3
+    >>> grid([0.0, 0.5, 1.0], "alphas").tolist()
+    [0.0, 0.5, 1.0]
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+__all__ = ["finite_tree", "grid", "json_safe", "known_options", "non_negative_int",
+           "positive_int", "real_array", "unique_str_keys", "user_metadata"]
+
+
+# --------------------------------------------------------------------------- numbers
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def positive_int(value: Any, name: str) -> int:
+    """``value`` as an ``int`` if it is an integer >= 1 (bools refused).
+
+    Args:
+        value: the argument.
+        name: its name, for the message.
+
+    Returns:
+        ``int(value)``.
+
+    Example:
+        >>> positive_int(np.int64(4), "points_per_step")
+        4
+    """
+    if not _is_int(value) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def non_negative_int(value: Any, name: str) -> int:
+    """``value`` as an ``int`` if it is an integer >= 0 (e.g. a seed).
+
+    Example:
+        >>> non_negative_int(0, "subsample_seed")
+        0
+    """
+    if not _is_int(value) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer (0, 1, 2, ...), got {value!r}")
+    return int(value)
+
+
+# --------------------------------------------------------------------------- grids
+def grid(values: Any, name: str, *, float32: bool = False) -> np.ndarray:
+    """A non-empty, finite, real, strictly increasing 1-D array of coordinates.
+
+    Plots and exports draw cell ``i`` between ``values[i-1]`` and ``values[i+1]``,
+    so an unsorted or repeated coordinate gives crossing contours and
+    overlapping cells; it is refused, never sorted silently.
+
+    Args:
+        values: the coordinates.
+        name: e.g. ``"alphas"``.
+        float32: also require them finite and strictly increasing once cast to
+            float32 (the evaluation engine computes in float32).
+
+    Returns:
+        The coordinates as a numpy array (dtype kept).
+
+    Example:
+        >>> grid([1.0, 0.0], "alphas")
+        Traceback (most recent call last):
+        ValueError: alphas must be strictly increasing ...
+    """
+    arr = np.asarray(values)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array of coordinates, got shape "
+                         f"{arr.shape}; pass e.g. np.linspace(-1, 1, 21)")
+    if np.iscomplexobj(arr):
+        raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}; pass e.g. "
+                         f"np.linspace(-1, 1, 21)")
+    if arr.dtype.kind not in "iuf" or not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must hold finite numbers; got {arr!r}")
+    checked = arr
+    if float32:
+        if np.any(np.abs(arr) > np.finfo(np.float32).max):
+            raise ValueError(f"{name} must be finite in float32 (|x| < 3.4e38), got "
+                             f"max |x| = {np.max(np.abs(arr)):g}")
+        checked = arr.astype(np.float32)
+    steps = np.diff(checked)
+    bad = np.flatnonzero(~(steps > 0))
+    if bad.size:
+        i = int(bad[0])
+        what = "a repeat" if checked[i + 1] == checked[i] else "a decrease"
+        in32 = " in float32" if float32 and arr[i + 1] > arr[i] else ""
+        raise ValueError(
+            f"{name} must be strictly increasing (sorted, no repeats){in32}: {name}[{i + 1}] = "
+            f"{arr[i + 1].item()!r} follows {name}[{i}] = {arr[i].item()!r} ({what}). Pass "
+            f"sorted unique "
+            f"coordinates, e.g. np.unique({name}) or np.linspace(-1, 1, 21); plots need them "
+            f"in order")
+    return arr
+
+
+# --------------------------------------------------------------------------- values
+def real_array(values: Any, what: str) -> np.ndarray:
+    """``values`` as a numpy array of real numbers (bool, int or float).
+
+    Strings, objects (e.g. ``None`` entries) and complex numbers are refused;
+    JAX's ``bfloat16`` (and ``float8``) become float32, which files can hold.
+
+    Example:
+        >>> real_array([1, 2], "metric 'loss'").dtype.kind
+        'i'
+    """
+    arr = np.asarray(values)
+    if arr.dtype.name.startswith(("bfloat16", "float8")):  # ml_dtypes floats (from JAX)
+        arr = arr.astype(np.float32)
+    if arr.dtype.kind not in "biuf":
+        hint = ("take jnp.real or jnp.abs first" if arr.dtype.kind == "c" else
+                "convert them to numbers first")
+        raise ValueError(f"{what} must hold real numbers (bool, int or float), got dtype "
+                         f"{arr.dtype}; {hint}")
+    return arr
+
+
+def unique_str_keys(mapping: Mapping[Any, Any], what: str) -> dict[str, Any]:
+    """``{str(k): v}``, refusing keys that become one string (e.g. ``1`` and ``"1"``).
+
+    Example:
+        >>> unique_str_keys({1: "a", "1": "b"}, "metric")
+        Traceback (most recent call last):
+        ValueError: metric names 1 and '1' are both '1' as strings; ...
+    """
+    out: dict[str, Any] = {}
+    original: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = str(key)
+        if name in out:
+            raise ValueError(f"{what} names {original[name]!r} and {key!r} are both {name!r} "
+                             f"as strings; one would silently replace the other. Give them "
+                             f"distinct string names")
+        out[name], original[name] = value, key
+    return out
+
+
+def _json_problem(value: Any, where: str) -> str | None:
+    """Where in ``value`` (already converted) JSON fails, and why; ``None`` if it does not."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return None
+    if isinstance(value, float):
+        return None  # NaN and inf are written as JSON extensions (allow_nan)
+    if isinstance(value, dict):
+        for k, v in value.items():
+            problem = _json_problem(v, f"{where}[{k!r}]")
+            if problem:
+                return problem
+        return None
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            problem = _json_problem(v, f"{where}[{i}]")
+            if problem:
+                return problem
+        return None
+    return f"{where} holds a value of type {type(value).__name__} ({value!r:.60})"
+
+
+def json_safe(mapping: Mapping[str, Any] | None, what: str = "metadata") -> dict[str, Any]:
+    """A JSON-safe copy of ``mapping`` (numpy scalars and arrays turned to lists),
+    checked now: anything JSON cannot hold is refused here, not at save time.
+
+    Args:
+        mapping: e.g. user metadata.
+        what: its name, for the message.
+
+    Returns:
+        The converted dict.
+
+    Example:
+        >>> json_safe({"seed": np.int64(0), "grid": np.arange(2)})
+        {'seed': 0, 'grid': [0, 1]}
+    """
+    if mapping is not None and not isinstance(mapping, Mapping):
+        raise TypeError(f"{what} must be a dict of JSON-serialisable values, got "
+                        f"{type(mapping).__name__}")
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {k: convert(v) for k, v in unique_str_keys(value, f"{what} key").items()}
+        if isinstance(value, (list, tuple)):
+            return [convert(v) for v in value]
+        if isinstance(value, np.generic):
+            return value.item()
+        if hasattr(value, "tolist"):
+            return convert(value.tolist())
+        return value
+
+    out = convert(dict(mapping or {}))
+    problem = _json_problem(out, what)
+    if problem:
+        raise TypeError(f"{what} must be JSON-serialisable (dicts, lists, strings, numbers, "
+                        f"bools, None): {problem}; convert it, e.g. with str()")
+    json.dumps(out, allow_nan=True)  # the check above mirrors json; this makes sure
+    return out
+
+
+def user_metadata(metadata: Mapping[str, Any] | None, reserved: Collection[str],
+                  where: str) -> dict[str, Any]:
+    """User ``metadata=`` made JSON-safe, refusing keys the library writes itself.
+
+    Args:
+        metadata: the user's dict (or ``None``).
+        reserved: the library's own keys for this surface.
+        where: the entry point, for the message.
+
+    Returns:
+        The JSON-safe dict.
+
+    Example:
+        >>> user_metadata({"seed": 0}, {"kind"}, "js.evaluate_line")
+        {'seed': 0}
+    """
+    out = json_safe(metadata, "metadata")
+    taken = sorted(k for k in out if k in reserved)
+    if taken:
+        raise ValueError(
+            f"{where}: metadata keys {taken} are written by jaxsurf itself and cannot be "
+            f"overridden (the library keys are listed in docs/robustness.md); put your own "
+            f"facts under other names, e.g. {{'user_{taken[0]}': ...}}")
+    return out
+
+
+def known_options(options: Mapping[str, Any], allowed: Iterable[str], where: str) -> None:
+    """Refuses an option keyword ``where`` does not take, suggesting the closest one.
+
+    Example:
+        >>> known_options({"chunksize": 4}, ["chunk_size"], "js.evaluate_line")
+        Traceback (most recent call last):
+        TypeError: js.evaluate_line got an unknown option 'chunksize' (did you mean ...
+    """
+    allowed = sorted(allowed)
+    for key in options:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise TypeError(f"{where} got an unknown option {key!r}{hint}; its options are "
+                            f"{allowed}")
+
+
+def finite_tree(items: Iterable[tuple[str, Any]], what: str, hint: str) -> None:
+    """Refuses NaN or inf in any float leaf; ``items`` are ``(path, leaf)`` pairs.
+
+    Example:
+        >>> finite_tree([("['w']", np.array([1.0, np.nan]))], "params", "check it")
+        Traceback (most recent call last):
+        ValueError: params leaf ['w'] holds 1 NaN/inf of 2 values; check it
+    """
+    for path, leaf in items:
+        arr = np.asarray(leaf)
+        if arr.dtype.kind not in "fc" and arr.dtype.name != "bfloat16":
+            continue
+        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        if bad:
+            raise ValueError(f"{what} leaf {path} holds {bad} NaN/inf of "
+                             f"{math.prod(arr.shape)} values; {hint}")

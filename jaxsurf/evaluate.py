@@ -23,8 +23,10 @@ How it is fast by construction:
   the combination ``origin + sum_k c_k d_k`` and every sum stay float32.
 
 Long runs: ``store=PATH`` saves every finished chunk atomically and a rerun
-evaluates only the missing points (:mod:`jaxsurf.store`); ``progress=`` shows
-a bar with rate and ETA or feeds a callback (:mod:`jaxsurf.progress`).
+evaluates only the missing points (:mod:`jaxsurf.store`); an interrupt
+(Ctrl-C, SIGTERM) then raises :class:`jaxsurf.interrupt.Interrupted` after the
+finished chunks are saved. ``progress=`` shows a bar with rate and ETA, log
+lines, or feeds a callback (:mod:`jaxsurf.progress`).
 Non-finite values are kept as they are, counted in
 ``metadata["nonfinite"]`` and reported in one warning. See
 ``docs/robustness.md``.
@@ -50,7 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
-from jaxsurf import _validate, batching, distributed, subsample as subsample_lib, tree
+from jaxsurf import _validate, batching, distributed, interrupt, subsample as subsample_lib, tree
 from jaxsurf import store as store_lib
 from jaxsurf._state import interpolate_recomputed, plan_interpolation
 from jaxsurf._version import __version__
@@ -485,17 +487,25 @@ def _run_chunks(job: _Job, todo: np.ndarray, make_chunk_fn: Callable[[], ChunkFn
     """Evaluates the points ``todo`` chunk by chunk, in grid order, writing each
     finished chunk into ``values`` and the store; returns the points evaluated."""
     done = 0
-    with ProgressTracker(job.sink, len(todo), stored=job.num_points - len(todo)) as track:
-        evaluate_chunk = make_chunk_fn() if len(todo) else None
-        for idx, coeffs in job.chunks(todo):
-            out = evaluate_chunk(coeffs)
-            finished = {k: v[:len(idx)] for k, v in out.items()}
-            for k, v in finished.items():
-                values[k][idx] = v
-            if store is not None:
-                store.write(idx, finished)
-            done += len(idx)
-            track.update(done)
+    stored = job.num_points - len(todo)
+    with ProgressTracker(job.sink, len(todo), stored=stored,
+                         devices=int(job.mesh.devices.size)) as track:
+        try:
+            evaluate_chunk = make_chunk_fn() if len(todo) else None
+            for idx, coeffs in job.chunks(todo):
+                out = evaluate_chunk(coeffs)
+                finished = {k: v[:len(idx)] for k, v in out.items()}
+                for k, v in finished.items():
+                    values[k][idx] = v
+                if store is not None:
+                    with interrupt.deferred():  # a finished chunk is saved whole
+                        store.write(idx, finished)
+                done += len(idx)
+                track.update(done)
+        except KeyboardInterrupt:  # Ctrl-C / SIGTERM: say what is safe, and where
+            if store is None:
+                raise
+            raise interrupt.Interrupted(stored + done, job.num_points, store.path) from None
     return done
 
 

@@ -1,15 +1,26 @@
-"""Progress of long evaluations: a terminal bar, or the same facts for a callback.
+"""Progress of long runs: a terminal bar, plain log lines, or a callback.
 
-The evaluation functions take ``progress=``:
+The evaluation functions (and :func:`jaxsurf.train.fit`) take ``progress=``:
 
-* ``None`` (default): a bar on stderr when stderr is a terminal, else nothing;
-* ``True`` / ``False``: the bar always / never;
+* ``None`` (default): a bar on stderr when stderr is a terminal, else plain
+  log lines on stderr (:class:`ProgressLog`: a batch job, ``nohup``, CI);
+* ``True`` / ``False``: the bar always / nothing;
 * a callable: called with a :class:`ProgressInfo` once at the start
   (``done == 0``) and after every chunk of points (for notebooks and logs).
 
 The bar is one line redrawn with a carriage return (plain stdlib, ASCII)::
 
     jaxsurf [#########-----------]  96/441 points  21%  12.3 points/s  ETA 0:28
+
+The log writes whole lines only (no ``\\r``): one at the start, then one each
+time another 10 % is done or 60 s have passed since the last line, and one at
+the end::
+
+    jaxsurf: resuming: 128 of 441 points from the store; 313 to do on 4 devices
+    jaxsurf: 96/313 points (30%), 12.3 points/s, ETA 0:17
+    jaxsurf: done: 313 points in 0:25 (12.5 points/s); 128 more from the store
+
+Training reports steps the same way (``unit="steps"``, ``label="epoch 2/3"``).
 
 Example:
     >>> log = []
@@ -27,8 +38,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, TextIO, Union
 
-__all__ = ["ProgressInfo", "ProgressBar", "ProgressTracker", "ProgressOption", "make_sink",
-           "format_line"]
+__all__ = ["ProgressInfo", "ProgressBar", "ProgressLog", "ProgressTracker", "ProgressOption",
+           "make_sink", "format_line", "log_line"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,9 @@ class ProgressInfo:
         eta: estimated seconds left at that rate (``None`` while unknown).
         stored: points taken from the store instead of evaluated (not counted
             in ``done`` or ``total``).
+        devices: devices the work is spread over (``None``: not said).
+        unit: what is counted, plural (``"points"``; training: ``"steps"``).
+        label: who reports (``"jaxsurf"``; training: ``"epoch 2/3"``).
     """
 
     done: int
@@ -54,6 +68,9 @@ class ProgressInfo:
     rate: float | None
     eta: float | None
     stored: int = 0
+    devices: int | None = None
+    unit: str = "points"
+    label: str = "jaxsurf"
 
     @property
     def finished(self) -> bool:
@@ -72,12 +89,16 @@ def _clock_text(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def _rate_text(rate: float | None) -> str:
+def _singular(unit: str) -> str:
+    return unit[:-1] if unit.endswith("s") else unit
+
+
+def _rate_text(rate: float | None, unit: str = "points") -> str:
     if rate is None or rate <= 0:
-        return "-- points/s"
+        return f"-- {unit}/s"
     if rate < 1:
-        return f"{1 / rate:.1f} s/point"
-    return f"{rate:.3g} points/s"
+        return f"{1 / rate:.1f} s/{_singular(unit)}"
+    return f"{rate:.3g} {unit}/s"
 
 
 def format_line(info: ProgressInfo, width: int = 80) -> str:
@@ -97,21 +118,111 @@ def format_line(info: ProgressInfo, width: int = 80) -> str:
     The bar shrinks to fit ``width`` and is left out when under 5 characters.
     """
     if info.total == 0:
-        return f"jaxsurf: all {info.stored} points from the store"[:width]
-    count = f"{info.done}/{info.total} points"
+        return f"{info.label}: all {info.stored} {info.unit} from the store"[:width]
+    count = f"{info.done}/{info.total} {info.unit}"
     share = f"{100 * info.done // info.total:3d}%" if info.total else "100%"
     if info.finished:
-        timing = f"{_rate_text(info.rate)}  in {_clock_text(info.elapsed)}"
+        timing = f"{_rate_text(info.rate, info.unit)}  in {_clock_text(info.elapsed)}"
     else:
         eta = "--:--" if info.eta is None else _clock_text(info.eta)
-        timing = f"{_rate_text(info.rate)}  ETA {eta}"
+        timing = f"{_rate_text(info.rate, info.unit)}  ETA {eta}"
     tail = f" {count} {share}  {timing}"
     if info.stored:
         tail += f"  (+{info.stored} from store)"
-    bar_width = max(0, min(20, width - len("jaxsurf []") - len(tail)))
+    bar_width = max(0, min(20, width - len(info.label) - len(" []") - len(tail)))
     filled = bar_width * info.done // info.total if info.total else bar_width
     bar = f" [{'#' * filled}{'-' * (bar_width - filled)}]" if bar_width >= 5 else ""
-    return f"jaxsurf{bar}{tail}"[:width]
+    return f"{info.label}{bar}{tail}"[:width]
+
+
+def log_line(info: ProgressInfo) -> str:
+    """The plain log line for ``info`` (start, middle or end of a run).
+
+    Args:
+        info: the progress to describe.
+
+    Returns:
+        One line without a line break or carriage return.
+
+    Example:
+        >>> log_line(ProgressInfo(0, 313, 0.0, None, None, stored=128, devices=4))
+        'jaxsurf: resuming: 128 of 441 points from the store; 313 to do on 4 devices'
+        >>> log_line(ProgressInfo(96, 313, 8.0, 12.3, 17.6))
+        'jaxsurf: 96/313 points (30%), 12.3 points/s, ETA 0:18'
+    """
+    unit = info.unit
+    on = "" if info.devices is None else \
+        f" on {info.devices} device{'' if info.devices == 1 else 's'}"
+    if info.total == 0:
+        return f"{info.label}: all {info.stored} {unit} from the store, nothing to evaluate"
+    if info.done == 0 and not info.finished:
+        if info.stored:
+            return (f"{info.label}: resuming: {info.stored} of {info.stored + info.total} "
+                    f"{unit} from the store; {info.total} to do{on}")
+        return f"{info.label}: {info.total} {unit} to do{on}"
+    if info.finished:
+        rate = "" if info.rate is None else f" ({_rate_text(info.rate, unit)})"
+        stored = f"; {info.stored} more from the store" if info.stored else ""
+        return (f"{info.label}: done: {info.total} {unit} in {_clock_text(info.elapsed)}"
+                f"{rate}{stored}")
+    eta = "--:--" if info.eta is None else _clock_text(info.eta)
+    return (f"{info.label}: {info.done}/{info.total} {unit} "
+            f"({100 * info.done // info.total}%), {_rate_text(info.rate, unit)}, ETA {eta}")
+
+
+class ProgressLog:
+    """Progress as plain lines, for logs that are not a terminal (no ``\\r``).
+
+    One line at the start (what is to do, what came from the store, on how
+    many devices), then one whenever another ``every`` share of the work is
+    done or ``interval`` seconds have passed since the last line, and one at
+    the end.
+
+    Args:
+        stream: where to write (default: ``sys.stderr`` at each line).
+        every: share of the work between lines (default 0.1: every 10 %).
+        interval: seconds after which a line is written anyway (default 60).
+        clock: seconds counter (for tests).
+
+    Example:
+        >>> s = js.evaluate_plane(fn, params, d1, d2, data, grid, grid,
+        ...                       progress=ProgressLog(sys.stdout))
+    """
+
+    def __init__(self, stream: TextIO | None = None, every: float = 0.1,
+                 interval: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        if not 0 < every <= 1:
+            raise ValueError(f"every must be a share of the work in (0, 1], got {every!r}")
+        self._stream = stream
+        self._every = every
+        self._interval = interval
+        self._clock = clock
+        self._last_time = -float("inf")
+        self._last_mark = 0
+
+    @property
+    def stream(self) -> TextIO:
+        return self._stream if self._stream is not None else sys.stderr
+
+    def _mark(self, info: ProgressInfo) -> int:
+        """How many whole ``every`` shares of the work are done."""
+        return int(info.done / info.total / self._every + 1e-9) if info.total else 0
+
+    def _due(self, info: ProgressInfo, now: float) -> bool:
+        if info.done == 0 or info.finished or info.total == 0:
+            return True
+        return self._mark(info) > self._last_mark or now - self._last_time >= self._interval
+
+    def __call__(self, info: ProgressInfo) -> None:
+        now = self._clock()
+        if info.done == 0:
+            self._last_mark = 0
+        if not self._due(info, now):
+            return
+        self.stream.write(log_line(info) + "\n")
+        self.stream.flush()
+        self._last_time = now
+        self._last_mark = self._mark(info)
 
 
 class ProgressBar:
@@ -162,8 +273,9 @@ def make_sink(progress: ProgressOption) -> Callable[[ProgressInfo], object] | No
     """Resolves a ``progress=`` argument to a callable or ``None``.
 
     Args:
-        progress: ``None`` (a bar when stderr is a terminal), ``True``,
-            ``False`` or a callable taking a :class:`ProgressInfo`.
+        progress: ``None`` (a bar when stderr is a terminal, else
+            :class:`ProgressLog` lines), ``True``, ``False`` or a callable
+            taking a :class:`ProgressInfo`.
 
     Returns:
         The callable to report to, or ``None`` for no reports.
@@ -174,16 +286,19 @@ def make_sink(progress: ProgressOption) -> Callable[[ProgressInfo], object] | No
     """
     if progress is None:
         stderr = sys.stderr
-        is_tty = stderr is not None and hasattr(stderr, "isatty") and stderr.isatty()
-        return ProgressBar() if is_tty else None
+        if stderr is None:  # pythonw, some daemons: nowhere to write
+            return None
+        is_tty = hasattr(stderr, "isatty") and stderr.isatty()
+        return ProgressBar() if is_tty else ProgressLog()
     if progress is True:
         return ProgressBar()
     if progress is False:
         return None
     if callable(progress):
         return progress
-    raise TypeError(f"progress must be None (a bar when stderr is a terminal), True, False or "
-                    f"a callable taking a jaxsurf.progress.ProgressInfo; got {progress!r}")
+    raise TypeError(f"progress must be None (a bar when stderr is a terminal, else log "
+                    f"lines), True, False or a callable taking a "
+                    f"jaxsurf.progress.ProgressInfo; got {progress!r}")
 
 
 class ProgressTracker:
@@ -194,6 +309,8 @@ class ProgressTracker:
         total: points to evaluate in this call.
         stored: points already done (taken from a store).
         clock: seconds counter (for tests).
+        devices: devices the work is spread over (shown at the start).
+        unit, label: as in :class:`ProgressInfo`.
 
     Example:
         >>> with ProgressTracker(print, total=4) as track:
@@ -201,11 +318,14 @@ class ProgressTracker:
     """
 
     def __init__(self, sink: Callable[[ProgressInfo], object] | None, total: int,
-                 stored: int = 0, clock: Callable[[], float] = time.perf_counter) -> None:
+                 stored: int = 0, clock: Callable[[], float] = time.perf_counter, *,
+                 devices: int | None = None, unit: str = "points",
+                 label: str = "jaxsurf") -> None:
         self._sink = sink
         self._total = total
         self._stored = stored
         self._clock = clock
+        self._extra = {"devices": devices, "unit": unit, "label": label}
         self._start = clock()
         self._first: tuple[float, int] | None = None  # (time, done) after the first chunk
         self._report(0, self._start)
@@ -223,7 +343,8 @@ class ProgressTracker:
         rate = self._rate(done, now)
         left = self._total - done
         eta = 0.0 if left <= 0 else (left / rate if rate else None)
-        self._sink(ProgressInfo(done, self._total, now - self._start, rate, eta, self._stored))
+        self._sink(ProgressInfo(done, self._total, now - self._start, rate, eta, self._stored,
+                                **self._extra))
 
     def update(self, done: int) -> None:
         """Reports that ``done`` points (in all) are finished."""

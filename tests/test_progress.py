@@ -3,13 +3,14 @@
 import io
 import sys
 
+import jax
 import numpy as np
 import pytest
 
 import jaxsurf as js
 from conftest import classification_data, mlp_fn
-from jaxsurf.progress import (ProgressBar, ProgressInfo, ProgressTracker, format_line,
-                              make_sink)
+from jaxsurf.progress import (ProgressBar, ProgressInfo, ProgressLog, ProgressTracker,
+                              format_line, log_line, make_sink)
 
 
 @pytest.fixture
@@ -104,6 +105,8 @@ class FakeTerminal(io.StringIO):
 
 def test_bar_is_on_by_default_only_in_a_terminal(monkeypatch, line_problem):
     monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert isinstance(make_sink(None), ProgressLog)
+    monkeypatch.setattr(sys, "stderr", None)
     assert make_sink(None) is None
     terminal = FakeTerminal()
     monkeypatch.setattr(sys, "stderr", terminal)
@@ -115,3 +118,88 @@ def test_bar_is_on_by_default_only_in_a_terminal(monkeypatch, line_problem):
     assert "4/4 points 100%" in terminal.getvalue() and terminal.getvalue().endswith("\n")
     with pytest.raises(TypeError, match="progress must be None"):
         make_sink(1)
+
+
+# --------------------------------------------------------------------------- log lines
+def test_default_progress_in_a_log_is_whole_lines(monkeypatch, line_problem, tmp_path):
+    """Not a terminal: a start line, lines at most every 10 %, an end line; no \\r."""
+    params, d, data = line_problem
+    log = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", log)
+    js.evaluate_line(mlp_fn, params, d, data, np.linspace(-1, 1, 40), chunk_size=4,
+                     store=tmp_path / "line.store", devices=jax.devices()[:1])
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue() and log.getvalue().endswith("\n")
+    assert lines[0] == "jaxsurf: 40 points to do on 1 device"
+    assert lines[-1].startswith("jaxsurf: done: 40 points in ") and "points/s" in lines[-1]
+    middle = lines[1:-1]
+    assert 1 <= len(middle) <= 9  # every 10 % of 40 points in chunks of 4: 9 at most
+    assert all("/40 points (" in m and "ETA" in m for m in middle)
+
+    log.seek(0)
+    log.truncate()
+    js.evaluate_line(mlp_fn, params, d, data, np.linspace(-1, 1, 40), chunk_size=4,
+                     store=tmp_path / "line.store", devices=jax.devices()[:1])
+    assert log.getvalue() == "jaxsurf: all 40 points from the store, nothing to evaluate\n"
+
+
+def test_a_resumed_run_says_so_in_its_first_line(monkeypatch, line_problem, tmp_path):
+    params, d, data = line_problem
+    grid = np.linspace(-1, 1, 4)
+    store_half = tmp_path / "half.store"
+    stop_after = []
+
+    def stop(info):  # interrupt after the first chunk of 8 points
+        if info.done:
+            stop_after.append(info.done)
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        js.evaluate_plane(mlp_fn, params, d, d, data, grid, grid, store=store_half,
+                          chunk_size=8, devices=jax.devices()[:2], progress=stop)
+    log = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", log)
+    js.evaluate_plane(mlp_fn, params, d, d, data, grid, grid, store=store_half, chunk_size=8,
+                      devices=jax.devices()[:2])
+    lines = log.getvalue().splitlines()
+    assert lines[0] == "jaxsurf: resuming: 8 of 16 points from the store; 8 to do on 2 devices"
+    assert lines[-1].startswith("jaxsurf: done: 8 points in ")
+    assert lines[-1].endswith("; 8 more from the store")
+
+
+def test_log_lines_every_tenth_or_every_interval():
+    out = io.StringIO()
+    now = [0.0]
+    sink = ProgressLog(out, every=0.1, interval=60.0, clock=lambda: now[0])
+    sink(ProgressInfo(0, 1000, 0.0, None, None))
+    for done in range(1, 1000):  # one point a second... for 999 s
+        now[0] = float(done)
+        sink(ProgressInfo(done, 1000, now[0], 1.0, 1000.0 - done))
+    now[0] = 1000.0
+    sink(ProgressInfo(1000, 1000, 1000.0, 1.0, 0.0))
+    lines = out.getvalue().splitlines()
+    # start, end, each 10 % mark, and a line whenever 60 s passed without one
+    assert lines[0] == "jaxsurf: 1000 points to do"
+    assert lines[1] == "jaxsurf: 60/1000 points (6%), 1 points/s, ETA 15:40"
+    assert lines[-1] == "jaxsurf: done: 1000 points in 16:40 (1 points/s)"
+    dones = [0] + [int(line.split()[1].split("/")[0]) for line in lines[1:-1]] + [1000]
+    assert set(range(100, 1000, 100)) <= set(dones)
+    assert max(b - a for a, b in zip(dones, dones[1:])) <= 60
+    assert len(lines) == len(set(dones))
+
+    out = io.StringIO()  # fast work: only the 10 % marks
+    sink = ProgressLog(out, clock=lambda: 0.0)
+    for done in range(0, 1001):
+        sink(ProgressInfo(done, 1000, 0.0, 50.0, 1.0))
+    shares = [line.split("(")[1].split("%")[0] for line in out.getvalue().splitlines()[1:-1]]
+    assert shares == [str(p) for p in range(10, 100, 10)]
+
+
+def test_log_line_units_and_labels():
+    info = ProgressInfo(0, 430, 0.0, None, None, unit="steps", label="epoch 2/3")
+    assert log_line(info) == "epoch 2/3: 430 steps to do"
+    info = ProgressInfo(43, 430, 20.0, 0.5, 774.0, unit="steps", label="epoch 2/3")
+    assert log_line(info) == "epoch 2/3: 43/430 steps (10%), 2.0 s/step, ETA 12:54"
+    assert format_line(info, 80).startswith("epoch 2/3 [")
+    with pytest.raises(ValueError, match="every must be a share"):
+        ProgressLog(every=0)

@@ -1,22 +1,37 @@
-"""Command line: ``python -m jaxsurf {plot,vtp,info} SURFACE ...``.
+"""Command line: ``python -m jaxsurf {surface,plot,vtp,csv,info,view} ...``.
+
+``surface`` computes a Surface from a saved checkpoint (see
+:mod:`jaxsurf._compute_cli`); the others post-process a saved Surface file.
 
 Example:
+    python -m jaxsurf surface --model jaxsurf.models:SmallCNN --checkpoint runs/cnn \\
+        --data fashion_mnist --x -1:1:21 --y -1:1:21 --out runs/cnn/surface
     python -m jaxsurf info runs/plane.npz
     python -m jaxsurf plot runs/plane.npz --kind contour --vmin 0.1 --vmax 10 --vlevel 0.5
     python -m jaxsurf vtp runs/plane.npz --zmax 10 --log
+    python -m jaxsurf csv runs/line.npz
+
+Each subcommand is one entry of :data:`COMMANDS`: a help line, a function that
+adds its arguments, and a function that runs it (returning the exit status).
+Adding one is :func:`register` (``name``, ``help``, ``add_arguments``, ``run``).
+An interrupt (Ctrl-C, SIGTERM) ends with one line and status 130.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
+from jaxsurf import interrupt
 from jaxsurf.surface import Surface, SurfaceFileError
 
-__all__ = ["main"]
+__all__ = ["main", "register", "COMMANDS", "Command", "UsageError", "describe",
+           "plot_surface", "beside"]
 
 KINDS = ("contour", "filled", "heatmap", "surface", "line")
 
@@ -30,48 +45,38 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="jaxsurf", description="Plot, export and describe jaxsurf Surface "
-                                                 "files (.npz written by Surface.save).")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: its help line, its arguments and what it does.
 
-    plot = sub.add_parser("plot", help="draw a figure (PNG/PDF by the --out suffix)")
-    plot.add_argument("surface", type=Path, help="Surface file (.npz)")
-    plot.add_argument("--kind", choices=KINDS, default=None,
-                      help="default: line for a line surface, contour for a plane")
-    plot.add_argument("--metric", default=None,
-                      help="metric to draw (default: loss if present, else the first; "
-                           "a line draws all metrics)")
-    plot.add_argument("--log", action="store_true", help="log-spaced levels / log scale")
-    plot.add_argument("--vmin", type=float, default=None, help="lowest level / colour")
-    plot.add_argument("--vmax", type=float, default=None, help="highest level / colour")
-    plot.add_argument("--vlevel", type=float, default=None,
-                      help="step between contour levels (levels = arange(vmin, vmax, vlevel))")
-    plot.add_argument("--levels", type=int, default=None, help="number of automatic levels")
-    plot.add_argument("--zmax", type=float, default=None, help="surface: clip heights above")
-    plot.add_argument("--title", default=None, help="figure title")
-    plot.add_argument("--out", type=Path, default=None,
-                      help="output .png/.pdf/.svg (default: SURFACE.<kind>.png beside it)")
+    Attributes:
+        help: one line for ``python -m jaxsurf --help``.
+        add_arguments: adds the subcommand's arguments to its parser.
+        run: runs it with the parsed arguments; returns the exit status.
+    """
 
-    vtp = sub.add_parser("vtp", help="write a ParaView .vtp height field of a plane")
-    vtp.add_argument("surface", type=Path, help="Surface file (.npz)")
-    vtp.add_argument("--metric", default=None, help="metric for the height (default: loss)")
-    vtp.add_argument("--zmax", type=float, default=None, help="clip values above this")
-    vtp.add_argument("--log", action="store_true", help="height is log10(value)")
-    vtp.add_argument("--scale-z", type=float, default=1.0, help="multiply heights by this")
-    vtp.add_argument("--out", type=Path, default=None,
-                     help="output .vtp (default: SURFACE.<metric>.vtp beside it)")
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
 
-    view = sub.add_parser("view", help="write one self-contained interactive HTML page")
-    view.add_argument("paths", type=Path, nargs="+",
-                      help="Surface files (.npz/.h5) and/or experiment --out folders")
-    view.add_argument("--out", type=Path, default=None,
-                      help="output .html (default: viewer.html in the folder, or beside the file)")
-    view.add_argument("--title", default=None, help="page title")
 
-    info = sub.add_parser("info", help="print the summary and metadata of a Surface file")
-    info.add_argument("surface", type=Path, help="Surface file (.npz)")
-    return parser
+COMMANDS: dict[str, Command] = {}
+
+
+def register(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None],
+             run: Callable[[argparse.Namespace], int]) -> None:
+    """Adds the subcommand ``name`` (later registrations of a name replace earlier ones).
+
+    Example:
+        >>> register("hello", "say hello", lambda p: None, lambda args: print("hi") or 0)
+    """
+    COMMANDS[name] = Command(help, add_arguments, run)
+
+
+# --------------------------------------------------------------------------- shared helpers
+def beside(source: Path, tag: str, suffix: str) -> Path:
+    """``runs/plane.npz`` → ``runs/plane.<tag><suffix>`` (outputs go next to the input)."""
+    return source.with_name(f"{source.stem}.{tag}{suffix}")
 
 
 def _default_metric(surface: Surface, metric: str | None) -> str:
@@ -80,83 +85,271 @@ def _default_metric(surface: Surface, metric: str | None) -> str:
     return "loss" if "loss" in surface.metrics else surface.metric_names[0]
 
 
-def _beside(source: Path, tag: str, suffix: str) -> Path:
-    """``runs/plane.npz`` → ``runs/plane.<tag><suffix>``."""
-    return source.with_name(f"{source.stem}.{tag}{suffix}")
+def describe(surface: Surface, metric: str) -> str:
+    """A title that says what the surface is, e.g.
+    ``"loss — 21×21 plane, filter-normalized directions"``.
+
+    Uses ``metadata["title"]`` when there is one; else the kind, the grid size,
+    how the directions were normalized and the model, where the metadata say.
+
+    Example:
+        >>> describe(Surface(np.linspace(-1, 1, 5), None, {"loss": np.ones(5)},
+        ...                  {"kind": "line", "normalization": "filter"}), "loss")
+        'loss — 5-point line along a filter-normalized direction'
+    """
+    meta = surface.metadata
+    if isinstance(meta.get("title"), str):
+        return meta["title"]
+    norm = meta.get("normalization")
+    normalized = {None: "", "none": "unnormalized ", "mixed": "mixed-normalized "}.get(
+        norm, f"{norm}-normalized ")
+    kind = meta.get("kind", "plane" if surface.is_plane else "line")
+    if kind == "interpolation":
+        what = f"{len(surface.alphas)}-point interpolation between two solutions"
+    elif surface.is_plane:
+        what = (f"{len(surface.alphas)}×{len(surface.betas)} plane"
+                + (f", {normalized}directions" if normalized else ""))
+    else:
+        what = (f"{len(surface.alphas)}-point line"
+                + (f" along a {normalized}direction" if normalized else ""))
+    model = meta.get("model")
+    return f"{metric} — {what}" + (f" ({model})" if isinstance(model, str) else "")
 
 
-def _plot(args: argparse.Namespace, surface: Surface) -> Path:
+def plot_surface(surface: Surface, kind: str | None, out: Path, *, metric: str | None = None,
+                 log: bool = False, title: str | None = None, **options: Any) -> Path:
+    """Draws one figure of ``surface`` into ``out`` (the ``plot`` subcommand's work).
+
+    Args:
+        surface: the Surface.
+        kind: one of :data:`KINDS` (``None``: line for a line, contour for a plane).
+        out: the figure file.
+        metric: the metric (a line draws all metrics when ``None``).
+        log, title, options: as in :mod:`jaxsurf.plot` (``vmin``, ``vmax``,
+            ``vlevel``, ``levels``, ``zmax``); ``None`` values are left out.
+
+    Returns:
+        ``out``.
+    """
     from jaxsurf import plot
 
-    kind = args.kind or ("contour" if surface.is_plane else "line")
-    out = args.out or _beside(args.surface, kind, ".png")
+    kind = kind or ("contour" if surface.is_plane else "line")
+    options = {k: v for k, v in options.items() if v is not None}
     if kind == "line":
-        plot.line(surface, args.metric, log=args.log, title=args.title, out=out)
+        names = metric or [m for m in surface.metric_names if not m.endswith("_sem")]
+        shown = metric or ", ".join(names)
+        plot.line(surface, metric, log=log, title=title or describe(surface, shown), out=out)
         return out
-    metric = _default_metric(surface, args.metric)
-    common: dict[str, Any] = {"log": args.log, "title": args.title, "out": out}
+    metric = _default_metric(surface, metric)
+    common: dict[str, Any] = {"log": log, "title": title or describe(surface, metric),
+                              "out": out}
     if kind == "surface":
-        plot.surface3d(surface, metric, zmax=args.zmax, **common)
+        plot.surface3d(surface, metric, zmax=options.get("zmax"), **common)
     elif kind == "heatmap":
-        plot.heatmap(surface, metric, vmin=args.vmin, vmax=args.vmax, **common)
+        plot.heatmap(surface, metric, vmin=options.get("vmin"), vmax=options.get("vmax"),
+                     **common)
     else:
         draw = plot.contour if kind == "contour" else plot.filled
-        draw(surface, metric, levels=args.levels, vmin=args.vmin, vmax=args.vmax,
-             vlevel=args.vlevel, **common)
+        draw(surface, metric, levels=options.get("levels"), vmin=options.get("vmin"),
+             vmax=options.get("vmax"), vlevel=options.get("vlevel"), **common)
     return out
 
 
-def _vtp(args: argparse.Namespace, surface: Surface) -> Path:
+def write_vtp(surface: Surface, source: Path, out: Path | None = None, metric: str | None = None,
+              **options: Any) -> Path:
+    """The ``vtp`` subcommand's work: ``source`` → ``<source stem>.<metric>.vtp`` beside it."""
     from jaxsurf import export
 
-    metric = _default_metric(surface, args.metric)
-    out = args.out or _beside(args.surface, metric, ".vtp")
-    return export.write_vtp(surface, out, metric, zmax=args.zmax, log=args.log,
-                            scale_z=args.scale_z)
+    if not surface.is_plane:
+        raise ValueError(f"{source} is a line of {len(surface.alphas)} points; a .vtp height "
+                         f"field needs a 2-D plane. Write the line as a table with: "
+                         f"python -m jaxsurf csv {source}")
+    metric = _default_metric(surface, metric)
+    return export.write_vtp(surface, out or beside(source, metric, ".vtp"), metric, **options)
 
 
-def _info(surface: Surface) -> None:
+# --------------------------------------------------------------------------- subcommands
+def _add_surface_file(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("surface", type=Path, help="Surface file (.npz)")
+
+
+def _add_plot(parser: argparse.ArgumentParser) -> None:
+    _add_surface_file(parser)
+    parser.add_argument("--kind", choices=KINDS, default=None,
+                        help="default: line for a line surface, contour for a plane")
+    parser.add_argument("--metric", default=None,
+                        help="metric to draw (default: loss if present, else the first; "
+                             "a line draws all metrics)")
+    parser.add_argument("--log", action="store_true", help="log-spaced levels / log scale")
+    parser.add_argument("--vmin", type=float, default=None, help="lowest level / colour")
+    parser.add_argument("--vmax", type=float, default=None, help="highest level / colour")
+    parser.add_argument("--vlevel", type=float, default=None,
+                        help="step between contour levels (levels = arange(vmin, vmax, vlevel))")
+    parser.add_argument("--levels", type=int, default=None, help="number of automatic levels")
+    parser.add_argument("--zmax", type=float, default=None, help="surface: clip heights above")
+    parser.add_argument("--title", default=None,
+                        help="figure title (default: what the surface is, from its metadata)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output .png/.pdf/.svg (default: SURFACE.<kind>.png beside it)")
+
+
+def _run_plot(args: argparse.Namespace) -> int:
+    surface = Surface.load(args.surface)
+    kind = args.kind or ("contour" if surface.is_plane else "line")
+    out = args.out or beside(args.surface, kind, ".png")
+    plot_surface(surface, kind, out, metric=args.metric, log=args.log, title=args.title,
+                 vmin=args.vmin, vmax=args.vmax, vlevel=args.vlevel, levels=args.levels,
+                 zmax=args.zmax)
+    print(f"wrote {out}")
+    return 0
+
+
+def _add_vtp(parser: argparse.ArgumentParser) -> None:
+    _add_surface_file(parser)
+    parser.add_argument("--metric", default=None, help="metric for the height (default: loss)")
+    parser.add_argument("--zmax", type=float, default=None, help="clip values above this")
+    parser.add_argument("--log", action="store_true", help="height is log10(value)")
+    parser.add_argument("--scale-z", type=float, default=1.0, help="multiply heights by this")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output .vtp (default: SURFACE.<metric>.vtp beside it)")
+
+
+def _run_vtp(args: argparse.Namespace) -> int:
+    surface = Surface.load(args.surface)
+    written = write_vtp(surface, args.surface, args.out, args.metric, zmax=args.zmax,
+                        log=args.log, scale_z=args.scale_z)
+    print(f"wrote {written}")
+    return 0
+
+
+def _add_csv(parser: argparse.ArgumentParser) -> None:
+    _add_surface_file(parser)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output .csv (default: SURFACE with .csv, beside it)")
+
+
+def _run_csv(args: argparse.Namespace) -> int:
+    from jaxsurf import export
+
+    surface = Surface.load(args.surface)
+    written = export.write_csv(surface, args.out or args.surface.with_suffix(".csv"))
+    print(f"wrote {written}")
+    return 0
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    surface = Surface.load(args.surface)
     print(surface.summary())
     print("metadata:")
     print(json.dumps(surface.metadata, indent=2, sort_keys=True, default=str))
+    return 0
+
+
+def _add_compute(parser: argparse.ArgumentParser) -> None:
+    from jaxsurf import _compute_cli
+
+    _compute_cli.add_arguments(parser)
+
+
+def _run_compute(args: argparse.Namespace) -> int:
+    from jaxsurf import _compute_cli
+
+    return _compute_cli.run(args)
+
+
+register("surface", "compute a line, plane or interpolation from a saved checkpoint",
+         _add_compute, _run_compute)
+register("plot", "draw a figure (PNG/PDF by the --out suffix)", _add_plot, _run_plot)
+register("vtp", "write a ParaView .vtp height field of a plane", _add_vtp, _run_vtp)
+register("csv", "write a line or plane as a CSV table (alpha[, beta], one column per metric)",
+         _add_csv, _run_csv)
+register("info", "print the summary and metadata of a Surface file", _add_surface_file,
+         _run_info)
+
+
+def _add_view(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", type=Path, nargs="+",
+                        help="Surface files (.npz/.h5) and/or experiment --out folders")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output .html (default: viewer.html in the folder, or beside the "
+                             "file)")
+    parser.add_argument("--title", default=None, help="page title")
+
+
+def _run_view(args: argparse.Namespace) -> int:
+    from jaxsurf import view
+
+    print(f"wrote {view.write(args.paths, args.out, title=args.title)}")
+    return 0
+
+
+register("view", "write one self-contained interactive HTML page", _add_view, _run_view)
+
+
+# --------------------------------------------------------------------------- entry point
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="jaxsurf", description="Compute loss surfaces from checkpoints, and "
+                                                 "plot, export and describe jaxsurf Surface "
+                                                 "files (.npz written by Surface.save).")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, command in COMMANDS.items():
+        command.add_arguments(sub.add_parser(name, help=command.help,
+                                             description=command.help))
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the command line; returns the exit status (0, or 2 for bad input).
+    """Runs the command line; returns the exit status.
 
     Args:
         argv: the arguments after the program name (default ``sys.argv[1:]``).
 
     Returns:
         0 on success; 2 with a one-line message on stderr for a bad file or
-        bad arguments.
+        bad arguments; 130 with one line (what is saved, how to resume) when
+        interrupted by Ctrl-C or SIGTERM.
 
     Example:
-        >>> main(["plot", "runs/plane.npz", "--kind", "filled", "--out", "plane.pdf"])
+        >>> main(["plot", "runs/plane.npz", "--kind", "filled", "--out", "runs/plane.pdf"])
         0
     """
     try:
-        try:
-            args = _parser().parse_args(argv)
-        except SystemExit as done:  # --help
-            return int(done.code or 0)
-        if args.command == "view":
-            from jaxsurf import view
-            print(f"wrote {view.write(args.paths, args.out, title=args.title)}")
-            return 0
-        surface = Surface.load(args.surface)
-        if args.command == "info":
-            _info(surface)
-        else:
-            written = _plot(args, surface) if args.command == "plot" else _vtp(args, surface)
-            print(f"wrote {written}")
+        with interrupt.terminate_as_interrupt():
+            try:
+                args = _parser().parse_args(_attach_negative_values(
+                    sys.argv[1:] if argv is None else list(argv)))
+            except SystemExit as done:  # --help
+                return int(done.code or 0)
+            return COMMANDS[args.command].run(args)
+    except KeyboardInterrupt as stop:
+        print(interrupt.report(stop), file=sys.stderr, flush=True)
+        return interrupt.EXIT_STATUS
     except UsageError as err:
         print(err, file=sys.stderr)
         return 2
     except (SurfaceFileError, OSError, ValueError) as err:
         print(f"jaxsurf: error: {_one_line(err)}", file=sys.stderr)
         return 2
-    return 0
+
+
+RANGE_OPTIONS = ("--x", "--y")  # values such as -1:1:51 start with a minus sign
+
+
+def _attach_negative_values(argv: list[str]) -> list[str]:
+    """``["--x", "-1:1:51"]`` → ``["--x=-1:1:51"]``: argparse would take ``-1:1:51``
+    for an option (it only knows plain negative numbers)."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = str(argv[i])
+        following = str(argv[i + 1]) if i + 1 < len(argv) else ""
+        if token in RANGE_OPTIONS and re.match(r"-[\d.]", following):
+            out.append(f"{token}={following}")
+            i += 2
+            continue
+        out.append(token)
+        i += 1
+    return out
 
 
 def _one_line(err: BaseException) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,9 @@ import optax
 from jaxsurf.data.augment import augment
 from jaxsurf.evaluate import dataset_mean
 from jaxsurf.flax import eval_mode_kwargs, linen_metrics_fn
+from jaxsurf.interrupt import Interrupted
 from jaxsurf.losses import get_loss
+from jaxsurf.progress import ProgressOption, ProgressTracker, make_sink
 
 __all__ = ["TrainConfig", "TrainResult", "make_schedule", "make_optimizer", "fit",
            "plot_history", "read_log", "best_epoch"]
@@ -158,13 +161,18 @@ def _make_epoch(model: Any, loss_fn: Callable, tx: optax.GradientTransformation,
         order = jax.random.permutation(k_perm, n)[: steps * config.batch_size]
         return key, order.reshape((steps, config.batch_size))
 
-    def epoch(params, state, opt_state, key, x, y):
+    def epoch(params, state, opt_state, key, x, y, report=None):
         key, order = shuffle(key, x.shape[0])
+        steps = int(order.shape[0])
+        every = max(1, steps // 100)  # wait for the device at most ~100 times an epoch
         losses = []
-        for index in order:
+        for i, index in enumerate(order):
             params, state, opt_state, key, loss = step(params, state, opt_state, key, x, y,
                                                        index)
             losses.append(loss)
+            if report is not None and ((i + 1) % every == 0 or i + 1 == steps):
+                loss.block_until_ready()  # count steps finished, not just dispatched
+                report(i + 1)
         return params, state, opt_state, key, jnp.mean(jnp.stack(losses))
 
     return epoch
@@ -177,7 +185,8 @@ def _train_flags(model: Any) -> dict[str, Any]:
 
 def fit(model: Any, data: dict[str, Any], config: TrainConfig = TrainConfig(), *,
         out_dir: str | Path | None = None, variables: dict[str, Any] | None = None,
-        log: Callable[[str], None] | None = print) -> TrainResult:
+        log: Callable[[str], None] | None = print,
+        progress: ProgressOption = None) -> TrainResult:
     """Trains ``model`` on ``data["train"]``, evaluating on ``data["val"]`` each epoch.
 
     Args:
@@ -189,9 +198,18 @@ def fit(model: Any, data: dict[str, Any], config: TrainConfig = TrainConfig(), *
             ``config.json`` go; an existing run there is resumed.
         variables: initial variables (default: ``model.init`` with ``config.seed``).
         log: called with one line per epoch (None for silence).
+        progress: progress within each epoch, in steps (see
+            :mod:`jaxsurf.progress`): ``None`` (default) draws a bar on a
+            terminal and writes log lines (start, every 10 % or 60 s, end)
+            otherwise; ``False`` for none; or a callable.
 
     Returns:
         :class:`TrainResult` with the final variables and history.
+
+    Raises:
+        jaxsurf.interrupt.Interrupted: on Ctrl-C or SIGTERM with ``out_dir``,
+            after the finished epochs are saved (a ``KeyboardInterrupt``; run
+            again with the same ``out_dir`` to resume).
 
     Example:
         >>> result = fit(models.SmallCNN(), data, TrainConfig(epochs=2), out_dir="runs/a")
@@ -245,11 +263,16 @@ def fit(model: Any, data: dict[str, Any], config: TrainConfig = TrainConfig(), *
                                             "key": jax.random.key_data(key)})
     epoch_fn = _make_epoch(model, get_loss(config.loss), tx, config, _train_flags(model))
     start = time.perf_counter()
+    sink = make_sink(progress)
+    saved_epoch = start_epoch
     try:
         for epoch in range(start_epoch + 1, config.epochs + 1):
             t0 = time.perf_counter()
-            params, state, opt_state, key, train_loss = epoch_fn(params, state, opt_state, key,
-                                                                 x, y)
+            with ProgressTracker(sink, steps_per_epoch, unit="steps",
+                                 label=f"epoch {epoch}/{config.epochs}") as track:
+                params, state, opt_state, key, train_loss = epoch_fn(
+                    params, state, opt_state, key, x, y,
+                    report=track.update if sink is not None else None)
             current = {"params": params, **state}
             row = {"epoch": epoch, "train_step_loss": float(train_loss)}
             row.update({f"train_{k}": v for k, v in eval_train(current).items()})
@@ -262,9 +285,14 @@ def fit(model: Any, data: dict[str, Any], config: TrainConfig = TrainConfig(), *
                                                     "key": jax.random.key_data(key)})
                 with open(out_dir / "log.jsonl", "a") as handle:
                     handle.write(json.dumps(row) + "\n")
+                saved_epoch = epoch
             if log:
                 log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                              for k, v in row.items()))
+    except KeyboardInterrupt:  # Ctrl-C / SIGTERM: the saved epochs are the resume point
+        if out_dir is None or isinstance(sys.exc_info()[1], Interrupted):
+            raise
+        raise Interrupted(saved_epoch, config.epochs, out_dir, unit="epochs") from None
     finally:  # a crash mid-run still finishes the saves in flight
         if recorder is not None:
             recorder.close()

@@ -1,0 +1,461 @@
+r"""``python -m jaxsurf surface``: compute a surface from a saved checkpoint.
+
+    python -m jaxsurf surface --model jaxsurf.models:SmallCNN --checkpoint runs/cnn \
+        --data fashion_mnist --x -1:1:51 --y -1:1:51 --xnorm filter --xignore biasbn \
+        --out runs/cnn/surface
+
+Loads the model's checkpoint, draws the directions (Li et al. 2018:
+filter-normalized random directions, biases and BatchNorm zeroed), evaluates
+the plane (``--y``), the line (no ``--y``, or ``--line`` too) or the
+interpolation to a second checkpoint (``--interpolate``) with a resumable
+store, and writes the Surface files and their figures to ``--out``.
+
+**The model contract** (``--model PKG.MODULE:FACTORY``): ``FACTORY`` is an
+attribute of the importable module ``PKG.MODULE`` (dots allowed after the
+colon, e.g. ``mypkg.nets:ZOO.small``). It is either a model object, or a
+callable that returns one when called with the keywords of ``--model-kwargs``
+(a JSON object; none by default). A class is such a callable, so
+``jaxsurf.models:SmallCNN`` and ``jaxsurf.models:resnet56`` both work. The
+model must be the one that was trained: its parameter tree must match the
+checkpoint's (the error names the first leaf that differs).
+
+Supported models (see :data:`LOADERS`): Flax Linen modules. Their variables
+are initialised on one example of the data (in evaluation mode) to learn the
+parameter tree, then restored from the checkpoint; BatchNorm statistics and
+other non-parameter collections come from the checkpoint's ``state`` (as
+:func:`jaxsurf.train.fit` saves them, ``state["batch_stats"][collection]``,
+or as ``state[collection]``) and stay fixed.
+
+**Checkpoints** (``--checkpoint DIR``): a :func:`jaxsurf.train.fit` run
+folder (holding ``trajectory/``), or a folder written by
+:class:`jaxsurf.TrajectoryRecorder`, or one step folder inside it;
+``--step`` picks a step (default the latest).
+
+**Adding a framework**: append a loader to :data:`LOADERS`, an object with
+``name``, ``accepts(model) -> bool`` and ``load(model, checkpoint, batch, loss)
+-> (fn, params)`` (see :class:`FlaxLinenLoader`); e.g. an Equinox loader that
+restores the checkpoint into ``eqx.filter(model, eqx.is_array)`` and calls
+``js.equinox.adapt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+__all__ = ["add_arguments", "run", "parse_range", "load_model", "find_checkpoint",
+           "Checkpoint", "load_data", "LOADERS", "ModelLoader", "FlaxLinenLoader",
+           "default_out", "ComputeError"]
+
+NORMS = ("filter", "layer", "weight", "none")
+NAMED_DATA = ("fashion_mnist", "cifar10")
+
+
+class ComputeError(ValueError):
+    """A request the command cannot carry out; reported in one line (status 2)."""
+
+
+# --------------------------------------------------------------------------- grids
+def parse_range(text: str, what: str = "--x") -> np.ndarray:
+    """``"MIN:MAX:NUM"`` → ``np.linspace(MIN, MAX, NUM)`` (the reference tool's syntax).
+
+    Example:
+        >>> parse_range("-1:1:5")
+        array([-1. , -0.5,  0. ,  0.5,  1. ])
+    """
+    parts = text.split(":")
+    try:
+        lo, hi, num = float(parts[0]), float(parts[1]), int(parts[2])
+        if len(parts) != 3:
+            raise ValueError
+    except (ValueError, IndexError):
+        raise ComputeError(f"{what} must be MIN:MAX:NUM, e.g. -1:1:51; got {text!r}") from None
+    if num < 2 or not hi > lo or not np.isfinite([lo, hi]).all():
+        raise ComputeError(f"{what} {text!r}: need MIN < MAX (finite) and NUM >= 2 points")
+    return np.linspace(lo, hi, num)
+
+
+# --------------------------------------------------------------------------- the model
+def load_model(spec: str, kwargs: dict[str, Any] | None = None) -> Any:
+    """The model named by ``PKG.MODULE:FACTORY`` (see the module docstring).
+
+    Example:
+        >>> load_model("jaxsurf.models:resnet20", {"skip": False}).skip
+        False
+    """
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ComputeError(f"--model must be PKG.MODULE:FACTORY (e.g. jaxsurf.models:SmallCNN), "
+                           f"got {spec!r}")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` does: modules beside the user
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ComputeError(f"--model {spec}: cannot import {module_name!r} ({err}); is it on "
+                           f"PYTHONPATH?") from None
+    target: Any = module
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise ComputeError(f"--model {spec}: {module_name} has no attribute {attr!r}")
+        target = getattr(target, part)
+    if any(loader.accepts(target) for loader in LOADERS):
+        if kwargs:
+            raise ComputeError(f"--model {spec} is already a model; --model-kwargs needs a "
+                               f"factory to call")
+        return target
+    if not callable(target):
+        raise ComputeError(f"--model {spec} is a {type(target).__name__}, neither a model "
+                           f"nor a callable that returns one")
+    try:
+        model = target(**(kwargs or {}))
+    except TypeError as err:
+        raise ComputeError(f"--model {spec}: calling {attr}(**{kwargs or {}}) failed: {err}; "
+                           f"pass its arguments with --model-kwargs '{{\"name\": value}}'"
+                           ) from None
+    if not any(loader.accepts(model) for loader in LOADERS):
+        raise ComputeError(f"--model {spec} returned a {type(model).__name__}; supported are "
+                           f"{', '.join(loader.name for loader in LOADERS)}")
+    return model
+
+
+# --------------------------------------------------------------------------- checkpoints
+@dataclass(frozen=True)
+class Checkpoint:
+    """One recorded step of a trajectory.
+
+    Attributes:
+        trajectory: the orbax directory (step folders inside).
+        step: the step to read.
+        run_dir: the :func:`jaxsurf.train.fit` folder holding ``trajectory``, if any.
+    """
+
+    trajectory: Path
+    step: int
+    run_dir: Path | None = None
+
+    def read(self, params_like: Any) -> tuple[Any, Any]:
+        """``(params, state)`` of the step; ``params`` restored into ``params_like``'s
+        structure (shapes and dtypes checked), ``state`` as saved (or ``None``)."""
+        from jaxsurf.trajectory import TrajectoryRecorder
+
+        with TrajectoryRecorder(self.trajectory) as recorder:
+            return recorder.restore(self.step, params_like=params_like)
+
+    def __str__(self) -> str:
+        return f"{self.trajectory} step {self.step}"
+
+
+def _steps(path: Path) -> list[int]:
+    return sorted(int(p.name) for p in path.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def find_checkpoint(path: str | os.PathLike, step: int | None = None) -> Checkpoint:
+    """Resolves ``--checkpoint`` (a train run, a trajectory or a step folder) and ``--step``.
+
+    Example:
+        >>> find_checkpoint("runs/cnn")          # runs/cnn/trajectory, the latest step
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise ComputeError(f"--checkpoint {path}: no such directory; give the folder "
+                           f"jaxsurf.train.fit wrote (out_dir) or a TrajectoryRecorder folder")
+    run_dir = None
+    if (path / "trajectory").is_dir():
+        run_dir, path = path, path / "trajectory"
+    elif path.name.isdigit() and not _steps(path) and _steps(path.parent):
+        if step is not None and step != int(path.name):
+            raise ComputeError(f"--checkpoint {path} is step {path.name}, but --step {step}")
+        step, path = int(path.name), path.parent
+    steps = _steps(path)
+    if not steps:
+        raise ComputeError(f"--checkpoint {path} holds no recorded steps (numbered folders "
+                           f"written by jaxsurf.train.fit or js.TrajectoryRecorder)")
+    if step is None:
+        step = steps[-1]
+    elif step not in steps:
+        raise ComputeError(f"--step {step} is not recorded in {path}; recorded: {steps}")
+    if run_dir is None and (path.parent / "log.jsonl").exists():
+        run_dir = path.parent
+    return Checkpoint(path, step, run_dir)
+
+
+def default_out(checkpoint: Checkpoint) -> Path:
+    """Where results go without ``--out``: ``RUN/surface`` for a train run,
+    ``TRAJECTORY_surface`` beside a bare trajectory (never inside orbax's folder)."""
+    if checkpoint.run_dir is not None:
+        return checkpoint.run_dir / "surface"
+    return checkpoint.trajectory.with_name(checkpoint.trajectory.name + "_surface")
+
+
+# --------------------------------------------------------------------------- loaders
+class ModelLoader(Protocol):
+    """Turns a model object and a checkpoint into ``(fn, params)`` for one framework."""
+
+    name: str
+
+    def accepts(self, model: Any) -> bool: ...
+
+    def load(self, model: Any, checkpoint: Checkpoint, batch: dict[str, np.ndarray],
+             loss: str) -> tuple[Callable, Any]: ...
+
+
+def _matches(saved: Any, template: Any) -> bool:
+    import jax
+
+    try:
+        pairs = zip(jax.tree_util.tree_leaves(saved), jax.tree_util.tree_leaves(template),
+                    strict=True)
+        same = jax.tree_util.tree_structure(jax.tree_util.tree_map(lambda x: 0, saved)) == \
+            jax.tree_util.tree_structure(jax.tree_util.tree_map(lambda x: 0, template))
+        return same and all(np.shape(a) == np.shape(b) for a, b in pairs)
+    except (ValueError, TypeError):
+        return False
+
+
+class FlaxLinenLoader:
+    """Flax Linen modules, checkpoints of :func:`jaxsurf.train.fit` or
+    :class:`jaxsurf.TrajectoryRecorder` (params, and ``state`` with the other
+    collections)."""
+
+    name = "Flax Linen modules"
+
+    def accepts(self, model: Any) -> bool:
+        try:
+            import flax.linen as nn
+        except ImportError:  # pragma: no cover - flax is a dependency
+            return False
+        return isinstance(model, nn.Module)
+
+    def load(self, model: Any, checkpoint: Checkpoint, batch: dict[str, np.ndarray],
+             loss: str) -> tuple[Callable, Any]:
+        import jax
+
+        import jaxsurf as js
+        from jaxsurf.flax import eval_mode_kwargs, split_batch
+
+        inputs, _ = split_batch({k: v[:1] for k, v in batch.items()})
+        try:
+            template = model.init(jax.random.key(0), inputs, **eval_mode_kwargs(model.__call__))
+        except Exception as err:  # the user's model on the user's data
+            raise ComputeError(f"initialising the model on one example of the data (shape "
+                               f"{np.shape(inputs)}) failed: {type(err).__name__}: {err}"
+                               ) from None
+        params, state = checkpoint.read(template["params"])
+        variables = {"params": params}
+        for collection, like in template.items():
+            if collection == "params":
+                continue
+            candidates = [((state or {}).get("batch_stats") or {}).get(collection),
+                          (state or {}).get(collection)]
+            found = next((c for c in candidates if c is not None and _matches(c, like)), None)
+            if found is None:
+                raise ComputeError(f"{checkpoint} holds no {collection!r} variables shaped like "
+                                   f"the model's; save them in the state (as jaxsurf.train "
+                                   f"does: state={{'batch_stats': {{{collection!r}: ...}}}})")
+            variables[collection] = jax.tree_util.tree_map(
+                lambda ref, x: np.asarray(x, np.asarray(ref).dtype), like, found)
+        return js.flax.adapt(model, variables, loss=loss)
+
+
+#: The frameworks ``--model`` can be; the first that accepts the model loads it.
+LOADERS: list[ModelLoader] = [FlaxLinenLoader()]
+
+
+def _loader_for(model: Any) -> ModelLoader:
+    for loader in LOADERS:
+        if loader.accepts(model):
+            return loader
+    raise ComputeError(f"no loader for a {type(model).__name__}; supported: "
+                       f"{', '.join(loader.name for loader in LOADERS)}")
+
+
+# --------------------------------------------------------------------------- data
+def load_data(spec: str, split: str = "train", data_dir: str | None = None,
+              examples: int | None = None) -> tuple[dict[str, np.ndarray], str]:
+    """The evaluation data and a description of it.
+
+    ``fashion_mnist`` and ``cifar10`` are standardized per channel with the
+    training split's statistics, as the experiments train on them; a ``.npz``
+    file is used as it is (arrays ``x`` and ``y``, already preprocessed the
+    way the model expects).
+
+    Example:
+        >>> data, what = load_data("runs/batch.npz")
+    """
+    if spec in NAMED_DATA:
+        from jaxsurf.data import channel_stats, load_fashion_mnist, load_tfds, standardize
+
+        try:
+            raw = load_fashion_mnist(data_dir) if spec == "fashion_mnist" else \
+                load_tfds("cifar10", data_dir)
+        except (FileNotFoundError, ImportError) as err:
+            raise ComputeError(f"--data {spec}: {err}") from None
+        if split not in raw:
+            raise ComputeError(f"--split {split}: {spec} has splits train, val, test")
+        mean, std = channel_stats(raw["train"]["x"])
+        part = raw[split]
+        data = {"x": standardize(part["x"][:examples], mean, std),
+                "y": np.asarray(part["y"][:examples])}
+        return data, f"{spec}/{split} (standardized with train statistics)"
+    path = Path(spec)
+    if path.suffix != ".npz":
+        raise ComputeError(f"--data must be one of {', '.join(NAMED_DATA)} or a .npz file; "
+                           f"got {spec!r}")
+    if not path.is_file():
+        raise ComputeError(f"--data {spec}: no such file")
+    with np.load(path) as contents:
+        data = {k: contents[k][:examples] for k in contents.files}
+    if "x" not in data or "y" not in data:
+        raise ComputeError(f"--data {spec} must hold arrays 'x' and 'y'; it holds "
+                           f"{sorted(data)}")
+    return data, str(path)
+
+
+# --------------------------------------------------------------------------- command line
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``surface`` subcommand's options."""
+    what = parser.add_argument_group("model and data")
+    what.add_argument("--model", required=True, metavar="PKG.MODULE:FACTORY",
+                      help="the model: a factory (e.g. jaxsurf.models:SmallCNN) or object")
+    what.add_argument("--model-kwargs", default=None, metavar="JSON",
+                      help='keywords for the factory, e.g. \'{"skip": false}\'')
+    what.add_argument("--checkpoint", required=True, type=Path, metavar="DIR",
+                      help="a jaxsurf.train run folder, a TrajectoryRecorder folder or a step")
+    what.add_argument("--step", type=int, default=None, help="recorded step (default: latest)")
+    what.add_argument("--data", required=True, metavar="fashion_mnist|cifar10|PATH.npz",
+                      help="evaluation data (.npz: arrays x and y, preprocessed)")
+    what.add_argument("--data-dir", default=None, help="folder of the named data set")
+    what.add_argument("--split", default="train", choices=("train", "val", "test"),
+                      help="split of a named data set (default: train, as Li et al.)")
+    what.add_argument("--examples", type=int, default=None,
+                      help="use the first N examples (default: all)")
+    what.add_argument("--loss", default="cross_entropy", choices=("cross_entropy", "mse", "mae"))
+    grid = parser.add_argument_group("directions and grid")
+    grid.add_argument("--x", default=None, metavar="MIN:MAX:NUM",
+                      help="first axis (default -1:1:51; with --interpolate -0.5:1.5:41)")
+    grid.add_argument("--y", default=None, metavar="MIN:MAX:NUM",
+                      help="second axis: a 2-D plane (without it: a 1-D line)")
+    grid.add_argument("--line", action="store_true",
+                      help="with --y: also the 1-D line along the first direction (on --x)")
+    grid.add_argument("--interpolate", type=Path, default=None, metavar="OTHER_CKPT",
+                      help="the straight path from --checkpoint (0) to this checkpoint (1)")
+    grid.add_argument("--xnorm", choices=NORMS, default="filter")
+    grid.add_argument("--xignore", choices=("biasbn", "none"), default="biasbn")
+    grid.add_argument("--ynorm", choices=NORMS, default=None, help="default: --xnorm")
+    grid.add_argument("--yignore", choices=("biasbn", "none"), default=None,
+                      help="default: --xignore")
+    grid.add_argument("--seed", type=int, default=0, help="seed of the random directions")
+    run_group = parser.add_argument_group("evaluation and output")
+    run_group.add_argument("--batch-size", type=int, default=None,
+                           help="examples per batch (default: min(n, 512))")
+    run_group.add_argument("--chunk-size", type=int, default=None,
+                           help="points per jitted call; also how often the store saves")
+    run_group.add_argument("--subsample", type=float, default=None,
+                           help="evaluate on a random subset (N examples, or a fraction < 1) "
+                                "and add <metric>_sem")
+    run_group.add_argument("--store", type=Path, default=None,
+                           help="resumable point store (default: OUT/<kind>.store)")
+    run_group.add_argument("--out", type=Path, default=None,
+                           help="output folder (default: RUN/surface beside the checkpoint)")
+
+
+def _subsample(value: float | None) -> int | float | None:
+    if value is None:
+        return None
+    return int(value) if value >= 1 and float(value).is_integer() else value
+
+
+def _positive(value: int | None, name: str) -> None:
+    if value is not None and value < 1:
+        raise ComputeError(f"{name} must be a positive integer, got {value}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Computes and saves the surfaces the arguments ask for; returns 0."""
+    import jax
+
+    import jaxsurf as js
+    from jaxsurf import cli
+
+    for name in ("step", "examples", "batch_size", "chunk_size"):
+        _positive(getattr(args, name), "--" + name.replace("_", "-"))
+    if args.interpolate is not None and args.y is not None:
+        raise ComputeError("--interpolate draws a 1-D path; leave out --y")
+    alphas = parse_range(args.x or ("-0.5:1.5:41" if args.interpolate else "-1:1:51"))
+    betas = None if args.y is None else parse_range(args.y, "--y")
+    try:
+        kwargs = json.loads(args.model_kwargs) if args.model_kwargs else {}
+    except ValueError as err:
+        raise ComputeError(f"--model-kwargs is not JSON: {err}") from None
+    if not isinstance(kwargs, dict):
+        raise ComputeError("--model-kwargs must be a JSON object, e.g. '{\"skip\": false}'")
+
+    checkpoint = find_checkpoint(args.checkpoint, args.step)
+    out = args.out or default_out(checkpoint)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"jaxsurf surface: {checkpoint} -> {out}", flush=True)
+    model = load_model(args.model, kwargs)
+    data, data_text = load_data(args.data, args.split, args.data_dir, args.examples)
+    fn, params = _loader_for(model).load(model, checkpoint, data, args.loss)
+
+    meta = {"model": args.model.partition(":")[2].split(".")[-1], "model_spec": args.model,
+            "model_kwargs": kwargs, "checkpoint": str(checkpoint.trajectory),
+            "step": checkpoint.step, "data": data_text, "loss": args.loss,
+            "seed": args.seed, "command": shlex.join(["python", "-m", "jaxsurf", "surface",
+                                                      *sys.argv[2:]])
+            if sys.argv[1:2] == ["surface"] else None}
+    options = {"batch_size": args.batch_size, "chunk_size": args.chunk_size,
+               "subsample": _subsample(args.subsample)}
+    surfaces: dict[str, js.Surface] = {}
+
+    def store(kind: str) -> Path:
+        return args.store if args.store is not None and kind == primary else \
+            out / f"{kind}.store"
+
+    if args.interpolate is not None:
+        primary = "interpolation"
+        other = find_checkpoint(args.interpolate)
+        _, params_b = _loader_for(model).load(model, other, data, args.loss)
+        meta.update({"checkpoint_b": str(other.trajectory), "step_b": other.step,
+                     "fixed_state": "non-parameter collections (BatchNorm statistics) of "
+                                    "--checkpoint, not interpolated"})
+        surfaces["interpolation"] = js.interpolate(fn, params, params_b, data, alphas,
+                                                   metadata=meta, store=store(primary),
+                                                   **options)
+    else:
+        primary = "plane" if betas is not None else "line"
+        k1, k2 = jax.random.split(jax.random.key(args.seed))
+        ignore = lambda value: None if value == "none" else value  # noqa: E731
+        d1 = js.normalize(js.random_direction(k1, params), params, args.xnorm,
+                          ignore(args.xignore))
+        if betas is not None:
+            d2 = js.normalize(js.random_direction(k2, params), params, args.ynorm or args.xnorm,
+                              ignore(args.yignore or args.xignore))
+            surfaces["plane"] = js.evaluate_plane(fn, params, d1, d2, data, alphas, betas,
+                                                  metadata=meta, store=store("plane"),
+                                                  **options)
+        if betas is None or args.line:
+            surfaces["line"] = js.evaluate_line(fn, params, d1, data, alphas, metadata=meta,
+                                                store=store("line"), **options)
+    for kind, surface in surfaces.items():
+        path = surface.save(out / f"{kind}.npz")
+        written = [path]
+        if surface.is_plane:
+            for figure in ("contour", "surface"):
+                written.append(cli.plot_surface(surface, figure,
+                                                cli.beside(path, figure, ".png")))
+            written.append(cli.write_vtp(surface, path))
+        else:
+            written.append(cli.plot_surface(surface, "line", cli.beside(path, "line", ".png")))
+        print("\n".join([surface.summary(), *(f"wrote {p}" for p in written)]), flush=True)
+    return 0

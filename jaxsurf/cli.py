@@ -321,15 +321,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             except SystemExit as done:  # --help
                 return int(done.code or 0)
             return COMMANDS[args.command].run(args)
-    except KeyboardInterrupt as stop:
-        print(interrupt.report(stop), file=sys.stderr, flush=True)
-        return interrupt.EXIT_STATUS
     except UsageError as err:
         print(err, file=sys.stderr)
         return 2
     except (SurfaceFileError, OSError, ValueError) as err:
         print(f"jaxsurf: error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except BaseException as stop:  # Ctrl-C or SIGTERM: one line, status 130
+        if not interrupt.is_interrupt(stop):
+            raise
+        print(interrupt.report(stop), file=sys.stderr, flush=True)
+        return interrupt.EXIT_STATUS
 
 
 RANGE_OPTIONS = ("--x", "--y")  # values such as -1:1:51 start with a minus sign

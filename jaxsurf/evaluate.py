@@ -497,13 +497,13 @@ def _run_chunks(job: _Job, todo: np.ndarray, make_chunk_fn: Callable[[], ChunkFn
                 finished = {k: v[:len(idx)] for k, v in out.items()}
                 for k, v in finished.items():
                     values[k][idx] = v
-                if store is not None:
-                    with interrupt.deferred():  # a finished chunk is saved whole
+                with interrupt.deferred():  # a finished chunk is saved (and counted) whole
+                    if store is not None:
                         store.write(idx, finished)
-                done += len(idx)
+                    done += len(idx)
                 track.update(done)
-        except KeyboardInterrupt:  # Ctrl-C / SIGTERM: say what is safe, and where
-            if store is None:
+        except BaseException as err:  # Ctrl-C / SIGTERM: say what is safe, and where
+            if store is None or not interrupt.is_interrupt(err):
                 raise
             raise interrupt.Interrupted(stored + done, job.num_points, store.path) from None
     return done

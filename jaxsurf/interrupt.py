@@ -29,6 +29,7 @@ import threading
 from typing import Any, Callable, Iterator, Sequence
 
 __all__ = ["Interrupted", "deferred", "terminate_as_interrupt", "run_command", "report",
+           "is_interrupt",
            "EXIT_STATUS"]
 
 EXIT_STATUS = 130  # 128 + SIGINT, what shells report for a Ctrl-C
@@ -62,6 +63,20 @@ class Interrupted(KeyboardInterrupt):
 
     def __str__(self) -> str:
         return self.message()
+
+
+def is_interrupt(err: BaseException) -> bool:
+    """True for a ``KeyboardInterrupt``, also one raised inside a JAX host callback
+    (``jax.debug.print``/``callback``), which JAX hands on as a ``RuntimeError``
+    whose text holds the callback's traceback.
+
+    Example:
+        >>> is_interrupt(KeyboardInterrupt()), is_interrupt(ValueError("x"))
+        (True, False)
+    """
+    if isinstance(err, KeyboardInterrupt):
+        return True
+    return isinstance(err, RuntimeError) and "KeyboardInterrupt" in str(err)
 
 
 def _in_main_thread() -> bool:
@@ -123,7 +138,7 @@ def terminate_as_interrupt() -> Iterator[None]:
         signal.signal(sigterm, previous)
 
 
-def report(stop: KeyboardInterrupt) -> str:
+def report(stop: BaseException) -> str:
     """The one line an interrupted command ends with."""
     if isinstance(stop, Interrupted):
         return stop.message()
@@ -147,7 +162,9 @@ def run_command(main: Callable[[], Any]) -> int:
     try:
         with terminate_as_interrupt():
             result = main()
-    except KeyboardInterrupt as stop:
+    except BaseException as stop:
+        if not is_interrupt(stop):
+            raise
         print(report(stop), file=sys.stderr, flush=True)
         return EXIT_STATUS
     return result if isinstance(result, int) and not isinstance(result, bool) else 0

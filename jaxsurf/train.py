@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +35,7 @@ import optax
 from jaxsurf.data.augment import augment
 from jaxsurf.evaluate import dataset_mean
 from jaxsurf.flax import eval_mode_kwargs, linen_metrics_fn
-from jaxsurf.interrupt import Interrupted
+from jaxsurf.interrupt import Interrupted, is_interrupt
 from jaxsurf.losses import get_loss
 from jaxsurf.progress import ProgressOption, ProgressTracker, make_sink
 
@@ -289,8 +288,8 @@ def fit(model: Any, data: dict[str, Any], config: TrainConfig = TrainConfig(), *
             if log:
                 log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                              for k, v in row.items()))
-    except KeyboardInterrupt:  # Ctrl-C / SIGTERM: the saved epochs are the resume point
-        if out_dir is None or isinstance(sys.exc_info()[1], Interrupted):
+    except BaseException as err:  # Ctrl-C / SIGTERM: the saved epochs are the resume point
+        if out_dir is None or isinstance(err, Interrupted) or not is_interrupt(err):
             raise
         raise Interrupted(saved_epoch, config.epochs, out_dir, unit="epochs") from None
     finally:  # a crash mid-run still finishes the saves in flight

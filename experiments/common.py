@@ -56,6 +56,8 @@ def reuse_or_compute(path: Path, params, alphas, betas,
             return saved
         why = f"other {', '.join(stale)}" if stale else "other params or another grid"
         print(f"{path} was made with {why}: recomputing")
+    else:
+        print(f"computing {path}", flush=True)
     surface = compute()
     surface.save(path)
     return surface

@@ -22,12 +22,12 @@ set, Li et al.'s 300-epoch SGD schedule, 51x51 on [-1, 1]^2; for a GPU).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Sequence
 
 from experiments import runner
 from experiments.resnet56 import TRAINING
 from jaxsurf import models
+from jaxsurf.interrupt import run_command
 
 # ----------------------------------------------------------------- config
 EXPERIMENT = "densenet"
@@ -65,8 +65,7 @@ NETWORKS = {
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = runner.parse_args(__doc__, PRESETS, argv, variants=VARIANTS)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = runner.output_dir(args, EXPERIMENT)
     preset = args.preset_config
     data = runner.load_data(args.dataset, args.data_dir, preset, seed=args.seed)
     config = runner.train_config(TRAINING[args.preset], args)
@@ -88,4 +87,4 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_command(main))

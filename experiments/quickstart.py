@@ -3,10 +3,11 @@
 Trains :class:`jaxsurf.models.SmallCNN` for a short while on the CPU, then
 draws Li et al.'s (2018) filter-normalized 1-D line and 21x21 plane around
 the solution, with contour, filled-contour and 3-D figures, a ParaView file
-and a text summary in ``--out``. Finished training and surfaces in ``--out``
+and a text summary in ``--out`` (default ``runs/quickstart``). Finished training and surfaces in ``--out``
 are reused when the command is run again.
 
     python -m experiments.quickstart --out runs/quickstart
+    python -m experiments.quickstart --epochs 1 --grid 11 --train-examples 5000
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 import jaxsurf as js
 from jaxsurf import models, train
 from experiments.common import fashion_mnist, reuse_or_compute
+from jaxsurf.interrupt import run_command
 
 # ----------------------------------------------------------------- config
 EPOCHS = 2
@@ -53,6 +55,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    print(f"output: {out}", flush=True)
     started = time.perf_counter()
     data = fashion_mnist(args.data_dir, args.train_examples)
     print(f"Fashion-MNIST: {len(data['train']['y'])} train, {len(data['val']['y'])} val, "
@@ -92,9 +95,9 @@ def main(argv: list[str] | None = None) -> dict:
                                         title="2-D filter-normalized: loss"),
                "surface3d": js.plot.surface3d(plane, out=out / "surface3d.png",
                                               title="2-D filter-normalized: loss")}
-    js.export.write_vtp(plane, out / "plane.vtp")
-    js.view.write([out / "plane.npz", out / "line.npz"], out / "viewer.html",
-                  title="Quick start: SmallCNN on Fashion-MNIST", missing_ok=True)
+    vtp = js.export.write_vtp(plane, out / "plane.loss.vtp")  # as `python -m jaxsurf vtp`
+    viewer = js.view.write([out / "plane.npz", out / "line.npz"], out / "viewer.html",
+                           title="Quick start: SmallCNN on Fashion-MNIST", missing_ok=True)
     summary = {
         "test_accuracy": test["accuracy"], "test_loss": test["loss"],
         "history": result.history, "train_seconds": result.seconds,
@@ -103,7 +106,8 @@ def main(argv: list[str] | None = None) -> dict:
         "plane_min_loss": float(np.nanmin(plane.metrics["loss"])),
         "plane_loss_at_origin": float(plane.metrics["loss"][args.grid // 2, args.grid // 2]),
         "total_seconds": time.perf_counter() - started,
-        "figures": [str(out / f"{name}.png") for name in figures],
+        "figures": [str(out / f"{name}.png") for name in ("training_curves", *figures)],
+        "paraview": str(vtp), "viewer": str(viewer),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     text = "\n".join([
@@ -111,6 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"{len(result.history)} epochs: test accuracy {100 * test['accuracy']:.2f} %",
         line.summary(), plane.summary(),
         f"figures: {', '.join(summary['figures'])}",
+        f"ParaView: {summary['paraview']}, interactive page: {summary['viewer']}",
         f"total time {summary['total_seconds']:.0f} s"])
     (out / "summary.txt").write_text(text + "\n")
     print(text)
@@ -118,4 +123,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_command(main))

@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 from experiments import runner
 from experiments.resnet56 import TRAINING, run_skip_experiment
+from jaxsurf.interrupt import run_command
 
 # ----------------------------------------------------------------- config
 EXPERIMENT = "resnet110"
@@ -53,4 +54,4 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_command(main))

@@ -28,7 +28,6 @@ full (whole training set, 90 epochs, 51x51 planes; for a GPU).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -36,6 +35,7 @@ import numpy as np
 from experiments import runner
 from jaxsurf import models, train
 from jaxsurf.pca import pca_directions, plot_path, project
+from jaxsurf.interrupt import run_command
 
 # ----------------------------------------------------------------- config
 EXPERIMENT = "resnet50_pca"
@@ -84,8 +84,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                              min_epochs=2)  # epochs 0..2: the two PCs of a path of 3 points
     if args.noskip:
         args.variants = ["noskip"]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = runner.output_dir(args, EXPERIMENT)
     preset = args.preset_config
     data = runner.load_data(args.dataset, args.data_dir, preset, seed=args.seed)
     arch = ARCHITECTURE[args.preset]
@@ -152,4 +151,4 @@ def pca_plane(run: runner.VariantRun, data: runner.Data, args: argparse.Namespac
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_command(main))

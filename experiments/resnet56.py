@@ -10,6 +10,7 @@ SAM / average-case sharpness. Everything goes to --out; a rerun reuses it.
 
     python -m experiments.resnet56 --preset quick --out runs/resnet56
     python -m experiments.resnet56 --preset quick --noskip --out runs/resnet56   # one variant
+    python -m experiments.resnet56 --noskip       # output in runs/resnet56_noskip_quick
     python -m experiments.resnet56 --preset full --dataset cifar10 \
         --data-dir ~/tensorflow_datasets --out runs/resnet56_full
 
@@ -29,6 +30,7 @@ from typing import Any, Mapping, Sequence
 import jaxsurf as js
 from experiments import runner
 from jaxsurf import models, train
+from jaxsurf.interrupt import run_command
 
 # ----------------------------------------------------------------- config
 EXPERIMENT = "resnet56"
@@ -84,8 +86,7 @@ def run_skip_experiment(experiment: str, depth: int, doc: str, presets: Mapping[
                              add_arguments=add_arguments)
     if args.noskip:
         args.variants = ["noskip"]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = runner.output_dir(args, experiment)
     preset = args.preset_config
     data = runner.load_data(args.dataset, args.data_dir, preset, seed=args.seed)
     arch = architecture[args.preset]
@@ -140,4 +141,4 @@ def _noskip_best_epoch(runs: Sequence[runner.VariantRun], out: Path) -> int | No
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_command(main))

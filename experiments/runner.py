@@ -44,7 +44,7 @@ import jaxsurf as js
 from experiments.common import fashion_mnist, reuse_or_compute
 from jaxsurf import models, train
 
-__all__ = ["Preset", "Variant", "Data", "VariantRun", "parse_args", "load_data",
+__all__ = ["Preset", "Variant", "Data", "VariantRun", "parse_args", "output_dir", "load_data",
            "train_config", "command_line", "run_variant", "train_variant", "random_plane",
            "restore_epoch", "plane_and_line", "surface_stats", "curvature", "sharpness",
            "variant_figures", "split_surfaces", "basins_figure", "SPLITS", "compare_planes", "comparable", "finish", "relative", "cached"]
@@ -166,7 +166,9 @@ def parse_args(doc: str, presets: Mapping[str, Preset], argv: Sequence[str] | No
     parser.add_argument("--preset", choices=sorted(presets), default="quick",
                         help="run size: smoke (CI, seconds), quick (~15 min per variant on a "
                              "2-core CPU), full (the paper's settings, for a GPU)")
-    parser.add_argument("--out", required=True, help="output directory (reused when rerun)")
+    parser.add_argument("--out", default=None,
+                        help="output directory, reused when rerun (default: runs/<experiment>"
+                             "[_<variants>][_<settings>]_<preset>, printed at the start)")
     parser.add_argument("--dataset", choices=list(datasets), default=datasets[0])
     parser.add_argument("--data-dir", default=None, help="folder holding the data set")
     parser.add_argument("--loss", choices=list(losses), default=losses[0],
@@ -215,6 +217,8 @@ def parse_args(doc: str, presets: Mapping[str, Preset], argv: Sequence[str] | No
     if not args.preset_config.range > 0:
         parser.error("--range must be positive")
     args.loss = LOSS_NAMES[args.loss]
+    args.default_settings = {"dataset": datasets[0], "loss": LOSS_NAMES[losses[0]],
+                             "variants": list(variants)}
     if variants:
         chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
         unknown = sorted(set(chosen) - set(variants))
@@ -222,6 +226,47 @@ def parse_args(doc: str, presets: Mapping[str, Preset], argv: Sequence[str] | No
             parser.error(f"--variants: unknown {unknown or 'empty'}; use {','.join(variants)}")
         args.variants = [v for v in variants if v in chosen]
     return args
+
+
+_NAMED_OVERRIDES = ("epochs", "grid", "range", "train_examples", "surface_examples",
+                    "optimizer", "lr", "weight_decay")
+
+
+def output_dir(args: argparse.Namespace, experiment: str, **settings: Any) -> Path:
+    """``--out``, or the default ``runs/<experiment>[_<variants>][_<settings>]_<preset>``
+    (e.g. ``runs/resnet56_noskip_quick``); created, and printed.
+
+    The default names every setting that differs from the experiment's
+    defaults (a subset of variants, the data set, the loss, the seed, the
+    overrides, and the experiment's own ``settings`` that are not ``None``,
+    e.g. ``width=9000``), so runs with other settings never share a folder.
+
+    Example:
+        >>> out = output_dir(args, "resnet56")   # prints "output: runs/resnet56_quick"
+    """
+    if args.out is not None:
+        out = Path(args.out)
+    else:
+        defaults = getattr(args, "default_settings", {})
+        parts = [experiment]
+        variants = getattr(args, "variants", None)
+        if variants and list(variants) != defaults.get("variants"):
+            parts.append("-".join(variants))
+        for key in ("dataset", "loss"):
+            if getattr(args, key, None) not in (None, defaults.get(key)):
+                parts.append(str(getattr(args, key)))
+        if getattr(args, "seed", 0):
+            parts.append(f"seed{args.seed}")
+        named = {key: getattr(args, key, None) for key in _NAMED_OVERRIDES}
+        for key, value in {**named, **settings}.items():
+            if value is not None:
+                parts.append(f"{key.replace('_', '')}{value:g}" if isinstance(value, float)
+                             else f"{key.replace('_', '')}{value}")
+        parts.append(args.preset)
+        out = Path("runs") / "_".join(parts)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"output: {out}", flush=True)
+    return out
 
 
 def train_config(base: train.TrainConfig, args: argparse.Namespace) -> train.TrainConfig:
@@ -865,7 +910,8 @@ def finish(out: Path, experiment: str, args: argparse.Namespace, command: str,
     variants.update({run.variant.name: run.result for run in runs})
     results = {
         "experiment": experiment, "preset": args.preset, "command": command,
-        "args": _jsonable({k: v for k, v in vars(args).items() if k != "preset_config"}),
+        "args": _jsonable({k: v for k, v in vars(args).items()
+                           if k not in ("preset_config", "default_settings")}),
         "preset_config": dataclasses.asdict(args.preset_config),
         "variants": variants, "comparison_figures": dict(comparisons),
         "jaxsurf_version": js.__version__, "jax_version": jax.__version__,

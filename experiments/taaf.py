@@ -28,11 +28,11 @@ set, 200 epochs, 51x51 on [-1, 1]^2 over the training set; for a GPU).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any, Sequence
 
 from experiments import runner
 from jaxsurf import models, train
+from jaxsurf.interrupt import run_command
 
 # ----------------------------------------------------------------- config
 EXPERIMENT = "taaf"
@@ -82,8 +82,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = runner.parse_args(__doc__, PRESETS, argv, datasets=("gene_expression",),
                              losses=("mae", "mse"), variants=VARIANTS,
                              add_arguments=add_arguments)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = runner.output_dir(args, EXPERIMENT, width=args.width)
     preset = args.preset_config
     data = runner.load_data("gene_expression", args.data_dir, preset, seed=args.seed)
     width = WIDTH[args.preset] if args.width is None else args.width
@@ -109,4 +108,4 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_command(main))

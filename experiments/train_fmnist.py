@@ -17,6 +17,7 @@ from pathlib import Path
 import jaxsurf as js
 from experiments.common import fashion_mnist
 from jaxsurf import models, train
+from jaxsurf.interrupt import run_command
 
 # ----------------------------------------------------------------- config
 CONFIG = train.TrainConfig(epochs=4, batch_size=128, optimizer="nesterov", learning_rate=0.1,
@@ -35,10 +36,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--train-examples", type=int, default=None)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--seed", type=int, default=CONFIG.seed)
-    parser.add_argument("--out", default=None)
+    parser.add_argument("--out", default=None,
+                        help="output directory (default: runs/<model>[_noshort]_fmnist)")
     args = parser.parse_args(argv)
     name = args.model + ("_noshort" if args.noskip else "")
     out = Path(args.out or f"runs/{name}_fmnist")
+    print(f"output: {out}", flush=True)
     data = fashion_mnist(args.data_dir, args.train_examples)
     model = models.build(name, num_classes=10)
     config = train.TrainConfig(**{**CONFIG.__dict__, "epochs": args.epochs,
@@ -64,4 +67,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_command(main))

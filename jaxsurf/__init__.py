@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from jaxsurf import tree
+from jaxsurf import _modules, tree
 from jaxsurf._direction_io import DirectionFileError, load_directions, save_directions
 from jaxsurf._version import __version__
 from jaxsurf.directions import (between, describe_direction, normalize, orthogonalize,
@@ -70,5 +70,10 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY_SUBMODULES:
-        return importlib.import_module(f"jaxsurf.{name}")
+        module = importlib.import_module(f"jaxsurf.{name}")
+        _modules.explain_loaded()  # js.sharpness(...) says what to call
+        return module
     raise AttributeError(f"module 'jaxsurf' has no attribute {name!r}")
+
+
+_modules.explain_loaded()

@@ -4,7 +4,6 @@ gives the library's values; its options and errors; the model contract."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import flax.linen as nn
 import jax

@@ -3,8 +3,8 @@
 Trains :class:`jaxsurf.models.SmallCNN` for a short while on the CPU, then
 draws Li et al.'s (2018) filter-normalized 1-D line and 21x21 plane around
 the solution, with contour, filled-contour and 3-D figures, a ParaView file
-and a text summary in ``--out`` (default ``runs/quickstart``). Finished training and surfaces in ``--out``
-are reused when the command is run again.
+and a text summary in ``--out`` (default ``runs/quickstart``). Finished
+training and surfaces in ``--out`` are reused when the command is run again.
 
     python -m experiments.quickstart --out runs/quickstart
     python -m experiments.quickstart --epochs 1 --grid 11 --train-examples 5000

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -288,6 +289,8 @@ def fit(model: Any, data: dict[str, Any], config: TrainConfig = TrainConfig(), *
             if log:
                 log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                              for k, v in row.items()))
+                if log is print:  # in order with the progress lines on stderr in a log
+                    sys.stdout.flush()
     except BaseException as err:  # Ctrl-C / SIGTERM: the saved epochs are the resume point
         if out_dir is None or isinstance(err, Interrupted) or not is_interrupt(err):
             raise

@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
         "plane_loss_at_origin": float(plane.metrics["loss"][args.grid // 2, args.grid // 2]),
         "total_seconds": time.perf_counter() - started,
         "figures": [str(out / f"{name}.png") for name in ("training_curves", *figures)],
-        "paraview": str(vtp), "viewer": str(viewer),
+        "paraview": str(vtp), "viewer": str(viewer) if viewer else None,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     text = "\n".join([

@@ -70,8 +70,8 @@ def points_in(store: Path) -> int:
     return len(done)
 
 
-@pytest.mark.slow  # a subprocess and a rerun: 26 s on the shared 2-core machine
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [  # a subprocess and a rerun: 13-26 s here
+    signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)])
 def test_interrupted_command_says_one_line_and_a_rerun_resumes(checkpoint, capsys, signum):
     out = checkpoint / "out"
     store = out / "plane.store"

@@ -24,6 +24,7 @@ from jaxsurf.evaluate import (dataset_mean, evaluate_line, evaluate_plane, evalu
                               evaluate_volume, interpolate)
 from jaxsurf.pca import pca_directions, project
 from jaxsurf.progress import ProgressBar, ProgressInfo
+from jaxsurf.refine import Refine
 from jaxsurf.store import StoreError, StoreMismatchError
 from jaxsurf.surface import Surface, SurfaceFileError
 from jaxsurf.trajectory import TrajectoryRecorder, load_trajectory
@@ -64,6 +65,7 @@ __all__ = [
     "pca_directions",
     "project",
     "interpolate",
+    "Refine",
     *_LAZY_SUBMODULES,
 ]
 

@@ -431,6 +431,7 @@ class _Job:
     compute_dtype: np.dtype | None
     sink: Callable[[ProgressInfo], object] | None
     sem_population: int | None = None  # subsample=: the full data's size (adds <name>_sem)
+    only: np.ndarray | None = None  # evaluate only these grid indices (adaptive refinement)
 
     @property
     def num_points(self) -> int:
@@ -487,7 +488,10 @@ def _run_chunks(job: _Job, todo: np.ndarray, make_chunk_fn: Callable[[], ChunkFn
     """Evaluates the points ``todo`` chunk by chunk, in grid order, writing each
     finished chunk into ``values`` and the store; returns the points evaluated."""
     done = 0
-    stored = job.num_points - len(todo)
+    wanted, in_store = job.num_points, job.num_points - len(todo)
+    if job.only is not None:  # a subset of the grid (refine=): the store keys the full grid
+        todo, wanted = todo[np.isin(todo, job.only)], len(job.only)
+    stored = wanted - len(todo)
     with ProgressTracker(job.sink, len(todo), stored=stored,
                          devices=int(job.mesh.devices.size)) as track:
         try:
@@ -505,7 +509,7 @@ def _run_chunks(job: _Job, todo: np.ndarray, make_chunk_fn: Callable[[], ChunkFn
         except BaseException as err:  # Ctrl-C / SIGTERM: say what is safe, and where
             if store is None or not interrupt.is_interrupt(err):
                 raise
-            raise interrupt.Interrupted(stored + done, job.num_points, store.path) from None
+            raise interrupt.Interrupted(in_store + done, job.num_points, store.path) from None
     return done
 
 
@@ -595,9 +599,10 @@ def _evaluate_stream_once(job: _Job, data: Iterable[PyTree]
     """Reads the stream once (batches outer, chunks inner); no store. Returns the
     values, the points evaluated and the examples read."""
     length = _stream_length(data)
-    chunks = job.chunks(np.arange(job.num_points))
+    wanted = np.arange(job.num_points) if job.only is None else job.only
+    chunks = job.chunks(wanted)
     sums, total, run, origin, directions = None, 0, None, None, None
-    with ProgressTracker(job.sink, job.num_points) as track:
+    with ProgressTracker(job.sink, len(wanted)) as track:
         for b, (batch, size) in enumerate(batching.iter_batches(data)):
             _check_data_dtypes(batch, f"batch {b}")
             if run is None:
@@ -613,11 +618,11 @@ def _evaluate_stream_once(job: _Job, data: Iterable[PyTree]
                         * size
             total += size
             if length and b + 1 < length:  # equivalent points: share of the batches read
-                track.update(job.num_points * (b + 1) // length)
+                track.update(len(wanted) * (b + 1) // length)
         if total == 0:
             raise ValueError("data is an empty iterable (no batches); pass at least one batch")
-        track.update(job.num_points)
-    return {k: (v / total).astype(np.float32) for k, v in sums.items()}, job.num_points, total
+        track.update(len(wanted))
+    return {k: (v / total).astype(np.float32) for k, v in sums.items()}, len(wanted), total
 
 
 def _survey_stream(job: _Job, data: Iterable[PyTree]) -> tuple[list[int], list[str]]:
@@ -686,9 +691,15 @@ def _evaluate(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree], data:
               mesh: Mesh | None = None, compute_dtype: Any = None,
               progress: ProgressOption = None, store: str | os.PathLike | None = None,
               subsample: int | float | None = None, subsample_seed: int = 0,
+              only: np.ndarray | None = None,
               ) -> tuple[dict[str, np.ndarray], int, dict[str, Any]]:
     """:func:`evaluate_points`, also returning how many points were evaluated
-    (the rest came from the store) and facts about how they were evaluated."""
+    (the rest came from the store) and facts about how they were evaluated.
+
+    ``only`` (sorted unique indices into ``coefficients``) evaluates just those
+    points while a store stays keyed by the whole grid (used by
+    :mod:`jaxsurf.refine`); the returned arrays are full length, meaningful
+    at ``only`` (and at points the store already held)."""
     reference = _check_directions(origin, directions)
     coefficients = _as_coefficients(coefficients, len(directions))
     _check_points_per_step(points_per_step)
@@ -702,12 +713,14 @@ def _evaluate(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree], data:
     if batching.is_in_memory(data):
         split = batching.split_batches(data, batch_size)
         _check_data_dtypes(data)
-    mesh = _make_mesh(len(coefficients), chunk_size, devices, mesh, split)
+    num_wanted = len(coefficients) if only is None else len(only)
+    mesh = _make_mesh(num_wanted, chunk_size, devices, mesh, split)
     sink = make_sink(_default_progress(progress, mesh))
-    chunk, _ = _plan_chunks(len(coefficients), chunk_size, mesh.shape["points"])
+    chunk, _ = _plan_chunks(num_wanted, chunk_size, mesh.shape["points"])
     job = _Job(_with_note(fn), origin, list(directions), reference, coefficients, mesh, chunk,
                points_per_step, dtype, sink,
-               sem_population=facts["subsample"]["of"] if subsample is not None else None)
+               sem_population=facts["subsample"]["of"] if subsample is not None else None,
+               only=only)
     if split is not None:
         values, evaluated = _evaluate_in_memory(job, data, split, store)
         facts["num_examples"] = split.num_examples
@@ -853,14 +866,15 @@ def _option_names() -> set[str]:
 def _run_surface(kind: str, fn: Fn, origin: PyTree | None, directions: list[PyTree], data: Any,
                  alphas: Any, betas: Any | None, coefficients: np.ndarray,
                  info: dict[str, Any], metadata: Mapping[str, Any] | None,
-                 gammas: Any | None = None, **options: Any) -> Surface:
+                 gammas: Any | None = None,
+                 evaluator: Callable[..., Any] | None = None, **options: Any) -> Surface:
     entry = _ENTRY_POINTS.get(kind, f"js.evaluate ({kind})")
     _validate.known_options(options, _option_names(), entry)
     reserved = (LIBRARY_METADATA_KEYS | set(info)) - _USER_MAY_SET
     user_metadata = _validate.user_metadata(metadata, reserved, entry)  # before the work
     start = time.perf_counter()
-    values, evaluated, where = _evaluate(fn, origin, directions, data, coefficients,
-                                         **options)
+    values, evaluated, where = (evaluator or _evaluate)(fn, origin, directions, data,
+                                                        coefficients, **options)
     seconds = time.perf_counter() - start
     shape = (len(alphas),) if betas is None else (len(alphas), len(betas))
     if gammas is not None:
@@ -945,7 +959,7 @@ def evaluate_plane(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, data: Any, al
                    betas: Any, *, batch_size: int | None = None,
                    metadata: Mapping[str, Any] | None = None,
                    store: str | os.PathLike | None = None, progress: ProgressOption = None,
-                   filter_axis: Any = None, **options: Any) -> Surface:
+                   filter_axis: Any = None, refine: Any = None, **options: Any) -> Surface:
     """Metrics on the plane ``params + alpha * d1 + beta * d2``.
 
     Args:
@@ -953,6 +967,12 @@ def evaluate_plane(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, data: Any, al
             options: as in :func:`evaluate_line`.
         d1, d2: directions shaped like ``params``.
         alphas, betas: finite 1-D coordinates along ``d1`` and ``d2``.
+        refine: ``None`` (every point evaluated) or a :class:`jaxsurf.Refine`:
+            evaluate a coarse sub-grid, then only where interpolation misses
+            by more than ``tol``; the other points are interpolated and
+            flagged in ``surface.evaluated`` (see :mod:`jaxsurf.refine`). A
+            ``store`` is keyed by the full grid, so an exact run later reuses
+            the refined run's points.
 
     Returns:
         A plane :class:`Surface`: ``metrics[name][i, j]`` is the value at
@@ -975,9 +995,13 @@ def evaluate_plane(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, data: Any, al
     info = {"directions": descriptions, "directions_cosine": cosine,
             "params_fingerprint": tree.fingerprint(params),
             **_shared_normalization(descriptions)}
-    return _run_surface("plane", fn, params, [d1, d2], data, alphas, betas, coefficients,
-                        info, metadata, batch_size=batch_size, store=store, progress=progress,
-                        **options)
+    run = _run_surface
+    if refine is not None:
+        from jaxsurf import refine as refine_lib  # imports this module: loaded on use
+        run = refine_lib.runner(refine, alphas, betas)
+    return run("plane", fn, params, [d1, d2], data, alphas, betas, coefficients,
+               info, metadata, batch_size=batch_size, store=store, progress=progress,
+               **options)
 
 
 def evaluate_volume(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, d3: PyTree, data: Any,

@@ -57,6 +57,10 @@ class Surface:
         gammas: coordinates along a third direction, shape ``(l,)``, for a
             volume (``metrics[k][i, j, k3]`` at ``(alphas[i], betas[j],
             gammas[k3])``); ``None`` (default) for a line or a plane.
+        evaluated: ``None`` when every value was evaluated, else a boolean
+            array of the grid's shape: ``True`` where the value is exact,
+            ``False`` where it was interpolated (adaptive refinement,
+            :mod:`jaxsurf.refine`).
     """
 
     alphas: np.ndarray
@@ -64,6 +68,7 @@ class Surface:
     metrics: dict[str, np.ndarray]
     metadata: dict[str, Any] = field(default_factory=dict)
     gammas: np.ndarray | None = None
+    evaluated: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.alphas = _as_coordinates(self.alphas, "alphas")
@@ -86,6 +91,8 @@ class Surface:
                     f"metrics[name][i, j(, k)] must be the value at (alphas[i], betas[j]"
                     f"(, gammas[k]))")
         self.metadata = metadata_from(self.metadata)  # JSON-safe: saves and loads back equal
+        if self.evaluated is not None:
+            self.evaluated = _as_mask(self.evaluated, self.shape)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -159,6 +166,10 @@ class Surface:
         for key in ("normalization", "ignore", "seed", "num_examples", "batch_size"):
             if key in self.metadata:
                 lines.append(f"  {key}: {self.metadata[key]}")
+        if self.evaluated is not None and not self.evaluated.all():
+            lines.append(f"  interpolated: {self.evaluated.size - int(self.evaluated.sum())} of "
+                         f"{self.evaluated.size} points (adaptive refinement; the ranges above "
+                         f"include interpolated values, see surface.evaluated)")
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ files
@@ -186,6 +197,8 @@ class Surface:
             arrays["gammas"] = self.gammas
         for i, name in enumerate(self.metric_names):
             arrays[f"metric_{i}"] = self.metrics[name]
+        if self.evaluated is not None:
+            arrays["evaluated"] = self.evaluated
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with open(tmp, "wb") as handle:
             np.savez(handle, **arrays)
@@ -231,8 +244,11 @@ class Surface:
                 raise SurfaceFileError(f"{path} is missing arrays {missing}: the file is damaged")
             metrics = {name: npz.read(f"metric_{i}", kinds="biuf", shape=grid)
                        for i, name in enumerate(names)}
+            evaluated = npz.read("evaluated", kinds="b", shape=grid) \
+                if "evaluated" in npz else None
         try:
-            return cls(axes["alphas"], axes.get("betas"), metrics, metadata, axes.get("gammas"))
+            return cls(axes["alphas"], axes.get("betas"), metrics, metadata, axes.get("gammas"),
+                       evaluated)
         except (ValueError, TypeError) as err:
             raise SurfaceFileError(f"{path} holds inconsistent arrays: {err}") from err
 
@@ -249,7 +265,28 @@ class Surface:
                 and self.metric_names == other.metric_names
                 and all(np.array_equal(self.metrics[k], other.metrics[k], equal_nan=True)
                         for k in self.metrics)
-                and self.metadata == other.metadata)
+                and self.metadata == other.metadata
+                and _same_mask(self.evaluated, other.evaluated))
+
+
+def _as_mask(evaluated: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """``evaluated`` as a boolean array of the grid's ``shape``, or a clear error."""
+    arr = np.asarray(evaluated)
+    if arr.dtype != np.bool_ or arr.shape != shape:
+        raise ValueError(f"evaluated must be a boolean array of the grid's shape {shape} (True "
+                         f"where a value is exact, False where interpolated), got dtype "
+                         f"{arr.dtype} and shape {arr.shape}; pass None when every value "
+                         f"was evaluated")
+    return arr
+
+
+def _same_mask(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    """Equal masks; ``None`` (all evaluated) equals an all-True mask."""
+    if a is None and b is None:
+        return True
+    if a is None or b is None:
+        return bool(np.all(b if a is None else a))
+    return np.array_equal(a, b)
 
 
 def _read_header(path: Path, header_array: np.ndarray) -> tuple[list[str], dict[str, Any]]:

@@ -1,0 +1,359 @@
+"""Adaptive grid refinement: the same plane for a fraction of the evaluations.
+
+``js.evaluate_plane(..., refine=js.Refine(tol=0.01))`` evaluates a coarse
+sub-grid of the requested grid first (``start`` bisections of each axis,
+corners included: every ``2**start``-th point on a ``2**k + 1`` grid). Then,
+level by level, it evaluates the midpoints (edge midpoints and centre) of
+every *active* cell and compares them with the bilinear interpolation of the
+cell's corners, in the chosen ``scale`` (``log10`` of the metric, or the metric
+itself). A cell whose largest miss exceeds ``tol`` splits into its four
+children, which are tested at the next level; a cell within ``tol`` stops, and
+the grid points inside its children are interpolated bilinearly from their
+evaluated corners (in ``log10`` for ``scale="log"``). Refinement ends when no
+cell exceeds ``tol`` or the requested grid is reached.
+
+Every evaluated value is exact: each level's points go through the one
+evaluation engine (devices, progress, ``store=``). The store is keyed by the
+*full* grid, so a refined run that is killed resumes with every finished point,
+and a later exact run of the same grid reuses them too. ``surface.evaluated``
+is ``True`` where a value was evaluated and ``False`` where it was
+interpolated; ``metadata`` holds ``points_total``, ``points_interpolated``,
+``interpolated`` and the ``refine`` settings with a per-level log.
+
+The test at the midpoints is an estimate: a feature narrower than the cells
+of the start grid that none of their midpoints touches is not seen. Choose
+``start`` so that the coarse grid resolves the features you care about (see
+``docs/refine.md``).
+
+Example:
+    >>> grid = np.linspace(-1, 1, 65)
+    >>> s = js.evaluate_plane(fn, params, d1, d2, data, grid, grid,
+    ...                       refine=js.Refine(tol=0.01, start=3))
+    >>> s.metadata["points_evaluated"], s.evaluated.mean()
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from jaxsurf import evaluate as evaluate_lib
+from jaxsurf.surface import Surface
+
+__all__ = ["Refine", "SCALES", "plan_start", "cell_midpoints", "bilinear_fill", "runner"]
+
+SCALES = ("log", "linear")
+Cell = tuple[int, int, int, int]  # (i0, i1, j0, j1): inclusive corner indices
+
+
+@dataclass(frozen=True)
+class Refine:
+    """Settings of adaptive refinement for :func:`jaxsurf.evaluate_plane`.
+
+    Attributes:
+        tol: the largest interpolation miss a cell may show at its midpoints,
+            in log10 units for ``scale="log"`` (0.01 is a 2.3 % relative
+            error), in the metric's units for ``scale="linear"``. Positive.
+        start: bisections of each axis for the first, coarse grid (default
+            3: every 8th point of a 65-point axis). ``2**start`` must not
+            exceed ``len(axis) - 1``.
+        metric: the metric whose misses decide (default ``"loss"``); the other
+            metrics are evaluated at the same points and interpolated linearly.
+        scale: ``"log"`` (the metric must be positive; a cell with a value
+            that is not is refined to the end) or ``"linear"``.
+
+    Example:
+        >>> js.Refine(tol=0.01, start=3)
+        Refine(tol=0.01, start=3, metric='loss', scale='log')
+    """
+
+    tol: float
+    start: int = 3
+    metric: str = "loss"
+    scale: str = "log"
+
+    def __post_init__(self) -> None:
+        tol = self.tol
+        if isinstance(tol, bool) or not isinstance(tol, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(tol) or tol <= 0:
+            raise ValueError(f"Refine(tol=...) must be a positive finite number (log10 units "
+                             f"for scale='log', e.g. 0.01), got {tol!r}")
+        object.__setattr__(self, "tol", float(tol))
+        if isinstance(self.start, bool) or not isinstance(self.start, (int, np.integer)) \
+                or self.start < 0:
+            raise ValueError(f"Refine(start=...) must be a non-negative integer (bisections of "
+                             f"each axis for the coarse grid, e.g. 3), got {self.start!r}")
+        object.__setattr__(self, "start", int(self.start))
+        if not isinstance(self.metric, str) or not self.metric:
+            raise ValueError(f"Refine(metric=...) must be a metric name such as 'loss', got "
+                             f"{self.metric!r}")
+        if self.scale not in SCALES:
+            raise ValueError(f"Refine(scale=...) must be one of {SCALES}, got {self.scale!r}")
+
+    def describe(self) -> dict[str, Any]:
+        """The settings as a JSON-safe dict (kept in the Surface metadata)."""
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------- planning
+def _check_fits(n: int, start: int, name: str) -> None:
+    if n < 2:
+        raise ValueError(f"refine needs at least 2 points on every axis; {name} has {n}")
+    if 2 ** start > n - 1:
+        fits = int(math.floor(math.log2(n - 1)))
+        raise ValueError(f"Refine(start={start}) does not fit {name} with {n} points: "
+                         f"{2 ** start} coarse cells need at least {2 ** start + 1} points. "
+                         f"Use start <= {fits}, or a finer grid (2**k + 1 points, e.g. 65, "
+                         f"bisect evenly)")
+
+
+def _bisect(lo: int, hi: int) -> list[tuple[int, int]]:
+    """The two halves of the index interval ``[lo, hi]`` (itself if it cannot split)."""
+    if hi - lo < 2:
+        return [(lo, hi)]
+    mid = (lo + hi) // 2
+    return [(lo, mid), (mid, hi)]
+
+
+def _axis_intervals(n: int, start: int) -> list[tuple[int, int]]:
+    intervals = [(0, n - 1)]
+    for _ in range(start):
+        intervals = [half for lo, hi in intervals for half in _bisect(lo, hi)]
+    return intervals
+
+
+def plan_start(shape: tuple[int, int], start: int) -> list[Cell]:
+    """The cells of the coarse grid: ``start`` bisections of each axis.
+
+    Args:
+        shape: ``(len(alphas), len(betas))``.
+        start: bisections per axis; ``2**start <= n - 1`` on both axes.
+
+    Returns:
+        Cells ``(i0, i1, j0, j1)`` (inclusive corner indices) covering the grid.
+
+    Example:
+        >>> plan_start((5, 5), 1)
+        [(0, 2, 0, 2), (0, 2, 2, 4), (2, 4, 0, 2), (2, 4, 2, 4)]
+    """
+    _check_fits(shape[0], start, "alphas")
+    _check_fits(shape[1], start, "betas")
+    return [(i0, i1, j0, j1) for i0, i1 in _axis_intervals(shape[0], start)
+            for j0, j1 in _axis_intervals(shape[1], start)]
+
+
+def cell_midpoints(cell: Cell) -> list[tuple[int, int]]:
+    """The grid points a cell adds when it is refined: edge midpoints and centre.
+
+    Example:
+        >>> cell_midpoints((0, 2, 0, 1))
+        [(1, 0), (1, 1)]
+    """
+    i0, i1, j0, j1 = cell
+    im = (i0 + i1) // 2 if i1 - i0 >= 2 else None
+    jm = (j0 + j1) // 2 if j1 - j0 >= 2 else None
+    points = []
+    if im is not None:
+        points += [(im, j0), (im, j1)]
+    if jm is not None:
+        points += [(i0, jm), (i1, jm)]
+    if im is not None and jm is not None:
+        points.append((im, jm))
+    return points
+
+
+def _children(cell: Cell) -> list[Cell]:
+    i0, i1, j0, j1 = cell
+    return [(a0, a1, b0, b1) for a0, a1 in _bisect(i0, i1) for b0, b1 in _bisect(j0, j1)]
+
+
+def _corners(cell: Cell) -> list[tuple[int, int]]:
+    i0, i1, j0, j1 = cell
+    return [(i0, j0), (i0, j1), (i1, j0), (i1, j1)]
+
+
+def _bilinear(cell: Cell, values: np.ndarray, alphas: np.ndarray, betas: np.ndarray,
+              ii: np.ndarray, jj: np.ndarray) -> np.ndarray:
+    """Bilinear interpolation of ``values`` from the corners of ``cell`` at ``(ii, jj)``
+    (coordinates, not indices, set the weights: non-uniform grids are fine)."""
+    i0, i1, j0, j1 = cell
+    s = (alphas[ii] - alphas[i0]) / (alphas[i1] - alphas[i0]) if i1 > i0 else 0.0 * ii
+    t = (betas[jj] - betas[j0]) / (betas[j1] - betas[j0]) if j1 > j0 else 0.0 * jj
+    return ((1 - s) * (1 - t) * values[i0, j0] + (1 - s) * t * values[i0, j1]
+            + s * (1 - t) * values[i1, j0] + s * t * values[i1, j1])
+
+
+def bilinear_fill(values: np.ndarray, evaluated: np.ndarray, leaves: list[Cell],
+                  alphas: np.ndarray, betas: np.ndarray) -> np.ndarray:
+    """``values`` with every point not ``evaluated`` interpolated from the finest leaf
+    cell that holds it (larger cells first, so smaller ones overwrite shared edges).
+
+    Args:
+        values: ``(n, m)`` float array, meaningful where ``evaluated``.
+        evaluated: ``(n, m)`` bool mask; the corners of every leaf are evaluated.
+        leaves: cells ``(i0, i1, j0, j1)`` that cover the grid.
+        alphas, betas: the grid's coordinates.
+
+    Returns:
+        A float64 copy with the interpolated points filled in.
+
+    Example:
+        >>> v = np.array([[0., 0, 2], [0, 0, 0], [2, 0, 4]])
+        >>> m = np.zeros((3, 3), bool); m[::2, ::2] = True
+        >>> bilinear_fill(v, m, [(0, 2, 0, 2)], np.arange(3.), np.arange(3.))[1, 1]
+        2.0
+    """
+    out = np.array(values, np.float64)
+    for cell in sorted(leaves, key=lambda c: -(c[1] - c[0]) * (c[3] - c[2])):
+        i0, i1, j0, j1 = cell
+        ii, jj = np.meshgrid(np.arange(i0, i1 + 1), np.arange(j0, j1 + 1), indexing="ij")
+        todo = ~evaluated[ii, jj]
+        if todo.any():
+            out[ii[todo], jj[todo]] = _bilinear(cell, values.astype(np.float64), alphas, betas,
+                                                ii[todo], jj[todo])
+    return out
+
+
+# --------------------------------------------------------------------------- the run
+class _Refiner:
+    """Runs the levels through the engine; callable like ``evaluate._evaluate``
+    (it is ``_run_surface``'s ``evaluator``) and keeps the mask and the log."""
+
+    def __init__(self, settings: Refine, alphas: np.ndarray, betas: np.ndarray) -> None:
+        self.settings = settings
+        self.alphas = np.asarray(alphas, np.float64)
+        self.betas = np.asarray(betas, np.float64)
+        self.shape = (len(alphas), len(betas))
+        self.cells = plan_start(self.shape, settings.start)  # checks the fit before any work
+        self.mask = np.zeros(self.shape, bool)
+        self.levels: list[dict[str, Any]] = []
+        self.from_store = 0
+        self.max_accepted_miss = 0.0
+
+    def _scaled(self, values: np.ndarray) -> np.ndarray:
+        """The decisive metric in the refinement scale; NaN where it has no value."""
+        v = np.asarray(values, np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = np.log10(v) if self.settings.scale == "log" else v.copy()
+        out[~np.isfinite(out)] = np.nan
+        return out
+
+    def _miss(self, cell: Cell, scaled: np.ndarray) -> float:
+        """Largest ``|value - interpolation|`` at the cell's midpoints (inf if any
+        value involved is not finite, or not positive in log scale)."""
+        points = cell_midpoints(cell)
+        ii = np.array([p[0] for p in points])
+        jj = np.array([p[1] for p in points])
+        corners = np.array([scaled[c] for c in _corners(cell)])
+        if np.isnan(corners).any() or np.isnan(scaled[ii, jj]).any():
+            return math.inf
+        return float(np.max(np.abs(scaled[ii, jj]
+                                   - _bilinear(cell, scaled, self.alphas, self.betas, ii, jj))))
+
+    def __call__(self, fn: Any, origin: Any, directions: Any, data: Any,
+                 coefficients: np.ndarray, **options: Any
+                 ) -> tuple[dict[str, np.ndarray], int, dict[str, Any]]:
+        values: dict[str, np.ndarray] = {}
+        evaluated_total = 0
+        where: dict[str, Any] = {}
+
+        def run_level(points: set[tuple[int, int]], label: str, cells: int) -> None:
+            nonlocal evaluated_total, where, values
+            todo = sorted(p for p in points if not self.mask[p])
+            flat = np.array([i * self.shape[1] + j for i, j in todo], np.int64)
+            if flat.size == 0:
+                self.levels.append({"level": label, "cells": cells, "points": 0, "evaluated": 0})
+                return
+            got, evaluated, where = evaluate_lib._evaluate(fn, origin, directions, data,
+                                                           coefficients, only=flat, **options)
+            if not values:
+                values = {k: np.zeros(self.shape, np.float32) for k in got}
+                if self.settings.metric not in got:
+                    raise ValueError(f"Refine(metric={self.settings.metric!r}) is not among "
+                                     f"fn's metrics {sorted(got)}; pass one of them")
+            for k, v in got.items():
+                values[k].reshape(-1)[flat] = v[flat]
+            self.mask.reshape(-1)[flat] = True
+            evaluated_total += evaluated
+            self.from_store += len(flat) - evaluated
+            self.levels.append({"level": label, "cells": cells, "points": int(len(flat)),
+                                "evaluated": int(evaluated)})
+
+        start = {c for cell in self.cells for c in _corners(cell)}
+        run_level(start, f"start {self.settings.start}", len(self.cells))
+        active = [c for c in self.cells if cell_midpoints(c)]
+        leaves = [c for c in self.cells if not cell_midpoints(c)]
+        level = self.settings.start
+        while active:
+            level += 1
+            run_level({p for c in active for p in cell_midpoints(c)}, str(level), len(active))
+            scaled = self._scaled(values[self.settings.metric])
+            next_active, over = [], 0
+            for cell in active:
+                miss = self._miss(cell, scaled)
+                if miss > self.settings.tol:
+                    over += 1
+                    kids = _children(cell)
+                    next_active += [k for k in kids if cell_midpoints(k)]
+                    leaves += [k for k in kids if not cell_midpoints(k)]
+                else:
+                    self.max_accepted_miss = max(self.max_accepted_miss, miss)
+                    leaves += _children(cell)
+            self.levels[-1]["cells_over_tol"] = over
+            active = next_active
+        return self._fill(values, leaves), evaluated_total, where
+
+    def _fill(self, values: dict[str, np.ndarray], leaves: list[Cell]
+              ) -> dict[str, np.ndarray]:
+        """Full-grid metrics: evaluated values as they are, the rest interpolated
+        (the decisive metric in its scale, the others linearly); flat like the engine's."""
+        out = {}
+        for name, v in values.items():
+            if name == self.settings.metric and self.settings.scale == "log":
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    filled = 10.0 ** bilinear_fill(np.log10(v.astype(np.float64)), self.mask,
+                                                   leaves, self.alphas, self.betas)
+                filled[self.mask] = v[self.mask]
+            else:
+                filled = bilinear_fill(v, self.mask, leaves, self.alphas, self.betas)
+            out[name] = filled.astype(np.float32).reshape(-1)
+        return out
+
+    def facts(self) -> dict[str, Any]:
+        total = int(self.mask.size)
+        exact = int(self.mask.sum())
+        return {"points_total": total, "points_exact": exact,
+                "points_interpolated": total - exact, "interpolated": exact < total,
+                "points_from_store": self.from_store,
+                "refine": {**self.settings.describe(), "levels": self.levels,
+                           "max_accepted_miss": self.max_accepted_miss}}
+
+
+def runner(settings: Refine, alphas: np.ndarray, betas: np.ndarray
+           ) -> Callable[..., Surface]:
+    """A drop-in for ``evaluate._run_surface`` that refines (used by
+    :func:`jaxsurf.evaluate_plane`; checks the settings and the grid first).
+
+    Args:
+        settings: a :class:`Refine`.
+        alphas, betas: the requested grid.
+
+    Returns:
+        ``run(kind, fn, origin, directions, data, alphas, betas, coefficients,
+        info, metadata, **options) -> Surface`` with ``surface.evaluated`` set.
+    """
+    if not isinstance(settings, Refine):
+        raise TypeError(f"refine must be a js.Refine (e.g. js.Refine(tol=0.01)) or None, got "
+                        f"{type(settings).__name__}")
+    refiner = _Refiner(settings, alphas, betas)
+
+    def run(*args: Any, **options: Any) -> Surface:
+        surface = evaluate_lib._run_surface(*args, evaluator=refiner, **options)
+        metadata = {**surface.metadata, **refiner.facts()}
+        return dataclasses.replace(surface, metadata=metadata, evaluated=refiner.mask.copy())
+
+    return run

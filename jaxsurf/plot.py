@@ -609,7 +609,7 @@ def contour(surface: Surface, metric: str = "loss", *,
             label_levels: bool = True, labels: Sequence[str] | None = None,
             title: str | None = None, cmap: str = DEFAULT_CMAP,
             aspect: str | float | None = None, figsize: tuple[float, float] | None = None,
-            out: PathLike | None = None) -> Figure:
+            out: PathLike | None = None, show_interpolated: bool = False) -> Figure:
     """2-D contour lines of a plane, levels labelled, origin starred, with a colour bar.
 
     Args:
@@ -630,6 +630,9 @@ def contour(surface: Surface, metric: str = "loss", *,
             within a factor 4 of each other, else ``"auto"``.
         figsize: figure size in inches.
         out: save to this ``.png``/``.pdf``/``.svg`` path.
+        show_interpolated: hatch the regions whose values were interpolated
+            (``surface.evaluated`` False, from ``refine=``) and dot the
+            evaluated points; nothing to mark on an ordinary surface.
 
     Returns:
         The Figure.
@@ -637,9 +640,32 @@ def contour(surface: Surface, metric: str = "loss", *,
     Example:
         >>> fig = contour(s, vmin=0.1, vmax=10, vlevel=0.5, out="runs/contour.pdf")
     """
-    return _plane_figure("contour", surface, metric, levels=levels, vmin=vmin, vmax=vmax,
-                         vlevel=vlevel, log=log, label_levels=label_levels, labels=labels,
-                         title=title, cmap=cmap, aspect=aspect, figsize=figsize, out=out)
+    fig = _plane_figure("contour", surface, metric, levels=levels, vmin=vmin, vmax=vmax,
+                        vlevel=vlevel, log=log, label_levels=label_levels, labels=labels,
+                        title=title, cmap=cmap, aspect=aspect, figsize=figsize,
+                        out=None if show_interpolated else out)
+    if show_interpolated:
+        _mark_interpolated(fig.axes[0], surface)
+        _save(fig, out)
+    return fig
+
+
+def _mark_interpolated(ax: Axes, surface: Surface) -> None:
+    """Hatches where ``surface.evaluated`` is False and dots the evaluated points."""
+    mask = getattr(surface, "evaluated", None)
+    if mask is None or mask.all():
+        return
+    X, Y = np.meshgrid(surface.alphas, surface.betas, indexing="ij")  # [i, j] at (a_i, b_j)
+    grey = (0.35, 0.35, 0.35, 0.45)
+    hatched = ax.contourf(X, Y, (~mask).astype(float), levels=[0.5, 1.5], colors="none",
+                          hatches=["//"])
+    hatched.set_edgecolor(grey)  # the hatch takes the edge colour
+    hatched.set_linewidth(0)
+    dots = ax.scatter(X[mask], Y[mask], s=2, c="k", linewidths=0, zorder=3)
+    from matplotlib.patches import Patch
+    ax.legend(handles=[Patch(facecolor="none", edgecolor=grey, hatch="//"), dots],
+              labels=["interpolated", "evaluated"], loc="upper right", fontsize=7,
+              framealpha=0.8, markerscale=3)
 
 
 def filled(surface: Surface, metric: str = "loss", *,

@@ -1,0 +1,183 @@
+"""What adaptive refinement (``refine=js.Refine(...)``) saves and what it costs in
+accuracy: full grid against refined grids, measured in one run.
+
+For each trained net (ResNet-20 with and without skip connections, and the
+quick start's SmallCNN, each trained for one epoch on a few thousand
+Fashion-MNIST images), one filter-normalized random plane on [-1, 1]^2 is
+evaluated on the full ``--grid`` x ``--grid`` grid and then refined at each
+tolerance of ``--tols`` (log10 units, ``start=--start``). Reported per run:
+points evaluated, wall time (compilation included: the refined run compiles
+once per level), the largest and 99th-percentile ``|Δ log10 loss|`` over all
+grid points against the full grid, the share of grid points whose contour band
+(15 log-spaced levels over the full grid's range, as ``js.plot.contour(...,
+log=True)`` draws) differs, and the thesis's 200x200 plane extrapolated with
+the measured seconds per point.
+
+    python -m benchmarks.adaptive [--eval-examples 128] [--train-examples 2000]
+        [--grid 65] [--tols 0.02 0.005] [--start 3] [--models resnet20 ...]
+    python -m benchmarks.adaptive --figure-only      # redraw from the saved surfaces
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+import jaxsurf as js
+from benchmarks.common import RESULTS, fashion_mnist_subset, save_results
+from jaxsurf import models, train
+
+MODELS = {"resnet20": lambda: models.resnet20(num_classes=10),
+          "resnet20_noshort": lambda: models.resnet20(skip=False, num_classes=10),
+          "smallcnn": lambda: models.SmallCNN()}
+THESIS_GRID = 200  # the thesis's ResNet-110 plane: 200 x 200 points
+SURFACES = Path(__file__).parent.parent / "runs" / "adaptive"  # git-ignored
+FIGURE = Path(__file__).parent.parent / "docs" / "figures" / "adaptive_points.png"
+
+
+def trained(name: str, data: dict[str, np.ndarray], args: argparse.Namespace
+            ) -> tuple[Any, Any, float, float]:
+    """``(fn, params, train seconds, final train loss)`` after ``--epochs`` of Adam."""
+    model = MODELS[name]()
+    config = train.TrainConfig(epochs=args.epochs, batch_size=128, optimizer="adam",
+                               learning_rate=2e-3, weight_decay=1e-4, schedule="cosine",
+                               seed=0)
+    result = train.fit(model, {"train": data}, config, log=None)
+    fn, params = js.flax.adapt(model, result.variables, loss="cross_entropy")
+    return fn, params, result.seconds, float(result.history[-1].get("train_step_loss", np.nan))
+
+
+def compare(full: js.Surface, refined: js.Surface) -> dict[str, float]:
+    """Errors of ``refined`` against ``full`` over all grid points."""
+    a, b = np.log10(full.metrics["loss"]), np.log10(refined.metrics["loss"])
+    diff = np.abs(b - a)
+    levels = js.plot.contour_levels(full.metrics["loss"], log=True)
+    band_full = np.digitize(full.metrics["loss"], levels)
+    band_refined = np.digitize(refined.metrics["loss"], levels)
+    mask = refined.evaluated
+    return {"max_abs_dlog10": float(diff.max()),
+            "p99_abs_dlog10": float(np.percentile(diff, 99)),
+            "mean_abs_dlog10": float(diff.mean()),
+            "contour_band_differs": float(np.mean(band_full != band_refined)),
+            "max_abs_dlog10_at_evaluated": float(diff[mask].max())}
+
+
+def measure(name: str, data: dict[str, np.ndarray], evaluation: dict[str, np.ndarray],
+            args: argparse.Namespace) -> tuple[dict[str, Any], list[list[Any]]]:
+    fn, params, train_s, train_loss = trained(name, data, args)
+    d1, d2 = js.random_plane(jax.random.key(args.seed), params)
+    grid = np.linspace(-1, 1, args.grid)
+
+    def plane(**options: Any) -> tuple[js.Surface, float]:
+        start = time.perf_counter()
+        s = js.evaluate_plane(fn, params, d1, d2, evaluation, grid, grid,
+                              batch_size=args.batch_size, progress=False,
+                              metadata={"model": name}, **options)
+        return s, time.perf_counter() - start
+
+    full, full_s = plane()
+    SURFACES.mkdir(parents=True, exist_ok=True)
+    full.save(SURFACES / f"{name}_full.npz")
+    total = full.metrics["loss"].size
+    per_point = full_s / total
+    result: dict[str, Any] = {
+        "model": name, "num_params": models.num_params(params), "train_seconds": train_s,
+        "train_loss": train_loss, "loss_at_centre": float(full.metrics["loss"][
+            args.grid // 2, args.grid // 2]),
+        "full": {"points": total, "wall_s": full_s, "s_per_point": per_point},
+        "refined": []}
+    rows = [[name, "full", total, "100%", f"{full_s:.0f}", "1.00", "0", "0", "0",
+             f"{THESIS_GRID ** 2 * per_point / 3600:.2f}"]]
+    for tol in args.tols:
+        refined, wall = plane(refine=js.Refine(tol=tol, start=args.start))
+        refined.save(SURFACES / f"{name}_tol{tol:g}.npz")
+        n = int(refined.evaluated.sum())
+        share = n / total
+        errors = compare(full, refined)
+        thesis_h = THESIS_GRID ** 2 * share * per_point / 3600
+        result["refined"].append({
+            "tol": tol, "start": args.start, "points": n, "share": share, "wall_s": wall,
+            "wall_vs_full": wall / full_s, "levels": refined.metadata["refine"]["levels"],
+            **errors, "thesis_200x200_hours_extrapolated": thesis_h})
+        rows.append([name, f"tol {tol:g}", n, f"{100 * share:.1f}%", f"{wall:.0f}",
+                     f"{wall / full_s:.2f}", f"{errors['max_abs_dlog10']:.4f}",
+                     f"{errors['p99_abs_dlog10']:.4f}",
+                     f"{100 * errors['contour_band_differs']:.2f}%", f"{thesis_h:.2f}"])
+    result["thesis_200x200_hours_full_extrapolated"] = THESIS_GRID ** 2 * per_point / 3600
+    return result, rows
+
+
+def figure(names: list[str], tol: float) -> Path:
+    """Filled log10-loss contours of each full plane with the points the refined run
+    at ``tol`` evaluated (from the surfaces the benchmark saved)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(names), figsize=(4.6 * len(names), 4.4),
+                             constrained_layout=True, squeeze=False)
+    for ax, name in zip(axes[0], names):
+        full = js.Surface.load(SURFACES / f"{name}_full.npz")
+        refined = js.Surface.load(SURFACES / f"{name}_tol{tol:g}.npz")
+        X, Y = np.meshgrid(full.alphas, full.betas, indexing="ij")  # [i, j] at (a_i, b_j)
+        filled = ax.contourf(X, Y, np.log10(full.metrics["loss"]), levels=15, cmap="viridis")
+        mask = refined.evaluated
+        ax.scatter(X[mask], Y[mask], s=3, c="white", edgecolors="k", linewidths=0.2)
+        ax.set_aspect("equal")
+        ax.set_xlabel("alpha (direction 1)")
+        ax.set_ylabel("beta (direction 2)")
+        ax.set_title(f"{name}: {mask.sum()} of {mask.size} points\nevaluated at tol {tol:g}",
+                     fontsize=10)
+        fig.colorbar(filled, ax=ax, label="log10 loss (full grid)", shrink=0.85)
+    FIGURE.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(FIGURE, dpi=110)
+    plt.close(fig)
+    print(f"saved {FIGURE}")
+    return FIGURE
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Measures every model and saves ``benchmarks/results/adaptive.json``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--eval-examples", type=int, default=128)
+    parser.add_argument("--train-examples", type=int, default=2000)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--grid", type=int, default=65)
+    parser.add_argument("--tols", type=float, nargs="+", default=[0.02, 0.005])
+    parser.add_argument("--start", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--figure-only", action="store_true",
+                        help="redraw the figure from the surfaces a previous run saved")
+    args = parser.parse_args(argv)
+    if args.figure_only:
+        figure(args.models, min(args.tols))
+        return
+    data, source = fashion_mnist_subset(args.train_examples)
+    evaluation = {k: v[:args.eval_examples] for k, v in data.items()}
+    results, table = [], []
+    for name in args.models:
+        result, rows = measure(name, data, evaluation, args)
+        results.append(result)
+        table += rows
+        print(*rows, sep="\n", flush=True)
+    save_results("adaptive", {
+        "data": source, "train_examples": args.train_examples, "epochs": args.epochs,
+        "eval_examples": args.eval_examples, "grid": [args.grid, args.grid],
+        "range": [-1, 1], "tols": args.tols, "start": args.start,
+        "batch_size": args.batch_size, "thesis_grid": [THESIS_GRID, THESIS_GRID],
+        "note": "wall times on a 2-core CPU shared with other jobs: ratios in one run",
+        "models": results},
+        table, ["model", "run", "points", "share", "wall s", "vs full", "max |dlog10|",
+                "p99 |dlog10|", "band differs", "200x200 h (extrap.)"])
+    figure(args.models, min(args.tols))
+
+
+if __name__ == "__main__":
+    main()

@@ -29,7 +29,7 @@ import jax
 import numpy as np
 
 import jaxsurf as js
-from benchmarks.common import RESULTS, fashion_mnist_subset, save_results
+from benchmarks.common import fashion_mnist_subset, save_results
 from jaxsurf import models, train
 
 MODELS = {"resnet20": lambda: models.resnet20(num_classes=10),

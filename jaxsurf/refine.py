@@ -36,15 +36,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from jaxsurf import evaluate as evaluate_lib
 from jaxsurf.surface import Surface
 
-__all__ = ["Refine", "SCALES", "plan_start", "cell_midpoints", "bilinear_fill", "runner"]
+__all__ = ["SCALES", "Refine", "bilinear_fill", "cell_midpoints", "plan_start", "runner"]
 
 SCALES = ("log", "linear")
 Cell = tuple[int, int, int, int]  # (i0, i1, j0, j1): inclusive corner indices
@@ -104,7 +105,7 @@ def _check_fits(n: int, start: int, name: str) -> None:
     if n < 2:
         raise ValueError(f"refine needs at least 2 points on every axis; {name} has {n}")
     if 2 ** start > n - 1:
-        fits = int(math.floor(math.log2(n - 1)))
+        fits = math.floor(math.log2(n - 1))
         raise ValueError(f"Refine(start={start}) does not fit {name} with {n} points: "
                          f"{2 ** start} coarse cells need at least {2 ** start + 1} points. "
                          f"Use start <= {fits}, or a finer grid (2**k + 1 points, e.g. 65, "
@@ -280,7 +281,7 @@ class _Refiner:
             self.mask.reshape(-1)[flat] = True
             evaluated_total += evaluated
             self.from_store += len(flat) - evaluated
-            self.levels.append({"level": label, "cells": cells, "points": int(len(flat)),
+            self.levels.append({"level": label, "cells": cells, "points": len(flat),
                                 "evaluated": int(evaluated)})
 
         start = {c for cell in self.cells for c in _corners(cell)}

@@ -16,6 +16,8 @@ the measured seconds per point.
     python -m benchmarks.adaptive [--eval-examples 128] [--train-examples 2000]
         [--grid 65] [--tols 0.02 0.005] [--start 3] [--models resnet20 ...]
     python -m benchmarks.adaptive --figure-only      # redraw from the saved surfaces
+    python -m benchmarks.adaptive --from-saved       # table and JSON from the saved
+                                                     # surfaces (times: their metadata)
 """
 
 from __future__ import annotations
@@ -155,9 +157,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--figure-only", action="store_true",
                         help="redraw the figure from the surfaces a previous run saved")
+    parser.add_argument("--from-saved", action="store_true",
+                        help="rebuild the table and JSON from the surfaces a previous (e.g. "
+                             "interrupted) run saved; wall times are their metadata seconds")
     args = parser.parse_args(argv)
     if args.figure_only:
         figure(args.models, min(args.tols))
+        return
+    if args.from_saved:
+        names = [n for n in args.models if (SURFACES / f"{n}_full.npz").exists()]
+        results, table = [], []
+        for name in names:
+            result, rows = from_saved(name, args)
+            results.append(result)
+            table += rows
+        save_results("adaptive", {**settings(args, "from saved surfaces"), "models": results},
+                     table, HEADER)
+        figure(names, min(args.tols))
         return
     data, source = fashion_mnist_subset(args.train_examples)
     evaluation = {k: v[:args.eval_examples] for k, v in data.items()}
@@ -167,16 +183,56 @@ def main(argv: list[str] | None = None) -> None:
         results.append(result)
         table += rows
         print(*rows, sep="\n", flush=True)
-    save_results("adaptive", {
-        "data": source, "train_examples": args.train_examples, "epochs": args.epochs,
-        "eval_examples": args.eval_examples, "grid": [args.grid, args.grid],
-        "range": [-1, 1], "tols": args.tols, "start": args.start,
-        "batch_size": args.batch_size, "thesis_grid": [THESIS_GRID, THESIS_GRID],
-        "note": "wall times on a 2-core CPU shared with other jobs: ratios in one run",
-        "models": results},
-        table, ["model", "run", "points", "share", "wall s", "vs full", "max |dlog10|",
-                "p99 |dlog10|", "band differs", "200x200 h (extrap.)"])
+    save_results("adaptive", {**settings(args, source), "models": results}, table, HEADER)
     figure(args.models, min(args.tols))
+
+
+HEADER = ["model", "run", "points", "share", "wall s", "vs full", "max |dlog10|",
+          "p99 |dlog10|", "band differs", "200x200 h (extrap.)"]
+
+
+def settings(args: argparse.Namespace, source: str) -> dict[str, Any]:
+    return {"data": source, "train_examples": args.train_examples, "epochs": args.epochs,
+            "eval_examples": args.eval_examples, "grid": [args.grid, args.grid],
+            "range": [-1, 1], "tols": args.tols, "start": args.start,
+            "batch_size": args.batch_size, "thesis_grid": [THESIS_GRID, THESIS_GRID],
+            "note": "wall times on a 2-core CPU shared with other jobs: ratios in one run"}
+
+
+def from_saved(name: str, args: argparse.Namespace) -> tuple[dict[str, Any], list[list[Any]]]:
+    """One model's entry from its saved surfaces; times from their metadata."""
+    full = js.Surface.load(SURFACES / f"{name}_full.npz")
+    total = full.metrics["loss"].size
+    full_s = float(full.metadata["seconds"])
+    per_point = full_s / total
+    result: dict[str, Any] = {
+        "model": name, "times": "Surface metadata seconds",
+        "loss_at_centre": float(full.metrics["loss"][len(full.alphas) // 2,
+                                                     len(full.betas) // 2]),
+        "full": {"points": total, "wall_s": full_s, "s_per_point": per_point},
+        "refined": [],
+        "thesis_200x200_hours_full_extrapolated": THESIS_GRID ** 2 * per_point / 3600}
+    rows = [[name, "full", total, "100%", f"{full_s:.0f}", "1.00", "0", "0", "0",
+             f"{THESIS_GRID ** 2 * per_point / 3600:.2f}"]]
+    for tol in args.tols:
+        path = SURFACES / f"{name}_tol{tol:g}.npz"
+        if not path.exists():
+            continue
+        refined = js.Surface.load(path)
+        n = int(refined.evaluated.sum())
+        share, wall = n / total, float(refined.metadata["seconds"])
+        errors = compare(full, refined)
+        thesis_h = THESIS_GRID ** 2 * share * per_point / 3600
+        result["refined"].append({
+            "tol": tol, "start": refined.metadata["refine"]["start"], "points": n,
+            "share": share, "wall_s": wall, "wall_vs_full": wall / full_s,
+            "levels": refined.metadata["refine"]["levels"], **errors,
+            "thesis_200x200_hours_extrapolated": thesis_h})
+        rows.append([name, f"tol {tol:g}", n, f"{100 * share:.1f}%", f"{wall:.0f}",
+                     f"{wall / full_s:.2f}", f"{errors['max_abs_dlog10']:.4f}",
+                     f"{errors['p99_abs_dlog10']:.4f}",
+                     f"{100 * errors['contour_band_differs']:.2f}%", f"{thesis_h:.2f}"])
+    return result, rows
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ import numpy as np
 import jaxsurf as js
 from benchmarks.common import fashion_mnist_subset, save_results
 from jaxsurf import models, train
+from jaxsurf.refine import simulate
 
 MODELS = {"resnet20": lambda: models.resnet20(num_classes=10),
           "resnet20_noshort": lambda: models.resnet20(skip=False, num_classes=10),
@@ -125,7 +126,10 @@ def figure(names: list[str], tol: float) -> Path:
                              constrained_layout=True, squeeze=False)
     for ax, name in zip(axes[0], names):
         full = js.Surface.load(SURFACES / f"{name}_full.npz")
-        refined = js.Surface.load(SURFACES / f"{name}_tol{tol:g}.npz")
+        path = SURFACES / f"{name}_tol{tol:g}.npz"
+        refined = (js.Surface.load(path) if path.exists()
+                   else simulate(full, js.Refine(tol=tol, start=3)))
+        how = " (simulated)" if refined.metadata.get("simulated") else ""
         X, Y = np.meshgrid(full.alphas, full.betas, indexing="ij")  # [i, j] at (a_i, b_j)
         filled = ax.contourf(X, Y, np.log10(full.metrics["loss"]), levels=15, cmap="viridis")
         mask = refined.evaluated
@@ -133,8 +137,8 @@ def figure(names: list[str], tol: float) -> Path:
         ax.set_aspect("equal")
         ax.set_xlabel("alpha (direction 1)")
         ax.set_ylabel("beta (direction 2)")
-        ax.set_title(f"{name}: {mask.sum()} of {mask.size} points\nevaluated at tol {tol:g}",
-                     fontsize=10)
+        ax.set_title(f"{name}: {mask.sum()} of {mask.size} points\nevaluated at tol {tol:g}"
+                     f"{how}", fontsize=10)
         fig.colorbar(filled, ax=ax, label="log10 loss (full grid)", shrink=0.85)
     FIGURE.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(FIGURE, dpi=110)
@@ -157,6 +161,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--figure-only", action="store_true",
                         help="redraw the figure from the surfaces a previous run saved")
+    parser.add_argument("--simulate", type=float, nargs="*", default=[0.05, 0.04, 0.02, 0.01,
+                                                                       0.005],
+                        help="with --from-saved: tolerances replayed on the full grids "
+                             "(js.refine.simulate: no evaluation) at starts 3 and 4")
     parser.add_argument("--from-saved", action="store_true",
                         help="rebuild the table and JSON from the surfaces a previous (e.g. "
                              "interrupted) run saved; wall times are their metadata seconds")
@@ -232,6 +240,23 @@ def from_saved(name: str, args: argparse.Namespace) -> tuple[dict[str, Any], lis
                      f"{wall / full_s:.2f}", f"{errors['max_abs_dlog10']:.4f}",
                      f"{errors['p99_abs_dlog10']:.4f}",
                      f"{100 * errors['contour_band_differs']:.2f}%", f"{thesis_h:.2f}"])
+        replay = simulate(full, js.Refine(tol=tol, start=refined.metadata["refine"]["start"]))
+        result["refined"][-1]["simulation_picks_the_same_points"] = bool(
+            np.array_equal(replay.evaluated, refined.evaluated))
+    result["simulated"] = []
+    for start in (3, 4):
+        for tol in args.simulate:
+            sim = simulate(full, js.Refine(tol=tol, start=start))
+            n = int(sim.evaluated.sum())
+            errors = compare(full, sim)
+            thesis_h = THESIS_GRID ** 2 * n / total * per_point / 3600
+            result["simulated"].append({"tol": tol, "start": start, "points": n,
+                                        "share": n / total, **errors,
+                                        "thesis_200x200_hours_extrapolated": thesis_h})
+            rows.append([name, f"sim. tol {tol:g} start {start}", n,
+                         f"{100 * n / total:.1f}%", "-", "-",
+                         f"{errors['max_abs_dlog10']:.4f}", f"{errors['p99_abs_dlog10']:.4f}",
+                         f"{100 * errors['contour_band_differs']:.2f}%", f"{thesis_h:.2f}"])
     return result, rows
 
 

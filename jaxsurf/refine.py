@@ -45,7 +45,8 @@ import numpy as np
 from jaxsurf import evaluate as evaluate_lib
 from jaxsurf.surface import Surface
 
-__all__ = ["SCALES", "Refine", "bilinear_fill", "cell_midpoints", "plan_start", "runner"]
+__all__ = ["SCALES", "Refine", "bilinear_fill", "cell_midpoints", "plan_start", "runner",
+           "simulate"]
 
 SCALES = ("log", "linear")
 Cell = tuple[int, int, int, int]  # (i0, i1, j0, j1): inclusive corner indices
@@ -224,8 +225,10 @@ class _Refiner:
     """Runs the levels through the engine; callable like ``evaluate._evaluate``
     (it is ``_run_surface``'s ``evaluator``) and keeps the mask and the log."""
 
-    def __init__(self, settings: Refine, alphas: np.ndarray, betas: np.ndarray) -> None:
+    def __init__(self, settings: Refine, alphas: np.ndarray, betas: np.ndarray,
+                 engine: Callable[..., Any] | None = None) -> None:
         self.settings = settings
+        self.engine = engine or evaluate_lib._evaluate  # simulate() passes a lookup
         self.alphas = np.asarray(alphas, np.float64)
         self.betas = np.asarray(betas, np.float64)
         self.shape = (len(alphas), len(betas))
@@ -269,8 +272,8 @@ class _Refiner:
             if flat.size == 0:
                 self.levels.append({"level": label, "cells": cells, "points": 0, "evaluated": 0})
                 return
-            got, evaluated, where = evaluate_lib._evaluate(fn, origin, directions, data,
-                                                           coefficients, only=flat, **options)
+            got, evaluated, where = self.engine(fn, origin, directions, data, coefficients,
+                                                only=flat, **options)
             if not values:
                 values = {k: np.zeros(self.shape, np.float32) for k in got}
                 if self.settings.metric not in got:
@@ -358,3 +361,46 @@ def runner(settings: Refine, alphas: np.ndarray, betas: np.ndarray
         return dataclasses.replace(surface, metadata=metadata, evaluated=refiner.mask.copy())
 
     return run
+
+
+def simulate(surface: Surface, settings: Refine) -> Surface:
+    """What refinement would evaluate and return on a plane whose exact values you have.
+
+    No evaluation: the refinement runs on ``surface``'s values (every point
+    must be exact). The points it picks and the values it returns are those of
+    a real refined run with the same settings, since evaluated values are
+    exact either way. Use it to choose ``tol`` and ``start`` on a coarse exact
+    plane, or to measure the error of a setting against a full grid.
+
+    Args:
+        surface: an exact plane Surface (``evaluated`` None or all True).
+        settings: a :class:`Refine`.
+
+    Returns:
+        The refined Surface, with ``evaluated`` and the ``refine`` metadata
+        (``points_evaluated`` counts the points a real run would evaluate).
+
+    Example:
+        >>> sim = simulate(full_plane, js.Refine(tol=0.02, start=3))
+        >>> sim.evaluated.mean(), np.abs(np.log10(sim["loss"] / full_plane["loss"])).max()
+    """
+    if not isinstance(surface, Surface) or not surface.is_plane:
+        raise TypeError("simulate needs a plane Surface (from js.evaluate_plane)")
+    if surface.evaluated is not None and not surface.evaluated.all():
+        raise ValueError("simulate needs an exact surface; this one has interpolated values "
+                         "(surface.evaluated is not all True)")
+    if not isinstance(settings, Refine):
+        raise TypeError(f"settings must be a js.Refine, got {type(settings).__name__}")
+    flat = {k: np.asarray(v, np.float32).reshape(-1) for k, v in surface.metrics.items()}
+
+    def lookup(*_: Any, only: np.ndarray, **__: Any
+               ) -> tuple[dict[str, np.ndarray], int, dict[str, Any]]:
+        return flat, len(only), {}
+
+    refiner = _Refiner(settings, surface.alphas, surface.betas, engine=lookup)
+    values, evaluated, _ = refiner(None, None, None, None, None)
+    shape = surface.shape
+    return Surface(surface.alphas, surface.betas,
+                   {k: v.reshape(shape) for k, v in values.items()},
+                   {**surface.metadata, "points_evaluated": evaluated, **refiner.facts(),
+                    "simulated": True}, evaluated=refiner.mask.copy())

@@ -79,6 +79,18 @@ def test_sharp_well_interpolated_within_tol_with_few_points():
     np.testing.assert_allclose(s.metrics["accuracy"], 0.5 + 0.25 * A, atol=1e-6)
 
 
+def test_simulate_on_the_exact_plane_picks_what_a_real_run_evaluates():
+    grid = np.linspace(-1, 1, 33)
+    settings = js.Refine(tol=0.01, start=3)
+    real = plane(well, grid, grid, refine=settings)
+    sim = refine_lib.simulate(plane(well, grid, grid), settings)
+    assert np.array_equal(sim.evaluated, real.evaluated)
+    np.testing.assert_array_equal(sim.metrics["loss"], real.metrics["loss"])
+    assert sim.metadata["points_evaluated"] == real.metadata["points_evaluated"]
+    with pytest.raises(ValueError, match="exact surface"):
+        refine_lib.simulate(real, settings)
+
+
 def test_tighter_tol_never_evaluates_fewer_points():
     grid = np.linspace(-1, 1, 17)
     counts = [int(plane(well, grid, grid, refine=js.Refine(tol=t, start=2)).evaluated.sum())

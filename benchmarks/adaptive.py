@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
                              "interrupted) run saved; wall times are their metadata seconds")
     args = parser.parse_args(argv)
     if args.figure_only:
-        figure(args.models, min(args.tols))
+        figure(args.models, args.tols[0])
         return
     if args.from_saved:
         names = [n for n in args.models if (SURFACES / f"{n}_full.npz").exists()]
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
             table += rows
         save_results("adaptive", {**settings(args, "from saved surfaces"), "models": results},
                      table, HEADER)
-        figure(names, min(args.tols))
+        figure(names, args.tols[0])
         return
     data, source = fashion_mnist_subset(args.train_examples)
     evaluation = {k: v[:args.eval_examples] for k, v in data.items()}
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
         table += rows
         print(*rows, sep="\n", flush=True)
     save_results("adaptive", {**settings(args, source), "models": results}, table, HEADER)
-    figure(args.models, min(args.tols))
+    figure(args.models, args.tols[0])
 
 
 HEADER = ["model", "run", "points", "share", "wall s", "vs full", "max |dlog10|",

@@ -850,7 +850,8 @@ LIBRARY_METADATA_KEYS = frozenset({
     "points_from_store", "store", "seconds", "seconds_per_point", "library_version",
     "jax_version", "backend", "directions", "directions_cosine", "directions_cosines",
     "params_fingerprint",
-    "params_a_fingerprint", "params_b_fingerprint", "distance", "normalization", "ignore"})
+    "params_a_fingerprint", "params_b_fingerprint", "distance", "normalization", "ignore",
+    "points_total", "points_exact", "points_interpolated", "interpolated", "refine"})
 _USER_MAY_SET = frozenset({"axis_labels", "title"})  # presentation hints: user wins
 _ENTRY_POINTS = {"line": "js.evaluate_line", "plane": "js.evaluate_plane",
                  "volume": "js.evaluate_volume", "interpolation": "js.interpolate"}

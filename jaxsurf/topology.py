@@ -256,7 +256,9 @@ def summary(surface: Surface, metric: str = "loss", min_persistence: float | Non
         given), ``total_persistence`` and ``max_finite_persistence`` (of the
         finite bars; 0.0 and ``None`` without any), ``relative_total_persistence``
         (total over the range), ``global_minimum`` and ``argmin``
-        (coordinates), ``range`` ``[min, max]``, ``nonfinite_points``, and
+        (coordinates), ``range`` ``[min, max]``, ``nonfinite_points``,
+        ``interpolated_points`` (values interpolated by ``refine=``, not
+        evaluated: basins there are as good as the interpolation), and
         ``persistent_minima``: ``{"at", "value", "persistence"}`` of each
         persistent basin, deepest first (persistence ``None``: never dies).
 
@@ -297,6 +299,8 @@ def summary(surface: Surface, metric: str = "loss", min_persistence: float | Non
         "argmin": list(surface.argmin(metric)),
         "range": [lo, hi],
         "nonfinite_points": int(values.size - finite_values.size),
+        "interpolated_points": (0 if getattr(surface, "evaluated", None) is None else
+                                int(surface.evaluated.size - surface.evaluated.sum())),
         "persistent_minima": [{"at": list(b.at), "value": b.birth,
                                "persistence": b.as_dict()["persistence"]}
                               for b in persistent],

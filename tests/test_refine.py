@@ -109,8 +109,10 @@ def test_mask_and_metadata_round_trip(tmp_path):
     assert loaded.metadata["points_exact"] == s.evaluated.sum()
     assert loaded.metadata["points_interpolated"] == 17 * 17 - s.evaluated.sum()
     assert "interpolated:" in loaded.summary()
+    assert js.topology.summary(loaded)["interpolated_points"] == 17 * 17 - s.evaluated.sum()
     ordinary = plane(well, grid[:3], grid[:4])
     assert ordinary.evaluated is None and "interpolated" not in ordinary.summary()
+    assert js.topology.summary(ordinary)["interpolated_points"] == 0
     back = js.Surface.load(ordinary.save(tmp_path / "ordinary.npz"))
     assert back.evaluated is None and back == ordinary
 
@@ -240,6 +242,12 @@ def test_start_that_does_not_fit_the_grid_is_refused_before_any_work():
     assert calls == []
     with pytest.raises(ValueError, match="at least 2 points"):
         plane(well, grid, grid[:1], refine=js.Refine(tol=0.1, start=0))
+
+
+def test_refine_metadata_keys_are_reserved():
+    grid = np.linspace(-1, 1, 5)
+    with pytest.raises(ValueError, match="refine"):
+        plane(well, grid, grid, refine=js.Refine(tol=0.1, start=1), metadata={"refine": 1})
 
 
 def test_refine_must_be_a_refine_and_name_a_metric_of_fn():

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsurf import tree
+from jaxsurf import _atomic, tree
 from jaxsurf.surface import metadata_from
 from jaxsurf.tree import PyTree
 
@@ -79,16 +79,8 @@ def save_directions(path: str | os.PathLike, *directions: PyTree,
     header = {"format": FORMAT, "format_version": FORMAT_VERSION, "count": len(directions),
               "leaves": leaves_info, "metadata": metadata_from(metadata)}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, header=np.array(json.dumps(header)), **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return _atomic.write_with(
+        path, lambda handle: np.savez(handle, header=np.array(json.dumps(header)), **arrays))
 
 
 def load_directions(path: str | os.PathLike, params_like: PyTree, *,

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxsurf import _atomic
 from jaxsurf.surface import Surface, SurfaceFileError
 
 __all__ = ["read_h5", "write_h5", "read_reference_directions"]
@@ -157,9 +158,9 @@ def write_h5(surface: Surface, path: str | os.PathLike) -> Path:
         raise ValueError("the reference tool's .h5 files hold lines and planes only; save a "
                          "volume with Surface.save")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     written: set[str] = set()
-    try:
+
+    def write(tmp: Path) -> None:
         with h5py.File(tmp, "w") as f:
             f["xcoordinates"] = np.asarray(surface.alphas, np.float64)
             if surface.betas is not None:
@@ -172,10 +173,7 @@ def write_h5(surface: Surface, path: str | os.PathLike) -> Path:
                 data = np.asarray(values, np.float64) * factor
                 f[target] = data if surface.betas is None else data.T
             f.attrs["jaxsurf_metadata"] = json.dumps(surface.metadata)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return _atomic.write_via_path(path, write)
 
 
 def read_reference_directions(path: str | os.PathLike) -> list[list[np.ndarray]]:

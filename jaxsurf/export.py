@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable, TextIO
 
 import numpy as np
 
+from jaxsurf import _atomic
 from jaxsurf.surface import Surface
 
 __all__ = ["write_vtp", "write_vti", "write_csv", "write_h5", "height_field"]
@@ -293,16 +294,7 @@ def _with_suffix(path: str | os.PathLike, suffix: str) -> Path:
 def _write_atomically(path: Path, text: str) -> Path:
     """Writes ``text`` to a temporary file beside ``path``, then renames it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="ascii", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return _atomic.write_text(path, text, encoding="ascii", newline="\n")
 
 
 def write_h5(surface: Surface, path: str | os.PathLike) -> Path:

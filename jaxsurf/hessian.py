@@ -30,13 +30,11 @@ Example:
 from __future__ import annotations
 
 import math
-import os
 import time
 import warnings
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from typing import Any, Callable, Literal
 
 import jax
 import jax.numpy as jnp
@@ -44,14 +42,12 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from jaxsurf import _validate, batching, tree
+from jaxsurf._deprecation import deprecated_alias
 from jaxsurf._version import __version__
 from jaxsurf.directions import describe_direction
 from jaxsurf.evaluate import _as_metric_dict
 from jaxsurf.surface import Surface
 from jaxsurf.tree import PyTree
-
-if TYPE_CHECKING:  # matplotlib is imported only by the plotting functions
-    from matplotlib.figure import Figure
 
 __all__ = ["dataset_mean", "hvp", "hvp_operator", "top_eigenpairs", "trace",
            "spectral_density", "plot_spectrum", "convexity_map", "plot_convexity",
@@ -567,7 +563,7 @@ def spectral_density(fn: Fn, params: PyTree, data: Any, *, key: jax.Array,
 
     Example:
         >>> t, phi = js.hessian.spectral_density(fn, params, data, key=jax.random.key(0))
-        >>> fig = js.hessian.plot_spectrum(t, phi, out="spectrum.png")
+        >>> fig = js.plot.spectrum(t, phi, out="spectrum.png")
     """
     _validate.positive_int(num_probes, "num_probes")
     dim = _num_params(params)
@@ -638,7 +634,7 @@ def convexity_map(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, data: Any, alp
         >>> grid = np.linspace(-1, 1, 11)
         >>> cm = js.hessian.convexity_map(fn, params, d1, d2, data, grid, grid,
         ...                               key=jax.random.key(0))
-        >>> fig = js.hessian.plot_convexity(cm, out="convexity.png")
+        >>> fig = js.plot.convexity(cm, out="convexity.png")
     """
     alphas = _validate.grid(alphas, "alphas").astype(np.float64)
     betas = _validate.grid(betas, "betas").astype(np.float64)
@@ -673,90 +669,7 @@ def convexity_map(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, data: Any, alp
                                    "ratio": ratio}, metadata)
 
 
-# --------------------------------------------------------------------------- plots
-def _save_figure(fig: "Figure", out: str | os.PathLike | None) -> None:
-    if out is not None:
-        path = Path(out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=150)
-
-
-def plot_spectrum(grid: Any, density: Any, out: str | os.PathLike | None = None, *,
-                  log: bool = True, floor: float = 1e-10, title: str | None = None,
-                  ) -> "Figure":
-    """Plots a spectral density from :func:`spectral_density`.
-
-    Args:
-        grid, density: the two arrays returned by :func:`spectral_density`.
-        out: optional file to save (suffix chooses the format).
-        log: logarithmic density axis (values below ``floor`` are clipped),
-            as in Ghorbani et al.'s figures.
-        title: optional title.
-
-    Returns:
-        A ``matplotlib.figure.Figure``.
-
-    Example:
-        >>> fig = js.hessian.plot_spectrum(*js.hessian.spectral_density(
-        ...     fn, params, data, key=jax.random.key(0)), out="spectrum.png")
-    """
-    from matplotlib.figure import Figure
-
-    grid, density = np.asarray(grid, np.float64), np.asarray(density, np.float64)
-    if grid.shape != density.shape or grid.ndim != 1:
-        raise ValueError(f"grid and density must be 1-D arrays of one length, got "
-                         f"{grid.shape} and {density.shape}")
-    fig = Figure(figsize=(5.5, 3.8), layout="constrained")
-    ax = fig.add_subplot()
-    ax.plot(grid, np.maximum(density, floor) if log else density, lw=1.2)
-    if log:
-        ax.set_yscale("log")
-        ax.set_ylim(bottom=floor)
-    ax.set_xlabel("eigenvalue")
-    ax.set_ylabel("density (log scale)" if log else "density")
-    ax.set_title(title or "Hessian eigenvalue density (SLQ)", fontsize=10, wrap=True)
-    _save_figure(fig, out)
-    return fig
-
-
-def plot_convexity(surface: Surface, out: str | os.PathLike | None = None, *,
-                   vmax: float | None = None, cmap: str = "viridis",
-                   title: str | None = None) -> "Figure":
-    """Heatmap of ``|lambda_min / lambda_max|`` from :func:`convexity_map`.
-
-    Orientation as everywhere in jaxsurf: ``metrics["ratio"][i, j]`` is drawn
-    at ``x = alphas[i]``, ``y = betas[j]``. Small values (dark) are locally
-    convex regions; bright cells have significant negative curvature.
-
-    Args:
-        surface: a convexity map.
-        out: optional file to save.
-        vmax: top of the colour scale (default: the largest finite ratio).
-        cmap: matplotlib colour map name.
-        title: optional title.
-
-    Returns:
-        A ``matplotlib.figure.Figure``.
-
-    Example:
-        >>> fig = js.hessian.plot_convexity(cm, out="convexity.png")
-    """
-    from matplotlib.figure import Figure
-
-    if not isinstance(surface, Surface) or not surface.is_plane or "ratio" not in surface.metrics:
-        raise ValueError("plot_convexity needs the plane Surface of js.hessian.convexity_map "
-                         "(with a 'ratio' metric)")
-    X, Y = np.meshgrid(surface.alphas, surface.betas, indexing="ij")
-    Z = np.ma.masked_invalid(surface.metrics["ratio"])
-    fig = Figure(figsize=(5.0, 4.2), layout="constrained")
-    ax = fig.add_subplot()
-    mesh = ax.pcolormesh(X, Y, Z, shading="nearest", cmap=cmap, vmin=0.0,
-                         vmax=vmax if vmax is not None else (float(Z.max()) if Z.count() else 1))
-    fig.colorbar(mesh, ax=ax, label="|lambda_min / lambda_max|")
-    ax.set_xlabel("alpha (direction 1)")
-    ax.set_ylabel("beta (direction 2)")
-    iterations = surface.metadata.get("num_iterations")
-    ax.set_title(title or ("convexity map" + (f" ({iterations} Lanczos steps)"
-                                              if iterations else "")))
-    _save_figure(fig, out)
-    return fig
+# --------------------------------------------------------------------------- figures
+# The figures moved to js.plot (one home for figures); the old names still work and warn.
+plot_spectrum = deprecated_alias("js.hessian.plot_spectrum", "jaxsurf.plot", "spectrum")
+plot_convexity = deprecated_alias("js.hessian.plot_convexity", "jaxsurf.plot", "convexity")

@@ -39,7 +39,7 @@ from typing import Any, Mapping, Sequence
 import jax
 import numpy as np
 
-from jaxsurf import tree
+from jaxsurf import _atomic, tree
 from jaxsurf._npz import NpzReader
 from jaxsurf._version import __version__
 from jaxsurf.tree import PyTree
@@ -196,32 +196,9 @@ def _digest(request: Mapping[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------- files
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # some platforms cannot open directories
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_temp(path: Path, write: Any) -> Path:
-    """Writes a hidden temporary file next to ``path`` (flushed and fsynced)."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    with open(tmp, "wb") as handle:
-        write(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    return tmp
-
-
 def _create_once(path: Path, text: str) -> None:
     """Creates ``path`` with ``text`` unless it exists (atomic, exclusive)."""
-    tmp = _write_temp(path, lambda h: h.write(text.encode()))
+    tmp = _atomic.write_temp(path, lambda h: h.write(text.encode()))
     try:
         os.link(tmp, path)
     except FileExistsError:
@@ -231,7 +208,7 @@ def _create_once(path: Path, text: str) -> None:
             os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+    _atomic.fsync_dir(path.parent)
 
 
 def _read_request(path: Path) -> dict[str, Any]:
@@ -385,7 +362,5 @@ class PointStore:
                   "indices": np.concatenate(self._indices)}
         for i, name in enumerate(self.metric_names):
             arrays[f"metric_{i}"] = np.concatenate([v[name] for v in self._values])
-        tmp = _write_temp(self._part, lambda h: np.savez(h, **arrays))
-        os.replace(tmp, self._part)
-        _fsync_dir(self.path)
+        _atomic.write_with(self._part, lambda h: np.savez(h, **arrays))
 

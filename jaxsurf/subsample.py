@@ -37,12 +37,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsurf import _validate, batching
+from jaxsurf.surface import SEM_SUFFIX
 from jaxsurf.tree import PyTree
 
 __all__ = ["Moments", "draw", "batch_moments", "merge", "merge_replicas", "standard_error",
            "SEM_SUFFIX"]
-
-SEM_SUFFIX = "_sem"
 
 
 class Moments(NamedTuple):

@@ -23,14 +23,18 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from jaxsurf import _validate
+from jaxsurf import _atomic, _validate
 from jaxsurf._npz import NpzReader
 from jaxsurf._version import __version__
 
-__all__ = ["Surface", "SurfaceFileError"]
+__all__ = ["Surface", "SurfaceFileError", "SEM_SUFFIX"]
 
 FORMAT = "jaxsurf.surface"
 FORMAT_VERSION = 1
+
+# A metric ``name + SEM_SUFFIX`` holds the standard error of the mean of ``name``
+# (written by subsampled evaluation, drawn as a band by ``js.plot.line``).
+SEM_SUFFIX = "_sem"
 
 
 class SurfaceFileError(ValueError):
@@ -199,13 +203,7 @@ class Surface:
             arrays[f"metric_{i}"] = self.metrics[name]
         if self.evaluated is not None:
             arrays["evaluated"] = self.evaluated
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        return path
+        return _atomic.write_with(path, lambda handle: np.savez(handle, **arrays))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Surface":

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxsurf._deprecation import deprecated_alias
 from jaxsurf.data.augment import augment
 from jaxsurf.evaluate import dataset_mean
 from jaxsurf.flax import eval_mode_kwargs, linen_metrics_fn
@@ -328,38 +329,5 @@ def read_log(path: str | Path) -> list[dict[str, float]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def plot_history(history: list[dict[str, float]], out: str | Path | None = None,
-                 title: str | None = None):
-    """Training curves: loss (left) and accuracy or MAE (right) per epoch.
-
-    Example:
-        >>> plot_history(result.history, out="curves.png")
-    """
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    if not history:
-        raise ValueError("history is empty: train at least one epoch")
-    epochs = [h["epoch"] for h in history]
-    fig = Figure(figsize=(9, 3.6))
-    ax_loss, ax_acc = fig.subplots(1, 2)
-    for split, style in (("train", "-"), ("val", "--")):
-        if f"{split}_loss" in history[0]:
-            ax_loss.plot(epochs, [h[f"{split}_loss"] for h in history], style, marker="o",
-                         label=split)
-        if f"{split}_accuracy" in history[0]:
-            ax_acc.plot(epochs, [100 * h[f"{split}_accuracy"] for h in history], style,
-                        marker="o", label=split)
-    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
-    for ax in (ax_loss, ax_acc):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-        ax.legend()
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    if out is not None:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=150)
-    return fig
+# The figure moved to js.plot (one home for figures); the old name still works and warns.
+plot_history = deprecated_alias("js.train.plot_history", "jaxsurf.plot", "training_history")

@@ -53,6 +53,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxsurf import _atomic
 from jaxsurf.surface import Surface
 
 __all__ = ["default_out", "folder_groups", "html", "write"]
@@ -306,12 +307,7 @@ def html(surfaces: Surfaces, path: PathLike | None = None, *, title: str | None 
 
 def _write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    _atomic.write_text(path, text)
 
 
 def default_out(paths: Sequence[PathLike]) -> Path:

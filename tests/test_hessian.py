@@ -160,7 +160,7 @@ def test_spectral_density_of_the_mlp_covers_its_spectrum(exact, tmp_path):
     want = np.linalg.eigvalsh(H)
     assert np.trapezoid(density, grid) == pytest.approx(1.0, abs=1e-3)
     assert grid[0] < want[0] and grid[-1] > want[-1]
-    fig = hessian.plot_spectrum(grid, density, out=tmp_path / "spectrum.png")
+    fig = js.plot.spectrum(grid, density, out=tmp_path / "spectrum.png")
     assert isinstance(fig, Figure) and (tmp_path / "spectrum.png").stat().st_size > 0
     assert fig.axes[0].get_yscale() == "log" and fig.axes[0].get_xlabel() == "eigenvalue"
 
@@ -192,7 +192,7 @@ def test_convexity_map_matches_exact_eigenvalues_on_a_non_square_grid(exact, tmp
             assert cm.metrics["lambda_min"][i, j] == pytest.approx(eig[0], abs=1e-4 * scale)
     np.testing.assert_allclose(cm.metrics["ratio"],
                                np.abs(cm.metrics["lambda_min"] / cm.metrics["lambda_max"]))
-    fig = hessian.plot_convexity(cm, out=tmp_path / "convexity.png")
+    fig = js.plot.convexity(cm, out=tmp_path / "convexity.png")
     assert isinstance(fig, Figure) and (tmp_path / "convexity.png").exists()
     mesh = fig.axes[0].collections[0]
     values, corners = np.asarray(mesh.get_array()), mesh.get_coordinates()

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import jaxsurf as js
-from jaxsurf.pca import pca_directions, plot_path, project
+from jaxsurf.pca import pca_directions, project
+from jaxsurf.plot import pca_path
 from jaxsurf.trajectory import TrajectoryRecorder
 
 
@@ -154,7 +155,7 @@ def test_plot_path(tmp_path):
     surface = js.Surface(a, b, {"loss": A**2 + 2 * B**2 + 0.1})
     coords = np.stack([np.linspace(-2.5, 0, 12), np.linspace(0.8, 0, 12)], axis=1)
     out = tmp_path / "path.png"
-    fig = plot_path(surface, coords, explained_variance_ratio=np.array([0.8123, 0.1]),
+    fig = pca_path(surface, coords, explained_variance_ratio=np.array([0.8123, 0.1]),
                     epochs=range(0, 24, 2), out=out)
     ax = fig.axes[0]
     assert ax.get_xlabel() == "PC1 (81.2 % of variance)"
@@ -163,4 +164,4 @@ def test_plot_path(tmp_path):
     assert {t.get_text() for t in ax.texts} >= {"0", "22"}
     assert out.stat().st_size > 0
     with pytest.raises(ValueError, match=r"shape \(n, 2\)"):
-        plot_path(surface, coords[:, :1])
+        pca_path(surface, coords[:, :1])

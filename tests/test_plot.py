@@ -91,7 +91,7 @@ def test_filled_and_surface3d_orientation():
 
 
 def test_surface3d_quads_match_grid():
-    from jaxsurf.plot import _quads
+    from jaxsurf.plot._surface3d import _quads
     A, B = np.meshgrid(ALPHAS, BETAS, indexing="ij")
     Z = linear(A, B)
     Z[2, 1] = np.nan
@@ -258,7 +258,7 @@ def overlapping(boxes) -> list:
 @pytest.mark.parametrize("betas", [np.linspace(-1, 1, 11), np.linspace(-0.5, 0.5, 7)])
 def test_surface3d_tick_labels_and_z_label_do_not_collide(betas):
     """The quickstart's square plane drew "1.00" of alpha on top of "-1.00" of beta."""
-    from jaxsurf.plot import _drawn_tick_labels
+    from jaxsurf.plot._surface3d import _drawn_tick_labels
     s = make_plane(alphas=np.linspace(-1, 1, 11), betas=betas, fn=bowl)
     fig = plot.surface3d(s)
     renderer = drawn(fig)
@@ -325,13 +325,13 @@ def test_line_accuracy_in_percent_legend_off_the_curves_and_titles():
 
 
 def test_plot_path_aspect_labels_and_origin_on_top():
-    from jaxsurf.pca import plot_path
+    from jaxsurf.plot import pca_path
     a, b = np.linspace(-30, 5, 15), np.linspace(-5, 2, 11)
     A, B = np.meshgrid(a, b, indexing="ij")
     s = Surface(a, b, {"loss": 0.01 * A**2 + B**2 + 0.1})
     coords = np.array([[-26.0, -3.0], [-2.0, -4.0], [-0.6, -0.5], [-0.3, -0.2], [-0.1, -0.05],
                        [-0.02, -0.01], [0.0, 0.0]])
-    fig = plot_path(s, coords, explained_variance_ratio=[0.97, 0.02], annotate_every=1)
+    fig = pca_path(s, coords, explained_variance_ratio=[0.97, 0.02], annotate_every=1)
     ax = fig.axes[0]
     assert ax.get_aspect() == "auto"
     box = ax.get_window_extent(drawn(fig))

@@ -5,6 +5,7 @@ import jax
 import numpy as np
 import pytest
 
+import jaxsurf as js
 from jaxsurf import train
 
 
@@ -42,7 +43,7 @@ def test_one_epoch_lowers_the_loss_and_logs(tmp_path):
     assert json.loads((tmp_path / "config.json").read_text())["epochs"] == 2
     # BatchNorm statistics moved during training
     assert not np.allclose(result.variables["batch_stats"]["BatchNorm_0"]["mean"], 0)
-    fig = train.plot_history(result.history, out=tmp_path / "curves.png")
+    fig = js.plot.training_history(result.history, out=tmp_path / "curves.png")
     assert (tmp_path / "curves.png").stat().st_size > 0 and fig is not None
 
 

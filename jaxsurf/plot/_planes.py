@@ -1,0 +1,288 @@
+"""2-D figures of a plane: :func:`contour`, :func:`filled`, :func:`heatmap`,
+:func:`compare` and :func:`difference`."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+from matplotlib import colors as mcolors
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from jaxsurf.plot._checks import (
+    _PLANE_KINDS,
+    DEFAULT_CMAP,
+    PathLike,
+    _axis_labels,
+    _check_log,
+    _check_surface,
+    _metric_values,
+    _plane_grid,
+    _title,
+)
+from jaxsurf.plot._common import (
+    _aspect,
+    _bar_label,
+    _cell_edges,
+    _colorbar,
+    _decorate,
+    _draw_plane,
+    _heatmap_range,
+    _layout,
+    _new_figure,
+    _plane_figsize,
+    _plane_figure,
+    _save,
+    _shade_masked,
+)
+from jaxsurf.plot._levels import _norm, contour_levels
+from jaxsurf.surface import Surface
+
+
+def contour(surface: Surface, metric: str = "loss", *,
+            levels: int | Sequence[float] | None = None, vmin: float | None = None,
+            vmax: float | None = None, vlevel: float | None = None, log: bool = False,
+            label_levels: bool = True, labels: Sequence[str] | None = None,
+            title: str | None = None, cmap: str = DEFAULT_CMAP,
+            aspect: str | float | None = None, figsize: tuple[float, float] | None = None,
+            out: PathLike | None = None, show_interpolated: bool = False) -> Figure:
+    """2-D contour lines of a plane, levels labelled, origin starred, with a colour bar.
+
+    Args:
+        surface: a plane Surface; ``metrics[metric][i, j]`` is drawn at
+            ``x = alphas[i]``, ``y = betas[j]``.
+        metric: which metric to draw.
+        levels: number of automatic levels (default 15) or explicit levels.
+        vmin, vmax, vlevel: level range and step, as in Li et al.'s tool
+            (``np.arange(vmin, vmax, vlevel)``); without ``vlevel`` the levels
+            are automatic within ``[vmin, vmax]``.
+        log: log-spaced levels and colours (needs positive values).
+        label_levels: write each level's value on its line.
+        labels: ``(x label, y label)``; default ``metadata['axis_labels']`` or
+            ``("alpha (direction 1)", "beta (direction 2)")``.
+        title: title; default ``metadata['title']`` or the metric name.
+        cmap: matplotlib colour map name.
+        aspect: axes aspect; default ``"equal"`` when the two ranges are
+            within a factor 4 of each other, else ``"auto"``.
+        figsize: figure size in inches.
+        out: save to this ``.png``/``.pdf``/``.svg`` path.
+        show_interpolated: hatch the regions whose values were interpolated
+            (``surface.evaluated`` False, from ``refine=``) and dot the
+            evaluated points; nothing to mark on an ordinary surface.
+
+    Returns:
+        The Figure.
+
+    Example:
+        >>> fig = contour(s, vmin=0.1, vmax=10, vlevel=0.5, out="runs/contour.pdf")
+    """
+    fig = _plane_figure("contour", surface, metric, levels=levels, vmin=vmin, vmax=vmax,
+                        vlevel=vlevel, log=log, label_levels=label_levels, labels=labels,
+                        title=title, cmap=cmap, aspect=aspect, figsize=figsize,
+                        out=None if show_interpolated else out)
+    if show_interpolated:
+        _mark_interpolated(fig.axes[0], surface)
+        _save(fig, out)
+    return fig
+
+
+def _mark_interpolated(ax: Axes, surface: Surface) -> None:
+    """Hatches where ``surface.evaluated`` is False and dots the evaluated points."""
+    mask = getattr(surface, "evaluated", None)
+    if mask is None or mask.all():
+        return
+    X, Y = np.meshgrid(surface.alphas, surface.betas, indexing="ij")  # [i, j] at (a_i, b_j)
+    grey = (0.35, 0.35, 0.35, 0.45)
+    hatched = ax.contourf(X, Y, (~mask).astype(float), levels=[0.5, 1.5], colors="none",
+                          hatches=["//"])
+    hatched.set_edgecolor(grey)  # the hatch takes the edge colour
+    hatched.set_linewidth(0)
+    dots = ax.scatter(X[mask], Y[mask], s=2, c="k", linewidths=0, zorder=3)
+    from matplotlib.patches import Patch
+    ax.legend(handles=[Patch(facecolor="none", edgecolor=grey, hatch="//"), dots],
+              labels=["interpolated", "evaluated"], loc="upper right", fontsize=7,
+              framealpha=0.8, markerscale=3)
+
+
+def filled(surface: Surface, metric: str = "loss", *,
+           levels: int | Sequence[float] | None = None, vmin: float | None = None,
+           vmax: float | None = None, vlevel: float | None = None, log: bool = False,
+           labels: Sequence[str] | None = None, title: str | None = None,
+           cmap: str = DEFAULT_CMAP, aspect: str | float | None = None,
+           figsize: tuple[float, float] | None = None, out: PathLike | None = None) -> Figure:
+    """Filled contours (``contourf``) of a plane with faint level lines and a colour bar.
+
+    Args:
+        surface, metric, levels, vmin, vmax, vlevel, log, labels, title, cmap,
+        aspect, figsize, out: as in :func:`contour`; here the levels are the
+        boundaries of the filled bands and include both ends of the range.
+        Values beyond the first/last boundary are drawn with the extended
+        colour bar ends.
+
+    Returns:
+        The Figure.
+
+    Example:
+        >>> fig = filled(s, log=True, out="runs/filled.png")
+    """
+    return _plane_figure("filled", surface, metric, levels=levels, vmin=vmin, vmax=vmax,
+                         vlevel=vlevel, log=log, label_levels=False, labels=labels,
+                         title=title, cmap=cmap, aspect=aspect, figsize=figsize, out=out)
+
+
+def heatmap(surface: Surface, metric: str = "loss", *, vmin: float | None = None,
+            vmax: float | None = None, log: bool = False, labels: Sequence[str] | None = None,
+            title: str | None = None, cmap: str = DEFAULT_CMAP,
+            aspect: str | float | None = None, figsize: tuple[float, float] | None = None,
+            out: PathLike | None = None) -> Figure:
+    """One coloured cell per grid point (``pcolormesh``) with a colour bar.
+
+    Cell ``[i, j]`` is centred on ``(alphas[i], betas[j])`` and reaches half
+    way to its neighbours, so uneven grids draw true to scale.
+
+    Args:
+        surface, metric, labels, title, cmap, aspect, figsize, out: as in
+            :func:`contour`.
+        vmin, vmax: colour range (default: the finite data range).
+        log: logarithmic colour scale (needs positive values).
+
+    Returns:
+        The Figure.
+
+    Example:
+        >>> fig = heatmap(s, metric="accuracy", out="runs/accuracy.png")
+    """
+    return _plane_figure("heatmap", surface, metric, levels=None, vmin=vmin, vmax=vmax,
+                         vlevel=None, log=log, label_levels=False, labels=labels, title=title,
+                         cmap=cmap, aspect=aspect, figsize=figsize, out=out)
+
+
+def compare(surfaces: Mapping[str, Surface], metric: str = "loss", kind: str = "contour", *,
+            levels: int | Sequence[float] | None = None, vmin: float | None = None,
+            vmax: float | None = None, vlevel: float | None = None, log: bool = False,
+            label_levels: bool = True, labels: Sequence[str] | None = None,
+            title: str | None = None, cmap: str = DEFAULT_CMAP,
+            aspect: str | float | None = None, figsize: tuple[float, float] | None = None,
+            out: PathLike | None = None) -> Figure:
+    """Side-by-side panels of several planes on one colour scale and one set of levels.
+
+    Args:
+        surfaces: panel title → plane Surface (e.g. ``{"skip": s1, "no skip": s2}``).
+        metric: the metric drawn in every panel.
+        kind: ``"contour"``, ``"filled"`` or ``"heatmap"``.
+        levels, vmin, vmax, vlevel, log, label_levels, labels, cmap, aspect,
+        figsize, out: as in :func:`contour`; automatic levels span the finite
+            values of all panels together.
+        title: a title over all panels.
+
+    Returns:
+        The Figure.
+
+    Example:
+        >>> fig = compare({"skip": s_skip, "no skip": s_noskip}, kind="filled", log=True)
+    """
+    if kind not in _PLANE_KINDS:
+        raise ValueError(f"kind must be one of {_PLANE_KINDS}, got {kind!r}")
+    if not surfaces:
+        raise ValueError("compare() needs at least one surface, e.g. {'name': surface}")
+    grids = {name: _plane_grid(_check_surface(s, "compare", plane=True), metric, "compare",
+                               min_size=1 if kind == "heatmap" else 2)
+             for name, s in surfaces.items()}
+    values = np.concatenate([Z.compressed() for _, _, Z, _ in grids.values()])
+    if log:
+        _check_log(values, metric)
+    if kind == "heatmap":
+        lv = _heatmap_range(np.ma.masked_invalid(values), vmin, vmax, log)
+    else:
+        lv = contour_levels(values, levels=levels, vmin=vmin, vmax=vmax, vlevel=vlevel,
+                            log=log, filled=kind == "filled")
+    norm = _norm(lv, log)
+    n = len(surfaces)
+    first = next(iter(surfaces.values()))
+    fig = _new_figure(figsize, _plane_figsize(first, _aspect(first, aspect), panels=n),
+                      _layout(_aspect(first, aspect)))
+    axes = [fig.add_subplot(1, n, k + 1) for k in range(n)]
+    mappable = None
+    for ax, (name, (X, Y, Z, n_masked)) in zip(axes, grids.items()):
+        s = surfaces[name]
+        mappable = _draw_plane(ax, kind, s, Z, X, Y, lv, norm, cmap, label_levels)
+        _shade_masked(ax, s, Z)
+        _decorate(ax, s, _axis_labels(s, labels), _aspect(s, aspect),
+                  _title(s, str(name), str(name), n_masked, Z.size), cells=kind == "heatmap")
+    _colorbar(fig, mappable, axes, metric + (" (log scale)" if log else "") if kind == "heatmap"
+              else _bar_label(metric, log, levels, vlevel), None if kind == "heatmap" else lv)
+    if title is not None:
+        fig.suptitle(title)
+    _save(fig, out)
+    return fig
+
+
+def difference(reference: Surface, other: Surface, metric: str = "loss", *,
+               names: Sequence[str] = ("reference", "other"),
+               labels: Sequence[str] | None = None, title: str | None = None,
+               cmap: str = "RdBu_r", aspect: str | float | None = None,
+               figsize: tuple[float, float] | None = None,
+               out: PathLike | None = None) -> Figure:
+    """The gap map ``other - reference`` of two planes on the same grid, on a
+    diverging colour scale centred on 0 (e.g. validation minus training loss).
+
+    Args:
+        reference: the plane subtracted (e.g. the training-data plane).
+        other: the plane on the same ``alphas`` and ``betas`` (e.g. the
+            validation-data plane of the same directions).
+        metric: the metric compared (in both).
+        names: what to call ``(reference, other)`` in the colour bar and the
+            default title, e.g. ``("train", "val")``.
+        labels, aspect, figsize, out: as in :func:`contour`.
+        title: title; default ``"<metric>: other - reference"``; the gap's
+            mean and its value at the origin are added below it.
+        cmap: a diverging colour map; its middle colour is a gap of 0, and
+            the scale is symmetric (``±max |gap|``).
+
+    Returns:
+        The Figure.
+
+    Example:
+        >>> fig = difference(train_plane, val_plane, names=("train", "val"),
+        ...                  out="runs/gap.png")
+    """
+    reference = _check_surface(reference, "difference", plane=True)
+    other = _check_surface(other, "difference", plane=True)
+    if not (np.array_equal(reference.alphas, other.alphas)
+            and np.array_equal(reference.betas, other.betas)):
+        raise ValueError(f"difference() needs two planes on the same grid; got "
+                         f"{reference.shape} and {other.shape} (or other coordinates); "
+                         f"evaluate both with the same alphas and betas")
+    gap = _metric_values(other, metric) - _metric_values(reference, metric)
+    diff = Surface(reference.alphas, reference.betas, {metric: gap},
+                   {"axis_labels": reference.metadata.get("axis_labels")}
+                   if reference.metadata.get("axis_labels") else {})
+    _, _, Z, n_masked = _plane_grid(diff, metric, "difference", min_size=1)
+    bound = float(np.max(np.abs(Z.compressed())))
+    bound = bound if bound > 0 else 1.0
+    norm = mcolors.Normalize(-bound, bound)
+    aspect = _aspect(diff, aspect)
+    fig = _new_figure(figsize, _plane_figsize(diff, aspect), _layout(aspect))
+    ax = fig.add_subplot()
+    ex, ey = np.meshgrid(_cell_edges(diff.alphas), _cell_edges(diff.betas), indexing="ij")
+    mappable = ax.pcolormesh(ex, ey, Z, cmap=cmap, norm=norm, shading="flat")
+    if len(names) != 2:
+        raise ValueError(f"names must be two strings (reference, other), got {names!r}")
+    gap_name = f"{names[1]} - {names[0]}"
+    fig.colorbar(mappable, ax=ax, label=f"{metric}: {gap_name}")
+    _shade_masked(ax, diff, Z)
+    centre = _centre_value(diff, gap)
+    text = title if title is not None else f"{metric}: {gap_name}"
+    text += f"\nmean gap {float(Z.mean()):.3g}" + (
+        f", at origin {centre:.3g}" if centre is not None and np.isfinite(centre) else "")
+    _decorate(ax, diff, _axis_labels(diff, labels), aspect,
+              _title(diff, text, text, n_masked, Z.size), cells=True)
+    _save(fig, out)
+    return fig
+
+
+def _centre_value(surface: Surface, values: np.ndarray) -> float | None:
+    i = np.flatnonzero(np.isclose(surface.alphas, 0.0))
+    j = np.flatnonzero(np.isclose(surface.betas, 0.0))
+    return float(values[i[0], j[0]]) if i.size and j.size else None

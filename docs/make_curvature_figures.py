@@ -66,9 +66,9 @@ def main() -> None:
         grid, density = js.hessian.spectral_density(fn, params, small, key=key, num_probes=2,
                                                     num_iterations=40, batch_size=128)
         numbers["spectral_density_seconds"] = time.perf_counter() - start
-        js.hessian.plot_spectrum(grid, density, out=FIGURES / "spectrum.png",
-                                 title=f"ResNet-8, Fashion-MNIST: Hessian spectrum "
-                                       f"(SLQ, {CURVATURE_EXAMPLES} images)")
+        js.plot.spectrum(grid, density, out=FIGURES / "spectrum.png",
+                         title=f"ResNet-8, Fashion-MNIST: Hessian spectrum "
+                               f"(SLQ, {CURVATURE_EXAMPLES} images)")
 
     d1, d2 = js.random_plane(jax.random.key(1), params)
     if "convexity" in parts:
@@ -78,9 +78,9 @@ def main() -> None:
                                              num_iterations=12, batch_size=128)
         numbers["convexity_seconds"] = time.perf_counter() - start
         numbers["convexity_ratio_at_origin"] = float(convexity.metrics["ratio"][3, 3])
-        js.hessian.plot_convexity(convexity, out=FIGURES / "convexity.png",
-                                  title="|λmin/λmax| on a filter-normalized plane "
-                                        "(7×7, 12 Lanczos steps)")
+        js.plot.convexity(convexity, out=FIGURES / "convexity.png",
+                          title="|λmin/λmax| on a filter-normalized plane "
+                                "(7×7, 12 Lanczos steps)")
 
     if "plane" in parts:
         # unit-norm directions on both planes: the same step length, so the panels compare

@@ -47,7 +47,7 @@ def main() -> None:
                               batch_size=500, store=RUN / f"pca_plane-{js.tree.fingerprint((alphas, betas))[:8]}.store",
                               metadata={"directions_made_by": "pca of the trajectory",
                                         "explained_variance_ratio": ratio.tolist()})
-    js.pca.plot_path(plane, coords, explained_variance_ratio=ratio, epochs=steps,
+    js.plot.pca_path(plane, coords, explained_variance_ratio=ratio, epochs=steps,
                      title="ResNet-8 on Fashion-MNIST: PCA plane of the training path",
                      log=True, aspect="auto", out=FIGURES / "pca_path.png")
     numbers = {"explained_variance_ratio": ratio.tolist(), "coords": coords.tolist(),

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxsurf import batching, tree
+from jaxsurf import _atomic, batching, tree
 from jaxsurf.tree import PyTree
 
 __all__ = ["Curve", "KINDS", "line", "fit_curve", "load_curve", "curve_coefficients"]
@@ -183,13 +183,7 @@ class Curve:
         header = {"format": _FORMAT, "kind": self.kind, "num_points": len(self.points),
                   "leaf_paths": paths, "metadata": self.metadata}
         arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-        try:
-            np.savez(tmp, **arrays)  # type: ignore[arg-type]
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+        return _atomic.write_with(path, lambda handle: np.savez(handle, **arrays))
 
 
 def load_curve(path: str | os.PathLike, params_like: PyTree) -> Curve:

@@ -73,7 +73,7 @@ def replace(tmp: str | os.PathLike, path: str | os.PathLike) -> Path:
     return path
 
 
-def write_via_path(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+def write_via_path(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
     """Atomically writes ``path`` with a writer that takes a file name.
 
     For writers that open the file themselves (``Figure.savefig``, ``h5py.File``).
@@ -87,7 +87,7 @@ def write_via_path(path: str | os.PathLike, write: Callable[[Path], None]) -> Pa
         ``path`` as a :class:`~pathlib.Path`.
 
     Example:
-        >>> _atomic.write_via_path("/tmp/x.txt", lambda p: p.write_text("x"))
+        >>> write_via_path("/tmp/x.txt", lambda p: p.write_text("x"))
         PosixPath('/tmp/x.txt')
     """
     tmp = temp_path(path)
@@ -99,7 +99,7 @@ def write_via_path(path: str | os.PathLike, write: Callable[[Path], None]) -> Pa
         tmp.unlink(missing_ok=True)
 
 
-def write_temp(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
+def write_temp(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> Path:
     """Writes and fsyncs a hidden temporary file beside ``path`` and returns its path.
 
     For callers that place it themselves (e.g. ``os.link`` for create-once files);
@@ -117,7 +117,7 @@ def write_temp(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> P
     return tmp
 
 
-def write_with(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
+def write_with(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> Path:
     """Atomically writes ``path`` with a writer given an open binary handle.
 
     Args:
@@ -128,7 +128,7 @@ def write_with(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> P
         ``path`` as a :class:`~pathlib.Path`.
 
     Example:
-        >>> _atomic.write_with("/tmp/x.bin", lambda h: h.write(b"x"))
+        >>> write_with("/tmp/x.bin", lambda h: h.write(b"x"))
         PosixPath('/tmp/x.bin')
     """
     tmp = write_temp(path, write)

@@ -14,15 +14,20 @@ Example:
 from __future__ import annotations
 
 import difflib
+import functools
+import inspect
 import json
 import math
-from collections.abc import Collection, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any, TypeVar
 
 import numpy as np
 
-__all__ = ["finite_tree", "grid", "json_safe", "known_options", "non_negative_int",
-           "positive_int", "real_array", "unique_str_keys", "user_metadata"]
+F = TypeVar("F", bound=Callable[..., Any])
+
+__all__ = ["OneShotIteratorError", "coefficients", "finite_tree", "grid", "int_in_range",
+           "json_safe", "known_options", "non_negative_int", "positive_int", "positive_number",
+           "real_array", "reiterable", "suggest_keywords", "unique_str_keys", "user_metadata"]
 
 
 # --------------------------------------------------------------------------- numbers
@@ -59,6 +64,71 @@ def non_negative_int(value: Any, name: str) -> int:
     if not _is_int(value) or value < 0:
         raise ValueError(f"{name} must be a non-negative integer (0, 1, 2, ...), got {value!r}")
     return int(value)
+
+
+def int_in_range(value: Any, name: str, low: int, high: int | None = None,
+                 what: str = "") -> int:
+    """``value`` as an ``int`` if it is an integer in ``[low, high]`` (bools refused).
+
+    Args:
+        value: the argument.
+        name: its name, for the message.
+        low: the smallest allowed value.
+        high: the largest allowed value (``None``: no bound).
+        what: what the bound means, for the message (e.g. "the number of params").
+
+    Returns:
+        ``int(value)``.
+
+    Example:
+        >>> int_in_range(2, "num_samples", 2)
+        2
+    """
+    if not _is_int(value) or value < low or (high is not None and value > high):
+        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+        note = f" ({what})" if what else ""
+        raise ValueError(f"{name} must be an integer {bound}{note}, got {value!r}")
+    return int(value)
+
+
+def positive_number(value: Any, name: str, what: str = "") -> float:
+    """``value`` as a ``float`` if it is a finite real number > 0 (bools refused).
+
+    Example:
+        >>> positive_number(0.5, "rho")
+        0.5
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)) \
+            or np.iscomplexobj(value) or not math.isfinite(value) or value <= 0:
+        note = f" ({what})" if what else ""
+        raise ValueError(f"{name} must be a positive finite number{note}, got {value!r}")
+    return float(value)
+
+
+class OneShotIteratorError(TypeError, ValueError):
+    """Data that must be read more than once is a one-shot iterator.
+
+    A ``TypeError`` (the kind of object is wrong) and, for callers written
+    against older versions, a ``ValueError``.
+    """
+
+
+def reiterable(data: Any, what: str) -> None:
+    """Refuses a one-shot iterator (``iter(data) is data``) where ``what`` reads
+    the data more than once.
+
+    Example:
+        >>> reiterable([1, 2], "store=")
+        >>> reiterable(iter([1, 2]), "store=")
+        Traceback (most recent call last):
+        jaxsurf._validate.OneShotIteratorError: store= reads the data more than once, ...
+    """
+    if iter(data) is data:
+        raise OneShotIteratorError(
+            f"{what} reads the data more than once, but data is a one-shot iterator "
+            f"({type(data).__name__}); pass in-memory arrays, a list of batches, or an object "
+            f"whose __iter__ starts a new pass (e.g. a tf.data.Dataset, or a class wrapping "
+            f"your generator function)")
 
 
 # --------------------------------------------------------------------------- grids
@@ -110,6 +180,26 @@ def grid(values: Any, name: str, *, float32: bool = False) -> np.ndarray:
             f"sorted unique "
             f"coordinates, e.g. np.unique({name}) or np.linspace(-1, 1, 21); plots need them "
             f"in order")
+    return arr
+
+
+def coefficients(values: Any, num_directions: int) -> np.ndarray:
+    """``(num_points, num_directions)`` finite float32 coefficients.
+
+    Example:
+        >>> coefficients([[0.0], [0.5]], 1).dtype
+        dtype('float32')
+    """
+    arr = np.asarray(values)
+    if arr.ndim != 2 or arr.shape[1] != num_directions or arr.shape[0] == 0:
+        raise ValueError(f"coefficients must have shape (num_points, {num_directions}), "
+                         f"got {arr.shape}")
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"coefficients must hold real numbers, got dtype {arr.dtype}")
+    arr = arr.astype(np.float32)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("coefficients must be finite (also in float32); got NaN or inf at "
+                         f"rows {np.flatnonzero(~np.all(np.isfinite(arr), axis=1))[:8].tolist()}")
     return arr
 
 
@@ -256,6 +346,31 @@ def known_options(options: Mapping[str, Any], allowed: Iterable[str], where: str
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise TypeError(f"{where} got an unknown option {key!r}{hint}; its options are "
                             f"{allowed}")
+
+
+def suggest_keywords(where: str) -> Callable[[F], F]:
+    """Decorator: an unknown keyword argument raises :func:`known_options`'s
+    error (naming ``where`` and the closest keyword) instead of Python's.
+
+    Example:
+        >>> @suggest_keywords("js.f")
+        ... def f(*, chunk_size=None):
+        ...     return chunk_size
+        >>> f(chunksize=2)
+        Traceback (most recent call last):
+        TypeError: js.f got an unknown option 'chunksize' (did you mean 'chunk_size'?); ...
+    """
+    def decorate(func: F) -> F:
+        keywords = {name for name, p in inspect.signature(func).parameters.items()
+                    if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+
+        @functools.wraps(func)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            known_options({k: v for k, v in kwargs.items() if k not in keywords},
+                          sorted(keywords), where)
+            return func(*args, **kwargs)
+        return call  # type: ignore[return-value]
+    return decorate
 
 
 def finite_tree(items: Iterable[tuple[str, Any]], what: str, hint: str) -> None:

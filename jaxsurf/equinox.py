@@ -27,7 +27,8 @@ from typing import Any, Callable
 import jax
 
 from jaxsurf import _state, tree
-from jaxsurf.flax import _metrics, split_batch
+from jaxsurf._engine.metrics import loss_metrics
+from jaxsurf.flax import split_batch
 from jaxsurf.losses import get_loss
 from jaxsurf.tree import PyTree
 
@@ -85,7 +86,7 @@ def adapt(model: Any, state: Any = None, *, loss: str | Callable = "cross_entrop
             outputs = jax.vmap(net)(inputs)
         else:
             outputs = jax.vmap(lambda x: net(x, state)[0])(inputs)
-        return _metrics(loss_fn, outputs, targets)
+        return loss_metrics(loss_fn, outputs, targets)
 
     def fn(params: PyTree, batch: Any) -> Any:
         return apply(params, state, batch)

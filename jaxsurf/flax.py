@@ -32,6 +32,7 @@ from typing import Any, Callable, Mapping
 import jax
 
 from jaxsurf import _state, tree
+from jaxsurf._engine.metrics import loss_metrics
 from jaxsurf.losses import get_loss
 from jaxsurf.tree import PyTree
 
@@ -74,11 +75,6 @@ def eval_mode_kwargs(call: Callable) -> dict[str, Any]:
     except (TypeError, ValueError):
         return {}
     return {name: value for name, value in _EVAL_FLAGS.items() if name in names}
-
-
-def _metrics(loss_fn: Callable, outputs: Any, targets: Any) -> Any:
-    value = loss_fn(outputs, targets)
-    return value if isinstance(value, Mapping) else {"loss": value}
 
 
 def adapt(model: Any, variables: Mapping[str, Any] | None = None, *,
@@ -205,7 +201,7 @@ def linen_metrics_fn(module: Any, *, loss: str | Callable = "cross_entropy",
 
     def fn(variables: Mapping[str, Any], batch: Any) -> Any:
         inputs, targets = split_batch(batch, input_key, target_key)
-        return _metrics(loss_fn, module.apply(variables, inputs, **kwargs), targets)
+        return loss_metrics(loss_fn, module.apply(variables, inputs, **kwargs), targets)
 
     return fn
 
@@ -222,7 +218,7 @@ def _adapt_nnx(nnx: Any, model: Any, loss_fn: Callable, input_key: str | None,
         nnx.replace_by_pure_dict(state, params)
         inputs, targets = split_batch(batch, input_key, target_key)
         outputs = nnx.merge(graphdef, state, rest)(inputs)
-        return _metrics(loss_fn, outputs, targets)
+        return loss_metrics(loss_fn, outputs, targets)
 
     def fn(params: PyTree, batch: Any) -> Any:
         return apply(params, rest, batch)

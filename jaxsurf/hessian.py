@@ -7,7 +7,7 @@ Every quantity here is about the Hessian of the *whole data set's* mean loss
 products are forward-over-reverse (``jax.jvp`` of ``jax.grad``) per batch;
 for in-memory data the batches are put on the device once and every product
 runs one jitted step per batch, accumulating on the device with the short
-last batch weighted by its size (see :func:`dataset_mean` for why this is a
+last batch weighted by its size (see :func:`mean_over_batches` for why this is a
 loop of jitted steps and not a ``lax.scan``). The jitted step takes the
 params and the vector as traced arguments, so Lanczos, Hutchinson and
 convexity maps compile it once.
@@ -45,11 +45,12 @@ from jaxsurf import _validate, batching, tree
 from jaxsurf._deprecation import deprecated_alias
 from jaxsurf._version import __version__
 from jaxsurf.directions import describe_direction
-from jaxsurf.evaluate import _as_metric_dict
+from jaxsurf._engine.means import check_float_params, mean_over_batches
+from jaxsurf._engine.metrics import accumulator_dtype, scalar_metric
 from jaxsurf.surface import Surface
 from jaxsurf.tree import PyTree
 
-__all__ = ["dataset_mean", "hvp", "hvp_operator", "top_eigenpairs", "trace",
+__all__ = ["mean_over_batches", "dataset_mean", "hvp", "hvp_operator", "top_eigenpairs", "trace",
            "spectral_density", "plot_spectrum", "convexity_map", "plot_convexity",
            "hessian_plane"]
 
@@ -58,152 +59,11 @@ _HIGHEST = jax.lax.Precision.HIGHEST  # no TF32 in reorthogonalisation on GPUs
 
 
 # --------------------------------------------------------------------------- exact means
-def _accumulator_dtype(dtype: Any) -> Any:
-    return jnp.promote_types(dtype, jnp.float32)
-
-
-def _weighted_add(total: PyTree, value: PyTree, weight: Any) -> PyTree:
-    """``total + weight * value`` leaf by leaf, in the accumulator's dtype."""
-    return jax.tree_util.tree_map(lambda t, x: t + weight * x.astype(t.dtype), total, value)
-
-
-def _require_reiterable(data: Any, what: str) -> None:
-    if iter(data) is data:
-        raise TypeError(
-            f"{what} reads the data many times, but data is a one-shot iterator "
-            f"({type(data).__name__}); pass in-memory arrays, a list of batches, or an "
-            f"object whose __iter__ starts a fresh pass (e.g. a tf.data.Dataset)")
-
-
-@dataclass
-class _OnDevice:
-    """In-memory data cut into device-resident batches (full ones, then the
-    short remainder), with each batch's weight ``size / num_examples``."""
-
-    batches: list[PyTree]
-    weights: list[float]
-    num_examples: int
-
-
-def _on_device(data: Any, batch_size: int | None) -> Any:
-    """Splits and uploads in-memory ``data`` once; streams pass through unchanged."""
-    if isinstance(data, _OnDevice) or not batching.is_in_memory(data):
-        return data
-    split = batching.split_batches(data, batch_size)
-    batches = []
-    if split.full is not None:
-        count = jax.tree_util.tree_leaves(split.full)[0].shape[0]
-        batches += [jax.tree_util.tree_map(lambda x: x[i], split.full) for i in range(count)]
-    if split.rest is not None:
-        batches.append(split.rest)
-    batches = jax.device_put(batches)
-    weights = [batching.num_examples(b) / split.num_examples for b in batches]
-    return _OnDevice(batches, weights, split.num_examples)
-
-
-def _accumulators(batch_fn: Callable) -> tuple[Callable, Callable]:
-    """Jitted ``init(args, batch) -> zeros`` and ``step(total, args, batch, weight)
-    -> total + weight * batch_fn(*args, batch)`` (``total`` donated)."""
-    def init(args: tuple, batch: PyTree) -> PyTree:
-        shapes = jax.eval_shape(lambda b: batch_fn(*args, b), batch)
-        return jax.tree_util.tree_map(
-            lambda s: jnp.zeros(s.shape, _accumulator_dtype(s.dtype)), shapes)
-
-    def step(total: PyTree, args: tuple, batch: PyTree, weight: Any) -> PyTree:
-        return _weighted_add(total, batch_fn(*args, batch), weight)
-
-    return jax.jit(init), jax.jit(step, donate_argnums=0)
-
-
-def dataset_mean(batch_fn: Callable[..., PyTree], data: Any, *,
-                 batch_size: int | None = None, passes: str = "many") -> Callable[..., PyTree]:
-    """Exact dataset mean of a pytree-valued per-batch function.
-
-    ``batch_fn(*args, batch)`` must return batch means (e.g. the gradient of a
-    batch-mean loss); the result is ``sum_b (n_b / N) batch_fn(*args, b)``,
-    so the short last batch counts by its size. In-memory data go to the
-    device once, as a list of batches; each call runs one jitted step per
-    batch, accumulating on the device (dispatch is asynchronous: nothing
-    comes back to the host until the caller reads the result). Streams are
-    read once per call, batch by batch.
-
-    Why a loop of jitted steps and not ``lax.scan`` as in
-    :mod:`jaxsurf.evaluate`: on XLA:CPU, reverse-mode convolutions inside a
-    rolled loop run ~20x slower than the same steps outside it (ResNet-20,
-    100 images in batches of 50: gradient 4.1-5.2 s scanned vs 0.20-0.22 s
-    unrolled or as a loop of jitted steps; jax 0.10). Forward-only
-    evaluation does not suffer from this.
-
-    Args:
-        batch_fn: ``batch_fn(*args, batch) -> pytree`` of batch means.
-        data: arrays with a shared leading example axis, or an iterable of
-            batches (re-iterable unless ``passes="one"``).
-        batch_size: examples per batch for in-memory data (default
-            ``min(n, 512)``).
-        passes: ``"many"`` (the returned function may be called repeatedly)
-            or ``"one"`` (a one-shot iterator is accepted; call it once).
-
-    Returns:
-        ``mean(*args) -> pytree`` with leaves in at least float32. Each
-        batch shape compiles once (at most two for in-memory data).
-
-    Example:
-        >>> grad = dataset_mean(lambda p, b: jax.grad(loss)(p, b), data)
-        >>> g = grad(params)          # exact full-data gradient
-    """
-    data = _on_device(data, batch_size)
-    init, step = _accumulators(batch_fn)
-    if isinstance(data, _OnDevice):
-        def mean_in_memory(*args: Any) -> PyTree:
-            total = init(args, data.batches[0])
-            for batch, weight in zip(data.batches, data.weights):
-                total = step(total, args, batch, weight)
-            return total
-        return mean_in_memory
-    if passes != "one":
-        _require_reiterable(data, "this function")
-
-    def mean_of_stream(*args: Any) -> PyTree:
-        total, count = None, 0
-        for batch, size in batching.iter_batches(data):
-            total = init(args, batch) if total is None else total
-            total = step(total, args, batch, float(size))
-            count += size
-        if count == 0:
-            raise ValueError("data is an empty iterable (no batches); pass at least one batch")
-        return jax.tree_util.tree_map(lambda t: t / count, total)
-
-    return mean_of_stream
+# the name clashed with js.dataset_mean (params -> {metric: mean}), another contract
+dataset_mean = deprecated_alias("js.hessian.dataset_mean", "jaxsurf.hessian", "mean_over_batches")
 
 
 # --------------------------------------------------------------------------- HVPs
-def _scalar_metric(fn: Fn, metric: str) -> Callable[[PyTree, PyTree], jax.Array]:
-    """``fn`` reduced to the one scalar metric that is differentiated."""
-    def scalar(params: PyTree, batch: PyTree) -> jax.Array:
-        values = _as_metric_dict(fn(params, batch))
-        if metric not in values:
-            raise KeyError(f"fn returns the metrics {sorted(values)} but not {metric!r}; "
-                           f"pass metric=<one of them>")
-        value = values[metric]
-        return value.astype(_accumulator_dtype(value.dtype))
-    return scalar
-
-
-def _check_params(params: PyTree) -> None:
-    items = jax.tree_util.tree_leaves_with_path(params)
-    if not items:
-        raise ValueError("params holds no arrays")
-    for path, leaf in items:
-        if not tree.is_float_leaf(leaf):
-            raise ValueError(
-                f"params leaf {tree.leaf_path(path)} has dtype {jnp.asarray(leaf).dtype}; "
-                f"curvature needs floating-point params only (keep integer state out of "
-                f"params, e.g. in fn's closure)")
-    _validate.finite_tree(((tree.leaf_path(path), leaf) for path, leaf in items), "params",
-                          "the loss and its curvature are undefined there: check the "
-                          "checkpoint or the training run that produced these params")
-
-
 def _batch_hvp(scalar: Callable, params: PyTree, vector: PyTree, batch: PyTree) -> PyTree:
     """Forward-over-reverse HVP of one batch's mean loss."""
     grad = jax.grad(lambda p: scalar(p, batch))
@@ -234,9 +94,9 @@ def hvp_operator(fn: Fn, params: PyTree, data: Any, *, metric: str = "loss",
 
 def _tree_operator(fn: Fn, params: PyTree, data: Any, metric: str,
                    batch_size: int | None, passes: str) -> Callable[[PyTree], PyTree]:
-    _check_params(params)
-    scalar = _scalar_metric(fn, metric)
-    mean = dataset_mean(partial(_batch_hvp, scalar), data, batch_size=batch_size,
+    check_float_params(params)
+    scalar = scalar_metric(fn, metric)
+    mean = mean_over_batches(partial(_batch_hvp, scalar), data, batch_size=batch_size,
                         passes=passes)
     dtypes = jax.tree_util.tree_map(lambda x: jnp.asarray(x).dtype, params)
 
@@ -255,15 +115,15 @@ def _flat_operator(fn: Fn, params: PyTree, data: Any, metric: str,
     ``params`` is an argument of ``matvec`` so one compilation serves every
     point (convexity maps).
     """
-    _check_params(params)
+    check_float_params(params)
     flat, unravel = ravel_pytree(params)
-    scalar = _scalar_metric(fn, metric)
+    scalar = scalar_metric(fn, metric)
 
     def batch_fn(p: PyTree, flat_v: jax.Array, batch: PyTree) -> jax.Array:
         return ravel_pytree(_batch_hvp(scalar, p, unravel(flat_v), batch))[0]
 
-    mean = dataset_mean(batch_fn, data, batch_size=batch_size)
-    dtype = _accumulator_dtype(flat.dtype)
+    mean = mean_over_batches(batch_fn, data, batch_size=batch_size)
+    dtype = accumulator_dtype(flat.dtype)
     return (lambda p, v: mean(p, v).astype(dtype)), flat.astype(dtype), unravel
 
 

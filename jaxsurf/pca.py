@@ -94,9 +94,9 @@ class _Source:
     def __init__(self, trajectory: Trajectory, params_like: PyTree | None) -> None:
         self._reader = None
         if isinstance(trajectory, (str, os.PathLike)):
-            from jaxsurf.trajectory import _Reader
+            from jaxsurf.trajectory import TrajectoryReader
 
-            self._reader = _Reader(trajectory, params_like=params_like)
+            self._reader = TrajectoryReader(trajectory, params_like=params_like)
             self.labels = [f"step {s}" for s in self._reader.steps]
             self._points: Any = None
             self.n = len(self._reader.steps)

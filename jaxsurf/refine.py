@@ -42,7 +42,8 @@ from typing import Any
 
 import numpy as np
 
-from jaxsurf import evaluate as evaluate_lib
+from jaxsurf._engine.execute import execute
+from jaxsurf._engine.metadata import run_surface
 from jaxsurf.surface import Surface
 
 __all__ = ["SCALES", "Refine", "bilinear_fill", "cell_midpoints", "plan_start", "runner",
@@ -222,13 +223,13 @@ def bilinear_fill(values: np.ndarray, evaluated: np.ndarray, leaves: list[Cell],
 
 # --------------------------------------------------------------------------- the run
 class _Refiner:
-    """Runs the levels through the engine; callable like ``evaluate._evaluate``
-    (it is ``_run_surface``'s ``evaluator``) and keeps the mask and the log."""
+    """Runs the levels through the engine; callable like the engine's
+    ``execute`` (it is ``run_surface``'s ``evaluator``) and keeps the mask and the log."""
 
     def __init__(self, settings: Refine, alphas: np.ndarray, betas: np.ndarray,
                  engine: Callable[..., Any] | None = None) -> None:
         self.settings = settings
-        self.engine = engine or evaluate_lib._evaluate  # simulate() passes a lookup
+        self.engine = engine or execute  # simulate() passes a lookup
         self.alphas = np.asarray(alphas, np.float64)
         self.betas = np.asarray(betas, np.float64)
         self.shape = (len(alphas), len(betas))
@@ -339,7 +340,7 @@ class _Refiner:
 
 def runner(settings: Refine, alphas: np.ndarray, betas: np.ndarray
            ) -> Callable[..., Surface]:
-    """A drop-in for ``evaluate._run_surface`` that refines (used by
+    """A drop-in for the engine's ``run_surface`` that refines (used by
     :func:`jaxsurf.evaluate_plane`; checks the settings and the grid first).
 
     Args:
@@ -356,7 +357,7 @@ def runner(settings: Refine, alphas: np.ndarray, betas: np.ndarray
     refiner = _Refiner(settings, alphas, betas)
 
     def run(*args: Any, **options: Any) -> Surface:
-        surface = evaluate_lib._run_surface(*args, evaluator=refiner, **options)
+        surface = run_surface(*args, evaluator=refiner, **options)
         metadata = {**surface.metadata, **refiner.facts()}
         return dataclasses.replace(surface, metadata=metadata, evaluated=refiner.mask.copy())
 

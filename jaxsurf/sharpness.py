@@ -41,7 +41,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsurf import tree
-from jaxsurf.hessian import _check_params, _on_device, _scalar_metric, dataset_mean
+from jaxsurf._engine.means import check_float_params, mean_over_batches, on_device
+from jaxsurf._engine.metrics import scalar_metric
 from jaxsurf.tree import PyTree
 
 __all__ = ["epsilon_sharpness", "sam_sharpness", "adaptive_sharpness", "average_sharpness"]
@@ -55,9 +56,9 @@ class _Objective:
 
     def __init__(self, fn: Fn, params: PyTree, data: Any, metric: str,
                  batch_size: int | None) -> None:
-        _check_params(params)
-        self._scalar = _scalar_metric(fn, metric)
-        self._data = _on_device(data, batch_size)
+        check_float_params(params)
+        self._scalar = scalar_metric(fn, metric)
+        self._data = on_device(data, batch_size)
         self._batch_size = batch_size
         self._loss: Callable | None = None
         self._loss_and_grad: Callable | None = None
@@ -65,12 +66,12 @@ class _Objective:
 
     def loss(self, params: PyTree) -> float:
         if self._loss is None:
-            self._loss = dataset_mean(self._scalar, self._data, batch_size=self._batch_size)
+            self._loss = mean_over_batches(self._scalar, self._data, batch_size=self._batch_size)
         return float(self._loss(params))
 
     def loss_and_grad(self, params: PyTree) -> tuple[float, PyTree]:
         if self._loss_and_grad is None:
-            self._loss_and_grad = dataset_mean(jax.value_and_grad(self._scalar), self._data,
+            self._loss_and_grad = mean_over_batches(jax.value_and_grad(self._scalar), self._data,
                                                batch_size=self._batch_size)
         value, grad = self._loss_and_grad(params)
         return float(value), jax.tree_util.tree_map(lambda g, d: g.astype(d), grad,

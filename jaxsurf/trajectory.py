@@ -346,7 +346,7 @@ def _snapshot(leaf: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- reading
-class _Reader:
+class TrajectoryReader:
     """Random access to the params of a recorded trajectory (used by PCA)."""
 
     def __init__(self, path: PathLike, *, params_like: PyTree | None = None) -> None:
@@ -380,7 +380,7 @@ class _Reader:
     def close(self) -> None:
         self._manager.close()
 
-    def __enter__(self) -> "_Reader":
+    def __enter__(self) -> "TrajectoryReader":
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -410,10 +410,10 @@ def load_trajectory(path: PathLike, *, params_like: PyTree | None = None
         >>> for step, params in js.load_trajectory("runs/traj"):
         ...     print(step, float(js.tree.norm(params)))
     """
-    _Reader(path, params_like=params_like).close()  # fail now on a bad directory
+    TrajectoryReader(path, params_like=params_like).close()  # fail now on a bad directory
 
     def generate() -> Iterator[tuple[int, PyTree]]:
-        with _Reader(path, params_like=params_like) as reader:
+        with TrajectoryReader(path, params_like=params_like) as reader:
             for step in reader.steps:
                 yield step, reader.params(step)
 

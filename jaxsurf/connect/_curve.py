@@ -47,7 +47,7 @@ def _check_kind(kind: str) -> None:
         raise ValueError(f"unknown curve kind {kind!r}; use one of {KINDS}")
 
 
-def _check_t(t: Any) -> np.ndarray:
+def check_t(t: Any) -> np.ndarray:
     arr = np.asarray(t, dtype=np.float64)
     if arr.ndim > 1:
         raise ValueError(f"t must be a scalar or a 1-D array, got shape {arr.shape}")
@@ -143,7 +143,7 @@ class Curve:
 
     def coefficients(self, ts: Any) -> np.ndarray:
         """Weights of the control points at each ``t`` (``(len(ts), num_bends + 2)``)."""
-        return curve_coefficients(self.kind, self.num_bends, _check_t(ts))
+        return curve_coefficients(self.kind, self.num_bends, check_t(ts))
 
     def at(self, t: float) -> PyTree:
         """The params at ``t``; ``at(0)`` is ``params_a`` and ``at(1)`` is ``params_b``,
@@ -152,7 +152,7 @@ class Curve:
         Example:
             >>> curve.at(0.5)
         """
-        t_arr = _check_t(t)
+        t_arr = check_t(t)
         if t_arr.ndim != 0:
             raise ValueError(f"Curve.at takes one scalar t, got shape {t_arr.shape}; "
                              f"use [curve.at(t) for t in ts]")

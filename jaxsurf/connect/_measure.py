@@ -18,7 +18,7 @@ import numpy as np
 
 from jaxsurf import batching, tree
 from jaxsurf._version import __version__
-from jaxsurf.connect._curve import Curve, _check_t
+from jaxsurf.connect._curve import Curve, check_t
 from jaxsurf.evaluate import evaluate_points
 from jaxsurf.progress import ProgressOption
 from jaxsurf.surface import Surface, metadata_from
@@ -164,7 +164,7 @@ def recompute_batch_stats(model: Any, params: PyTree, data: Any, **options: Any)
 
 # --------------------------------------------------------------------------- evaluation
 def _check_ts(ts: Any) -> np.ndarray:
-    arr = np.atleast_1d(_check_t(ts))
+    arr = np.atleast_1d(check_t(ts))
     if arr.ndim != 1 or arr.size < 1 or np.any(np.diff(arr) <= 0):
         raise ValueError("ts must be a strictly increasing 1-D array in [0, 1], e.g. "
                          "np.linspace(0, 1, 21)")

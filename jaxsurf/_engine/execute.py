@@ -1,0 +1,192 @@
+"""The three evaluation paths (in-memory data, a stream read once, a stream with a
+store) and :func:`execute`, which validates a request and picks one.
+
+Example:
+    >>> values, evaluated, facts = execute(fn, params, [d], data, [[0.0], [1.0]])
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable, Sequence
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, PartitionSpec
+
+from jaxsurf import _validate, batching, distributed, subsample as subsample_lib
+from jaxsurf import store as store_lib
+from jaxsurf._engine.data import (check_data_dtypes, check_not_empty_container, layout_for,
+                                  stream_length)
+from jaxsurf._engine.job import Job, as_compute_dtype, check_directions, default_progress
+from jaxsurf._engine.loop import ChunkFn, open_store, run_chunks
+from jaxsurf._engine.metrics import Fn, with_note
+from jaxsurf._engine.plan import plan
+from jaxsurf._engine.programs import sums_program, values_program
+from jaxsurf.progress import ProgressOption, ProgressTracker, make_sink
+from jaxsurf.tree import PyTree
+
+__all__ = ["execute", "evaluate_in_memory", "evaluate_stream_once", "evaluate_stream_stored"]
+
+
+def evaluate_in_memory(job: Job, data: PyTree, split: batching.SplitData,
+                        store_path: str | os.PathLike | None
+                        ) -> tuple[dict[str, np.ndarray], int]:
+    sample = split.rest if split.rest is not None else \
+        jax.tree_util.tree_map(lambda x: x[0], split.full)
+    names = job.metric_names(sample)
+    sem_names = [] if job.sem_population is None else \
+        [k + subsample_lib.SEM_SUFFIX for k in names]
+    store = None
+    todo = np.arange(job.num_points)
+    values = {k: np.zeros(job.num_points, np.float32) for k in names + sem_names}
+    if store_path is not None:
+        data_print = store_lib.data_fingerprint(data, split.num_examples)
+        if job.sem_population is not None:
+            data_print["subsample_of"] = job.sem_population
+        store, todo, values = open_store(job, store_path, data_print, names + sem_names,
+                                          split.batch_size)
+
+    def make_chunk_fn() -> ChunkFn:
+        layout = layout_for(split, job.mesh.shape["data"])
+        origin, directions = job.put_params()
+        full = job.put_data(layout.full, PartitionSpec("data"))
+        weights = job.put(layout.weights, PartitionSpec("data"))  # float32 batch sizes
+        rest = job.put_data(layout.rest)
+        run = sums_program(job.fn, names, job, layout.rest_size)
+
+        def evaluate_chunk(coeffs: np.ndarray) -> dict[str, np.ndarray]:
+            sums = run(origin, directions, job.put_coefficients(coeffs), full, weights, rest)
+            out = {k: (distributed.to_host(sums[k]).astype(np.float64) / layout.num_examples)
+                   .astype(np.float32) for k in names}
+            for k in sem_names:
+                out[k] = subsample_lib.standard_error(distributed.to_host(sums[k]),
+                                                      layout.num_examples, job.sem_population)
+            return out
+        return evaluate_chunk
+
+    return values, run_chunks(job, todo, make_chunk_fn, values, store)
+
+
+def survey_stream(job: Job, data: Iterable[PyTree]) -> tuple[list[int], list[str]]:
+    """One pass over a stream for its batch sizes and metric names (no evaluation)."""
+    sizes, names = [], []
+    for b, (batch, size) in enumerate(batching.iter_batches(data)):
+        check_data_dtypes(batch, f"batch {b}")
+        if not names:
+            names = job.metric_names(batch)
+        sizes.append(size)
+    if not sizes:
+        raise ValueError("data is an empty iterable (no batches); pass at least one batch")
+    return sizes, names
+
+
+def evaluate_stream_once(job: Job, data: Iterable[PyTree]
+                          ) -> tuple[dict[str, np.ndarray], int, int]:
+    """Reads the stream once (batches outer, chunks inner); no store. Returns the
+    values, the points evaluated and the examples read."""
+    length = stream_length(data)
+    wanted = np.arange(job.num_points) if job.only is None else job.only
+    chunks = job.chunks(wanted)
+    sums, total, run, origin, directions = None, 0, None, None, None
+    with ProgressTracker(job.sink, len(wanted)) as track:
+        for b, (batch, size) in enumerate(batching.iter_batches(data)):
+            check_data_dtypes(batch, f"batch {b}")
+            if run is None:
+                names = job.metric_names(batch)
+                run = values_program(job.fn, names, job)
+                origin, directions = job.put_params()
+                sums = {k: np.zeros(job.num_points, np.float64) for k in names}
+            batch = job.put_data(batch)
+            for idx, coeffs in chunks:
+                out = run(origin, directions, job.put_coefficients(coeffs), batch)
+                for k in sums:
+                    sums[k][idx] += distributed.to_host(out[k]).astype(np.float64)[:len(idx)] \
+                        * size
+            total += size
+            if length and b + 1 < length:  # equivalent points: share of the batches read
+                track.update(len(wanted) * (b + 1) // length)
+        if total == 0:
+            raise ValueError("data is an empty iterable (no batches); pass at least one batch")
+        track.update(len(wanted))
+    return {k: (v / total).astype(np.float32) for k, v in sums.items()}, len(wanted), total
+
+
+def evaluate_stream_stored(job: Job, data: Iterable[PyTree], store_path: str | os.PathLike
+                            ) -> tuple[dict[str, np.ndarray], int, int]:
+    """Store mode for streams: chunks outer, the stream re-read for each chunk, so
+    each finished chunk is saved at once. Returns as :func:`evaluate_stream_once`."""
+    _validate.reiterable(data, "store=")
+    sizes, names = survey_stream(job, data)
+    store, todo, values = open_store(job, store_path, store_lib.stream_fingerprint(sizes),
+                                      names, "stream")
+    total = sum(sizes)
+
+    def make_chunk_fn() -> ChunkFn:
+        origin, directions = job.put_params()
+        run = values_program(job.fn, names, job)
+
+        def evaluate_chunk(coeffs: np.ndarray) -> dict[str, np.ndarray]:
+            sums = {k: np.zeros(len(coeffs), np.float64) for k in names}
+            seen = []
+            placed = job.put_coefficients(coeffs)
+            for batch, size in batching.iter_batches(data):
+                out = run(origin, directions, placed, job.put_data(batch))
+                for k in names:
+                    sums[k] += distributed.to_host(out[k]).astype(np.float64) * size
+                seen.append(size)
+            if seen != sizes:
+                raise ValueError(f"the stream gave other batch sizes on a later pass "
+                                 f"({len(seen)} batches, {sum(seen)} examples) than on the "
+                                 f"first ({len(sizes)} batches, {total} examples); store= "
+                                 f"needs a stream that yields the same batches every pass")
+            return {k: (v / total).astype(np.float32) for k, v in sums.items()}
+        return evaluate_chunk
+
+    return values, run_chunks(job, todo, make_chunk_fn, values, store), total
+
+
+def execute(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree], data: Any,
+              coefficients: Any, *, batch_size: int | None = None, points_per_step: int = 1,
+              chunk_size: int | None = None, devices: Sequence[jax.Device] | None = None,
+              mesh: Mesh | None = None, compute_dtype: Any = None,
+              progress: ProgressOption = None, store: str | os.PathLike | None = None,
+              subsample: int | float | None = None, subsample_seed: int = 0,
+              only: np.ndarray | None = None,
+              ) -> tuple[dict[str, np.ndarray], int, dict[str, Any]]:
+    """:func:`evaluate_points`, also returning how many points were evaluated
+    (the rest came from the store) and facts about how they were evaluated.
+
+    ``only`` (sorted unique indices into ``coefficients``) evaluates just those
+    points while a store stays keyed by the whole grid (used by
+    :mod:`jaxsurf.refine`); the returned arrays are full length, meaningful
+    at ``only`` (and at points the store already held)."""
+    reference = check_directions(origin, directions)
+    coefficients = _validate.coefficients(coefficients, len(directions))
+    _validate.positive_int(points_per_step, "points_per_step")
+    if chunk_size is not None:
+        _validate.positive_int(chunk_size, "chunk_size")
+    dtype = as_compute_dtype(compute_dtype)
+    check_not_empty_container(data)
+    facts: dict[str, Any] = {}
+    if subsample is not None:
+        data, facts["subsample"] = subsample_lib.draw(data, subsample, subsample_seed)
+    split = None
+    if batching.is_in_memory(data):
+        split = batching.split_batches(data, batch_size)
+        check_data_dtypes(data)
+    num_wanted = len(coefficients) if only is None else len(only)
+    mesh, chunk = plan(num_wanted, chunk_size, devices, mesh, split)
+    sink = make_sink(default_progress(progress, mesh))
+    job = Job(with_note(fn), origin, list(directions), reference, coefficients, mesh, chunk,
+               points_per_step, dtype, sink,
+               sem_population=facts["subsample"]["of"] if subsample is not None else None,
+               only=only)
+    if split is not None:
+        values, evaluated = evaluate_in_memory(job, data, split, store)
+        facts["num_examples"] = split.num_examples
+    elif store is not None:
+        values, evaluated, facts["num_examples"] = evaluate_stream_stored(job, data, store)
+    else:
+        values, evaluated, facts["num_examples"] = evaluate_stream_once(job, data)
+    return values, evaluated, {**job.describe(), **facts}

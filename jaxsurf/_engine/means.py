@@ -1,0 +1,184 @@
+"""The means layer: exact dataset means, shared by evaluation, curvature and sharpness.
+
+Two forms, one rule (every example counts once; the short last batch is
+weighted by its size):
+
+* :func:`dataset_mean` (public as ``js.dataset_mean``): ``params -> {metric:
+  mean}`` of a model's metrics, one jitted ``lax.scan`` over the batches;
+* :func:`mean_over_batches` (public as ``js.hessian.mean_over_batches``): the
+  mean of any pytree-valued ``batch_fn(*args, batch)`` (gradients, Hessian-vector
+  products), a loop of jitted steps.
+
+Example:
+    >>> val = dataset_mean(fn, data)
+    >>> grad = mean_over_batches(lambda p, b: jax.grad(loss)(p, b), data)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from jaxsurf import _validate, batching, tree
+from jaxsurf._engine.data import layout_for
+from jaxsurf._engine.metrics import Fn, accumulator_dtype, metric_shapes, with_note
+from jaxsurf._engine.programs import metric_sums
+from jaxsurf.tree import PyTree
+
+__all__ = ["dataset_mean", "mean_over_batches", "OnDevice", "on_device", "check_float_params"]
+
+
+def dataset_mean(fn: Fn, data: Any, *, batch_size: int | None = None
+                 ) -> Callable[[PyTree], dict[str, float]]:
+    """A reusable exact evaluator ``params -> {metric: dataset mean}``.
+
+    The data is split and put on the device once, and one jitted program is
+    reused for every call (e.g. a validation pass after each training epoch).
+
+    Example:
+        >>> val = js.dataset_mean(fn, {"x": x_val, "y": y_val}, batch_size=1000)
+        >>> val(params)["accuracy"]
+    """
+    if not batching.is_in_memory(data):
+        raise TypeError("dataset_mean needs in-memory arrays; for a stream of batches use "
+                        "js.evaluate_points(fn, params, [zeros], data, [[0.0]])")
+    fn = with_note(fn)
+    split = batching.split_batches(data, batch_size)
+    layout = layout_for(split, 1)
+    full, weights, rest = jax.device_put((layout.full, layout.weights, layout.rest))
+    sample = rest if rest is not None else jax.tree_util.tree_map(lambda x: x[0], full)
+    compiled: dict[str, Callable] = {}
+
+    def evaluate(params: PyTree) -> dict[str, float]:
+        if "run" not in compiled:
+            names = list(metric_shapes(fn, params, sample))
+            compiled["run"] = jax.jit(lambda p, f, w, r: metric_sums(
+                fn, names, p, f, w, r, jnp.float32(layout.rest_size)))
+        sums = compiled["run"](params, full, weights, rest)
+        return {k: float(v) / split.num_examples for k, v in sums.items()}
+
+    return evaluate
+
+
+def weighted_add(total: PyTree, value: PyTree, weight: Any) -> PyTree:
+    """``total + weight * value`` leaf by leaf, in the accumulator's dtype."""
+    return jax.tree_util.tree_map(lambda t, x: t + weight * x.astype(t.dtype), total, value)
+
+
+@dataclass
+class OnDevice:
+    """In-memory data cut into device-resident batches (full ones, then the
+    short remainder), with each batch's weight ``size / num_examples``."""
+
+    batches: list[PyTree]
+    weights: list[float]
+    num_examples: int
+
+
+def on_device(data: Any, batch_size: int | None) -> Any:
+    """Splits and uploads in-memory ``data`` once; streams pass through unchanged."""
+    if isinstance(data, OnDevice) or not batching.is_in_memory(data):
+        return data
+    split = batching.split_batches(data, batch_size)
+    batches = []
+    if split.full is not None:
+        count = jax.tree_util.tree_leaves(split.full)[0].shape[0]
+        batches += [jax.tree_util.tree_map(lambda x: x[i], split.full) for i in range(count)]
+    if split.rest is not None:
+        batches.append(split.rest)
+    batches = jax.device_put(batches)
+    weights = [batching.num_examples(b) / split.num_examples for b in batches]
+    return OnDevice(batches, weights, split.num_examples)
+
+
+def accumulators(batch_fn: Callable) -> tuple[Callable, Callable]:
+    """Jitted ``init(args, batch) -> zeros`` and ``step(total, args, batch, weight)
+    -> total + weight * batch_fn(*args, batch)`` (``total`` donated)."""
+    def init(args: tuple, batch: PyTree) -> PyTree:
+        shapes = jax.eval_shape(lambda b: batch_fn(*args, b), batch)
+        return jax.tree_util.tree_map(
+            lambda s: jnp.zeros(s.shape, accumulator_dtype(s.dtype)), shapes)
+
+    def step(total: PyTree, args: tuple, batch: PyTree, weight: Any) -> PyTree:
+        return weighted_add(total, batch_fn(*args, batch), weight)
+
+    return jax.jit(init), jax.jit(step, donate_argnums=0)
+
+
+def mean_over_batches(batch_fn: Callable[..., PyTree], data: Any, *,
+                 batch_size: int | None = None, passes: str = "many") -> Callable[..., PyTree]:
+    """Exact dataset mean of a pytree-valued per-batch function.
+
+    ``batch_fn(*args, batch)`` must return batch means (e.g. the gradient of a
+    batch-mean loss); the result is ``sum_b (n_b / N) batch_fn(*args, b)``,
+    so the short last batch counts by its size. In-memory data go to the
+    device once, as a list of batches; each call runs one jitted step per
+    batch, accumulating on the device (dispatch is asynchronous: nothing
+    comes back to the host until the caller reads the result). Streams are
+    read once per call, batch by batch.
+
+    Why a loop of jitted steps and not ``lax.scan`` as in
+    :mod:`jaxsurf.evaluate`: on XLA:CPU, reverse-mode convolutions inside a
+    rolled loop run ~20x slower than the same steps outside it (ResNet-20,
+    100 images in batches of 50: gradient 4.1-5.2 s scanned vs 0.20-0.22 s
+    unrolled or as a loop of jitted steps; jax 0.10). Forward-only
+    evaluation does not suffer from this.
+
+    Args:
+        batch_fn: ``batch_fn(*args, batch) -> pytree`` of batch means.
+        data: arrays with a shared leading example axis, or an iterable of
+            batches (re-iterable unless ``passes="one"``).
+        batch_size: examples per batch for in-memory data (default
+            ``min(n, 512)``).
+        passes: ``"many"`` (the returned function may be called repeatedly)
+            or ``"one"`` (a one-shot iterator is accepted; call it once).
+
+    Returns:
+        ``mean(*args) -> pytree`` with leaves in at least float32. Each
+        batch shape compiles once (at most two for in-memory data).
+
+    Example:
+        >>> grad = mean_over_batches(lambda p, b: jax.grad(loss)(p, b), data)
+        >>> g = grad(params)          # exact full-data gradient
+    """
+    data = on_device(data, batch_size)
+    init, step = accumulators(batch_fn)
+    if isinstance(data, OnDevice):
+        def mean_in_memory(*args: Any) -> PyTree:
+            total = init(args, data.batches[0])
+            for batch, weight in zip(data.batches, data.weights):
+                total = step(total, args, batch, weight)
+            return total
+        return mean_in_memory
+    if passes != "one":
+        _validate.reiterable(data, "this function")
+
+    def mean_of_stream(*args: Any) -> PyTree:
+        total, count = None, 0
+        for batch, size in batching.iter_batches(data):
+            total = init(args, batch) if total is None else total
+            total = step(total, args, batch, float(size))
+            count += size
+        if count == 0:
+            raise ValueError("data is an empty iterable (no batches); pass at least one batch")
+        return jax.tree_util.tree_map(lambda t: t / count, total)
+
+    return mean_of_stream
+
+
+def check_float_params(params: PyTree) -> None:
+    items = jax.tree_util.tree_leaves_with_path(params)
+    if not items:
+        raise ValueError("params holds no arrays")
+    for path, leaf in items:
+        if not tree.is_float_leaf(leaf):
+            raise ValueError(
+                f"params leaf {tree.leaf_path(path)} has dtype {jnp.asarray(leaf).dtype}; "
+                f"curvature needs floating-point params only (keep integer state out of "
+                f"params, e.g. in fn's closure)")
+    _validate.finite_tree(((tree.leaf_path(path), leaf) for path, leaf in items), "params",
+                          "the loss and its curvature are undefined there: check the "
+                          "checkpoint or the training run that produced these params")

@@ -1,0 +1,118 @@
+"""What ``fn`` returns, made uniform: metric dicts, error notes, compute dtypes.
+
+Example:
+    >>> as_metric_dict(jnp.float32(1.0))
+    {'loss': Array(1., dtype=float32)}
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxsurf import _validate
+from jaxsurf.tree import PyTree
+
+__all__ = ["Fn", "FN_NOTE", "as_metric_dict", "with_note", "metric_shapes", "cast_floats",
+           "scalar_metric", "accumulator_dtype", "loss_metrics"]
+
+Fn = Callable[[PyTree, PyTree], Any]
+
+
+def as_metric_dict(value: Any) -> dict[str, jax.Array]:
+    """``fn``'s output as ``{name: real scalar}``; a bare scalar is called ``loss``.
+
+    Refuses ``None``, non-numbers, complex values, non-scalars and names that
+    collide after ``str()`` (e.g. ``1`` and ``"1"``), saying what ``fn`` returned.
+    """
+    if value is None:
+        raise TypeError("fn returned None; it must return a scalar or a dict of scalars (each "
+                        "the mean over the batch), e.g. {'loss': jnp.mean(losses)}. A missing "
+                        "return statement?")
+    items = _validate.unique_str_keys(value, "fn's metric") if isinstance(value, Mapping) \
+        else {"loss": value}
+    out = {}
+    for name, v in items.items():
+        try:
+            out[name] = jnp.asarray(v)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"fn returned {type(v).__name__} {v!r:.60} for metric {name!r}; "
+                            f"metrics must be real scalars (jnp arrays or numbers)") from err
+        dtype = out[name].dtype
+        if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)
+                or jnp.issubdtype(dtype, jnp.bool_)):
+            raise TypeError(f"fn returned metric {name!r} with dtype {dtype}; metrics must be "
+                            f"real numbers (take jnp.real or jnp.abs inside fn for a complex "
+                            f"value)")
+    for name, v in out.items():
+        if v.shape != ():
+            raise ValueError(
+                f"fn must return a scalar or a dict of scalars (each the mean over the batch); "
+                f"metric {name!r} has shape {v.shape}. Reduce it with jnp.mean inside fn.")
+    return out
+
+
+FN_NOTE = "jaxsurf: raised inside fn(params, batch)"
+
+
+def with_note(fn: Fn) -> Fn:
+    """``fn``, whose exceptions get a note saying where jaxsurf called it.
+
+    The exception keeps its type and identity (``except`` clauses written for
+    ``fn``'s errors, e.g. ``jax.errors.ConcretizationTypeError``, still catch
+    it); only a note (``add_note``) is added, once.
+    """
+    def call(params: PyTree, batch: PyTree) -> Any:
+        try:
+            return fn(params, batch)
+        except Exception as err:
+            if not any(str(n).startswith(FN_NOTE) for n in getattr(err, "__notes__", ())):
+                shapes = jax.tree_util.tree_map(
+                    lambda x: f"{getattr(x, 'dtype', type(x).__name__)}{list(np.shape(x))}",
+                    batch)
+                err.add_note(f"{FN_NOTE}, which jaxsurf calls under jax.jit / jax.eval_shape "
+                             f"(params are traced: no Python branching on their values) with a "
+                             f"batch {shapes}")
+            raise
+    return call
+
+
+def metric_shapes(fn: Fn, params: PyTree, batch: PyTree) -> dict[str, Any]:
+    """Runs ``fn`` abstractly once to learn the metric names (and check them).
+    ``fn``'s own errors keep their type and get a note (see :func:`with_note`)."""
+    return jax.eval_shape(lambda p, b: as_metric_dict(with_note(fn)(p, b)), params, batch)
+
+
+def cast_floats(value: PyTree, dtype: Any | None) -> PyTree:
+    """Every floating leaf of ``value`` cast to ``dtype`` (``None``: unchanged)."""
+    if dtype is None:
+        return value
+    return jax.tree_util.tree_map(
+        lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, value)
+
+
+def accumulator_dtype(dtype: Any) -> Any:
+    """The dtype sums of ``dtype`` values are kept in (at least float32)."""
+    return jnp.promote_types(dtype, jnp.float32)
+
+
+def scalar_metric(fn: Fn, metric: str) -> Callable[[PyTree, PyTree], jax.Array]:
+    """``fn`` reduced to the one scalar metric that is differentiated."""
+    def scalar(params: PyTree, batch: PyTree) -> jax.Array:
+        values = as_metric_dict(fn(params, batch))
+        if metric not in values:
+            raise KeyError(f"fn returns the metrics {sorted(values)} but not {metric!r}; "
+                           f"pass metric=<one of them>")
+        value = values[metric]
+        return value.astype(accumulator_dtype(value.dtype))
+    return scalar
+
+
+def loss_metrics(loss_fn: Callable, outputs: Any, targets: Any) -> Any:
+    """``loss_fn(outputs, targets)`` as a metric dict (a bare value is ``loss``);
+    used by the framework adapters."""
+    value = loss_fn(outputs, targets)
+    return value if isinstance(value, Mapping) else {"loss": value}

@@ -29,12 +29,13 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import time
+import os
 import warnings
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -43,9 +44,12 @@ from jax.flatten_util import ravel_pytree
 
 from jaxsurf import _validate, batching, tree
 from jaxsurf._deprecation import deprecated_alias
-from jaxsurf._version import __version__
 from jaxsurf.directions import describe_direction
+from jaxsurf.progress import ProgressOption
+from jaxsurf import store as store_lib
 from jaxsurf._engine.means import check_float_params, mean_over_batches
+from jaxsurf._engine.metadata import run_surface
+from jaxsurf._engine.pointwise import execute_pointwise
 from jaxsurf._engine.metrics import accumulator_dtype, scalar_metric
 from jaxsurf.surface import Surface
 from jaxsurf.tree import PyTree
@@ -461,7 +465,10 @@ def _broadened(nodes: np.ndarray, weights: np.ndarray, grid: Any | None, sigma: 
 # --------------------------------------------------------------------------- convexity
 def convexity_map(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, data: Any, alphas: Any,
                   betas: Any, *, key: jax.Array, num_iterations: int = 20,
-                  batch_size: int | None = None, metric: str = "loss") -> Surface:
+                  batch_size: int | None = None, metric: str = "loss",
+                  store: str | os.PathLike | None = None, progress: ProgressOption = None,
+                  devices: Sequence[jax.Device] | None = None, chunk_size: int | None = None,
+                  metadata: Mapping[str, Any] | None = None) -> Surface:
     """Extreme Hessian eigenvalues over a plane, and Li et al.'s ``|lambda_min/lambda_max|``.
 
     At every grid point ``params + alphas[i] d1 + betas[j] d2`` one Lanczos
@@ -484,11 +491,23 @@ def convexity_map(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, data: Any, alp
         alphas, betas: 1-D grid coordinates.
         key: random key; point ``(i, j)`` uses ``fold_in(key, i * len(betas) + j)``.
         num_iterations: Lanczos steps per point.
+        store: a directory that keeps every finished point (float32); calling
+            again with the same request computes only the missing points (as
+            for :func:`jaxsurf.evaluate_plane`, see :mod:`jaxsurf.store`).
+        progress: ``None`` (a bar when stderr is a terminal), ``True``,
+            ``False`` or a callable taking a :class:`jaxsurf.progress.ProgressInfo`.
+        devices: devices to spread the points over, one point per device at a
+            time (default: the default device); each gets a copy of the data.
+        chunk_size: points between saves and progress reports (default: one
+            per device).
+        metadata: extra JSON-serialisable facts to keep.
 
     Returns:
         A plane :class:`~jaxsurf.Surface` with metrics ``lambda_max``,
         ``lambda_min`` and ``ratio``; ``metrics[name][i, j]`` is at
-        ``(alphas[i], betas[j])``.
+        ``(alphas[i], betas[j])``. The metadata is built as for
+        :func:`jaxsurf.evaluate_plane` (devices, store, timings, versions),
+        plus ``metric``, ``num_iterations`` and ``hvps``.
 
     Example:
         >>> grid = np.linspace(-1, 1, 11)
@@ -502,31 +521,49 @@ def convexity_map(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, data: Any, alp
     tree.check_like(d2, params, name="d2")
     dim = _num_params(params)
     m = _check_iterations(num_iterations, 20, dim, 1)
-    matvec, flat, _ = _flat_operator(fn, params, data, metric, batch_size)
-    shape = (len(alphas), len(betas))
-    lam_max, lam_min = np.empty(shape), np.empty(shape)
-    start_time = time.perf_counter()
-    for i, a in enumerate(alphas):
-        for j, b in enumerate(betas):
-            point = tree.axpy(float(b), d2, tree.axpy(float(a), d1, params))
-            k0, k1 = jax.random.split(jax.random.fold_in(key, i * len(betas) + j))
-            theta, _ = _lanczos(partial(matvec, point), _random_unit(k0, dim, flat.dtype),
-                                m, k1).ritz()
-            lam_max[i, j], lam_min[i, j] = theta[-1], theta[0]
-    seconds = time.perf_counter() - start_time
+    check_float_params(params)
+    operators: dict[Any, tuple[Callable, jax.Array]] = {}
+
+    def point_fn(index: int, device: jax.Device) -> dict[str, float]:
+        if device not in operators:  # the data go to each device once
+            matvec, flat, _ = _flat_operator(fn, params, data, metric, batch_size)
+            operators[device] = (matvec, flat)
+        matvec, flat = operators[device]
+        i, j = divmod(index, len(betas))
+        point = tree.axpy(float(betas[j]), d2, tree.axpy(float(alphas[i]), d1, params))
+        k0, k1 = jax.random.split(jax.random.fold_in(key, index))
+        theta, _ = _lanczos(partial(matvec, point), _random_unit(k0, dim, flat.dtype),
+                            m, k1).ritz()
+        return {"lambda_max": float(theta[-1]), "lambda_min": float(theta[0])}
+
+    in_memory = batching.is_in_memory(data)
+    num_examples = batching.num_examples(data) if in_memory else None
+    request = {"convexity": {"metric": metric, "num_iterations": m,
+                             "key": np.asarray(jax.random.key_data(key)).tolist()},
+               "data": (store_lib.data_fingerprint(data, num_examples) if in_memory
+                        else "stream"),
+               "batch_size": batch_size}
+
+    def evaluator(fn_: Any, origin: PyTree, directions: list[PyTree], data_: Any,
+                  coefficients: np.ndarray, batch_size: int | None = None, **options: Any
+                  ) -> tuple[dict[str, np.ndarray], int, dict[str, Any]]:
+        return execute_pointwise(point_fn, ["lambda_max", "lambda_min"], origin, directions,
+                                 coefficients, request, num_examples=num_examples, **options)
+
+    grid_a, grid_b = np.meshgrid(alphas, betas, indexing="ij")
+    coefficients = np.stack([grid_a.ravel(), grid_b.ravel()], axis=1)
+    info = {"metric": metric, "num_iterations": m, "hvps": int(alphas.size * betas.size) * m,
+            "directions": [describe_direction(d, params) for d in (d1, d2)],
+            "params_fingerprint": tree.fingerprint(params)}
+    surface = run_surface("convexity", fn, params, [d1, d2], data, alphas, betas,
+                          coefficients, info, metadata, evaluator=evaluator, store=store,
+                          progress=progress, devices=devices, chunk_size=chunk_size,
+                          batch_size=batch_size)
+    lam_max, lam_min = surface.metrics["lambda_max"], surface.metrics["lambda_min"]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.abs(lam_min / lam_max)
-    metadata = {
-        "kind": "convexity", "metric": metric, "num_iterations": m,
-        "hvps": int(np.prod(shape)) * m, "seconds": seconds,
-        "directions": [describe_direction(d, params) for d in (d1, d2)],
-        "params_fingerprint": tree.fingerprint(params),
-        "num_examples": (batching.num_examples(data) if batching.is_in_memory(data)
-                         else None),
-        "library_version": __version__, "jax_version": jax.__version__,
-    }
-    return Surface(alphas, betas, {"lambda_max": lam_max, "lambda_min": lam_min,
-                                   "ratio": ratio}, metadata)
+    return dataclasses.replace(surface, metrics={"lambda_max": lam_max, "lambda_min": lam_min,
+                                                 "ratio": ratio})
 
 
 # --------------------------------------------------------------------------- figures

@@ -55,7 +55,7 @@ def evaluate_in_memory(job: Job, data: PyTree, split: batching.SplitData,
         rest = job.put_data(layout.rest)
         run = sums_program(job.fn, names, job, layout.rest_size)
 
-        def evaluate_chunk(coeffs: np.ndarray) -> dict[str, np.ndarray]:
+        def evaluate_chunk(coeffs: np.ndarray, idx: np.ndarray) -> dict[str, np.ndarray]:
             sums = run(origin, directions, job.put_coefficients(coeffs), full, weights, rest)
             out = {k: (distributed.to_host(sums[k]).astype(np.float64) / layout.num_examples)
                    .astype(np.float32) for k in names}
@@ -126,7 +126,7 @@ def evaluate_stream_stored(job: Job, data: Iterable[PyTree], store_path: str | o
         origin, directions = job.put_params()
         run = values_program(job.fn, names, job)
 
-        def evaluate_chunk(coeffs: np.ndarray) -> dict[str, np.ndarray]:
+        def evaluate_chunk(coeffs: np.ndarray, idx: np.ndarray) -> dict[str, np.ndarray]:
             sums = {k: np.zeros(len(coeffs), np.float64) for k in names}
             seen = []
             placed = job.put_coefficients(coeffs)

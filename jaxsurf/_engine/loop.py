@@ -21,7 +21,8 @@ from jaxsurf.store import PointStore, StoreError
 __all__ = ["ChunkFn", "run_chunks", "open_store"]
 
 
-ChunkFn = Callable[[np.ndarray], dict[str, np.ndarray]]
+# (padded chunk coefficients, the grid indices of its points) -> {name: values}
+ChunkFn = Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]]
 
 
 def run_chunks(job: Job, todo: np.ndarray, make_chunk_fn: Callable[[], ChunkFn],
@@ -38,7 +39,7 @@ def run_chunks(job: Job, todo: np.ndarray, make_chunk_fn: Callable[[], ChunkFn],
         try:
             evaluate_chunk = make_chunk_fn() if len(todo) else None
             for idx, coeffs in job.chunks(todo):
-                out = evaluate_chunk(coeffs)
+                out = evaluate_chunk(coeffs, idx)
                 finished = {k: v[:len(idx)] for k, v in out.items()}
                 for k, v in finished.items():
                     values[k][idx] = v

@@ -1,0 +1,91 @@
+"""Per-point programs on the engine: a host-driven computation (e.g. one Lanczos
+run) per grid point, with the engine's chunk loop, store, progress and devices.
+
+The points of a chunk go round-robin over the devices (each point runs where
+its device's copy of the data lives); the chunk loop saves every finished
+chunk to the store and keeps the interrupt handling of
+:func:`jaxsurf._engine.loop.run_chunks`.
+
+Example:
+    >>> values, evaluated, facts = execute_pointwise(
+    ...     lambda i, device: {"x": float(i)}, ["x"], params, [d1, d2], coeffs, {})
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Sequence
+
+import jax
+import numpy as np
+
+from jaxsurf import _validate, distributed
+from jaxsurf._engine.job import Job, default_progress
+from jaxsurf._engine.loop import ChunkFn, open_store, run_chunks
+from jaxsurf._engine.plan import plan
+from jaxsurf.progress import ProgressOption, make_sink
+from jaxsurf.tree import PyTree
+
+__all__ = ["PointFn", "execute_pointwise"]
+
+# (grid index, device) -> {name: value} for that point
+PointFn = Callable[[int, jax.Device], dict[str, float]]
+
+
+def execute_pointwise(point_fn: PointFn, names: list[str], origin: PyTree,
+                      directions: Sequence[PyTree], coefficients: Any,
+                      request: dict[str, Any], *, num_examples: int | None = None,
+                      devices: Sequence[jax.Device] | None = None,
+                      chunk_size: int | None = None, progress: ProgressOption = None,
+                      store: str | os.PathLike | None = None,
+                      ) -> tuple[dict[str, np.ndarray], int, dict[str, Any]]:
+    """Runs ``point_fn`` at every grid point through the engine's chunk loop.
+
+    Args:
+        point_fn: ``point_fn(index, device) -> {name: value}``.
+        names: the names ``point_fn`` returns.
+        origin, directions, coefficients: the grid (as for
+            :func:`jaxsurf.evaluate_points`); they key the store.
+        request: what else decides the values (data fingerprint, settings,
+            random key), recorded in the store's request.
+        num_examples: examples behind each value (for the metadata).
+        devices: devices to spread the points over (default: the default
+            device).
+        chunk_size: points per chunk (default: one per device): how often the
+            store saves and the progress reports.
+        progress: as in :func:`jaxsurf.evaluate_points`.
+        store: a directory that keeps finished points (float32, as every store).
+
+    Returns:
+        ``(values, points evaluated, facts)``; without a store the values
+        keep ``point_fn``'s precision (float64).
+    """
+    coefficients = _validate.coefficients(coefficients, len(directions))
+    devices = [jax.devices()[0]] if devices is None else list(
+        distributed.plan_mesh(1, devices, data_parallel=False).devices.flat)
+    if chunk_size is not None:
+        _validate.positive_int(chunk_size, "chunk_size")
+    mesh, chunk = plan(len(coefficients), chunk_size or len(devices), devices, None, None)
+    sink = make_sink(default_progress(progress, mesh))
+    job = Job(None, origin, list(directions), origin, coefficients, mesh, chunk, 1, None, sink)
+    todo = np.arange(job.num_points)
+    values = {k: np.zeros(job.num_points, np.float64) for k in names}
+    opened = None
+    if store is not None:
+        opened, todo, values = open_store(job, store, request, names, "pointwise")
+    placed = list(mesh.devices.flat)
+
+    def make_chunk_fn() -> ChunkFn:
+        def evaluate_chunk(coeffs: np.ndarray, idx: np.ndarray) -> dict[str, np.ndarray]:
+            out = {k: np.zeros(len(idx), np.float64) for k in names}
+            for position, index in enumerate(idx):
+                device = placed[position % len(placed)]
+                with jax.default_device(device):
+                    result = point_fn(int(index), device)
+                for k in names:
+                    out[k][position] = result[k]
+            return out
+        return evaluate_chunk
+
+    evaluated = run_chunks(job, todo, make_chunk_fn, values, opened)
+    return values, evaluated, {**job.describe(), "num_examples": num_examples}

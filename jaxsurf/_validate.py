@@ -67,7 +67,7 @@ def non_negative_int(value: Any, name: str) -> int:
 
 
 def int_in_range(value: Any, name: str, low: int, high: int | None = None,
-                 what: str = "") -> int:
+                 what: str = "", hint: str = "") -> int:
     """``value`` as an ``int`` if it is an integer in ``[low, high]`` (bools refused).
 
     Args:
@@ -76,6 +76,7 @@ def int_in_range(value: Any, name: str, low: int, high: int | None = None,
         low: the smallest allowed value.
         high: the largest allowed value (``None``: no bound).
         what: what the bound means, for the message (e.g. "the number of params").
+        hint: how to fix it, appended to the message.
 
     Returns:
         ``int(value)``.
@@ -87,7 +88,8 @@ def int_in_range(value: Any, name: str, low: int, high: int | None = None,
     if not _is_int(value) or value < low or (high is not None and value > high):
         bound = f">= {low}" if high is None else f"in [{low}, {high}]"
         note = f" ({what})" if what else ""
-        raise ValueError(f"{name} must be an integer {bound}{note}, got {value!r}")
+        raise ValueError(f"{name} must be an integer {bound}{note}, got {value!r}"
+                         + (f"; {hint}" if hint else ""))
     return int(value)
 
 

@@ -27,6 +27,7 @@ from typing import Any, Iterable, Iterator
 import jax
 import numpy as np
 
+from jaxsurf import _validate
 from jaxsurf.tree import PyTree, leaf_path
 
 __all__ = ["SplitData", "is_in_memory", "num_examples", "split_batches", "iter_batches",
@@ -101,9 +102,7 @@ def resolve_batch_size(batch_size: int | None, n: int | None = None) -> int:
     """Validates ``batch_size``; ``None`` means ``min(n, DEFAULT_BATCH_SIZE)``."""
     if batch_size is None:
         return min(n, DEFAULT_BATCH_SIZE) if n else DEFAULT_BATCH_SIZE
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-            or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    _validate.positive_int(batch_size, "batch_size")
     return int(min(batch_size, n)) if n else int(batch_size)
 
 

@@ -322,8 +322,7 @@ def top_eigenpairs(fn: Fn, params: PyTree, data: Any, *, k: int = 1, key: jax.Ar
     if which not in ("largest", "smallest"):
         raise ValueError(f"which must be 'largest' or 'smallest', got {which!r}")
     dim = _num_params(params)
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= dim:
-        raise ValueError(f"k must be an integer in [1, {dim}] (the number of params), got {k!r}")
+    _validate.int_in_range(k, "k", 1, dim, "the number of params")
     m = _check_iterations(num_iterations, 50 + 10 * k, dim, k)
     matvec, flat, unravel = _flat_operator(fn, params, data, metric, batch_size)
     k0, k1 = jax.random.split(key)
@@ -385,9 +384,7 @@ def trace(fn: Fn, params: PyTree, data: Any, *, key: jax.Array, num_samples: int
     Example:
         >>> tr, se = js.hessian.trace(fn, params, data, key=jax.random.key(0))
     """
-    if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) \
-            or num_samples < 2:
-        raise ValueError(f"num_samples must be an integer >= 2, got {num_samples!r}")
+    _validate.int_in_range(num_samples, "num_samples", 2)
     matvec, flat, _ = _flat_operator(fn, params, data, metric, batch_size)
     samples = np.empty(num_samples)
     for i in range(num_samples):

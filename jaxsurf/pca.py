@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsurf import tree
+from jaxsurf import _validate, tree
 from jaxsurf._deprecation import deprecated_alias
 from jaxsurf._layout import leaf_layouts
 from jaxsurf.tree import PyTree
@@ -282,8 +282,7 @@ def _combine(source: _Source, layout: _Layout, origin: list, coeffs: np.ndarray)
 
 
 def _check_k(k: Any, n: int, center: bool) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer (number of directions), got {k!r}")
+    _validate.int_in_range(k, "k", 1, what="the number of directions")
     most = n - 1 if center else n
     if k > most:
         raise ValueError(f"k={k} is too large for a trajectory of {n} point(s): "

@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxsurf import _validate
 from jaxsurf._engine.execute import execute
 from jaxsurf._engine.metadata import run_surface
 from jaxsurf.surface import Surface
@@ -81,11 +82,8 @@ class Refine:
 
     def __post_init__(self) -> None:
         tol = self.tol
-        if isinstance(tol, bool) or not isinstance(tol, (int, float, np.integer, np.floating)) \
-                or not math.isfinite(tol) or tol <= 0:
-            raise ValueError(f"Refine(tol=...) must be a positive finite number (log10 units "
-                             f"for scale='log', e.g. 0.01), got {tol!r}")
-        object.__setattr__(self, "tol", float(tol))
+        object.__setattr__(self, "tol", _validate.positive_number(
+            tol, "Refine(tol=...)", "log10 units for scale='log', e.g. 0.01"))
         if isinstance(self.start, bool) or not isinstance(self.start, (int, np.integer)) \
                 or self.start < 0:
             raise ValueError(f"Refine(start=...) must be a non-negative integer (bisections of "

@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsurf import tree
+from jaxsurf import _validate, tree
 from jaxsurf._engine.means import check_float_params, mean_over_batches, on_device
 from jaxsurf._engine.metrics import scalar_metric
 from jaxsurf.tree import PyTree
@@ -77,18 +77,6 @@ class _Objective:
         return float(value), jax.tree_util.tree_map(lambda g, d: g.astype(d), grad,
                                                     self._dtypes)
 
-
-def _positive(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
-            or not value > 0 or not math.isfinite(value):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
-
-
-def _count(value: Any, name: str, at_least: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < at_least:
-        raise ValueError(f"{name} must be an integer >= {at_least}, got {value!r}")
-    return int(value)
 
 
 # --------------------------------------------------------------------------- epsilon
@@ -137,9 +125,9 @@ def epsilon_sharpness(fn: Fn, params: PyTree, data: Any, *, epsilon: float = 1e-
     Example:
         >>> js.sharpness.epsilon_sharpness(fn, params, data, epsilon=1e-3)
     """
-    epsilon = _positive(epsilon, "epsilon")
-    steps = _count(steps, "steps")
-    step = _positive(2.5 / steps if step_size is None else step_size, "step_size")
+    epsilon = _validate.positive_number(epsilon, "epsilon")
+    steps = _validate.int_in_range(steps, "steps", 1)
+    step = _validate.positive_number(2.5 / steps if step_size is None else step_size, "step_size")
     objective = _Objective(fn, params, data, metric, batch_size)
     radius = jax.tree_util.tree_map(lambda w: epsilon * (jnp.abs(w) + 1), params)
     delta = tree.zeros_like(params)
@@ -180,7 +168,7 @@ def sam_sharpness(fn: Fn, params: PyTree, data: Any, *, rho: float = 0.05,
     Example:
         >>> js.sharpness.sam_sharpness(fn, params, data, rho=0.05)
     """
-    rho = _positive(rho, "rho")
+    rho = _validate.positive_number(rho, "rho")
     objective = _Objective(fn, params, data, metric, batch_size)
     base, grad = objective.loss_and_grad(params)
     norm = float(tree.norm(grad))
@@ -213,7 +201,7 @@ def adaptive_sharpness(fn: Fn, params: PyTree, data: Any, *, rho: float = 0.5,
     Example:
         >>> js.sharpness.adaptive_sharpness(fn, params, data, rho=0.5, eta=0.01)
     """
-    rho = _positive(rho, "rho")
+    rho = _validate.positive_number(rho, "rho")
     eta = float(eta)
     if not eta >= 0:
         raise ValueError(f"eta must be >= 0, got {eta!r}")
@@ -271,8 +259,8 @@ def average_sharpness(fn: Fn, params: PyTree, data: Any, *, key: jax.Array,
         >>> mean, se = js.sharpness.average_sharpness(fn, params, data,
         ...                                            key=jax.random.key(0), sigma=0.01)
     """
-    sigma = _positive(sigma, "sigma")
-    num_samples = _count(num_samples, "num_samples", 2)
+    sigma = _validate.positive_number(sigma, "sigma")
+    num_samples = _validate.int_in_range(num_samples, "num_samples", 2)
     if scale not in ("none", "weight"):
         raise ValueError(f"scale must be 'none' or 'weight', got {scale!r}")
     objective = _Objective(fn, params, data, metric, batch_size)

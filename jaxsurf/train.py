@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxsurf import _validate
 from jaxsurf._deprecation import deprecated_alias
 from jaxsurf.data.augment import augment
 from jaxsurf.evaluate import dataset_mean
@@ -89,8 +90,8 @@ class TrainConfig:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; use one of {SCHEDULES}")
         get_loss(self.loss)
-        if self.epochs < 0 or self.batch_size < 1:
-            raise ValueError("epochs must be >= 0 and batch_size >= 1")
+        _validate.non_negative_int(self.epochs, "epochs")
+        _validate.positive_int(self.batch_size, "batch_size")
 
 
 @dataclass

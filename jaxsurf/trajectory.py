@@ -35,7 +35,7 @@ from typing import Any, Iterator
 import jax
 import numpy as np
 
-from jaxsurf import tree
+from jaxsurf import _validate, tree
 from jaxsurf.tree import PyTree
 
 __all__ = ["TrajectoryRecorder", "load_trajectory"]
@@ -223,9 +223,8 @@ class TrajectoryRecorder:
     """
 
     def __init__(self, path: PathLike, *, max_to_keep: int | None = None) -> None:
-        if max_to_keep is not None and int(max_to_keep) < 1:
-            raise ValueError(f"max_to_keep must be a positive number of steps or None (keep "
-                             f"all), got {max_to_keep!r}")
+        if max_to_keep is not None:
+            _validate.positive_int(max_to_keep, "max_to_keep")
         self.path = Path(path).expanduser().absolute()
         if self.path.exists() and not self.path.is_dir():
             raise FileExistsError(f"cannot record a trajectory in {self.path}: it is a file; "
@@ -283,9 +282,7 @@ class TrajectoryRecorder:
             raise RuntimeError(f"orbax declined to save step {step} in {self.path}")
 
     def _check_step(self, step: Any) -> int:
-        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
-            raise ValueError(f"step must be a non-negative integer (e.g. the epoch), got "
-                             f"{step!r}")
+        _validate.non_negative_int(step, "step")
         latest = self.latest_step
         if latest is not None and int(step) <= latest:
             raise ValueError(

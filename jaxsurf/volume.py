@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import jax
 
+from jaxsurf import _validate
 from jaxsurf.directions import normalize, orthogonalize, random_direction
 from jaxsurf.tree import PyTree
 
@@ -51,8 +52,7 @@ def random_directions(key: jax.Array, params: PyTree, n: int = 3, method: str = 
     Example:
         >>> d1, d2, d3 = js.random_directions(jax.random.key(0), params, n=3)
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer (3 for a volume), got {n!r}")
+    _validate.positive_int(n, "n")
     out: list[PyTree] = []
     for k in jax.random.split(key, n):
         d = normalize(random_direction(k, params), params, method, ignore, filter_axis,

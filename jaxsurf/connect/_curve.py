@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxsurf import _atomic, batching, tree
+from jaxsurf import _atomic, _validate, batching, tree
 from jaxsurf.tree import PyTree
 
 __all__ = ["Curve", "KINDS", "line", "fit_curve", "load_curve", "curve_coefficients"]
@@ -296,22 +296,17 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
         ...                   key=jax.random.key(0), checkpoint_dir="runs/curve")
     """
     _check_kind(kind)
-    if isinstance(num_bends, bool) or not isinstance(num_bends, (int, np.integer)) \
-            or num_bends < 1:
-        raise ValueError(f"num_bends must be an integer >= 1 (bends to train between the end "
-                         f"points), got {num_bends!r}; for the straight line use "
-                         f"js.connect.line(params_a, params_b)")
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-        raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+    _validate.int_in_range(num_bends, "num_bends", 1, what="bends to train between the end "
+                           "points", hint="for the straight line use "
+                           "js.connect.line(params_a, params_b)")
+    _validate.non_negative_int(epochs, "epochs")
     tree.check_like(params_b, params_a, name="params_b", reference_name="params_a")
     if not batching.is_in_memory(data):
         raise TypeError("fit_curve needs in-memory data: a pytree of arrays with a shared "
                         "leading example axis")
     arrays = jax.tree_util.tree_map(jnp.asarray, data)
     n = int(jax.tree_util.tree_leaves(arrays)[0].shape[0])
-    if not isinstance(batch_size, (int, np.integer)) or not 1 <= batch_size <= n:
-        raise ValueError(f"batch_size must be an integer in [1, {n}] (the number of examples), "
-                         f"got {batch_size!r}")
+    _validate.int_in_range(batch_size, "batch_size", 1, n, "the number of examples")
     tx = optimizer if optimizer is not None else optax.adam(1e-3)
     rng: Any = jax.random.key(0) if key is None else key
     bends = [_combination([params_a, params_b], [np.float32(1 - s), np.float32(s)])

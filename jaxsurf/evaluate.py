@@ -298,8 +298,8 @@ def evaluate_volume(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, d3: PyTree, 
         grids.append(_as_grid(values, name))  # strictly increasing (jaxsurf._validate.grid)
     for name, d in (("d1", d1), ("d2", d2), ("d3", d3)):
         tree.check_like(d, params, name=name)
-    mesh = np.meshgrid(*grids, indexing="ij")
-    coefficients = np.stack([g.ravel() for g in mesh], axis=1)
+    points = np.meshgrid(*grids, indexing="ij")
+    coefficients = np.stack([g.ravel() for g in points], axis=1)
     descriptions = [describe_direction(d, params) for d in (d1, d2, d3)]
     norms = [tree.norm(d) for d in (d1, d2, d3)]
     cosines = {f"{a + 1}{b + 1}": float(tree.dot(x, y) / (norms[a] * norms[b] + 1e-30))

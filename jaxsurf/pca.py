@@ -282,7 +282,7 @@ def _combine(source: _Source, layout: _Layout, origin: list, coeffs: np.ndarray)
 
 
 def _check_k(k: Any, n: int, center: bool) -> int:
-    _validate.int_in_range(k, "k", 1, what="the number of directions")
+    _validate.positive_int(k, "k")
     most = n - 1 if center else n
     if k > most:
         raise ValueError(f"k={k} is too large for a trajectory of {n} point(s): "

@@ -362,7 +362,8 @@ def interpolate(fn: Fn, params_a: PyTree, params_b: PyTree, data: Any, alphas: A
                                 "js.interpolate")
         return interpolate_recomputed(fn, params_a, params_b, data, alphas, recompute_data,
                                       batch_size, info, metadata,
-                                      {"progress": progress, "store": store, "points_per_step": points_per_step,
+                                      {"progress": progress, "store": store,
+                                       "points_per_step": points_per_step,
                                        "chunk_size": chunk_size, "devices": devices, "mesh": mesh,
                                        "compute_dtype": compute_dtype, "subsample": subsample,
                                        "subsample_seed": subsample_seed})

@@ -533,13 +533,13 @@ def convexity_map(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, data: Any, alp
                             m, k1).ritz()
         return {"lambda_max": float(theta[-1]), "lambda_min": float(theta[0])}
 
-    in_memory = batching.is_in_memory(data)
-    num_examples = batching.num_examples(data) if in_memory else None
+    num_examples, data_print = None, "stream"  # a stream's examples are not counted up front
+    if batching.is_in_memory(data):
+        num_examples = batching.num_examples(data)
+        data_print = store_lib.data_fingerprint(data, num_examples)
     request = {"convexity": {"metric": metric, "num_iterations": m,
                              "key": np.asarray(jax.random.key_data(key)).tolist()},
-               "data": (store_lib.data_fingerprint(data, num_examples) if in_memory
-                        else "stream"),
-               "batch_size": batch_size}
+               "data": data_print, "batch_size": batch_size}
 
     def evaluator(fn_: Any, origin: PyTree, directions: list[PyTree], data_: Any,
                   coefficients: np.ndarray, batch_size: int | None = None, **options: Any

@@ -32,6 +32,11 @@ __all__ = ["PointFn", "execute_pointwise"]
 PointFn = Callable[[int, jax.Device], dict[str, float]]
 
 
+def _no_fn(params: PyTree, batch: PyTree) -> Any:
+    """The ``fn`` of a per-point job: its programs are ``point_fn``, never ``fn``."""
+    raise TypeError("a per-point job evaluates point_fn, not fn")
+
+
 def execute_pointwise(point_fn: PointFn, names: list[str], origin: PyTree,
                       directions: Sequence[PyTree], coefficients: Any,
                       request: dict[str, Any], *, num_examples: int | None = None,
@@ -67,7 +72,7 @@ def execute_pointwise(point_fn: PointFn, names: list[str], origin: PyTree,
         _validate.positive_int(chunk_size, "chunk_size")
     mesh, chunk = plan(len(coefficients), chunk_size or len(devices), devices, None, None)
     sink = make_sink(default_progress(progress, mesh))
-    job = Job(None, origin, list(directions), origin, coefficients, mesh, chunk, 1, None, sink)
+    job = Job(_no_fn, origin, list(directions), origin, coefficients, mesh, chunk, 1, None, sink)
     todo = np.arange(job.num_points)
     values = {k: np.zeros(job.num_points, np.float64) for k in names}
     opened = None

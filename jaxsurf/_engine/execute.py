@@ -2,7 +2,12 @@
 store) and :func:`execute`, which validates a request and picks one.
 
 Example:
-    >>> values, evaluated, facts = execute(fn, params, [d], data, [[0.0], [1.0]])
+    >>> fn = lambda p, b: jnp.mean((b["x"] * p["w"]) ** 2)
+    >>> values, evaluated, facts = execute(fn, {"w": jnp.ones(())}, [{"w": jnp.ones(())}],
+    ...                                    {"x": jnp.arange(4.0)}, [[0.0], [1.0]],
+    ...                                    progress=False)
+    >>> values["loss"].tolist(), evaluated, facts["num_examples"]
+    ([3.5, 14.0], 2, 4)
 """
 
 from __future__ import annotations

@@ -10,8 +10,12 @@ weighted by its size):
   products), a loop of jitted steps.
 
 Example:
-    >>> val = dataset_mean(fn, data)
-    >>> grad = mean_over_batches(lambda p, b: jax.grad(loss)(p, b), data)
+    >>> loss = lambda p, b: jnp.mean((b["x"] * p) ** 2)
+    >>> data = {"x": jnp.arange(5.0)}
+    >>> dataset_mean(loss, data, batch_size=2)(jnp.float32(1.0))
+    {'loss': 6.0}
+    >>> float(mean_over_batches(jax.grad(loss), data, batch_size=2)(jnp.float32(1.0)))
+    12.0
 """
 
 from __future__ import annotations
@@ -39,8 +43,10 @@ def dataset_mean(fn: Fn, data: Any, *, batch_size: int | None = None
     reused for every call (e.g. a validation pass after each training epoch).
 
     Example:
-        >>> val = js.dataset_mean(fn, {"x": x_val, "y": y_val}, batch_size=1000)
-        >>> val(params)["accuracy"]
+        >>> val = dataset_mean(lambda p, b: {"loss": jnp.mean(b["x"] * p)},
+        ...                    {"x": jnp.arange(4.0)}, batch_size=3)
+        >>> val(jnp.float32(2.0))["loss"]
+        3.0
     """
     if not batching.is_in_memory(data):
         raise TypeError("dataset_mean needs in-memory arrays; for a stream of batches use "
@@ -141,8 +147,10 @@ def mean_over_batches(batch_fn: Callable[..., PyTree], data: Any, *,
         batch shape compiles once (at most two for in-memory data).
 
     Example:
-        >>> grad = mean_over_batches(lambda p, b: jax.grad(loss)(p, b), data)
-        >>> g = grad(params)          # exact full-data gradient
+        >>> loss = lambda p, b: jnp.mean((b["x"] * p) ** 2)
+        >>> grad = mean_over_batches(jax.grad(loss), {"x": jnp.arange(4.0)}, batch_size=3)
+        >>> float(grad(jnp.float32(1.0)))   # exact full-data gradient, 2 * mean(x^2)
+        7.0
     """
     data = on_device(data, batch_size)
     init, step = accumulators(batch_fn)

@@ -7,8 +7,12 @@ chunk to the store and keeps the interrupt handling of
 :func:`jaxsurf._engine.loop.run_chunks`.
 
 Example:
+    >>> w = {"w": jnp.zeros(2)}
     >>> values, evaluated, facts = execute_pointwise(
-    ...     lambda i, device: {"x": float(i)}, ["x"], params, [d1, d2], coeffs, {})
+    ...     lambda i, device: {"x": float(i) / 2}, ["x"], w, [w, w],
+    ...     [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0]], {}, progress=False)
+    >>> values["x"].tolist(), evaluated
+    ([0.0, 0.5, 1.0], 3)
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from jaxsurf import _validate
 from jaxsurf.tree import PyTree, leaf_path
 
 __all__ = ["SplitData", "is_in_memory", "num_examples", "split_batches", "iter_batches",
-           "DEFAULT_BATCH_SIZE"]
+           "to_host_arrays", "DEFAULT_BATCH_SIZE"]
 
 DEFAULT_BATCH_SIZE = 512
 
@@ -49,6 +49,34 @@ class SplitData:
 def _is_array(x: Any) -> bool:
     return isinstance(x, (np.ndarray, jax.Array)) or (
         hasattr(x, "shape") and hasattr(x, "dtype") and hasattr(x, "__array__"))
+
+
+def _is_torch_tensor(x: Any) -> bool:
+    return type(x).__module__.partition(".")[0] == "torch" and hasattr(x, "detach")
+
+
+def _torch_to_numpy(x: Any) -> np.ndarray:
+    try:
+        return x.detach().cpu().numpy()
+    except (TypeError, RuntimeError) as err:
+        raise TypeError(
+            f"a PyTorch tensor of dtype {x.dtype} could not be converted to numpy ({err}); "
+            f"convert it yourself, e.g. tensor.float().numpy(), and pass numpy arrays") from err
+
+
+def to_host_arrays(data: PyTree) -> PyTree:
+    """PyTorch tensors among ``data``'s leaves become numpy arrays; other leaves stay.
+
+    Data loaded with PyTorch (tensors, or the batches of a ``DataLoader``) can
+    then be passed as it is; nothing imports torch.
+
+    Example:
+        >>> import numpy as np
+        >>> to_host_arrays({"x": np.zeros(3)})["x"].shape
+        (3,)
+    """
+    return jax.tree_util.tree_map(lambda x: _torch_to_numpy(x) if _is_torch_tensor(x) else x,
+                                  data)
 
 
 def is_in_memory(data: Any) -> bool:
@@ -85,6 +113,7 @@ def num_examples(batch: PyTree, *, what: str = "data") -> int:
 
 def split_batches(data: PyTree, batch_size: int | None) -> SplitData:
     """Splits in-memory ``data`` into full batches and a remainder (host arrays)."""
+    data = to_host_arrays(data)
     n = num_examples(data)
     batch_size = resolve_batch_size(batch_size, n)
     num_full, rest = divmod(n, batch_size)
@@ -115,4 +144,5 @@ def iter_batches(data: Iterable[PyTree]) -> Iterator[tuple[PyTree, int]]:
             f"data must be an array, a dict/tuple of arrays with a shared leading axis, or an "
             f"iterable of such batches; got {type(data).__name__}") from err
     for index, batch in enumerate(iterator):
+        batch = to_host_arrays(batch)
         yield batch, num_examples(batch, what=f"batch {index}")

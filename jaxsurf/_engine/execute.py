@@ -173,6 +173,8 @@ def execute(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree], data: A
         _validate.positive_int(chunk_size, "chunk_size")
     dtype = as_compute_dtype(compute_dtype)
     check_not_empty_container(data)
+    if batching.is_in_memory(data):
+        data = batching.to_host_arrays(data)   # PyTorch tensors, say
     facts: dict[str, Any] = {}
     if subsample is not None:
         data, facts["subsample"] = subsample_lib.draw(data, subsample, subsample_seed)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Sequence
 
-from experiments import _report, _settings, _surfaces
+from experiments import _report, _settings
 from experiments._data import load_data
 from experiments._settings import CIFAR_TRAINING, FULL, QUICK, SMOKE
 from experiments._variant import Variant, train_and_measure

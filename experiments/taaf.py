@@ -31,7 +31,7 @@ import dataclasses
 import argparse
 from typing import Any, Sequence
 
-from experiments import _report, _settings, _surfaces
+from experiments import _report, _settings
 from experiments._data import load_data
 from experiments._settings import FULL, QUICK, SMOKE
 from experiments._variant import Variant, train_and_measure

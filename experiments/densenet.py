@@ -59,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     preset = args.preset_config
     data = load_data(args.dataset, args.data_dir, preset, seed=args.seed)
     config = _settings.train_config(CIFAR_TRAINING[args.preset], args)
+    # ---- train each variant; its final plane, line, curvature and sharpness
     runs = []
     for variant in args.variants:
         model_name, build = NETWORKS[args.preset][variant]
@@ -66,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         runs.append(train_and_measure(
             Variant(variant, model_name, build(data.num_classes), config, note),
             data, args, out))
+    # ---- report: the variants side by side, results.json, the summary table
     comparisons = {}
     planes = _report.comparable(runs, out, EXPERIMENT, args, VARIANTS)
     if len(planes) > 1:
@@ -73,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             out, "compare_final", planes,
             f"DenseNet-BC vs ResNet of similar size, {data.label()}, final epoch: loss")
     return _report.finish(out, EXPERIMENT, args,
-                         _settings.command_line("experiments.densenet", argv), runs, comparisons)
+                          _settings.command_line("experiments.densenet", argv), runs, comparisons)
 
 
 if __name__ == "__main__":

@@ -97,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.dataset != "imagenet":
         note = (note + "; " if note else "") + f"small {args.dataset} inputs, ImageNet stem"
 
+    # ---- train each variant; its final plane, line, curvature and sharpness
     runs = []
     for variant in args.variants:
         model = models.ResNetImageNet(stages=arch["stages"], width=arch["width"],
@@ -106,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         pca_plane(run, data, args, f"{name} {variant}, {data.label()}")
         runs.append(run)
 
+    # ---- report: the variants side by side, results.json, the summary table
     comparisons = {}
     for tag, what, labels in (
             ("final", "random filter-normalized plane", None),
@@ -116,8 +118,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 out, f"compare_{tag}", planes,
                 f"{name} with and without skips, {data.label()}: loss, {what}", labels)
     return _report.finish(out, EXPERIMENT, args,
-                         _settings.command_line("experiments.resnet50_pca", argv), runs,
-                         comparisons)
+                          _settings.command_line("experiments.resnet50_pca", argv), runs,
+                          comparisons)
 
 
 def pca_plane(run: VariantRun, data: Data, args: argparse.Namespace,

@@ -86,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     width = WIDTH[args.preset] if args.width is None else args.width
     config = _settings.train_config(TRAINING[args.preset], args)
     outputs = data.splits["train"]["y"].shape[1]
+    # ---- train each variant; its final plane, line, curvature and sharpness
     runs = []
     for variant in args.variants:
         taaf = variant == "taaf"
@@ -95,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         note = "" if width in (6000, 9000) else f"width {width} instead of the paper's 6000/9000"
         runs.append(train_and_measure(Variant(variant, name, model, config, note),
                                        data, args, out))
+    # ---- report: the variants side by side, results.json, the summary table
     comparisons = {}
     planes = _report.comparable(runs, out, EXPERIMENT, args, VARIANTS)
     if len(planes) > 1:

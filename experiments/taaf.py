@@ -104,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             out, "compare_final", planes,
             f"plain vs TAAF, {data.label()}, final epoch: {args.loss} loss")
     return _report.finish(out, EXPERIMENT, args, _settings.command_line("experiments.taaf", argv),
-                         runs, comparisons, extra={"width": width})
+                          runs, comparisons, extra={"width": width})
 
 
 if __name__ == "__main__":

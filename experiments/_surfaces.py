@@ -143,7 +143,8 @@ def surface_stats(plane: js.Surface, metric: str = "loss", *, angles: int = 72
     if i0.size and j0.size:
         origin = float(values[i0[0], j0[0]])
     below = float(np.mean(np.where(finite, values < 2 * lo, False))) if lo > 0 else None
-    return {"topology": _topology(plane, metric), "metric": metric, "minimum": lo, "argmin": list(plane.argmin(metric)),
+    return {"topology": _topology(plane, metric), "metric": metric, "minimum": lo,
+            "argmin": list(plane.argmin(metric)),
             "at_origin": origin, "maximum": float(values[finite].max()),
             "mean_at_radius": at_radius, "fraction_below_2x_min": below,
             "nonfinite_points": int(values.size - finite.sum()),

@@ -99,7 +99,7 @@ def test_smoke_outputs(smoke_runs, name):
 @pytest.mark.slow
 def test_resnet50_pca_has_path(smoke_runs):
     out, results = smoke_runs["resnet50_pca"]
-    for variant, r in results["variants"].items():
+    for r in results["variants"].values():
         pca = r["pca"]
         assert len(pca["explained_variance_ratio"]) == 2
         assert len(pca["path_coordinates"]) == r["epochs"] + 1      # epoch 0 .. N
@@ -257,7 +257,7 @@ def test_final_plane_on_every_split_and_its_basins(smoke_runs):
     ones, the gap numbers, the figures, and the topology numbers in surface_stats."""
     out, _ = smoke_runs["resnet56"]
     results = json.loads((out / "results.json").read_text())
-    for variant, r in results["variants"].items():
+    for r in results["variants"].values():
         train = js.Surface.load(out / r["surfaces"]["plane_final"])
         val = js.Surface.load(out / r["surfaces"]["plane_final_val"])
         assert val.metadata["split"] == "val" and "split" not in train.metadata

@@ -43,7 +43,7 @@ import jax
 import numpy as np
 
 import jaxsurf as js
-from experiments.common import fashion_mnist
+from experiments._data import fashion_mnist
 from jaxsurf import models, train
 
 connect = js.connect

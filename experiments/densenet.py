@@ -22,31 +22,21 @@ set, Li et al.'s 300-epoch SGD schedule, 51x51 on [-1, 1]^2; for a GPU).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Sequence
 
-from experiments import runner
-from experiments.resnet56 import TRAINING
+from experiments import _report, _settings
+from experiments._data import load_data
+from experiments._settings import CIFAR_TRAINING, FULL, QUICK, SMOKE
+from experiments._variant import Variant, train_and_measure
 from jaxsurf import models
 from jaxsurf.interrupt import run_command
 
 # ----------------------------------------------------------------- config
 EXPERIMENT = "densenet"
 VARIANTS = ("densenet", "resnet")
-PRESETS = {
-    "smoke": runner.Preset(train_examples=256, val_examples=128, test_examples=0, epochs=1,
-                           grid=5, range=1.0, line_points=7, surface_examples=128,
-                           analysis_examples=64, lanczos_iterations=4, hutchinson_samples=2,
-                           sharpness_samples=2, eval_batch_size=128, synthetic_fallback=True),
-    "quick": runner.Preset(train_examples=10_000, val_examples=2_000, test_examples=2_000,
-                           epochs=3, grid=15, range=1.0, line_points=31, surface_examples=600,
-                           analysis_examples=128, lanczos_iterations=10, hutchinson_samples=8,
-                           sharpness_samples=4, eval_batch_size=500),
-    "full": runner.Preset(train_examples=None, val_examples=None, test_examples=None,
-                          epochs=300, grid=51, range=1.0, line_points=51,
-                          surface_examples=10**9, analysis_examples=5_000,
-                          lanczos_iterations=50, hutchinson_samples=100, sharpness_samples=20,
-                          eval_batch_size=1000),
-}
+PRESETS = {"smoke": SMOKE, "quick": dataclasses.replace(QUICK, surface_examples=600),
+           "full": FULL}
 # (readable name, module factory) per preset and variant
 NETWORKS = {
     "smoke": {"densenet": ("DenseNet-BC-10 (k=4)",
@@ -60,30 +50,32 @@ NETWORKS = {
                           lambda c: models.densenet_bc100(num_classes=c)),
              "resnet": ("ResNet-56", lambda c: models.resnet56(num_classes=c))},
 }
-# both nets train with the resnet56 experiment's settings (Li et al.'s schedule in full)
+# both nets train as resnet56's do (CIFAR_TRAINING: Li et al.'s schedule in full)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    args = runner.parse_args(__doc__, PRESETS, argv, variants=VARIANTS)
-    out = runner.output_dir(args, EXPERIMENT)
+    args = _settings.parse_args(__doc__, PRESETS, argv, variants=VARIANTS)
+    out = _settings.output_dir(args, EXPERIMENT)
     preset = args.preset_config
-    data = runner.load_data(args.dataset, args.data_dir, preset, seed=args.seed)
-    config = runner.train_config(TRAINING[args.preset], args)
+    data = load_data(args.dataset, args.data_dir, preset, seed=args.seed)
+    config = _settings.train_config(CIFAR_TRAINING[args.preset], args)
+    # ---- train each variant; its final plane, line, curvature and sharpness
     runs = []
     for variant in args.variants:
         model_name, build = NETWORKS[args.preset][variant]
         note = "" if args.preset != "smoke" else "smoke-test stand-in"
-        runs.append(runner.run_variant(
-            runner.Variant(variant, model_name, build(data.num_classes), config, note),
+        runs.append(train_and_measure(
+            Variant(variant, model_name, build(data.num_classes), config, note),
             data, args, out))
+    # ---- report: the variants side by side, results.json, the summary table
     comparisons = {}
-    planes = runner.comparable(runs, out, EXPERIMENT, args, VARIANTS)
+    planes = _report.comparable(runs, out, EXPERIMENT, args, VARIANTS)
     if len(planes) > 1:
-        comparisons["final"] = runner.compare_planes(
+        comparisons["final"] = _report.compare_planes(
             out, "compare_final", planes,
             f"DenseNet-BC vs ResNet of similar size, {data.label()}, final epoch: loss")
-    return runner.finish(out, EXPERIMENT, args,
-                         runner.command_line("experiments.densenet", argv), runs, comparisons)
+    return _report.finish(out, EXPERIMENT, args,
+                          _settings.command_line("experiments.densenet", argv), runs, comparisons)
 
 
 if __name__ == "__main__":

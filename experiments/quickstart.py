@@ -22,7 +22,8 @@ import numpy as np
 
 import jaxsurf as js
 from jaxsurf import models, train
-from experiments.common import fashion_mnist, reuse_or_compute
+from experiments._data import fashion_mnist
+from experiments._surfaces import evaluate_stored
 from jaxsurf.interrupt import run_command
 
 # ----------------------------------------------------------------- config
@@ -77,16 +78,12 @@ def main(argv: list[str] | None = None) -> dict:
     meta = {"seed": args.seed, "model": "SmallCNN", "dataset": "fashion_mnist/train",
             "surface_examples": len(subset["y"])}
 
-    tag = js.tree.fingerprint(params)[:8]  # stores are per trained model: never mixed up
+    # the library's stores keep finished points: a rerun evaluates nothing again
     alphas, grid = np.linspace(-1, 1, LINE_POINTS), np.linspace(-1, 1, args.grid)
-    line = reuse_or_compute(
-        out / "line.npz", params, alphas, None,
-        lambda: js.evaluate_line(fn, params, d1, subset, alphas, batch_size=500, metadata=meta,
-                                store=out / f"line-{tag}.store"))
-    plane = reuse_or_compute(
-        out / "plane.npz", params, grid, grid,
-        lambda: js.evaluate_plane(fn, params, d1, d2, subset, grid, grid, batch_size=500,
-                                  metadata=meta, store=out / f"plane-{tag}.store"))
+    line = evaluate_stored(out / "line.store", lambda store: js.evaluate_line(
+        fn, params, d1, subset, alphas, batch_size=500, metadata=meta, store=store))
+    plane = evaluate_stored(out / "plane.store", lambda store: js.evaluate_plane(
+        fn, params, d1, d2, subset, grid, grid, batch_size=500, metadata=meta, store=store))
 
     figures = {"line": js.plot.line(line, out=out / "line.png", title="1-D filter-normalized"),
                "contour": js.plot.contour(plane, out=out / "contour.png",

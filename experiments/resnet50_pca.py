@@ -27,12 +27,16 @@ full (whole training set, 90 epochs, 51x51 planes; for a GPU).
 
 from __future__ import annotations
 
+import dataclasses
 import argparse
 from typing import Any, Sequence
 
 import numpy as np
 
-from experiments import runner
+from experiments import _report, _settings, _surfaces
+from experiments._data import Data, load_data
+from experiments._settings import FULL, QUICK, SMOKE
+from experiments._variant import Variant, VariantRun, train_and_measure
 from jaxsurf import models, train
 from jaxsurf.pca import pca_directions, plot_path, project
 from jaxsurf.interrupt import run_command
@@ -41,19 +45,15 @@ from jaxsurf.interrupt import run_command
 EXPERIMENT = "resnet50_pca"
 VARIANTS = ("skip", "noskip")
 PRESETS = {
-    "smoke": runner.Preset(train_examples=256, val_examples=128, test_examples=0, epochs=2,
-                           grid=5, range=1.0, line_points=7, surface_examples=128,
-                           analysis_examples=64, lanczos_iterations=4, hutchinson_samples=2,
-                           sharpness_samples=2, eval_batch_size=128, synthetic_fallback=True),
-    "quick": runner.Preset(train_examples=3_000, val_examples=1_000, test_examples=1_000,
-                           epochs=4, grid=11, range=1.0, line_points=21, surface_examples=300,
-                           analysis_examples=64, lanczos_iterations=6, hutchinson_samples=4,
-                           sharpness_samples=4, eval_batch_size=300),
-    "full": runner.Preset(train_examples=None, val_examples=None, test_examples=None,
-                          epochs=90, grid=51, range=1.0, line_points=51,
-                          surface_examples=10**9, analysis_examples=2_000,
-                          lanczos_iterations=40, hutchinson_samples=50, sharpness_samples=20,
-                          eval_batch_size=500),
+    "smoke": dataclasses.replace(SMOKE, epochs=2),
+    "quick": dataclasses.replace(QUICK, train_examples=3_000, val_examples=1_000,
+                                 test_examples=1_000, epochs=4, grid=11, line_points=21,
+                                 surface_examples=300, analysis_examples=64,
+                                 lanczos_iterations=6, hutchinson_samples=4,
+                                 eval_batch_size=300),
+    "full": dataclasses.replace(FULL, epochs=90, analysis_examples=2_000,
+                                lanczos_iterations=40, hutchinson_samples=50,
+                                eval_batch_size=500),
 }
 # bottleneck stages per preset: smoke trains a two-stage (1, 1) stand-in of width 4
 ARCHITECTURE = {"smoke": {"stages": (1, 1), "width": 4},
@@ -78,17 +78,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         parser.add_argument("--noskip", action="store_true",
                             help="run only the net without shortcuts (= --variants noskip)")
 
-    args = runner.parse_args(__doc__, PRESETS, argv, variants=VARIANTS,
+    args = _settings.parse_args(__doc__, PRESETS, argv, variants=VARIANTS,
                              datasets=("fashion_mnist", "cifar10", "imagenet"),
                              add_arguments=add_arguments,
                              min_epochs=2)  # epochs 0..2: the two PCs of a path of 3 points
     if args.noskip:
         args.variants = ["noskip"]
-    out = runner.output_dir(args, EXPERIMENT)
+    out = _settings.output_dir(args, EXPERIMENT)
     preset = args.preset_config
-    data = runner.load_data(args.dataset, args.data_dir, preset, seed=args.seed)
+    data = load_data(args.dataset, args.data_dir, preset, seed=args.seed)
     arch = ARCHITECTURE[args.preset]
-    config = runner.train_config(TRAINING[args.preset], args)
+    config = _settings.train_config(TRAINING[args.preset], args)
     layers = 2 + 3 * sum(arch["stages"])
     name = f"ResNet-{layers}"
     if arch["width"] != 64:
@@ -97,30 +97,32 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.dataset != "imagenet":
         note = (note + "; " if note else "") + f"small {args.dataset} inputs, ImageNet stem"
 
+    # ---- train each variant; its final plane, line, curvature and sharpness
     runs = []
     for variant in args.variants:
         model = models.ResNetImageNet(stages=arch["stages"], width=arch["width"],
                                       skip=variant == "skip", num_classes=data.num_classes)
-        run = runner.run_variant(runner.Variant(variant, name, model, config, note),
+        run = train_and_measure(Variant(variant, name, model, config, note),
                                  data, args, out)
         pca_plane(run, data, args, f"{name} {variant}, {data.label()}")
         runs.append(run)
 
+    # ---- report: the variants side by side, results.json, the summary table
     comparisons = {}
     for tag, what, labels in (
             ("final", "random filter-normalized plane", None),
             ("pca", "PCA plane", ("PC1 of the variant's own path", "PC2 of its path"))):
-        planes = runner.comparable(runs, out, EXPERIMENT, args, VARIANTS, tag)
+        planes = _report.comparable(runs, out, EXPERIMENT, args, VARIANTS, tag)
         if len(planes) > 1:
-            comparisons[tag] = runner.compare_planes(
+            comparisons[tag] = _report.compare_planes(
                 out, f"compare_{tag}", planes,
                 f"{name} with and without skips, {data.label()}: loss, {what}", labels)
-    return runner.finish(out, EXPERIMENT, args,
-                         runner.command_line("experiments.resnet50_pca", argv), runs,
-                         comparisons)
+    return _report.finish(out, EXPERIMENT, args,
+                          _settings.command_line("experiments.resnet50_pca", argv), runs,
+                          comparisons)
 
 
-def pca_plane(run: runner.VariantRun, data: runner.Data, args: argparse.Namespace,
+def pca_plane(run: VariantRun, data: Data, args: argparse.Namespace,
               title: str) -> None:
     """PCA directions of the run's trajectory, the plane around the final params
     covering the projected path, and the figure of both."""
@@ -136,15 +138,15 @@ def pca_plane(run: runner.VariantRun, data: runner.Data, args: argparse.Namespac
             "loss": run.variant.config.loss, "epoch": len(run.history),
             "directions_kind": "pca of the trajectory (ignore=biasbn)",
             "explained_variance_ratio": [float(r) for r in ratio]}
-    plane, _ = runner.plane_and_line(run, "pca", run.params, run.fn, data, preset, args.seed,
+    plane, _ = _surfaces.plane_and_line(run, "pca", run.params, run.fn, data, preset, args.seed,
                                      meta, directions=(d1, d2), alphas=alphas, betas=betas,
                                      line=False)
     path = run.dir / "pca_path.png"
     epochs = list(range(len(coords)))       # train.fit records epochs 0 (init) .. N
     plot_path(plane, coords, explained_variance_ratio=ratio, epochs=epochs, out=path,
-              log=runner.wide_range(plane),
+              log=_surfaces.wide_range(plane),
               title=f"{title}: loss in the PCA plane, training path")
-    run.result["figures"]["pca_path"] = runner.relative(path, run.dir.parent)
+    run.result["figures"]["pca_path"] = _report.relative(path, run.dir.parent)
     run.result["pca"] = {"explained_variance_ratio": [float(r) for r in ratio],
                          "path_coordinates": coords.tolist(), "epochs": epochs,
                          "margin": PCA_MARGIN}

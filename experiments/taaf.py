@@ -27,10 +27,14 @@ set, 200 epochs, 51x51 on [-1, 1]^2 over the training set; for a GPU).
 
 from __future__ import annotations
 
+import dataclasses
 import argparse
 from typing import Any, Sequence
 
-from experiments import runner
+from experiments import _report, _settings
+from experiments._data import load_data
+from experiments._settings import FULL, QUICK, SMOKE
+from experiments._variant import Variant, train_and_measure
 from jaxsurf import models, train
 from jaxsurf.interrupt import run_command
 
@@ -38,20 +42,14 @@ from jaxsurf.interrupt import run_command
 EXPERIMENT = "taaf"
 VARIANTS = ("plain", "taaf")
 HIDDEN_LAYERS = 3
-PRESETS = {
-    "smoke": runner.Preset(train_examples=256, val_examples=64, test_examples=0, epochs=1,
-                           grid=5, range=1.0, line_points=7, surface_examples=128,
-                           analysis_examples=64, lanczos_iterations=4, hutchinson_samples=2,
-                           sharpness_samples=2, eval_batch_size=128),
-    "quick": runner.Preset(train_examples=4_000, val_examples=1_000, test_examples=1_000,
-                           epochs=8, grid=15, range=1.0, line_points=31, surface_examples=1_000,
-                           analysis_examples=128, lanczos_iterations=8, hutchinson_samples=6,
-                           sharpness_samples=4, eval_batch_size=250),
-    "full": runner.Preset(train_examples=None, val_examples=None, test_examples=None,
-                          epochs=200, grid=51, range=1.0, line_points=51,
-                          surface_examples=10**9, analysis_examples=2_000,
-                          lanczos_iterations=40, hutchinson_samples=50, sharpness_samples=20,
-                          eval_batch_size=1000),
+PRESETS = {  # regression on generated or D-GEX data: no image stand-in needed
+    "smoke": dataclasses.replace(SMOKE, val_examples=64, synthetic_fallback=False),
+    "quick": dataclasses.replace(QUICK, train_examples=4_000, val_examples=1_000,
+                                 test_examples=1_000, epochs=8, surface_examples=1_000,
+                                 lanczos_iterations=8, hutchinson_samples=6,
+                                 eval_batch_size=250),
+    "full": dataclasses.replace(FULL, epochs=200, analysis_examples=2_000,
+                                lanczos_iterations=40, hutchinson_samples=50),
 }
 WIDTH = {"smoke": 32, "quick": 6000, "full": 6000}    # --width overrides (paper: 6000, 9000)
 DROPOUT = 0.1
@@ -79,15 +77,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         parser.add_argument("--width", type=_positive_int, default=None,
                             help="units per hidden layer (paper: 6000 or 9000; default: preset)")
 
-    args = runner.parse_args(__doc__, PRESETS, argv, datasets=("gene_expression",),
+    args = _settings.parse_args(__doc__, PRESETS, argv, datasets=("gene_expression",),
                              losses=("mae", "mse"), variants=VARIANTS,
                              add_arguments=add_arguments)
-    out = runner.output_dir(args, EXPERIMENT, width=args.width)
+    out = _settings.output_dir(args, EXPERIMENT, width=args.width)
     preset = args.preset_config
-    data = runner.load_data("gene_expression", args.data_dir, preset, seed=args.seed)
+    data = load_data("gene_expression", args.data_dir, preset, seed=args.seed)
     width = WIDTH[args.preset] if args.width is None else args.width
-    config = runner.train_config(TRAINING[args.preset], args)
+    config = _settings.train_config(TRAINING[args.preset], args)
     outputs = data.splits["train"]["y"].shape[1]
+    # ---- train each variant; its final plane, line, curvature and sharpness
     runs = []
     for variant in args.variants:
         taaf = variant == "taaf"
@@ -95,16 +94,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                                       dropout=DROPOUT, activation="tanh", taaf=taaf)
         name = f"Dense {HIDDEN_LAYERS}x{width} " + ("TAAF(tanh)" if taaf else "tanh")
         note = "" if width in (6000, 9000) else f"width {width} instead of the paper's 6000/9000"
-        runs.append(runner.run_variant(runner.Variant(variant, name, model, config, note),
+        runs.append(train_and_measure(Variant(variant, name, model, config, note),
                                        data, args, out))
+    # ---- report: the variants side by side, results.json, the summary table
     comparisons = {}
-    planes = runner.comparable(runs, out, EXPERIMENT, args, VARIANTS)
+    planes = _report.comparable(runs, out, EXPERIMENT, args, VARIANTS)
     if len(planes) > 1:
-        comparisons["final"] = runner.compare_planes(
+        comparisons["final"] = _report.compare_planes(
             out, "compare_final", planes,
             f"plain vs TAAF, {data.label()}, final epoch: {args.loss} loss")
-    return runner.finish(out, EXPERIMENT, args, runner.command_line("experiments.taaf", argv),
-                         runs, comparisons, extra={"width": width})
+    return _report.finish(out, EXPERIMENT, args, _settings.command_line("experiments.taaf", argv),
+                          runs, comparisons, extra={"width": width})
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 import jaxsurf as js
-from experiments.common import fashion_mnist
+from experiments._data import fashion_mnist
 from jaxsurf import models, train
 from jaxsurf.interrupt import run_command
 

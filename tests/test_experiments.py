@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import jaxsurf as js
-from experiments import runner
+from experiments import _settings, _surfaces, _training
 
 MODULES = {  # module -> its variants
     "resnet56": ("skip", "noskip"),
@@ -99,7 +99,7 @@ def test_smoke_outputs(smoke_runs, name):
 @pytest.mark.slow
 def test_resnet50_pca_has_path(smoke_runs):
     out, results = smoke_runs["resnet50_pca"]
-    for variant, r in results["variants"].items():
+    for r in results["variants"].values():
         pca = r["pca"]
         assert len(pca["explained_variance_ratio"]) == 2
         assert len(pca["path_coordinates"]) == r["epochs"] + 1      # epoch 0 .. N
@@ -112,20 +112,22 @@ def test_resnet50_pca_has_path(smoke_runs):
 
 @pytest.mark.slow
 def test_rerun_reuses_and_merges(smoke_runs):
-    """A second run (one variant) retrains nothing, recomputes no surface, keeps the
-    other variant in results.json and its comparison figure."""
+    """A second run (one variant) retrains nothing, evaluates no surface point again
+    (every point comes from the library's store), keeps the other variant in
+    results.json and its comparison figure."""
     out, first = smoke_runs["resnet56"]
     log = (out / "noskip" / "train" / "log.jsonl").read_text()
-    plane = out / first["variants"]["noskip"]["surfaces"]["plane_final"]
-    stamp = plane.stat().st_mtime_ns
     from experiments import resnet56
 
     again = resnet56.main(["--preset", "smoke", "--noskip", "--out", str(out)])
     assert (out / "noskip" / "train" / "log.jsonl").read_text() == log
-    assert plane.stat().st_mtime_ns == stamp
+    for key, file in again["variants"]["noskip"]["surfaces"].items():
+        meta = js.Surface.load(out / file).metadata
+        assert meta["points_evaluated"] == 0 < meta["points_from_store"], key
     assert sorted(again["variants"]) == ["noskip", "skip"]
     assert again["variants"]["noskip"]["surface_stats"] == first["variants"]["noskip"][
         "surface_stats"]
+    assert again["variants"]["noskip"]["curvature"] == first["variants"]["noskip"]["curvature"]
     assert "final" in again["comparison_figures"]
 
 
@@ -137,11 +139,11 @@ def test_restore_epoch_matches_final_params(smoke_runs):
     model = models.ResNetCIFAR(depth=8, width=8, skip=False)
     like = model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
     r = results["variants"]["noskip"]
-    restored = runner.restore_epoch(out / "noskip" / "train", r["epochs"], like)
+    restored = _training.restore_epoch(out / "noskip" / "train", r["epochs"], like)
     plane = js.Surface.load(out / r["surfaces"]["plane_final"])
     assert js.tree.fingerprint(restored["params"]) == plane.metadata["params_fingerprint"]
     assert set(restored) == {"params", "batch_stats"}
-    first = runner.restore_epoch(out / "noskip" / "train", 0, like)   # the initialisation
+    first = _training.restore_epoch(out / "noskip" / "train", 0, like)   # the initialisation
     assert js.tree.fingerprint(first["params"]) != plane.metadata["params_fingerprint"]
 
 
@@ -159,30 +161,30 @@ def test_surface_stats_of_a_bowl():
     grid = np.linspace(-1, 1, 41)
     a, b = np.meshgrid(grid, grid, indexing="ij")
     bowl = js.Surface(grid, grid, {"loss": 1.0 + a ** 2 + 4 * b ** 2})
-    stats = runner.surface_stats(bowl)
+    stats = _surfaces.surface_stats(bowl)
     assert stats["minimum"] == pytest.approx(1.0) and stats["at_origin"] == pytest.approx(1.0)
     for r in (0.25, 0.5, 1.0):       # mean of r^2 cos^2 + 4 r^2 sin^2 over the circle
         assert stats["mean_at_radius"][str(r)] == pytest.approx(1 + 2.5 * r * r, rel=5e-3)
     # below 2x the minimum: inside the ellipse a^2 + 4 b^2 < 1, area pi/2 of 4
     assert stats["fraction_below_2x_min"] == pytest.approx(np.pi / 8, abs=0.03)
     narrow = js.Surface(grid / 2, grid, {"loss": bowl.metrics["loss"]})
-    assert runner.surface_stats(narrow)["mean_at_radius"]["1.0"] is None
+    assert _surfaces.surface_stats(narrow)["mean_at_radius"]["1.0"] is None
 
 
 def test_command_line_options():
-    presets = {"smoke": runner.Preset(train_examples=8, val_examples=4, test_examples=0,
+    presets = {"smoke": _settings.Preset(train_examples=8, val_examples=4, test_examples=0,
                                       epochs=1, grid=3, range=1.0, line_points=3,
                                       surface_examples=4, analysis_examples=4,
                                       lanczos_iterations=2, hutchinson_samples=2,
                                       sharpness_samples=2)}
-    args = runner.parse_args("doc", presets, ["--preset", "smoke", "--out", "x", "--grid", "9",
+    args = _settings.parse_args("doc", presets, ["--preset", "smoke", "--out", "x", "--grid", "9",
                                               "--range", "2", "--loss", "mse",
                                               "--variants", "noskip"],
                              variants=("skip", "noskip"))
     assert args.preset_config.grid == 9 and args.preset_config.range == 2.0
     assert args.loss == "mse" and args.variants == ["noskip"]
     with pytest.raises(SystemExit):
-        runner.parse_args("doc", presets, ["--preset", "smoke", "--out", "x", "--variants",
+        _settings.parse_args("doc", presets, ["--preset", "smoke", "--out", "x", "--variants",
                                            "dense"], variants=("skip", "noskip"))
 
 
@@ -255,7 +257,7 @@ def test_final_plane_on_every_split_and_its_basins(smoke_runs):
     ones, the gap numbers, the figures, and the topology numbers in surface_stats."""
     out, _ = smoke_runs["resnet56"]
     results = json.loads((out / "results.json").read_text())
-    for variant, r in results["variants"].items():
+    for r in results["variants"].values():
         train = js.Surface.load(out / r["surfaces"]["plane_final"])
         val = js.Surface.load(out / r["surfaces"]["plane_final_val"])
         assert val.metadata["split"] == "val" and "split" not in train.metadata
@@ -273,14 +275,14 @@ def test_final_plane_on_every_split_and_its_basins(smoke_runs):
 
 
 def test_surface_split_option():
-    presets = {"smoke": runner.Preset(train_examples=8, val_examples=4, test_examples=0,
+    presets = {"smoke": _settings.Preset(train_examples=8, val_examples=4, test_examples=0,
                                       epochs=1, grid=3, range=1.0, line_points=3,
                                       surface_examples=4, analysis_examples=4,
                                       lanczos_iterations=2, hutchinson_samples=2,
                                       sharpness_samples=2)}
 
     def parse(*argv):
-        return runner.parse_args("doc", presets, ["--preset", "smoke", "--out", "x", *argv])
+        return _settings.parse_args("doc", presets, ["--preset", "smoke", "--out", "x", *argv])
 
     assert parse().surface_split == ["train", "val"]
     assert parse("--surface-split", "test,val").surface_split == ["train", "val", "test"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
@@ -16,6 +15,7 @@ import jax
 import numpy as np
 
 import jaxsurf as js
+from jaxsurf import _atomic
 
 if TYPE_CHECKING:
     import argparse
@@ -45,9 +45,7 @@ def jsonable(value: Any) -> Any:
 
 def write_json(path: Path, value: Any) -> None:
     """Writes ``value`` as JSON atomically: a crash mid-write leaves the old file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(jsonable(value), indent=1, default=str))
-    os.replace(tmp, path)
+    _atomic.write_text(path, json.dumps(jsonable(value), indent=1, default=str))
 
 def reuse_json(path: Path, request: Mapping[str, Any], compute: Callable[[], dict]) -> dict:
     """The result saved in ``path`` for the same ``request``, else ``compute()`` (saved).

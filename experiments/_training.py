@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import textwrap
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -16,6 +15,7 @@ import numpy as np
 
 from experiments._data import Data
 from experiments._report import jsonable, write_json
+import jaxsurf as js
 from jaxsurf import train
 
 
@@ -84,22 +84,6 @@ def restore_epoch(train_dir: Path, epoch: int, like: Mapping[str, Any]) -> dict[
 
 def plot_curves(history: list[dict[str, float]], out: Path, title: str,
                 regression: bool, loss: str) -> None:
-    """Training curves: ``train.plot_history`` for classifiers; loss only for regression."""
-    if not regression:
-        train.plot_history(history, out=out, title=title)
-        return
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    fig = Figure(figsize=(5.5, 3.8))
-    ax = fig.add_subplot()
-    epochs = [h["epoch"] for h in history]
-    for split, style in (("train", "-"), ("val", "--")):
-        ax.plot(epochs, [h[f"{split}_loss"] for h in history], style, marker="o", label=split)
-    ax.set(xlabel="epoch", ylabel=f"{loss} loss")
-    ax.set_title(textwrap.fill(title, 55), fontsize=10)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=150)
+    """Training curves (``js.plot.training_curves``): accuracy and loss for
+    classifiers, the loss alone for regression."""
+    js.plot.training_curves(history, out, title, regression=regression, loss=loss)

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> dict:
     config = train.TrainConfig(**{**TRAIN_CONFIG.__dict__, "epochs": args.epochs,
                                   "seed": args.seed})
     result = train.fit(model, data, config, out_dir=out / "train")
-    train.plot_history(train.read_log(out / "train" / "log.jsonl") or result.history,
+    js.plot.training_history(train.read_log(out / "train" / "log.jsonl") or result.history,
                        out=out / "training_curves.png", title="SmallCNN on Fashion-MNIST")
     test = js.dataset_mean(js.flax.linen_metrics_fn(model), data["test"], batch_size=1000)(
         result.variables)

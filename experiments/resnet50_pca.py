@@ -37,8 +37,9 @@ from experiments import _report, _settings, _surfaces
 from experiments._data import Data, load_data
 from experiments._settings import FULL, QUICK, SMOKE
 from experiments._variant import Variant, VariantRun, train_and_measure
+import jaxsurf as js
 from jaxsurf import models, train
-from jaxsurf.pca import pca_directions, plot_path, project
+from jaxsurf.pca import pca_directions, project
 from jaxsurf.interrupt import run_command
 
 # ----------------------------------------------------------------- config
@@ -143,7 +144,7 @@ def pca_plane(run: VariantRun, data: Data, args: argparse.Namespace,
                                      line=False)
     path = run.dir / "pca_path.png"
     epochs = list(range(len(coords)))       # train.fit records epochs 0 (init) .. N
-    plot_path(plane, coords, explained_variance_ratio=ratio, epochs=epochs, out=path,
+    js.plot.pca_path(plane, coords, explained_variance_ratio=ratio, epochs=epochs, out=path,
               log=_surfaces.wide_range(plane),
               title=f"{title}: loss in the PCA plane, training path")
     run.result["figures"]["pca_path"] = _report.relative(path, run.dir.parent)

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> dict:
                                   "augment": args.augment,
                                   "seed": args.seed})
     result = train.fit(model, data, config, out_dir=out)
-    train.plot_history(result.history, out=out / "training_curves.png",
+    js.plot.training_history(result.history, out=out / "training_curves.png",
                        title=f"{name} on Fashion-MNIST")
     test = js.dataset_mean(js.flax.linen_metrics_fn(model, loss=args.loss), data["test"],
                            batch_size=1000)(result.variables)

@@ -4,7 +4,7 @@
 # summary to runs/quickstart/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install.sh
+bash scripts/install.sh viewer
 python=.venv/bin/python
 [ -n "${VIRTUAL_ENV:-}" ] && python="$VIRTUAL_ENV/bin/python"
 "$python" -m experiments.quickstart --out runs/quickstart "$@"

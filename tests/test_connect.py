@@ -223,6 +223,131 @@ def test_evaluate_curve_recomputes_statistics_at_every_t():
     assert "recomputed" in s.metadata["batch_norm"]
 
 
+def _adapted_bn_pair(data):
+    """Two Linen BatchNorm nets with trained-looking (non-default) statistics, adapted."""
+    model = _BNNet()
+    va, vb = (model.init(jax.random.key(k), data["x"][:2]) for k in (0, 1))
+    va = {**va, "batch_stats": {"bn": {"mean": jnp.full((6,), 0.3), "var": jnp.full((6,), 2.0)}}}
+    vb = {**vb, "batch_stats": {"bn": {"mean": jnp.full((6,), -0.2), "var": jnp.full((6,), 0.5)}}}
+    fn, pa = js.flax.adapt(model, va)
+    fn_b, pb = js.flax.adapt(model, vb)
+    return model, (va, vb), (fn, fn_b), (pa, pb)
+
+
+def test_evaluate_curve_default_recomputes_adapted_batchnorm_statistics():
+    data = classification_data(n=103)
+    model, _, (fn, _), (pa, pb) = _adapted_bn_pair(data)
+    curve = connect.line(pa, pb)
+    s = connect.evaluate_curve(fn, curve, data, [0.0, 0.5, 1.0], batch_size=103,
+                               progress=False)
+    assert s.metadata["state_policy"] == "recompute"
+    assert s.metadata["recompute_examples"] == 103
+    # by hand: the data-set mean and (biased) variance of the BatchNorm inputs at t = 0.5
+    mid = curve.at(0.5)
+    h = np.asarray(data["x"], np.float64) @ np.asarray(mid["dense"]["kernel"], np.float64) \
+        + np.asarray(mid["dense"]["bias"], np.float64)
+    stats = {"bn": {"mean": jnp.asarray(h.mean(0), jnp.float32),
+                    "var": jnp.asarray(h.var(0), jnp.float32)}}
+    logits = model.apply({"params": mid, "batch_stats": stats}, data["x"])
+    want = optax.softmax_cross_entropy_with_integer_labels(logits, data["y"]).mean()
+    assert s.metrics["loss"][1] == pytest.approx(float(want), rel=1e-4)
+    # the default differs from holding model A's statistics
+    fixed = connect.evaluate_curve(fn, curve, data, [0.5], state_policy="fixed", progress=False)
+    assert abs(fixed.metrics["loss"][0] - s.metrics["loss"][1]) > 1e-3
+    # recompute_data: statistics from other examples than those evaluated
+    other = connect.evaluate_curve(fn, curve, data, [0.5], recompute_data={k: v[:40] for k, v in data.items()},
+                                   progress=False)
+    assert other.metadata["recompute_examples"] == 40
+    assert other.metrics["loss"][0] != pytest.approx(s.metrics["loss"][1], rel=1e-6)
+
+
+@pytest.mark.parametrize("kind, num_bends", [("bezier", 1), ("bezier", 2), ("polychain", 2)])
+def test_evaluate_curve_interpolated_statistics_end_points_are_each_model(kind, num_bends):
+    data = classification_data(n=61)
+    _, _, (fn, fn_b), (pa, pb) = _adapted_bn_pair(data)
+    bends = [jax.tree_util.tree_map(lambda x, k=k: x + 0.1 * k, pa)
+             for k in range(1, num_bends + 1)]
+    curve = connect.Curve(kind, [pa, *bends, pb])
+    ts = [0.0, 0.3, 1.0]
+    s = connect.evaluate_curve(fn, curve, data, ts, state_policy="interpolate", progress=False)
+    assert s.metadata["state_policy"] == "interpolate"
+    own_a, own_b = js.dataset_mean(fn, data)(pa), js.dataset_mean(fn_b, data)(pb)
+    assert s.metrics["loss"][0] == own_a["loss"]
+    assert s.metrics["loss"][-1] == own_b["loss"]
+    # between: the statistics are (1 - t) * state_a + t * state_b for every curve kind
+    state = {"batch_stats": {"bn": {"mean": jnp.full((6,), 0.7 * 0.3 + 0.3 * -0.2),
+                                    "var": jnp.full((6,), 0.7 * 2.0 + 0.3 * 0.5)}}}
+    want = js.dataset_mean(lambda p, b: fn.jaxsurf_state.apply(p, state, b),
+                           data)(curve.at(0.3))
+    assert s.metrics["loss"][1] == pytest.approx(want["loss"], rel=1e-5)
+    # a curve whose end points are not the adapter's arrays needs their states
+    copied = connect.Curve(kind, [jax.tree_util.tree_map(jnp.array, p) for p in curve.points])
+    with pytest.raises(ValueError, match=r"states=\(state_a, state_b\)"):
+        connect.evaluate_curve(fn, copied, data, ts, state_policy="interpolate")
+    given = connect.evaluate_curve(fn, copied, data, ts, state_policy="interpolate",
+                                   states=(fn.jaxsurf_state.state, fn_b.jaxsurf_state.state),
+                                   progress=False)
+    np.testing.assert_array_equal(given.metrics["loss"], s.metrics["loss"])
+
+
+def test_evaluate_curve_state_policies_on_equinox_and_plain_fns():
+    eqx = pytest.importorskip("equinox")
+    data = classification_data(n=40)
+
+    class Net(eqx.Module):
+        dense: eqx.nn.Linear
+        bn: eqx.nn.BatchNorm
+        head: eqx.nn.Linear
+
+        def __init__(self, key):
+            k1, k2 = jax.random.split(key)
+            self.dense = eqx.nn.Linear(5, 6, key=k1)
+            self.bn = eqx.nn.BatchNorm(6, axis_name="batch", mode="batch")
+            self.head = eqx.nn.Linear(6, 3, key=k2)
+
+        def __call__(self, x, state):
+            h, state = self.bn(self.dense(x), state)
+            return self.head(jax.nn.relu(h)), state
+
+    net_a, state_a = eqx.nn.make_with_state(Net)(jax.random.key(0))
+    net_b, state_b = eqx.nn.make_with_state(Net)(jax.random.key(1))
+    fn, pa = js.equinox.adapt(net_a, state_a)
+    fn_b, pb = js.equinox.adapt(net_b, state_b)
+    curve = connect.line(pa, pb)
+    with pytest.raises(ValueError, match="pass state_policy='interpolate'"):
+        connect.evaluate_curve(fn, curve, data, [0.0, 1.0])
+    s = connect.evaluate_curve(fn, curve, data, [0.0, 0.5, 1.0], state_policy="interpolate",
+                               progress=False)
+    assert s.metrics["loss"][0] == js.dataset_mean(fn, data)(pa)["loss"]
+    assert s.metrics["loss"][-1] == js.dataset_mean(fn_b, data)(pb)["loss"]
+    # a plain fn has no state: the default is unchanged, state policies are refused
+    plain = _curve()
+    connect.evaluate_curve(mlp_fn, plain, classification_data(), [0.0, 1.0], progress=False)
+    with pytest.raises(ValueError, match="needs fn from js.flax.adapt or js.equinox.adapt"):
+        connect.evaluate_curve(mlp_fn, plain, classification_data(), [0.0, 1.0],
+                               state_policy="recompute")
+
+
+def test_evaluate_curve_state_policy_bad_input_is_explained():
+    data = classification_data(n=30)
+    model, (va, _), (fn, _), (pa, pb) = _adapted_bn_pair(data)
+    curve = connect.line(pa, pb)
+    with pytest.raises(ValueError, match="unknown state_policy 'mean'"):
+        connect.evaluate_curve(fn, curve, data, [0.0], state_policy="mean")
+    with pytest.raises(ValueError, match="recompute_data= is only used with"):
+        connect.evaluate_curve(fn, curve, data, [0.0], state_policy="fixed",
+                               recompute_data=data["x"])
+    with pytest.raises(ValueError, match="cannot be combined with state_policy"):
+        connect.evaluate_curve(js.flax.linen_metrics_fn(model), curve, data, [0.0],
+                               recompute=connect.BatchStatsRecompute(model, data),
+                               state_policy="recompute")
+    with pytest.raises(TypeError, match="pass recompute_data="):
+        connect.evaluate_curve(fn, curve, iter([data]), [0.5])
+    with pytest.raises(TypeError, match="states must be a pair"):
+        connect.evaluate_curve(fn, curve, data, [0.5], state_policy="interpolate",
+                               states=va["batch_stats"])
+
+
 # --------------------------------------------------------------------------- alignment
 def _integer_variables(variables, seed):
     """Integer-valued weights (two +-1 entries per output unit), BatchNorm that only

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsurf import batching, tree
+from jaxsurf._state import STATE_POLICIES, StatefulFn, _from_float, _state_for, _to_float
 from jaxsurf._version import __version__
 from jaxsurf.connect._curve import Curve, check_t
 from jaxsurf.evaluate import evaluate_points
@@ -171,7 +172,118 @@ def _check_ts(ts: Any) -> np.ndarray:
     return arr
 
 
+def _recompute_batches(source: Any, batch_size: int | None) -> list[tuple[Any, int]]:
+    """``(batch, num_examples)`` pairs of in-memory ``source`` for ``StatefulFn.recompute``."""
+    if not batching.is_in_memory(source):
+        raise TypeError("state_policy='recompute' needs in-memory arrays to re-estimate the "
+                        "statistics from (a dict/tuple of arrays): data is a stream, so pass "
+                        "recompute_data= (e.g. a slice of the training inputs)")
+    n = batching.num_examples(source)
+    size = batching.resolve_batch_size(batch_size, n)
+    return [(jax.tree_util.tree_map(lambda x, s=s: x[s:s + size], source), min(size, n - s))
+            for s in range(0, n, size)]
+
+
+def _end_states(stateful: StatefulFn, curve: Curve,
+                states: tuple[PyTree, PyTree] | None) -> tuple[PyTree, PyTree]:
+    if states is not None:
+        if not isinstance(states, (tuple, list)) or len(states) != 2:
+            raise TypeError("states must be a pair (state of params_a, state of params_b), "
+                            "each like fn.jaxsurf_state.state")
+        state_a, state_b = states
+    else:
+        try:
+            state_a = _state_for(stateful, curve.params_a, "curve.params_a")
+            state_b = _state_for(stateful, curve.params_b, "curve.params_b")
+        except ValueError as err:
+            raise ValueError(f"{err}; for a curve whose end points are not the adapter's "
+                             f"own arrays (e.g. loaded from disk) pass "
+                             f"states=(state_a, state_b)") from None
+    like = jax.tree_util.tree_leaves(stateful.state)
+    tree.check_like(jax.tree_util.tree_leaves(state_a), like, name="the state of params_a",
+                    reference_name="fn's state")
+    tree.check_like(jax.tree_util.tree_leaves(state_b), like, name="the state of params_b",
+                    reference_name="fn's state")
+    treedef = jax.tree_util.tree_structure(stateful.state)
+    return tuple(jax.tree_util.tree_unflatten(treedef, jax.tree_util.tree_leaves(s))
+                 for s in (state_a, state_b))  # type: ignore[return-value]
+
+
+def _plan_curve(fn: Callable, curve: Curve, data: Any, ts: np.ndarray,
+                state_policy: str | None, recompute_data: Any,
+                states: tuple[PyTree, PyTree] | None, batch_size: int | None
+                ) -> tuple[Callable, list[PyTree], np.ndarray, dict[str, Any]]:
+    """``(fn, points, coefficients, facts)`` for :func:`evaluate_curve` under a state policy."""
+    if state_policy not in (None, *STATE_POLICIES):
+        raise ValueError(f"unknown state_policy {state_policy!r}; use one of {STATE_POLICIES} "
+                         f"(or None: 'recompute' for fn from an adapter of a model with state)")
+    stateful = getattr(fn, "jaxsurf_state", None)
+    if not isinstance(stateful, StatefulFn) or not jax.tree_util.tree_leaves(stateful.state):
+        if state_policy in ("interpolate", "recompute"):
+            raise ValueError(f"state_policy={state_policy!r} needs fn from js.flax.adapt or "
+                             f"js.equinox.adapt on a model with state (e.g. BatchNorm); this "
+                             f"fn has none, so leave state_policy out (for fn over whole "
+                             f"Linen variables use recompute=BatchStatsRecompute(model, x))")
+        if recompute_data is not None or states is not None:
+            raise ValueError("recompute_data= and states= are for fn from an adapter of a "
+                             "model with state (BatchNorm); this fn has none")
+        return fn, curve.points, curve.coefficients(ts), {"batch_norm": "as fn holds them"}
+    policy = "recompute" if state_policy is None else state_policy
+    if policy != "recompute" and recompute_data is not None:
+        raise ValueError(f"recompute_data= is only used with state_policy='recompute', not "
+                         f"{policy!r}")
+    if policy != "interpolate" and states is not None:
+        raise ValueError(f"states= is only used with state_policy='interpolate', not "
+                         f"{policy!r}")
+    if policy == "fixed":
+        return fn, curve.points, curve.coefficients(ts), {
+            "state_policy": "fixed", "batch_norm": "fixed: fn's own state at every t"}
+    apply = stateful.apply
+    if policy == "recompute":
+        if stateful.recompute is None:
+            raise ValueError("state_policy='recompute' (the default for curves) needs fn from "
+                             "js.flax.adapt on a Linen module with a training-mode flag or on "
+                             "an NNX model; this model cannot re-estimate its statistics (e.g. "
+                             "Equinox): pass state_policy='interpolate' (statistics moved along "
+                             "the curve with the weights) or state_policy='fixed' (fn's own "
+                             "state at every t)")
+        batches = _recompute_batches(data if recompute_data is None else recompute_data,
+                                     batch_size)
+        points = []
+        for t in ts:
+            params = curve.at(float(t))
+            points.append({"params": params,
+                           "state": stateful.recompute(params, stateful.state, batches)})
+        n = sum(k for _, k in batches)
+
+        def recomputed(pair: PyTree, batch: Any) -> Any:
+            return apply(pair["params"], pair["state"], batch)
+
+        return recomputed, points, np.eye(len(ts)), {
+            "state_policy": "recompute", "recompute_examples": n,
+            "batch_norm": f"recomputed at every t over {n} examples"}
+    state_a, state_b = _end_states(stateful, curve, states)
+    dtypes = [getattr(x, "dtype", None) for x in jax.tree_util.tree_leaves(state_a)]
+    sa, sb = _to_float(state_a), _to_float(state_b)
+    last = curve.num_bends + 1
+    # control point k's state lies on the segment at k / (n + 1): with Bernstein or
+    # polychain weights the state is then (1 - t) * state_a + t * state_b at every t
+    control_states = [sa, *[jax.tree_util.tree_map(
+        lambda x, y, s=k / last: ((1.0 - s) * x + s * y).astype(x.dtype)
+        if tree.is_float_leaf(x) else x, sa, sb) for k in range(1, last)], sb]
+    points = [{"params": p, "state": s} for p, s in zip(curve.points, control_states)]
+
+    def interpolated(pair: PyTree, batch: Any) -> Any:
+        return apply(pair["params"], _from_float(pair["state"], dtypes), batch)
+
+    return interpolated, points, curve.coefficients(ts), {
+        "state_policy": "interpolate",
+        "batch_norm": "interpolated: (1 - t) * state_a + t * state_b"}
+
+
 def evaluate_curve(fn: Callable[[PyTree, Any], Any], curve: Curve, data: Any, ts: Any, *,
+                   state_policy: str | None = None, recompute_data: Any = None,
+                   states: tuple[PyTree, PyTree] | None = None,
                    recompute: BatchStatsRecompute | None = None,
                    batch_size: int | None = None, metadata: Mapping[str, Any] | None = None,
                    store: str | os.PathLike | None = None, progress: ProgressOption = None,
@@ -182,14 +294,23 @@ def evaluate_curve(fn: Callable[[PyTree, Any], Any], curve: Curve, data: Any, ts
     resumable ``store``, ``progress``): the points of a curve are linear
     combinations of its control points, ``sum_k w_k(t) theta_k``.
 
-    BatchNorm: without ``recompute``, ``fn`` is used as it is (statistics
-    fixed as ``fn`` holds them, e.g. ``params_a``'s for ``js.flax.adapt``).
-    With ``recompute=BatchStatsRecompute(model, train_inputs)`` (what we
-    recommend for BatchNorm nets: the running statistics of either end are
-    wrong for the points between), the statistics are recomputed at every
-    ``t`` and ``fn`` is called as ``fn({"params": p, "batch_stats": s}, batch)``
-    (e.g. ``js.flax.linen_metrics_fn(model)``); the points are then passed to
-    the engine as one control point each.
+    Model state (BatchNorm statistics), for ``fn`` from :func:`jaxsurf.flax.adapt`
+    or :func:`jaxsurf.equinox.adapt` on a model with state (the vocabulary of
+    :func:`jaxsurf.interpolate`; see ``docs/connectivity.md``):
+
+    * ``"recompute"`` (the default for curves): at every ``t`` the statistics
+      are re-estimated from ``recompute_data`` (default: ``data``) by
+      training-mode passes, params untouched; Flax Linen and NNX models.
+      The points then go to the engine one control point each.
+    * ``"interpolate"``: the statistics move along the curve with the
+      weights, ``(1 - t) * state_a + t * state_b``, so both end points are
+      exactly their models; each end's state is the one its adapter returned
+      with it (or ``states=(state_a, state_b)``).
+    * ``"fixed"``: ``fn``'s own state (the model it was adapted from) at every ``t``.
+
+    A ``fn`` without state ignores all this. The older
+    ``recompute=BatchStatsRecompute(model, x)`` still works for ``fn`` over
+    whole Linen variables (``fn({"params": p, "batch_stats": s}, batch)``).
 
     Args:
         fn: ``fn(params, batch)`` → scalar or dict of scalar batch means (with
@@ -197,16 +318,29 @@ def evaluate_curve(fn: Callable[[PyTree, Any], Any], curve: Curve, data: Any, ts
         curve: a :class:`Curve` (from :func:`fit_curve`, :func:`line`, ...).
         data: in-memory arrays or an iterable of batches.
         ts: strictly increasing values in [0, 1].
-        recompute: a :class:`BatchStatsRecompute`, or ``None``.
+        state_policy: ``"recompute"``, ``"interpolate"``, ``"fixed"`` or
+            ``None`` (``"recompute"`` for a stateful ``fn``).
+        recompute_data: in-memory arrays the statistics are re-estimated from
+            (default ``data``, which must then be in memory; pass training
+            inputs to evaluate test data with training statistics).
+        states: ``(state_a, state_b)`` for ``"interpolate"`` when the curve's
+            end points are not the adapters' own arrays (e.g. a loaded curve).
+        recompute: a :class:`BatchStatsRecompute` (for ``fn`` over Linen
+            variables), or ``None``; not with ``state_policy``.
         batch_size, metadata, store, progress, options: as in
-            :func:`jaxsurf.evaluate_line`.
+            :func:`jaxsurf.evaluate_line` (``batch_size`` also splits
+            ``recompute_data``).
 
     Returns:
         A line :class:`jaxsurf.Surface` with ``alphas = ts`` and
-        ``metadata["kind"] == "curve"``.
+        ``metadata["kind"] == "curve"`` (``metadata["state_policy"]`` for a
+        stateful ``fn``).
 
     Example:
-        >>> s = evaluate_curve(fn, curve, data, np.linspace(0, 1, 21))
+        >>> fn, pa = js.flax.adapt(model, variables_a)
+        >>> _, pb = js.flax.adapt(model, variables_b)
+        >>> s = evaluate_curve(fn, js.connect.line(pa, pb), test, np.linspace(0, 1, 21),
+        ...                    recompute_data=train_inputs)
         >>> s.metrics["loss"][0]   # the loss at params_a
     """
     if not isinstance(curve, Curve):
@@ -214,21 +348,29 @@ def evaluate_curve(fn: Callable[[PyTree, Any], Any], curve: Curve, data: Any, ts
     ts = _check_ts(ts)
     start = time.perf_counter()
     if recompute is None:
-        points, coefficients = curve.points, curve.coefficients(ts)
-        policy = "as fn holds them"
+        fn, points, coefficients, facts = _plan_curve(fn, curve, data, ts, state_policy,
+                                                      recompute_data, states, batch_size)
     else:
+        if state_policy is not None or recompute_data is not None or states is not None:
+            raise ValueError("recompute= (a BatchStatsRecompute, for fn over Linen variables) "
+                             "cannot be combined with state_policy=, recompute_data= or "
+                             "states= (for fn from an adapter); pass one or the other")
+        if not isinstance(recompute, BatchStatsRecompute):
+            raise TypeError(f"recompute must be a js.connect.BatchStatsRecompute, got "
+                            f"{type(recompute).__name__}; for fn from js.flax.adapt use "
+                            f"state_policy='recompute' and recompute_data=")
         points = []
         for t in ts:
             params = curve.at(float(t))
             points.append({"params": params, "batch_stats": recompute(params)})
         coefficients = np.eye(len(ts))
-        policy = f"recomputed at every t over {recompute.num_examples} examples"
+        facts = {"batch_norm": f"recomputed at every t over {recompute.num_examples} examples"}
     values = evaluate_points(fn, None, points, data, coefficients, batch_size=batch_size,
                              store=store, progress=progress, **options)
     meta = {"kind": "curve", "curve_kind": curve.kind, "num_bends": curve.num_bends,
             "params_a_fingerprint": tree.fingerprint(curve.params_a),
             "params_b_fingerprint": tree.fingerprint(curve.params_b),
-            "batch_norm": policy,
+            **facts,
             "num_examples": batching.num_examples(data) if batching.is_in_memory(data)
             else "stream",
             "axis_labels": ["t (0: params_a, 1: params_b)"],

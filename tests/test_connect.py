@@ -328,6 +328,30 @@ def test_evaluate_curve_state_policies_on_equinox_and_plain_fns():
                                state_policy="recompute")
 
 
+def test_fit_curve_state_policy_interpolate_trains_with_the_moving_statistics():
+    data = classification_data(n=64)
+    _, _, (fn, _), (pa, pb) = _adapted_bn_pair(data)
+    fit = dict(epochs=4, batch_size=16, optimizer=optax.adam(0.05), key=jax.random.key(3),
+               log=None)
+    curve = connect.fit_curve(fn, pa, pb, data, state_policy="interpolate", **fit)
+    fixed = connect.fit_curve(fn, pa, pb, data, **fit)
+    assert curve.metadata["state_policy"] == "interpolate"
+    assert fixed.metadata["state_policy"] == "fixed"
+    assert not np.allclose(curve.bends[0]["dense"]["kernel"], fixed.bends[0]["dense"]["kernel"])
+    ts = np.linspace(0, 1, 9)
+    along = connect.evaluate_curve(fn, curve, data, ts, state_policy="interpolate",
+                                   progress=False)
+    straight = connect.evaluate_curve(fn, connect.line(pa, pb), data, ts,
+                                      state_policy="interpolate", progress=False)
+    assert along.metrics["loss"][1:-1].mean() < straight.metrics["loss"][1:-1].mean()
+    with pytest.raises(ValueError, match="training-mode loss"):
+        connect.fit_curve(fn, pa, pb, data, state_policy="recompute", **fit)
+    with pytest.raises(ValueError, match="needs fn from js.flax.adapt"):
+        connect.fit_curve(mlp_fn, dense_params(jax.random.key(0)),
+                          dense_params(jax.random.key(1)), classification_data(),
+                          state_policy="interpolate", **fit)
+
+
 def test_evaluate_curve_state_policy_bad_input_is_explained():
     data = classification_data(n=30)
     model, (va, _), (fn, _), (pa, pb) = _adapted_bn_pair(data)

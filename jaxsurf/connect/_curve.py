@@ -34,6 +34,7 @@ import numpy as np
 import optax
 
 from jaxsurf import _atomic, _validate, batching, tree
+from jaxsurf._state import StatefulFn, _from_float, _state_for, _to_float
 from jaxsurf.tree import PyTree
 
 __all__ = ["Curve", "KINDS", "line", "fit_curve", "load_curve", "curve_coefficients"]
@@ -234,6 +235,63 @@ def line(params_a: PyTree, params_b: PyTree) -> Curve:
 
 
 # --------------------------------------------------------------------------- training
+def end_states(stateful: StatefulFn, params_a: PyTree, params_b: PyTree,
+               states: tuple[PyTree, PyTree] | None) -> tuple[PyTree, PyTree]:
+    """The model states of two end points: ``states`` if given, else the ones their
+    adapters returned with them; both in the structure of ``stateful.state``."""
+    if states is not None:
+        if not isinstance(states, (tuple, list)) or len(states) != 2:
+            raise TypeError("states must be a pair (state of params_a, state of params_b), "
+                            "each like fn.jaxsurf_state.state")
+        state_a, state_b = states
+    else:
+        try:
+            state_a = _state_for(stateful, params_a, "params_a")
+            state_b = _state_for(stateful, params_b, "params_b")
+        except ValueError as err:
+            raise ValueError(f"{err}; for end points that are not the adapter's own arrays "
+                             f"(e.g. a loaded curve) pass states=(state_a, state_b)") from None
+    like = jax.tree_util.tree_leaves(stateful.state)
+    for name, state in (("params_a", state_a), ("params_b", state_b)):
+        tree.check_like(jax.tree_util.tree_leaves(state), like, name=f"the state of {name}",
+                        reference_name="fn's state")
+    treedef = jax.tree_util.tree_structure(stateful.state)
+    return (jax.tree_util.tree_unflatten(treedef, jax.tree_util.tree_leaves(state_a)),
+            jax.tree_util.tree_unflatten(treedef, jax.tree_util.tree_leaves(state_b)))
+
+
+def _fit_state(fn: Callable, params_a: PyTree, params_b: PyTree, state_policy: str | None,
+               states: tuple[PyTree, PyTree] | None
+               ) -> tuple[Callable[[PyTree, Any, Any, Any], Any], Any, str | None]:
+    """``(loss(params_t, t, batch, end_states), end_states, policy)`` for fit_curve."""
+    if state_policy not in (None, "fixed", "interpolate"):
+        hint = (" (statistics cannot be re-estimated at every step: for batch statistics "
+                "give fit_curve a training-mode loss, as Garipov et al.)"
+                if state_policy == "recompute" else "")
+        raise ValueError(f"fit_curve takes state_policy None, 'fixed' or 'interpolate', not "
+                         f"{state_policy!r}{hint}")
+    stateful = getattr(fn, "jaxsurf_state", None)
+    has_state = isinstance(stateful, StatefulFn) and bool(
+        jax.tree_util.tree_leaves(stateful.state))
+    if state_policy == "interpolate" and not has_state:
+        raise ValueError("state_policy='interpolate' needs fn from js.flax.adapt or "
+                         "js.equinox.adapt on a model with state (e.g. BatchNorm)")
+    if state_policy != "interpolate":
+        if states is not None:
+            raise ValueError("states= is only used with state_policy='interpolate'")
+        return (lambda p, t, batch, s: fn(p, batch)), (), "fixed" if has_state else None
+    assert isinstance(stateful, StatefulFn)
+    state_a, state_b = end_states(stateful, params_a, params_b, states)
+    dtypes = [getattr(x, "dtype", None) for x in jax.tree_util.tree_leaves(state_a)]
+    apply = stateful.apply
+
+    def loss(p: PyTree, t: Any, batch: Any, ends: Any) -> Any:
+        mixed = jax.tree_util.tree_map(lambda x, y: (1.0 - t) * x + t * y, *ends)
+        return apply(p, _from_float(mixed, dtypes), batch)
+
+    return loss, (_to_float(state_a), _to_float(state_b)), "interpolate"
+
+
 def _fit_config(kind: str, num_bends: int, epochs: int, batch_size: int, params_a: PyTree,
                 params_b: PyTree, num_examples: int) -> dict[str, Any]:
     return {"kind": kind, "num_bends": num_bends, "batch_size": batch_size,
@@ -254,7 +312,8 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
               *, kind: str = "bezier", num_bends: int = 1, epochs: int = 10,
               batch_size: int = 128, optimizer: optax.GradientTransformation | None = None,
               key: jax.Array | None = None, checkpoint_dir: str | os.PathLike | None = None,
-              log: Callable[[str], None] | None = print) -> Curve:
+              log: Callable[[str], None] | None = print, state_policy: str | None = None,
+              states: tuple[PyTree, PyTree] | None = None) -> Curve:
     """Trains the bends of a curve from ``params_a`` to ``params_b`` to keep the loss low.
 
     Minimises ``E_{t ~ U[0,1]} fn(theta(t), batch)["loss"]`` over the bends
@@ -263,10 +322,16 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
     a shuffled pass over ``data`` in batches of ``batch_size`` (the short last
     batch is dropped, as in training), one jitted step per batch.
 
-    For networks with BatchNorm, pass a ``fn`` that runs the model in
-    training mode (batch statistics), since no running statistics exist for
-    the points along the curve; recompute them for evaluation with
-    :func:`jaxsurf.connect.recompute_batch_stats`.
+    Model state (BatchNorm): no running statistics exist for the points along
+    the curve. Garipov et al. train with batch statistics: pass a ``fn`` that
+    runs the model in training mode. A ``fn`` from :func:`jaxsurf.flax.adapt`
+    / :func:`jaxsurf.equinox.adapt` runs in evaluation mode: by default
+    (``"fixed"``) with its own model's statistics at every ``t``;
+    ``state_policy="interpolate"`` uses ``(1 - t) * state_a + t * state_b``
+    at the drawn ``t`` instead (what :func:`evaluate_curve
+    <jaxsurf.connect.evaluate_curve>` does with that policy). Either way,
+    evaluate the fitted curve with the policy you trained for, or with
+    ``"recompute"`` (its default) to measure it with fresh statistics.
 
     Args:
         fn: ``fn(params, batch)`` → scalar loss or dict with ``"loss"``
@@ -285,6 +350,10 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
             same directory resumes after the last finished epoch (and refuses
             a directory made for other end points or settings).
         log: called with one progress line per epoch (``None``: silent).
+        state_policy: ``None``/``"fixed"`` (``fn`` as given) or
+            ``"interpolate"`` (for ``fn`` from an adapter of a model with state).
+        states: ``(state_a, state_b)`` for ``"interpolate"`` when the end
+            points are not the adapters' own arrays.
 
     Returns:
         The fitted :class:`Curve`; ``metadata["history"]`` has the mean step
@@ -307,6 +376,7 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
     arrays = jax.tree_util.tree_map(jnp.asarray, data)
     n = int(jax.tree_util.tree_leaves(arrays)[0].shape[0])
     _validate.int_in_range(batch_size, "batch_size", 1, n, "the number of examples")
+    loss_at, state_ends, policy = _fit_state(fn, params_a, params_b, state_policy, states)
     tx = optimizer if optimizer is not None else optax.adam(1e-3)
     rng: Any = jax.random.key(0) if key is None else key
     bends = [_combination([params_a, params_b], [np.float32(1 - s), np.float32(s)])
@@ -314,6 +384,8 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
     opt_state = tx.init(bends)
     config = _fit_config(kind, int(num_bends), int(epochs), int(batch_size), params_a, params_b,
                          n)
+    if policy == "interpolate":  # ("fixed" is how earlier fits ran: they still resume)
+        config["state_policy"] = policy
 
     history: list[dict[str, float]] = []
     start_epoch, recorder, folder = 0, None, None
@@ -341,10 +413,10 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
                 log(f"fit_curve: resuming after epoch {start_epoch} from {folder}")
 
     def objective(bends_: list[PyTree], ends: tuple[PyTree, PyTree], t: jax.Array,
-                  batch: Any) -> jax.Array:
+                  batch: Any, state_ends_: Any) -> jax.Array:
         weights = curve_coefficients(kind, num_bends, t, xp=jnp)
         params_t = _combination([ends[0], *bends_, ends[1]], list(weights))
-        value = fn(params_t, batch)
+        value = loss_at(params_t, t, batch, state_ends_)
         if isinstance(value, Mapping):
             if "loss" not in value:
                 raise ValueError(f"fn returned metrics {sorted(value)}; fit_curve minimises "
@@ -353,11 +425,11 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
         return jnp.asarray(value, jnp.float32)
 
     @jax.jit  # end points and data are arguments, not constants baked into the program
-    def step(bends_, opt_state_, key_, index, ends, arrays_):
+    def step(bends_, opt_state_, key_, index, ends, arrays_, state_ends_):
         key_, k_t = jax.random.split(key_)
         t = jax.random.uniform(k_t, ())
         batch = jax.tree_util.tree_map(lambda x: x[index], arrays_)
-        loss, grads = jax.value_and_grad(objective)(bends_, ends, t, batch)
+        loss, grads = jax.value_and_grad(objective)(bends_, ends, t, batch, state_ends_)
         updates, opt_state_ = tx.update(grads, opt_state_, bends_)
         return optax.apply_updates(bends_, updates), opt_state_, key_, loss
 
@@ -371,7 +443,7 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
             losses = []
             for index in order.reshape(steps, batch_size):
                 bends, opt_state, rng, loss = step(bends, opt_state, rng, index,
-                                                   (params_a, params_b), arrays)
+                                                   (params_a, params_b), arrays, state_ends)
                 losses.append(loss)
             row = {"epoch": epoch, "loss": float(jnp.mean(jnp.stack(losses))),
                    "seconds": time.perf_counter() - t0}
@@ -388,7 +460,8 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
     finally:
         if recorder is not None:
             recorder.close()
-    meta = {**config, "fitted": True, "history": history,
+    meta = {**config, **({"state_policy": policy} if policy else {}),
+            "fitted": True, "history": history,
             "seconds": time.perf_counter() - start,
             "optimizer": "adam(1e-3)" if optimizer is None else "given"}
     return Curve(kind, [params_a, *[jax.tree_util.tree_map(np.asarray, b) for b in bends],

@@ -17,9 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsurf import batching, tree
-from jaxsurf._state import STATE_POLICIES, StatefulFn, _from_float, _state_for, _to_float
+from jaxsurf._state import STATE_POLICIES, StatefulFn, _from_float, _to_float
 from jaxsurf._version import __version__
-from jaxsurf.connect._curve import Curve, check_t
+from jaxsurf.connect._curve import Curve, check_t, end_states
 from jaxsurf.evaluate import evaluate_points
 from jaxsurf.progress import ProgressOption
 from jaxsurf.surface import Surface, metadata_from
@@ -184,31 +184,6 @@ def _recompute_batches(source: Any, batch_size: int | None) -> list[tuple[Any, i
             for s in range(0, n, size)]
 
 
-def _end_states(stateful: StatefulFn, curve: Curve,
-                states: tuple[PyTree, PyTree] | None) -> tuple[PyTree, PyTree]:
-    if states is not None:
-        if not isinstance(states, (tuple, list)) or len(states) != 2:
-            raise TypeError("states must be a pair (state of params_a, state of params_b), "
-                            "each like fn.jaxsurf_state.state")
-        state_a, state_b = states
-    else:
-        try:
-            state_a = _state_for(stateful, curve.params_a, "curve.params_a")
-            state_b = _state_for(stateful, curve.params_b, "curve.params_b")
-        except ValueError as err:
-            raise ValueError(f"{err}; for a curve whose end points are not the adapter's "
-                             f"own arrays (e.g. loaded from disk) pass "
-                             f"states=(state_a, state_b)") from None
-    like = jax.tree_util.tree_leaves(stateful.state)
-    tree.check_like(jax.tree_util.tree_leaves(state_a), like, name="the state of params_a",
-                    reference_name="fn's state")
-    tree.check_like(jax.tree_util.tree_leaves(state_b), like, name="the state of params_b",
-                    reference_name="fn's state")
-    treedef = jax.tree_util.tree_structure(stateful.state)
-    return tuple(jax.tree_util.tree_unflatten(treedef, jax.tree_util.tree_leaves(s))
-                 for s in (state_a, state_b))  # type: ignore[return-value]
-
-
 def _plan_curve(fn: Callable, curve: Curve, data: Any, ts: np.ndarray,
                 state_policy: str | None, recompute_data: Any,
                 states: tuple[PyTree, PyTree] | None, batch_size: int | None
@@ -262,7 +237,7 @@ def _plan_curve(fn: Callable, curve: Curve, data: Any, ts: np.ndarray,
         return recomputed, points, np.eye(len(ts)), {
             "state_policy": "recompute", "recompute_examples": n,
             "batch_norm": f"recomputed at every t over {n} examples"}
-    state_a, state_b = _end_states(stateful, curve, states)
+    state_a, state_b = end_states(stateful, curve.params_a, curve.params_b, states)
     dtypes = [getattr(x, "dtype", None) for x in jax.tree_util.tree_leaves(state_a)]
     sa, sb = _to_float(state_a), _to_float(state_b)
     last = curve.num_bends + 1

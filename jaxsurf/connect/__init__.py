@@ -4,8 +4,10 @@
   solutions so that the loss stays low along it (Garipov et al. 2018);
   :func:`line` is the straight segment as a curve without bends.
 * :func:`evaluate_curve` gives exact data-set means along a curve on the
-  evaluation engine, optionally recomputing BatchNorm statistics at every
-  point (:class:`BatchStatsRecompute`).
+  evaluation engine; for ``fn`` from an adapter of a BatchNorm model it
+  recomputes the statistics at every point by default (``state_policy=
+  "recompute" | "interpolate" | "fixed"``, as ``js.interpolate``;
+  :class:`BatchStatsRecompute` for ``fn`` over whole Linen variables).
 * :func:`barrier` measures the loss barrier of a path (Frankle et al. 2020,
   Entezari et al. 2022), on curves and on ``js.interpolate`` lines.
 * :func:`curve_plane` gives the plane through the end points and the bend

@@ -255,7 +255,8 @@ def test_evaluate_curve_default_recomputes_adapted_batchnorm_statistics():
     fixed = connect.evaluate_curve(fn, curve, data, [0.5], state_policy="fixed", progress=False)
     assert abs(fixed.metrics["loss"][0] - s.metrics["loss"][1]) > 1e-3
     # recompute_data: statistics from other examples than those evaluated
-    other = connect.evaluate_curve(fn, curve, data, [0.5], recompute_data={k: v[:40] for k, v in data.items()},
+    first_40 = {k: v[:40] for k, v in data.items()}
+    other = connect.evaluate_curve(fn, curve, data, [0.5], recompute_data=first_40,
                                    progress=False)
     assert other.metadata["recompute_examples"] == 40
     assert other.metrics["loss"][0] != pytest.approx(s.metrics["loss"][1], rel=1e-6)

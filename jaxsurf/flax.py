@@ -168,18 +168,19 @@ def _linen_recompute(module: Any, input_key: str | None, target_key: str | None
     if "deterministic" in names:
         flags["deterministic"] = True
 
+    @jax.jit  # params are an argument: compiled once, not once per point
+    def update_with(params: PyTree, other: PyTree, start: PyTree, inputs: Any) -> PyTree:
+        _, new = module.apply({"params": params, **other, "batch_stats": start}, inputs,
+                              mutable=["batch_stats"], rngs={"dropout": jax.random.key(0)},
+                              **flags)
+        return new["batch_stats"]
+
     def recompute(params: PyTree, state: PyTree, batches: list) -> PyTree:
         other = {k: v for k, v in state.items() if k != "batch_stats"}
-
-        @jax.jit
-        def update(start: PyTree, inputs: Any) -> PyTree:
-            _, new = module.apply({"params": params, **other, "batch_stats": start}, inputs,
-                                  mutable=["batch_stats"], rngs={"dropout": jax.random.key(0)},
-                                  **flags)
-            return new["batch_stats"]
-
         pairs = [(split_batch(b, input_key, target_key)[0], n) for b, n in batches]
-        stats = _state.estimate_from_updates(update, state["batch_stats"], pairs)
+        stats = _state.estimate_from_updates(
+            lambda start, inputs: update_with(params, other, start, inputs),
+            state["batch_stats"], pairs)
         return {**state, "batch_stats": stats}
 
     return recompute
@@ -223,18 +224,19 @@ def _adapt_nnx(nnx: Any, model: Any, loss_fn: Callable, input_key: str | None,
     def fn(params: PyTree, batch: Any) -> Any:
         return apply(params, rest, batch)
 
-    def recompute(params: PyTree, rest: PyTree, batches: list) -> PyTree:
-        @jax.jit
-        def update(start: PyTree, inputs: Any) -> PyTree:
-            state = jax.tree_util.tree_map(lambda x: x, param_state)
-            nnx.replace_by_pure_dict(state, params)
-            net = nnx.merge(graphdef, state, start)
-            net.train()
-            net(inputs)
-            return nnx.split(net, nnx.Param, ...)[2]
+    @jax.jit  # params are an argument: compiled once, not once per point
+    def update_with(params: PyTree, start: PyTree, inputs: Any) -> PyTree:
+        state = jax.tree_util.tree_map(lambda x: x, param_state)
+        nnx.replace_by_pure_dict(state, params)
+        net = nnx.merge(graphdef, state, start)
+        net.train()
+        net(inputs)
+        return nnx.split(net, nnx.Param, ...)[2]
 
+    def recompute(params: PyTree, rest: PyTree, batches: list) -> PyTree:
         pairs = [(split_batch(b, input_key, target_key)[0], n) for b, n in batches]
-        return _state.estimate_from_updates(update, rest, pairs)
+        return _state.estimate_from_updates(
+            lambda start, inputs: update_with(params, start, inputs), rest, pairs)
 
     fn.jaxsurf_state = _state.StatefulFn(rest, params, apply,  # type: ignore[attr-defined]
                                          recompute)

@@ -2,7 +2,7 @@
 # Installs jaxsurf with its test extras (pinned by constraints.txt) and runs
 # the test suite. This is what CI runs.
 #   bash scripts/test.sh            the whole suite
-#   bash scripts/test.sh --fast     the fast tier (-m "not slow"), for the edit-test loop
+#   bash scripts/test.sh --fast     the fast tier (-m "not slow", one worker per core), for the edit-test loop
 #   bash scripts/test.sh --latest   against today's releases instead of the pins
 # Any other arguments go to pytest.
 set -euo pipefail
@@ -13,7 +13,7 @@ fast=0
 for a in "$@"; do
   case "$a" in
     --latest) install=(--latest) ;;
-    --fast) fast=1; args+=(-m "not slow") ;;
+    --fast) fast=1; args+=(-m "not slow" -n auto) ;;   # one worker per core (pytest-xdist)
     *) args+=("$a") ;;
   esac
 done

@@ -86,7 +86,8 @@ def _requests(args: argparse.Namespace) -> dict[str, Any]:
         surface = call(timer)
         total = time.perf_counter() - timer.start
         out[name] = {"values": surface.metrics["loss"].ravel().tolist(), "call_s": total,
-                     "s_per_point": timer.s_per_point(), "points": int(surface.metrics["loss"].size),
+                     "s_per_point": timer.s_per_point(),
+                     "points": int(surface.metrics["loss"].size),
                      "mesh": surface.metadata["mesh"],
                      "num_processes": surface.metadata["num_processes"]}
     return out

@@ -3,7 +3,8 @@
 (a) per-filter norm ratios |d[o]| / |w[o]| of a filter-normalized random
     direction on a small Equinox conv net trained briefly: the old code path
     (filters on the last axis for every leaf and only leaves of ndim <= 1
-    ignored, as jaxsurf did before layouts; ``old_normalize`` below) against the inferred Equinox layout,
+    ignored, as jaxsurf did before layouts; ``old_normalize`` below) against the
+    inferred Equinox layout,
     on the trained weights and after rescaling one filter by 10;
 (b) interpolation end-point losses between two Linen CNNs with BatchNorm
     trained from different seeds: model A's statistics along the whole path

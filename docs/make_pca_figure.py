@@ -43,8 +43,9 @@ def main() -> None:
     alphas = np.linspace(low[0] - margin[0], high[0] + margin[0], 15)
     betas = np.linspace(low[1] - margin[1], high[1] + margin[1], 15)
     subset = {k: v[:1000] for k, v in data["train"].items()}
+    store = RUN / f"pca_plane-{js.tree.fingerprint((alphas, betas))[:8]}.store"
     plane = js.evaluate_plane(fn, params, directions[0], directions[1], subset, alphas, betas,
-                              batch_size=500, store=RUN / f"pca_plane-{js.tree.fingerprint((alphas, betas))[:8]}.store",
+                              batch_size=500, store=store,
                               metadata={"directions_made_by": "pca of the trajectory",
                                         "explained_variance_ratio": ratio.tolist()})
     js.plot.pca_path(plane, coords, explained_variance_ratio=ratio, epochs=steps,

@@ -165,4 +165,5 @@ def _check_leaves(path: Path, infos: list, wanted: list) -> None:
                 f"shape {tuple(shape)} dtype {dtype}")
     if len(infos) > len(wanted):
         raise DirectionFileError(f"{path} has {len(infos)} leaves, params_like only "
-                                 f"{len(wanted)}; the first extra is {infos[len(wanted)].get('path')}")
+                                 f"{len(wanted)}; the first extra is "
+                                 f"{infos[len(wanted)].get('path')}")

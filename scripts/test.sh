@@ -22,4 +22,6 @@ bash scripts/install.sh "${install[@]}" test
 [ "$fast" = 1 ] || bash scripts/install_browser.sh
 python=.venv/bin/python
 [ -n "${VIRTUAL_ENV:-}" ] && python="$VIRTUAL_ENV/bin/python"
+echo "ruff check (configured in pyproject.toml) ..."
+"$python" -m ruff check --quiet . || { echo "ruff found problems (above); fix them or run: $python -m ruff check --fix ." >&2; exit 1; }
 "$python" -m pytest -q "${args[@]}"

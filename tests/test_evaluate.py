@@ -1,4 +1,3 @@
-import warnings
 
 import jax
 import jax.numpy as jnp

@@ -96,7 +96,7 @@ def state_of(params: PyTree) -> tuple[bool, PyTree]:
     return True, state
 
 
-def _state_for(stateful: StatefulFn, params: PyTree, name: str) -> PyTree:
+def state_for(stateful: StatefulFn, params: PyTree, name: str) -> PyTree:
     found, state = state_of(params)
     if found:
         return state
@@ -133,8 +133,8 @@ def plan_interpolation(fn: Callable, params_a: PyTree, params_b: PyTree,
     if state_policy == "recompute":
         raise ValueError("state_policy='recompute' is evaluated point by point: call "
                          "js.interpolate, which handles it")
-    state_a = _state_for(stateful, params_a, "params_a")
-    state_b = _state_for(stateful, params_b, "params_b")
+    state_a = state_for(stateful, params_a, "params_a")
+    state_b = state_for(stateful, params_b, "params_b")
     tree.check_like(jax.tree_util.tree_leaves(state_b), jax.tree_util.tree_leaves(state_a),
                     name="the state of params_b", reference_name="the state of params_a")
     # same leaves; give b's state a's container (Equinox state markers may differ)
@@ -144,17 +144,17 @@ def plan_interpolation(fn: Callable, params_a: PyTree, params_b: PyTree,
     dtypes = [getattr(x, "dtype", None) for x in jax.tree_util.tree_leaves(state_a)]
 
     def with_state(pair: PyTree, batch: Any) -> Any:
-        return apply(pair["params"], _from_float(pair["state"], dtypes), batch)
+        return apply(pair["params"], from_float(pair["state"], dtypes), batch)
 
-    return (with_state, {"params": params_a, "state": _to_float(state_a)},
-            {"params": params_b, "state": _to_float(state_b)}, {"state_policy": "interpolate"})
+    return (with_state, {"params": params_a, "state": to_float(state_a)},
+            {"params": params_b, "state": to_float(state_b)}, {"state_policy": "interpolate"})
 
 
 def _countable(dtype: Any) -> bool:
     return dtype is not None and (jnp.issubdtype(dtype, jnp.integer) or dtype == jnp.bool_)
 
 
-def _to_float(state: PyTree) -> PyTree:
+def to_float(state: PyTree) -> PyTree:
     """Integer and bool state leaves (step counters, first-call flags) as float32, so
     that they are interpolated too and each end point keeps its own."""
     return jax.tree_util.tree_map(
@@ -162,7 +162,7 @@ def _to_float(state: PyTree) -> PyTree:
         state)
 
 
-def _from_float(state: PyTree, dtypes: list[Any]) -> PyTree:
+def from_float(state: PyTree, dtypes: list[Any]) -> PyTree:
     leaves, treedef = jax.tree_util.tree_flatten(state)
     back = [(x > 0.5) if dt == jnp.bool_ else jnp.round(x).astype(dt) if _countable(dt) else x
             for x, dt in zip(leaves, dtypes)]

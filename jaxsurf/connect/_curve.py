@@ -34,7 +34,7 @@ import numpy as np
 import optax
 
 from jaxsurf import _atomic, _validate, batching, tree
-from jaxsurf._state import StatefulFn, _from_float, _state_for, _to_float
+from jaxsurf._state import StatefulFn, from_float, state_for, to_float
 from jaxsurf.tree import PyTree
 
 __all__ = ["Curve", "KINDS", "line", "fit_curve", "load_curve", "curve_coefficients"]
@@ -246,8 +246,8 @@ def end_states(stateful: StatefulFn, params_a: PyTree, params_b: PyTree,
         state_a, state_b = states
     else:
         try:
-            state_a = _state_for(stateful, params_a, "params_a")
-            state_b = _state_for(stateful, params_b, "params_b")
+            state_a = state_for(stateful, params_a, "params_a")
+            state_b = state_for(stateful, params_b, "params_b")
         except ValueError as err:
             raise ValueError(f"{err}; for end points that are not the adapter's own arrays "
                              f"(e.g. a loaded curve) pass states=(state_a, state_b)") from None
@@ -287,9 +287,9 @@ def _fit_state(fn: Callable, params_a: PyTree, params_b: PyTree, state_policy: s
 
     def loss(p: PyTree, t: Any, batch: Any, ends: Any) -> Any:
         mixed = jax.tree_util.tree_map(lambda x, y: (1.0 - t) * x + t * y, *ends)
-        return apply(p, _from_float(mixed, dtypes), batch)
+        return apply(p, from_float(mixed, dtypes), batch)
 
-    return loss, (_to_float(state_a), _to_float(state_b)), "interpolate"
+    return loss, (to_float(state_a), to_float(state_b)), "interpolate"
 
 
 def _fit_config(kind: str, num_bends: int, epochs: int, batch_size: int, params_a: PyTree,

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsurf import batching, tree
-from jaxsurf._state import STATE_POLICIES, StatefulFn, _from_float, _to_float
+from jaxsurf._state import STATE_POLICIES, StatefulFn, from_float, to_float
 from jaxsurf._version import __version__
 from jaxsurf.connect._curve import Curve, check_t, end_states
 from jaxsurf.evaluate import evaluate_points
@@ -239,7 +239,7 @@ def _plan_curve(fn: Callable, curve: Curve, data: Any, ts: np.ndarray,
             "batch_norm": f"recomputed at every t over {n} examples"}
     state_a, state_b = end_states(stateful, curve.params_a, curve.params_b, states)
     dtypes = [getattr(x, "dtype", None) for x in jax.tree_util.tree_leaves(state_a)]
-    sa, sb = _to_float(state_a), _to_float(state_b)
+    sa, sb = to_float(state_a), to_float(state_b)
     last = curve.num_bends + 1
     # control point k's state lies on the segment at k / (n + 1): with Bernstein or
     # polychain weights the state is then (1 - t) * state_a + t * state_b at every t
@@ -249,7 +249,7 @@ def _plan_curve(fn: Callable, curve: Curve, data: Any, ts: np.ndarray,
     points = [{"params": p, "state": s} for p, s in zip(curve.points, control_states)]
 
     def interpolated(pair: PyTree, batch: Any) -> Any:
-        return apply(pair["params"], _from_float(pair["state"], dtypes), batch)
+        return apply(pair["params"], from_float(pair["state"], dtypes), batch)
 
     return interpolated, points, curve.coefficients(ts), {
         "state_policy": "interpolate",

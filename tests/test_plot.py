@@ -357,3 +357,16 @@ def test_surface3d_draws_undersides_grey_not_as_data():
         assert grey.any() == expect
     (faces,) = artists(plot.surface3d(steep, elev=89.0), Poly3DCollection)  # from above: none
     assert not np.all(np.isclose(faces.get_facecolor(), plot.UNDERSIDE), axis=1).any()
+
+
+def test_a_log_colour_bar_over_many_decades_keeps_its_ticks():
+    """matplotlib's LogLocator with 1-2-5 subs draws no tick when it must skip
+    decades; a loss spanning 13 decades (a no-skip net's walls) still gets ticks."""
+    a, b = np.linspace(-1, 1, 15), np.linspace(-1, 1, 11)
+    A, B = np.meshgrid(a, b, indexing="ij")
+    s = Surface(a, b, {"loss": 10 ** (13 * (A**2 + B**2) / 2) + 1.0})
+    fig = plot.filled(s, log=True)
+    fig.canvas.draw()
+    bar = next(ax for ax in fig.axes if ax.get_label() == "<colorbar>")
+    ticks = [t for t in bar.get_yticks() if bar.get_ylim()[0] <= t <= bar.get_ylim()[1]]
+    assert len(ticks) >= 4

@@ -143,7 +143,11 @@ def _colorbar(fig: Figure, mappable: Any, ax: Axes | list[Axes], label: str,
     bar = fig.colorbar(mappable, ax=ax, label=label, **kwargs)
     if levels is not None:  # round ticks, not the (uneven) level values
         if isinstance(bar.norm, mcolors.LogNorm):
-            bar.locator = LogLocator(subs=(1.0, 2.0, 5.0))
+            # 1-2-5 ticks over a few decades; beyond that decades only (matplotlib's
+            # LogLocator draws no tick at all when it must skip decades with subs).
+            decades = np.log10(bar.norm.vmax / bar.norm.vmin)
+            bar.locator = LogLocator(subs=(1.0, 2.0, 5.0) if decades <= 3 else (1.0,),
+                                     numticks=9)
             bar.formatter = FuncFormatter(lambda v, _: f"{v:g}")
         else:
             bar.locator, bar.formatter = MaxNLocator(nbins=6), ScalarFormatter()

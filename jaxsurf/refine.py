@@ -47,10 +47,11 @@ from jaxsurf._engine.execute import execute
 from jaxsurf._engine.metadata import run_surface
 from jaxsurf.surface import Surface
 
-__all__ = ["SCALES", "Refine", "bilinear_fill", "cell_midpoints", "plan_start", "runner",
-           "simulate"]
+__all__ = ["FILLS", "SCALES", "Refine", "bilinear_fill", "cell_midpoints", "plan_start",
+           "quadratic_fill", "runner", "simulate"]
 
 SCALES = ("log", "linear")
+FILLS = ("quadratic", "bilinear")
 Cell = tuple[int, int, int, int]  # (i0, i1, j0, j1): inclusive corner indices
 
 
@@ -69,16 +70,24 @@ class Refine:
             metrics are evaluated at the same points and interpolated linearly.
         scale: ``"log"`` (the metric must be positive; a cell with a value
             that is not is refined to the end) or ``"linear"``.
+        fill: how the decisive metric is filled inside a cell that stopped:
+            ``"quadratic"`` (default: the tensor-product quadratic through the
+            cell's nine evaluated points, corners, edge midpoints and centre;
+            exact for quadratics, about half the error of bilinear on the
+            benchmark's planes) or ``"bilinear"`` (from the four corners of
+            each child: never outside the corner values). The other metrics
+            are always filled bilinearly.
 
     Example:
         >>> js.Refine(tol=0.01, start=3)
-        Refine(tol=0.01, start=3, metric='loss', scale='log')
+        Refine(tol=0.01, start=3, metric='loss', scale='log', fill='quadratic')
     """
 
     tol: float
     start: int = 3
     metric: str = "loss"
     scale: str = "log"
+    fill: str = "quadratic"
 
     def __post_init__(self) -> None:
         tol = self.tol
@@ -94,6 +103,8 @@ class Refine:
                              f"{self.metric!r}")
         if self.scale not in SCALES:
             raise ValueError(f"Refine(scale=...) must be one of {SCALES}, got {self.scale!r}")
+        if self.fill not in FILLS:
+            raise ValueError(f"Refine(fill=...) must be one of {FILLS}, got {self.fill!r}")
 
     def describe(self) -> dict[str, Any]:
         """The settings as a JSON-safe dict (kept in the Surface metadata)."""
@@ -219,6 +230,57 @@ def bilinear_fill(values: np.ndarray, evaluated: np.ndarray, leaves: list[Cell],
     return out
 
 
+def _lagrange_weights(x: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+    """``(len(nodes), len(x))`` weights of the polynomial through ``nodes`` at ``x``."""
+    weights = np.ones((len(nodes), len(x)))
+    for k, xk in enumerate(nodes):
+        for m, xm in enumerate(nodes):
+            if m != k:
+                weights[k] *= (x - xm) / (xk - xm)
+    return weights
+
+
+def _axis_nodes(lo: int, hi: int) -> list[int]:
+    return [lo, (lo + hi) // 2, hi] if hi - lo >= 2 else [lo, hi]
+
+
+def quadratic_fill(values: np.ndarray, evaluated: np.ndarray, cells: list[Cell],
+                   alphas: np.ndarray, betas: np.ndarray) -> np.ndarray:
+    """``values`` with the points of each cell that are not ``evaluated`` filled by the
+    tensor-product quadratic through the cell's corners, edge midpoints and centre
+    (larger cells first, so smaller ones overwrite shared edges).
+
+    Along an axis on which a cell cannot split (one interval), it is linear.
+    Points outside every cell are left as they are.
+
+    Args:
+        values: ``(n, m)`` float array, meaningful where ``evaluated``.
+        evaluated: ``(n, m)`` bool mask; every cell's nine nodes are evaluated.
+        cells: cells ``(i0, i1, j0, j1)`` whose midpoints were evaluated.
+        alphas, betas: the grid's coordinates.
+
+    Returns:
+        A float64 copy with the cells' other points filled in.
+
+    Example:
+        >>> a = np.arange(5.)
+        >>> v = (a[:, None] - 2) ** 2 + a[None, :] * 0   # quadratic along alpha
+        >>> m = np.zeros((5, 5), bool); m[::2, ::2] = True
+        >>> quadratic_fill(np.where(m, v, 0), m, [(0, 4, 0, 4)], a, a)[1, 3]
+        1.0
+    """
+    out = np.array(values, np.float64)
+    for i0, i1, j0, j1 in sorted(cells, key=lambda c: -(c[1] - c[0]) * (c[3] - c[2])):
+        ii, jj = np.arange(i0, i1 + 1), np.arange(j0, j1 + 1)
+        ni, nj = _axis_nodes(i0, i1), _axis_nodes(j0, j1)
+        patch = (_lagrange_weights(alphas[ii], alphas[ni]).T @ out[np.ix_(ni, nj)]
+                 @ _lagrange_weights(betas[jj], betas[nj]))
+        block = out[i0:i1 + 1, j0:j1 + 1]
+        todo = ~evaluated[i0:i1 + 1, j0:j1 + 1]
+        block[todo] = patch[todo]
+    return out
+
+
 # --------------------------------------------------------------------------- the run
 class _Refiner:
     """Runs the levels through the engine; callable like the engine's
@@ -236,6 +298,7 @@ class _Refiner:
         self.levels: list[dict[str, Any]] = []
         self.from_store = 0
         self.max_accepted_miss = 0.0
+        self.stopped: list[Cell] = []  # cells whose midpoints passed the test
 
     def _scaled(self, values: np.ndarray) -> np.ndarray:
         """The decisive metric in the refinement scale; NaN where it has no value."""
@@ -306,6 +369,7 @@ class _Refiner:
                 else:
                     self.max_accepted_miss = max(self.max_accepted_miss, miss)
                     leaves += _children(cell)
+                    self.stopped.append(cell)
             self.levels[-1]["cells_over_tol"] = over
             active = next_active
         return self._fill(values, leaves), evaluated_total, where
@@ -316,13 +380,19 @@ class _Refiner:
         (the decisive metric in its scale, the others linearly); flat like the engine's."""
         out = {}
         for name, v in values.items():
-            if name == self.settings.metric and self.settings.scale == "log":
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    filled = 10.0 ** bilinear_fill(np.log10(v.astype(np.float64)), self.mask,
-                                                   leaves, self.alphas, self.betas)
-                filled[self.mask] = v[self.mask]
-            else:
+            if name != self.settings.metric:
                 filled = bilinear_fill(v, self.mask, leaves, self.alphas, self.betas)
+            else:
+                log = self.settings.scale == "log"
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    scaled = np.log10(v.astype(np.float64)) if log else v
+                filled = bilinear_fill(scaled, self.mask, leaves, self.alphas, self.betas)
+                if self.settings.fill == "quadratic":
+                    filled = quadratic_fill(filled, self.mask, self.stopped, self.alphas,
+                                            self.betas)
+                if log:
+                    filled = 10.0 ** filled
+                filled[self.mask] = v[self.mask]
             out[name] = filled.astype(np.float32).reshape(-1)
         return out
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import jaxsurf as js
 from jaxsurf import refine as refine_lib
@@ -77,6 +79,35 @@ def test_sharp_well_interpolated_within_tol_with_few_points():
     assert s.evaluated[i - 1:i + 2, j - 1:j + 2].sum() >= 3
     # the other metric is evaluated at the same points and interpolated linearly
     np.testing.assert_allclose(s.metrics["accuracy"], 0.5 + 0.25 * A, atol=1e-6)
+
+
+@pytest.mark.parametrize("fill", ["quadratic", "bilinear"])
+def test_both_fills_stay_within_tol_and_quadratic_is_closer_on_a_smooth_bowl(fill):
+    grid = np.linspace(-1, 1, 65)
+    A, B = np.meshgrid(grid, grid, indexing="ij")
+    errors = {}
+    for f in ("quadratic", "bilinear"):
+        s = plane(well, grid, grid, refine=js.Refine(tol=0.02, start=3, fill=f))
+        errors[f] = np.abs(np.log10(s.metrics["loss"]) - np.log10(well_np(A, B)))
+        assert s.metadata["refine"]["fill"] == f
+    assert errors[fill].max() < 0.02
+    assert errors["quadratic"].mean() < 0.6 * errors["bilinear"].mean()
+
+
+@given(coeffs=st.lists(st.floats(-2, 2), min_size=9, max_size=9),
+       n=st.integers(1, 3), m=st.integers(1, 3))
+@settings(max_examples=40, deadline=None)
+def test_quadratic_fill_reproduces_biquadratics_on_uneven_coordinates(coeffs, n, m):
+    alphas = np.cumsum(np.r_[0.0, np.linspace(1.0, 2.0, 2 * n)])  # uneven spacing
+    betas = np.cumsum(np.r_[0.0, np.linspace(0.5, 1.5, 2 * m)])
+    A, B = np.meshgrid(alphas, betas, indexing="ij")
+    c = np.reshape(coeffs, (3, 3))
+    exact = sum(c[p, q] * A ** p * B ** q for p in range(3) for q in range(3))
+    mask = np.zeros(exact.shape, bool)
+    mask[np.ix_([0, n, 2 * n], [0, m, 2 * m])] = True
+    filled = refine_lib.quadratic_fill(np.where(mask, exact, np.nan), mask,
+                                       [(0, 2 * n, 0, 2 * m)], alphas, betas)
+    np.testing.assert_allclose(filled, exact, atol=1e-9 * (1 + np.abs(exact).max()))
 
 
 def test_simulate_on_the_exact_plane_picks_what_a_real_run_evaluates():
@@ -227,6 +258,7 @@ def test_killed_refined_run_resumes_with_its_finished_points(tmp_path):
     ({"tol": "0.1"}, "positive finite"), ({"tol": 0.1, "start": -1}, "non-negative integer"),
     ({"tol": 0.1, "start": 1.5}, "non-negative integer"),
     ({"tol": 0.1, "scale": "log2"}, "scale"), ({"tol": 0.1, "metric": ""}, "metric name"),
+    ({"tol": 0.1, "fill": "cubic"}, r"fill=\.\.\.\) must be one of \('quadratic', 'bilinear'\)"),
 ])
 def test_bad_settings_are_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):

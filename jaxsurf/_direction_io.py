@@ -80,7 +80,8 @@ def save_directions(path: str | os.PathLike, *directions: PyTree,
               "leaves": leaves_info, "metadata": metadata_from(metadata)}
     path.parent.mkdir(parents=True, exist_ok=True)
     return _atomic.write_with(
-        path, lambda handle: np.savez(handle, header=np.array(json.dumps(header)), **arrays))
+        path, lambda handle: np.savez(handle, header=np.array(json.dumps(header)),
+                                      allow_pickle=False, **arrays))
 
 
 def load_directions(path: str | os.PathLike, params_like: PyTree, *,

@@ -107,7 +107,7 @@ def describe(surface: Surface, metric: str) -> str:
     if kind == "interpolation":
         what = f"{len(surface.alphas)}-point interpolation between two solutions"
     elif surface.is_plane:
-        what = (f"{len(surface.alphas)}×{len(surface.betas)} plane"
+        what = ("×".join(str(n) for n in surface.shape) + " plane"
                 + (f", {normalized}directions" if normalized else ""))
     else:
         what = (f"{len(surface.alphas)}-point line"

@@ -32,7 +32,7 @@ CPU collectives)::
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence, TypeAlias
 
 import jax
 import numpy as np
@@ -44,6 +44,13 @@ __all__ = ["AXES", "plan_mesh", "as_mesh", "mesh_shape", "spans_processes", "put
            "broadcast_from_first"]
 
 AXES = ("points", "data")
+
+if TYPE_CHECKING:
+    # jax.Device is a compiled jaxlib class with no type information, which type
+    # checkers reject in annotations; annotations say Device (jax.Device at run time).
+    Device: TypeAlias = Any
+else:
+    Device = jax.Device
 
 
 DATA_SPLIT_MARGIN = 0.1  # share of steps a data split must save to be chosen
@@ -61,7 +68,7 @@ def _steps(num_points: int, points: int, replicas: int, full_batches: int | None
     return math.ceil(num_points / points) * per_point
 
 
-def _as_device_list(devices: Any) -> list[jax.Device]:
+def _as_device_list(devices: Any) -> list[Device]:
     """``devices`` as a list of ``jax.Device`` (one device is a list of one)."""
     if devices is None:
         return list(jax.devices())
@@ -78,7 +85,7 @@ def _as_device_list(devices: Any) -> list[jax.Device]:
     return devices
 
 
-def plan_mesh(num_points: int, devices: Sequence[jax.Device] | None = None, *,
+def plan_mesh(num_points: int, devices: Sequence[Device] | None = None, *,
               full_batches: int | None = None, short_batch: bool = False,
               chunk_size: int | None = None, data_parallel: bool = True) -> Mesh:
     """A ``("points", "data")`` mesh over ``devices`` for ``num_points`` points.

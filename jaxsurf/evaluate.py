@@ -43,7 +43,6 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Mapping, Sequence
 
-import jax
 import numpy as np
 from jax.sharding import Mesh
 
@@ -55,6 +54,7 @@ from jaxsurf._engine.metadata import (LIBRARY_METADATA_KEYS, USER_MAY_SET, run_s
 from jaxsurf._engine.plan import DEFAULT_CHUNK_SIZE
 from jaxsurf._state import interpolate_recomputed, plan_interpolation
 from jaxsurf.directions import describe_direction
+from jaxsurf.distributed import Device
 from jaxsurf.progress import ProgressOption
 from jaxsurf.surface import Surface
 from jaxsurf.tree import PyTree
@@ -75,7 +75,7 @@ def _as_grid(values: Any, name: str) -> np.ndarray:
 def evaluate_points(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree], data: Any,
                     coefficients: Any, *, batch_size: int | None = None,
                     points_per_step: int = 1, chunk_size: int | None = None,
-                    devices: Sequence[jax.Device] | None = None, mesh: Mesh | None = None,
+                    devices: Sequence[Device] | None = None, mesh: Mesh | None = None,
                     compute_dtype: Any = None, progress: ProgressOption = None,
                     store: str | os.PathLike | None = None,
                     subsample: int | float | None = None,
@@ -156,7 +156,7 @@ def evaluate_line(fn: Fn, params: PyTree, direction: PyTree, data: Any, alphas: 
                   store: str | os.PathLike | None = None, progress: ProgressOption = None,
                   filter_axis: Any = None,
         points_per_step: int = 1, chunk_size: int | None = None,
-        devices: Sequence[jax.Device] | None = None, mesh: Mesh | None = None,
+        devices: Sequence[Device] | None = None, mesh: Mesh | None = None,
         compute_dtype: Any = None, subsample: int | float | None = None,
         subsample_seed: int = 0) -> Surface:
     """Metrics along the line ``params + alpha * direction``.
@@ -207,7 +207,7 @@ def evaluate_plane(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, data: Any, al
                    store: str | os.PathLike | None = None, progress: ProgressOption = None,
                    filter_axis: Any = None, refine: Any = None,
         points_per_step: int = 1, chunk_size: int | None = None,
-        devices: Sequence[jax.Device] | None = None, mesh: Mesh | None = None,
+        devices: Sequence[Device] | None = None, mesh: Mesh | None = None,
         compute_dtype: Any = None, subsample: int | float | None = None,
         subsample_seed: int = 0) -> Surface:
     """Metrics on the plane ``params + alpha * d1 + beta * d2``.
@@ -262,7 +262,7 @@ def evaluate_volume(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, d3: PyTree, 
                     metadata: Mapping[str, Any] | None = None,
                     store: str | os.PathLike | None = None, progress: ProgressOption = None,
         points_per_step: int = 1, chunk_size: int | None = None,
-        devices: Sequence[jax.Device] | None = None, mesh: Mesh | None = None,
+        devices: Sequence[Device] | None = None, mesh: Mesh | None = None,
         compute_dtype: Any = None, subsample: int | float | None = None,
         subsample_seed: int = 0) -> Surface:
     """Metrics in the volume ``params + alpha * d1 + beta * d2 + gamma * d3``.
@@ -320,7 +320,7 @@ def interpolate(fn: Fn, params_a: PyTree, params_b: PyTree, data: Any, alphas: A
                 store: str | os.PathLike | None = None, progress: ProgressOption = None,
                 state_policy: str | None = None, recompute_data: Any = None,
         points_per_step: int = 1, chunk_size: int | None = None,
-        devices: Sequence[jax.Device] | None = None, mesh: Mesh | None = None,
+        devices: Sequence[Device] | None = None, mesh: Mesh | None = None,
         compute_dtype: Any = None, subsample: int | float | None = None,
         subsample_seed: int = 0) -> Surface:
     """Metrics along ``(1 - alpha) * params_a + alpha * params_b``.

@@ -147,6 +147,8 @@ def write_vtp(surface: Surface, path: str | os.PathLike, metric: str = "loss", *
         PosixPath('runs/loss.vtp')
     """
     raw, z, valid = height_field(surface, metric, zmax=zmax, log=log, scale_z=scale_z)
+    if surface.betas is None:  # height_field has refused lines already
+        raise ValueError("write_vtp needs a 2-D plane, but this surface is a line")
     n, m = raw.shape
     X, Y = np.meshgrid(surface.alphas, surface.betas, indexing="ij")
     points = np.stack([X.ravel(), Y.ravel(), z.ravel()], axis=1).astype(float)
@@ -271,7 +273,7 @@ def write_csv(surface: Surface, path: str | os.PathLike) -> Path:
     """
     if not isinstance(surface, Surface):
         raise TypeError(f"expected a jaxsurf.Surface, got {type(surface).__name__}")
-    if surface.is_plane:
+    if surface.betas is not None and surface.gammas is None:  # a plane
         A, B = np.meshgrid(surface.alphas, surface.betas, indexing="ij")
         columns = {"alpha": A.ravel(), "beta": B.ravel()}
     else:

@@ -45,6 +45,7 @@ from jax.flatten_util import ravel_pytree
 from jaxsurf import _validate, batching, tree
 from jaxsurf._deprecation import deprecated_alias
 from jaxsurf.directions import describe_direction
+from jaxsurf.distributed import Device
 from jaxsurf.progress import ProgressOption
 from jaxsurf import store as store_lib
 from jaxsurf._engine.means import check_float_params, mean_over_batches
@@ -464,7 +465,7 @@ def convexity_map(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, data: Any, alp
                   betas: Any, *, key: jax.Array, num_iterations: int = 20,
                   batch_size: int | None = None, metric: str = "loss",
                   store: str | os.PathLike | None = None, progress: ProgressOption = None,
-                  devices: Sequence[jax.Device] | None = None, chunk_size: int | None = None,
+                  devices: Sequence[Device] | None = None, chunk_size: int | None = None,
                   metadata: Mapping[str, Any] | None = None) -> Surface:
     """Extreme Hessian eigenvalues over a plane, and Li et al.'s ``|lambda_min/lambda_max|``.
 
@@ -521,7 +522,7 @@ def convexity_map(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, data: Any, alp
     check_float_params(params)
     operators: dict[Any, tuple[Callable, jax.Array]] = {}
 
-    def point_fn(index: int, device: jax.Device) -> dict[str, float]:
+    def point_fn(index: int, device: Device) -> dict[str, float]:
         if device not in operators:  # the data go to each device once
             matvec, flat, _ = _flat_operator(fn, params, data, metric, batch_size)
             operators[device] = (matvec, flat)

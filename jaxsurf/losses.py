@@ -58,9 +58,9 @@ def _mean_error(outputs: jax.Array, targets: jax.Array,
     2-D outputs are compared as one-hot rows and then ``accuracy`` is added."""
     outputs32 = outputs.astype(jnp.float32)
     if outputs.ndim >= 2 and jnp.issubdtype(targets.dtype, jnp.integer):
-        labels, one_hot = _labels_and_one_hot(outputs32, targets)
+        one_hot = jax.nn.one_hot(targets, outputs.shape[-1], dtype=outputs32.dtype)
         return {"loss": jnp.mean(error(outputs32 - one_hot)),
-                "accuracy": accuracy(outputs, labels)}
+                "accuracy": accuracy(outputs, targets)}
     return {"loss": jnp.mean(error(outputs32 - targets.reshape(outputs.shape)
                                    .astype(jnp.float32)))}
 

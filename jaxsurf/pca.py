@@ -188,9 +188,13 @@ def _fill_row(layout: _Layout, params: PyTree, origin: list[np.ndarray | None] |
         flat = np.asarray(x).reshape(-1)
         if origin is None:
             out[off:off + flat.size] = flat
-        else:  # computed in float64, buffered by numpy: no leaf-sized temporaries
-            np.subtract(flat, origin[i].reshape(-1), out=out[off:off + flat.size],
-                        dtype=np.float64, casting="same_kind")
+            continue
+        base = origin[i]
+        if base is None:  # origin is _used_leaves(layout, ...): None only for unused leaves
+            raise ValueError(f"the origin has no values for leaf {i}, which is used")
+        # computed in float64, buffered by numpy: no leaf-sized temporaries
+        np.subtract(flat, base.reshape(-1), out=out[off:off + flat.size],
+                    dtype=np.float64, casting="same_kind")
     return out
 
 

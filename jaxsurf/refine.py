@@ -321,7 +321,7 @@ class _Refiner:
                                    - _bilinear(cell, scaled, self.alphas, self.betas, ii, jj))))
 
     def __call__(self, fn: Any, origin: Any, directions: Any, data: Any,
-                 coefficients: np.ndarray, **options: Any
+                 coefficients: np.ndarray | None, **options: Any
                  ) -> tuple[dict[str, np.ndarray], int, dict[str, Any]]:
         values: dict[str, np.ndarray] = {}
         evaluated_total = 0
@@ -453,7 +453,7 @@ def simulate(surface: Surface, settings: Refine) -> Surface:
         >>> sim = simulate(full_plane, js.Refine(tol=0.02, start=3))
         >>> sim.evaluated.mean(), np.abs(np.log10(sim["loss"] / full_plane["loss"])).max()
     """
-    if not isinstance(surface, Surface) or not surface.is_plane:
+    if not isinstance(surface, Surface) or surface.betas is None or surface.gammas is not None:
         raise TypeError("simulate needs a plane Surface (from js.evaluate_plane)")
     if surface.evaluated is not None and not surface.evaluated.all():
         raise ValueError("simulate needs an exact surface; this one has interpolated values "

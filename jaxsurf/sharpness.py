@@ -131,13 +131,13 @@ def epsilon_sharpness(fn: Fn, params: PyTree, data: Any, *, epsilon: float = 1e-
     objective = _Objective(fn, params, data, metric, batch_size)
     radius = jax.tree_util.tree_map(lambda w: epsilon * (jnp.abs(w) + 1), params)
     delta = tree.zeros_like(params)
-    base = best = None
+    values = []
     for _ in range(steps):
         value, grad = objective.loss_and_grad(tree.add(params, delta))
-        base = value if base is None else base
-        best = value if best is None else max(best, value)
+        values.append(value)
         delta = _ascent_step(delta, grad, radius, step)
-    best = max(best, objective.loss(tree.add(params, delta)))
+    base = values[0]
+    best = max([*values, objective.loss(tree.add(params, delta))])
     return 100.0 * (best - base) / (1.0 + base)
 
 

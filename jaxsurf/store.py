@@ -362,5 +362,5 @@ class PointStore:
                   "indices": np.concatenate(self._indices)}
         for i, name in enumerate(self.metric_names):
             arrays[f"metric_{i}"] = np.concatenate([v[name] for v in self._values])
-        _atomic.write_with(self._part, lambda h: np.savez(h, **arrays))
+        _atomic.write_with(self._part, lambda h: np.savez(h, allow_pickle=False, **arrays))
 

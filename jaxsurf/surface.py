@@ -147,15 +147,16 @@ class Surface:
 
     def summary(self) -> str:
         """A few human-readable lines: grid, metrics' ranges, non-finite count."""
+        betas = self.betas
         grid = (f"{len(self.alphas)} points on [{self.alphas[0]:g}, {self.alphas[-1]:g}]"
-                if self.betas is None else
-                f"{len(self.alphas)}x{len(self.betas)} grid on alpha in "
+                if betas is None else
+                f"{len(self.alphas)}x{len(betas)} grid on alpha in "
                 f"[{self.alphas[0]:g}, {self.alphas[-1]:g}], beta in "
-                f"[{self.betas[0]:g}, {self.betas[-1]:g}]")
-        if self.gammas is not None:
-            grid = (f"{len(self.alphas)}x{len(self.betas)}x{len(self.gammas)} volume on alpha "
+                f"[{betas[0]:g}, {betas[-1]:g}]")
+        if self.gammas is not None and betas is not None:  # a volume has both
+            grid = (f"{len(self.alphas)}x{len(betas)}x{len(self.gammas)} volume on alpha "
                     f"in [{self.alphas[0]:g}, {self.alphas[-1]:g}], beta in "
-                    f"[{self.betas[0]:g}, {self.betas[-1]:g}], gamma in "
+                    f"[{betas[0]:g}, {betas[-1]:g}], gamma in "
                     f"[{self.gammas[0]:g}, {self.gammas[-1]:g}]")
         default_kind = "volume" if self.is_volume else "plane" if self.is_plane else "line"
         lines = [f"{self.metadata.get('kind', default_kind)}: {grid}"]
@@ -203,7 +204,8 @@ class Surface:
             arrays[f"metric_{i}"] = self.metrics[name]
         if self.evaluated is not None:
             arrays["evaluated"] = self.evaluated
-        return _atomic.write_with(path, lambda handle: np.savez(handle, **arrays))
+        return _atomic.write_with(path, lambda handle: np.savez(handle, allow_pickle=False,
+                                                                **arrays))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Surface":

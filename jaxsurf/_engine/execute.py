@@ -64,9 +64,10 @@ def evaluate_in_memory(job: Job, data: PyTree, split: batching.SplitData,
             sums = run(origin, directions, job.put_coefficients(coeffs), full, weights, rest)
             out = {k: (distributed.to_host(sums[k]).astype(np.float64) / layout.num_examples)
                    .astype(np.float32) for k in names}
-            for k in sem_names:
-                out[k] = subsample_lib.standard_error(distributed.to_host(sums[k]),
-                                                      layout.num_examples, job.sem_population)
+            if job.sem_population is not None:  # subsample=: their standard errors too
+                for k in sem_names:
+                    out[k] = subsample_lib.standard_error(distributed.to_host(sums[k]),
+                                                          layout.num_examples, job.sem_population)
             return out
         return evaluate_chunk
 
@@ -93,7 +94,8 @@ def evaluate_stream_once(job: Job, data: Iterable[PyTree]
     length = stream_length(data)
     wanted = np.arange(job.num_points) if job.only is None else job.only
     chunks = job.chunks(wanted)
-    sums, total, run, origin, directions = None, 0, None, None, None
+    sums: dict[str, np.ndarray] = {}  # filled with the first batch, with run
+    total, run, origin, directions = 0, None, None, None
     with ProgressTracker(job.sink, len(wanted)) as track:
         for b, (batch, size) in enumerate(batching.iter_batches(data)):
             check_data_dtypes(batch, f"batch {b}")
@@ -153,7 +155,7 @@ def evaluate_stream_stored(job: Job, data: Iterable[PyTree], store_path: str | o
 
 def execute(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree], data: Any,
               coefficients: Any, *, batch_size: int | None = None, points_per_step: int = 1,
-              chunk_size: int | None = None, devices: Sequence[jax.Device] | None = None,
+              chunk_size: int | None = None, devices: Sequence[distributed.Device] | None = None,
               mesh: Mesh | None = None, compute_dtype: Any = None,
               progress: ProgressOption = None, store: str | os.PathLike | None = None,
               subsample: int | float | None = None, subsample_seed: int = 0,

@@ -42,8 +42,10 @@ def run_chunks(job: Job, todo: np.ndarray, make_chunk_fn: Callable[[], ChunkFn],
     with ProgressTracker(job.sink, len(todo), stored=stored,
                          devices=int(job.mesh.devices.size)) as track:
         try:
-            evaluate_chunk = make_chunk_fn() if len(todo) else None
+            evaluate_chunk: ChunkFn | None = None  # built at the first chunk, if any
             for idx, coeffs in job.chunks(todo):
+                if evaluate_chunk is None:
+                    evaluate_chunk = make_chunk_fn()
                 out = evaluate_chunk(coeffs, idx)
                 finished = {k: v[:len(idx)] for k, v in out.items()}
                 for k, v in finished.items():

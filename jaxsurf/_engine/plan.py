@@ -32,7 +32,7 @@ def plan_chunks(num_points: int, chunk_size: int | None, num_devices: int) -> tu
     return per_device_chunk * num_devices, num_chunks
 
 
-def make_mesh(num_points: int, chunk_size: int | None, devices: Sequence[jax.Device] | None,
+def make_mesh(num_points: int, chunk_size: int | None, devices: Sequence[distributed.Device] | None,
                mesh: Mesh | None, split: batching.SplitData | None) -> Mesh:
     """The ``("points", "data")`` mesh of a request (see :mod:`jaxsurf.distributed`)."""
     if mesh is not None:
@@ -51,7 +51,7 @@ def make_mesh(num_points: int, chunk_size: int | None, devices: Sequence[jax.Dev
                                  short_batch=split.rest is not None, chunk_size=chunk_size)
 
 
-def plan(num_points: int, chunk_size: int | None, devices: Sequence[jax.Device] | None,
+def plan(num_points: int, chunk_size: int | None, devices: Sequence[distributed.Device] | None,
          mesh: Mesh | None, split: batching.SplitData | None) -> tuple[Mesh, int]:
     """The mesh and the chunk (points per jitted call, over the points axis) of a request.
 

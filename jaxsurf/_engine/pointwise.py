@@ -33,7 +33,7 @@ from jaxsurf.tree import PyTree
 __all__ = ["PointFn", "execute_pointwise"]
 
 # (grid index, device) -> {name: value} for that point
-PointFn = Callable[[int, jax.Device], dict[str, float]]
+PointFn = Callable[[int, distributed.Device], dict[str, float]]
 
 
 def _no_fn(params: PyTree, batch: PyTree) -> Any:
@@ -44,7 +44,7 @@ def _no_fn(params: PyTree, batch: PyTree) -> Any:
 def execute_pointwise(point_fn: PointFn, names: list[str], origin: PyTree,
                       directions: Sequence[PyTree], coefficients: Any,
                       request: dict[str, Any], *, num_examples: int | None = None,
-                      devices: Sequence[jax.Device] | None = None,
+                      devices: Sequence[distributed.Device] | None = None,
                       chunk_size: int | None = None, progress: ProgressOption = None,
                       store: str | os.PathLike | None = None,
                       ) -> tuple[dict[str, np.ndarray], int, dict[str, Any]]:

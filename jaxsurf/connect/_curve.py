@@ -184,7 +184,8 @@ class Curve:
         header = {"format": _FORMAT, "kind": self.kind, "num_points": len(self.points),
                   "leaf_paths": paths, "metadata": self.metadata}
         arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-        return _atomic.write_with(path, lambda handle: np.savez(handle, **arrays))
+        return _atomic.write_with(path, lambda handle: np.savez(handle, allow_pickle=False,
+                                                                **arrays))
 
 
 def load_curve(path: str | os.PathLike, params_like: PyTree) -> Curve:

@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import os
 from typing import Any
 
@@ -74,15 +75,16 @@ def find_fashion_mnist(data_dir: str | os.PathLike | None = None) -> tuple[dict[
       (True, True)
     """
     dirs = [os.fspath(data_dir)] if data_dir is not None else list(DEFAULT_DIRS)
-    looked = []
+    looked: list[str] = []
     for directory in dirs:
         if not os.path.isdir(directory):
             looked.append(f"{directory} (no such directory)")
             continue
         paths = {key: _file_in(directory, stem) for key, stem in _FILES.items()}
+        found = {k: p for k, p in paths.items() if p is not None}
         missing = [_FILES[k] + "[.gz]" for k, p in paths.items() if p is None]
         if not missing:
-            return paths, looked + [directory]
+            return found, looked + [directory]
         looked.append(f"{directory} (missing {', '.join(missing)})")
     return None, looked
 
@@ -105,7 +107,7 @@ def _read_split(images_path: str, labels_path: str) -> tuple[np.ndarray, np.ndar
 def _from_tfds(validation: int, seed: int) -> tuple[dict[str, Any] | None, str]:
     """Tries tensorflow-datasets without downloading; returns (dataset, why-not)."""
     try:
-        import tensorflow_datasets  # noqa: F401
+        importlib.import_module("tensorflow_datasets")  # optional: is it installed?
     except ImportError:
         return None, "tensorflow-datasets (not installed)"
     from jaxsurf.data.tfds_loader import load_tfds

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, cast
 
 import numpy as np
 
@@ -75,7 +75,7 @@ def center_crop_resize(image: np.ndarray, size: int = 224, resize: int = 256) ->
     new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
     squeeze = image.ndim == 3 and image.shape[-1] == 1
     pil = Image.fromarray(image[..., 0] if squeeze else image)
-    out = np.asarray(pil.resize((new_w, new_h), Image.BILINEAR))
+    out = np.asarray(pil.resize((new_w, new_h), Image.Resampling.BILINEAR))
     top, left = (new_h - size) // 2, (new_w - size) // 2
     out = out[top:top + size, left:left + size]
     return out[..., None] if squeeze else out
@@ -84,8 +84,9 @@ def center_crop_resize(image: np.ndarray, size: int = 224, resize: int = 256) ->
 def _to_arrays(examples: Mapping[str, Any] | Iterable[Mapping[str, Any]], name: str
                ) -> dict[str, np.ndarray]:
     """tfds output (a whole-split dict, or an iterable of examples) -> {"x", "y"}."""
-    if isinstance(examples, Mapping):
-        x, y = np.asarray(examples["image"]), np.asarray(examples["label"])
+    if isinstance(examples, Mapping):  # the whole split, keyed by feature name
+        whole = cast(Mapping[str, Any], examples)  # not an iterable of examples keyed by dicts
+        x, y = np.asarray(whole["image"]), np.asarray(whole["label"])
     else:
         images, labels = [], []
         for ex in examples:

@@ -128,7 +128,10 @@ class ResNetImageNet(nn.Module):
                          epsilon=BN_EPSILON, dtype=self.dtype, name="bn_init")(x)
         x = nn.relu(x)
         if not self.small_stem:
-            x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+            # flax's max_pool is unannotated, so pyright takes its default 'VALID' for the
+            # padding type; it also accepts (low, high) pairs (see its docstring)
+            x = nn.max_pool(x, (3, 3), strides=(2, 2),
+                            padding=((1, 1), (1, 1)))  # pyright: ignore[reportArgumentType]
         for stage, blocks in enumerate(self.stages):
             for b in range(blocks):
                 strides = 2 if stage > 0 and b == 0 else 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 
@@ -18,6 +18,7 @@ _MAX_LEVELS = 1000
 UNDERSIDE = (0.78, 0.78, 0.78, 1.0)  # surface3d: quads seen from below
 
 PathLike = str | os.PathLike
+Aspect = Literal["auto", "equal"] | float  # what matplotlib's Axes.set_aspect takes
 
 
 # --------------------------------------------------------------------------- checks and data
@@ -31,10 +32,18 @@ def _check_surface(surface: Any, fn: str, *, plane: bool) -> Surface:
                          f"jaxsurf.plot.line() for it, or evaluate a plane")
     if not plane and surface.is_plane:
         raise ValueError(f"{fn}() draws a 1-D line but this surface is a "
-                         f"{len(surface.alphas)}x{len(surface.betas)} plane; use contour(), "
+                         f"{surface.shape[0]}x{surface.shape[1]} plane; use contour(), "
                          f"filled(), heatmap() or surface3d(), or slice it: "
                          f"Surface(s.alphas, None, {{k: v[:, j] for k, v in s.metrics.items()}})")
     return surface
+
+
+def _betas(surface: Surface) -> np.ndarray:
+    """``surface.betas``, or a ValueError for a line (its ``betas`` is None)."""
+    if surface.betas is None:
+        raise ValueError(f"this figure needs a plane, but the surface is a line of "
+                         f"{len(surface.alphas)} points (betas is None)")
+    return surface.betas
 
 
 def _metric_values(surface: Surface, metric: str) -> np.ndarray:
@@ -56,7 +65,7 @@ def _plane_grid(surface: Surface, metric: str, fn: str, min_size: int = 2
         raise ValueError(f"{fn}() needs a grid of at least {min_size}x{min_size} points; "
                          f"this one is {values.shape[0]}x{values.shape[1]} (alphas x betas); "
                          f"evaluate more points or use heatmap()/line()")
-    X, Y = np.meshgrid(surface.alphas, surface.betas, indexing="ij")
+    X, Y = np.meshgrid(surface.alphas, _betas(surface), indexing="ij")
     Z = np.ma.masked_invalid(values)
     n_masked = int(np.ma.count_masked(Z))
     if n_masked == Z.size:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 from matplotlib import colors as mcolors
@@ -15,8 +15,10 @@ from jaxsurf import _atomic
 from jaxsurf.plot._checks import (
     _SUFFIXES,
     DPI,
+    Aspect,
     PathLike,
     _axis_labels,
+    _betas,
     _check_log,
     _check_surface,
     _plane_grid,
@@ -28,7 +30,7 @@ from jaxsurf.surface import Surface
 
 # --------------------------------------------------------------------------- drawing helpers
 def _new_figure(figsize: tuple[float, float] | None, default: tuple[float, float],
-                layout: str = "constrained") -> Figure:
+                layout: Literal["constrained", "compressed"] = "constrained") -> Figure:
     return Figure(figsize=figsize or default, layout=layout)
 
 
@@ -58,29 +60,29 @@ def _save(fig: Figure, out: PathLike | None, *, tight: bool = True,
     _atomic.write_via_path(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=DPI, **crop))
 
 
-def _aspect(surface: Surface, aspect: str | float | None) -> str | float:
+def _aspect(surface: Surface, aspect: Aspect | None) -> Aspect:
     """``"equal"`` when the two coordinate ranges are comparable (within 4x), else ``"auto"``."""
     if aspect is not None:
         return aspect
     width = float(np.ptp(surface.alphas))
-    height = float(np.ptp(surface.betas))
+    height = float(np.ptp(_betas(surface)))
     if width > 0 and height > 0 and 0.25 <= width / height <= 4.0:
         return "equal"
     return "auto"
 
 
-def _layout(aspect: str | float) -> str:
+def _layout(aspect: Aspect) -> Literal["constrained", "compressed"]:
     """``compressed`` fits colour bars to fixed-aspect axes; ``constrained`` otherwise."""
     return "constrained" if aspect == "auto" else "compressed"
 
 
-def _plane_figsize(surface: Surface, aspect: str | float, panels: int = 1
+def _plane_figsize(surface: Surface, aspect: Aspect, panels: int = 1
                    ) -> tuple[float, float]:
     """A figure size whose axes box matches the data's aspect, so the colour bar fits it."""
     if aspect == "auto":
         return (5.4 * panels + 1.2, 4.4)
     ratio = (1.0 if aspect == "equal" else float(aspect)) * (
-        float(np.ptp(surface.betas)) / float(np.ptp(surface.alphas)))
+        float(np.ptp(_betas(surface))) / float(np.ptp(surface.alphas)))
     width = 4.6
     height = width * ratio
     if height > 5.0:
@@ -91,7 +93,7 @@ def _plane_figsize(surface: Surface, aspect: str | float, panels: int = 1
 
 def _mark_origin(ax: Axes, surface: Surface) -> None:
     """A star at (0, 0), the point the directions start from, when it is on the grid."""
-    a, b = surface.alphas, surface.betas
+    a, b = surface.alphas, _betas(surface)
     if a.min() <= 0 <= a.max() and b.min() <= 0 <= b.max():
         ax.plot([0.0], [0.0], marker="*", markersize=11, color="white",
                 markeredgecolor="black", linestyle="none", zorder=5, label="origin")
@@ -114,14 +116,14 @@ def _draw_plane(ax: Axes, kind: str, surface: Surface, Z: np.ma.MaskedArray, X: 
         mappable = ax.contour(X, Y, Z, levels=levels, cmap=cmap, norm=norm, linewidths=1.0)
         if label_levels:
             ax.set_xlim(*_limits(surface.alphas))   # label positions depend on the limits
-            ax.set_ylim(*_limits(surface.betas))
+            ax.set_ylim(*_limits(_betas(surface)))
             _label_lines(ax, mappable)
     elif kind == "filled":
         mappable = ax.contourf(X, Y, Z, levels=levels, cmap=cmap, norm=norm,
                                extend=_extend(levels, Z))
         ax.contour(X, Y, Z, levels=levels, colors="black", linewidths=0.4, alpha=0.35)
     else:  # heatmap
-        edges_a, edges_b = np.meshgrid(_cell_edges(surface.alphas), _cell_edges(surface.betas),
+        edges_a, edges_b = np.meshgrid(_cell_edges(surface.alphas), _cell_edges(_betas(surface)),
                                        indexing="ij")
         mappable = ax.pcolormesh(edges_a, edges_b, Z, cmap=cmap, norm=norm, shading="flat")
     return mappable
@@ -142,10 +144,13 @@ def _colorbar(fig: Figure, mappable: Any, ax: Axes | list[Axes], label: str,
     kwargs: dict[str, Any] = {} if levels is None else {"spacing": "proportional"}
     bar = fig.colorbar(mappable, ax=ax, label=label, **kwargs)
     if levels is not None:  # round ticks, not the (uneven) level values
-        if isinstance(bar.norm, mcolors.LogNorm):
+        norm = bar.norm
+        if isinstance(norm, mcolors.LogNorm):
+            if norm.vmin is None or norm.vmax is None:  # fig.colorbar has scaled the norm
+                raise RuntimeError("the colour bar's log scale has no limits")
             # 1-2-5 ticks over a few decades; beyond that decades only (matplotlib's
             # LogLocator draws no tick at all when it must skip decades with subs).
-            decades = np.log10(bar.norm.vmax / bar.norm.vmin)
+            decades = np.log10(norm.vmax / norm.vmin)
             bar.locator = LogLocator(subs=(1.0, 2.0, 5.0) if decades <= 3 else (1.0,),
                                      numticks=9)
             bar.formatter = FuncFormatter(lambda v, _: f"{v:g}")
@@ -202,22 +207,22 @@ def _shade_masked(ax: Axes, surface: Surface, Z: np.ma.MaskedArray) -> None:
     mask = np.ma.getmaskarray(Z)
     if not mask.any():
         return
-    edges_a, edges_b = np.meshgrid(_cell_edges(surface.alphas), _cell_edges(surface.betas),
+    edges_a, edges_b = np.meshgrid(_cell_edges(surface.alphas), _cell_edges(_betas(surface)),
                                    indexing="ij")
     ax.pcolormesh(edges_a, edges_b, np.ma.masked_where(~mask, np.ones(mask.shape)),
                   cmap=mcolors.ListedColormap(["0.8"]), shading="flat", zorder=0.5)
 
 
-def _decorate(ax: Axes, surface: Surface, labels: tuple[str, str], aspect: str | float,
+def _decorate(ax: Axes, surface: Surface, labels: tuple[str, str], aspect: Aspect,
               title: str, cells: bool = False) -> None:
     """Origin star, limits (grid range, or cell edges for a heatmap), labels, title."""
     _mark_origin(ax, surface)
     if cells:
         ax.set_xlim(*_cell_edges(surface.alphas)[[0, -1]])
-        ax.set_ylim(*_cell_edges(surface.betas)[[0, -1]])
+        ax.set_ylim(*_cell_edges(_betas(surface))[[0, -1]])
     else:
         ax.set_xlim(*_limits(surface.alphas))
-        ax.set_ylim(*_limits(surface.betas))
+        ax.set_ylim(*_limits(_betas(surface)))
     ax.set_xlabel(labels[0])
     ax.set_ylabel(labels[1])
     ax.set_aspect(aspect)
@@ -232,7 +237,7 @@ def _limits(coords: np.ndarray) -> tuple[float, float]:
 def _plane_figure(kind: str, surface: Surface, metric: str, *, levels: Any, vmin: float | None,
                   vmax: float | None, vlevel: float | None, log: bool, label_levels: bool,
                   labels: Sequence[str] | None, title: str | None, cmap: str,
-                  aspect: str | float | None, figsize: tuple[float, float] | None,
+                  aspect: Aspect | None, figsize: tuple[float, float] | None,
                   out: PathLike | None) -> Figure:
     """Shared body of :func:`contour`, :func:`filled` and :func:`heatmap`."""
     surface = _check_surface(surface, kind, plane=True)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from jaxsurf.plot._checks import _betas
 from jaxsurf.plot._common import _save
 from jaxsurf.surface import Surface
 
@@ -79,7 +80,7 @@ def convexity(surface: Surface, out: str | os.PathLike | None = None, *,
     if not isinstance(surface, Surface) or not surface.is_plane or "ratio" not in surface.metrics:
         raise ValueError("convexity needs the plane Surface of js.hessian.convexity_map "
                          "(with a 'ratio' metric)")
-    X, Y = np.meshgrid(surface.alphas, surface.betas, indexing="ij")
+    X, Y = np.meshgrid(surface.alphas, _betas(surface), indexing="ij")
     Z = np.ma.masked_invalid(surface.metrics["ratio"])
     fig = Figure(figsize=(5.0, 4.2), layout="constrained")
     ax = fig.add_subplot()

@@ -13,8 +13,10 @@ from matplotlib.figure import Figure
 from jaxsurf.plot._checks import (
     _PLANE_KINDS,
     DEFAULT_CMAP,
+    Aspect,
     PathLike,
     _axis_labels,
+    _betas,
     _check_log,
     _check_surface,
     _metric_values,
@@ -45,7 +47,7 @@ def contour(surface: Surface, metric: str = "loss", *,
             vmax: float | None = None, vlevel: float | None = None, log: bool = False,
             label_levels: bool = True, labels: Sequence[str] | None = None,
             title: str | None = None, cmap: str = DEFAULT_CMAP,
-            aspect: str | float | None = None, figsize: tuple[float, float] | None = None,
+            aspect: Aspect | None = None, figsize: tuple[float, float] | None = None,
             out: PathLike | None = None, show_interpolated: bool = False) -> Figure:
     """2-D contour lines of a plane, levels labelled, origin starred, with a colour bar.
 
@@ -92,7 +94,7 @@ def _mark_interpolated(ax: Axes, surface: Surface) -> None:
     mask = getattr(surface, "evaluated", None)
     if mask is None or mask.all():
         return
-    X, Y = np.meshgrid(surface.alphas, surface.betas, indexing="ij")  # [i, j] at (a_i, b_j)
+    X, Y = np.meshgrid(surface.alphas, _betas(surface), indexing="ij")  # [i, j] at (a_i, b_j)
     grey = (0.35, 0.35, 0.35, 0.45)
     hatched = ax.contourf(X, Y, (~mask).astype(float), levels=[0.5, 1.5], colors="none",
                           hatches=["//"])
@@ -109,7 +111,7 @@ def filled(surface: Surface, metric: str = "loss", *,
            levels: int | Sequence[float] | None = None, vmin: float | None = None,
            vmax: float | None = None, vlevel: float | None = None, log: bool = False,
            labels: Sequence[str] | None = None, title: str | None = None,
-           cmap: str = DEFAULT_CMAP, aspect: str | float | None = None,
+           cmap: str = DEFAULT_CMAP, aspect: Aspect | None = None,
            figsize: tuple[float, float] | None = None, out: PathLike | None = None) -> Figure:
     """Filled contours (``contourf``) of a plane with faint level lines and a colour bar.
 
@@ -134,7 +136,7 @@ def filled(surface: Surface, metric: str = "loss", *,
 def heatmap(surface: Surface, metric: str = "loss", *, vmin: float | None = None,
             vmax: float | None = None, log: bool = False, labels: Sequence[str] | None = None,
             title: str | None = None, cmap: str = DEFAULT_CMAP,
-            aspect: str | float | None = None, figsize: tuple[float, float] | None = None,
+            aspect: Aspect | None = None, figsize: tuple[float, float] | None = None,
             out: PathLike | None = None) -> Figure:
     """One coloured cell per grid point (``pcolormesh``) with a colour bar.
 
@@ -163,7 +165,7 @@ def compare(surfaces: Mapping[str, Surface], metric: str = "loss", kind: str = "
             vmax: float | None = None, vlevel: float | None = None, log: bool = False,
             label_levels: bool = True, labels: Sequence[str] | None = None,
             title: str | None = None, cmap: str = DEFAULT_CMAP,
-            aspect: str | float | None = None, figsize: tuple[float, float] | None = None,
+            aspect: Aspect | None = None, figsize: tuple[float, float] | None = None,
             out: PathLike | None = None) -> Figure:
     """Side-by-side panels of several planes on one colour scale and one set of levels.
 
@@ -221,7 +223,7 @@ def compare(surfaces: Mapping[str, Surface], metric: str = "loss", kind: str = "
 def difference(reference: Surface, other: Surface, metric: str = "loss", *,
                names: Sequence[str] = ("reference", "other"),
                labels: Sequence[str] | None = None, title: str | None = None,
-               cmap: str = "RdBu_r", aspect: str | float | None = None,
+               cmap: str = "RdBu_r", aspect: Aspect | None = None,
                figsize: tuple[float, float] | None = None,
                out: PathLike | None = None) -> Figure:
     """The gap map ``other - reference`` of two planes on the same grid, on a
@@ -250,12 +252,12 @@ def difference(reference: Surface, other: Surface, metric: str = "loss", *,
     reference = _check_surface(reference, "difference", plane=True)
     other = _check_surface(other, "difference", plane=True)
     if not (np.array_equal(reference.alphas, other.alphas)
-            and np.array_equal(reference.betas, other.betas)):
+            and np.array_equal(_betas(reference), _betas(other))):
         raise ValueError(f"difference() needs two planes on the same grid; got "
                          f"{reference.shape} and {other.shape} (or other coordinates); "
                          f"evaluate both with the same alphas and betas")
     gap = _metric_values(other, metric) - _metric_values(reference, metric)
-    diff = Surface(reference.alphas, reference.betas, {metric: gap},
+    diff = Surface(reference.alphas, _betas(reference), {metric: gap},
                    {"axis_labels": reference.metadata.get("axis_labels")}
                    if reference.metadata.get("axis_labels") else {})
     _, _, Z, n_masked = _plane_grid(diff, metric, "difference", min_size=1)
@@ -265,7 +267,7 @@ def difference(reference: Surface, other: Surface, metric: str = "loss", *,
     aspect = _aspect(diff, aspect)
     fig = _new_figure(figsize, _plane_figsize(diff, aspect), _layout(aspect))
     ax = fig.add_subplot()
-    ex, ey = np.meshgrid(_cell_edges(diff.alphas), _cell_edges(diff.betas), indexing="ij")
+    ex, ey = np.meshgrid(_cell_edges(diff.alphas), _cell_edges(_betas(diff)), indexing="ij")
     mappable = ax.pcolormesh(ex, ey, Z, cmap=cmap, norm=norm, shading="flat")
     if len(names) != 2:
         raise ValueError(f"names must be two strings (reference, other), got {names!r}")
@@ -284,5 +286,5 @@ def difference(reference: Surface, other: Surface, metric: str = "loss", *,
 
 def _centre_value(surface: Surface, values: np.ndarray) -> float | None:
     i = np.flatnonzero(np.isclose(surface.alphas, 0.0))
-    j = np.flatnonzero(np.isclose(surface.betas, 0.0))
+    j = np.flatnonzero(np.isclose(_betas(surface), 0.0))
     return float(values[i[0], j[0]]) if i.size and j.size else None

@@ -16,6 +16,7 @@ from jaxsurf.plot._checks import (
     UNDERSIDE,
     PathLike,
     _axis_labels,
+    _betas,
     _check_log,
     _check_surface,
     _plane_grid,
@@ -68,14 +69,14 @@ def surface3d(surface: Surface, metric: str = "loss", *, zmax: float | None = No
     norm = mcolors.Normalize(lo, hi if hi > lo else lo + 1.0)
     colours = mpl_colormaps[cmap](norm(face_z))
     box = _box_aspect(surface)
-    spans = (np.ptp(surface.alphas) or 1.0, np.ptp(surface.betas) or 1.0, (hi - lo) or 1.0)
+    spans = (np.ptp(surface.alphas) or 1.0, np.ptp(_betas(surface)) or 1.0, (hi - lo) or 1.0)
     colours[_facing_away(verts, box, spans, elev, azim)] = UNDERSIDE
     faces = Poly3DCollection(verts, facecolors=colours, edgecolor=(0, 0, 0, 0.25),
                              linewidth=0.2)
     ax.add_collection3d(faces)
     scale = ScalarMappable(norm=norm, cmap=cmap)  # the colour bar's scale
     zlabel = f"log10({metric})" if log else metric
-    ax.set(xlim=_limits(surface.alphas), ylim=_limits(surface.betas),
+    ax.set(xlim=_limits(surface.alphas), ylim=_limits(_betas(surface)),
            zlim=(lo, hi) if hi > lo else (lo - 0.5, hi + 0.5))
     xl, yl = _axis_labels(surface, labels)
     for axis in (ax.xaxis, ax.yaxis, ax.zaxis):  # few, short ticks: "-1", "0.5", not "-1.00"
@@ -85,7 +86,8 @@ def surface3d(surface: Surface, metric: str = "loss", *, zmax: float | None = No
     ax.set_ylabel(yl, labelpad=8)
     ax.set_zlabel(zlabel, labelpad=10)
     ax.view_init(elev=elev, azim=azim)
-    ax.set_box_aspect(_box_aspect(surface), zoom=0.92)
+    # mplot3d is unannotated and pyright infers int from zoom's default 1; it takes a float
+    ax.set_box_aspect(_box_aspect(surface), zoom=0.92)  # pyright: ignore[reportArgumentType]
     fig.colorbar(scale, ax=ax, shrink=0.6, pad=0.1,
                  label=zlabel + (f" (clipped at {zmax:g})" if zmax is not None else ""))
     ax.set_title(_title(surface, metric, title, n_masked, Z.size, "holes"), fontsize=10)
@@ -148,7 +150,7 @@ def _blank_ticks(axis: Any, values: list[float]) -> None:
 
 def _box_aspect(surface: Surface) -> tuple[float, float, float]:
     """3-D box proportional to the alpha and beta ranges (within 4x), so alpha stays long."""
-    wa, wb = float(np.ptp(surface.alphas)), float(np.ptp(surface.betas))
+    wa, wb = float(np.ptp(surface.alphas)), float(np.ptp(_betas(surface)))
     if not (wa > 0 and wb > 0 and 0.25 <= wa / wb <= 4.0):
         return (4.0, 4.0, 3.0)
     scale = 4.0 / max(wa, wb)

@@ -61,8 +61,8 @@ def mark_minima(ax: Axes, surface: Surface, metric: str = "loss", *,
         if annotate:
             for b in strong:
                 text = "global" if not np.isfinite(b.persistence) else f"{b.persistence:.3g}"
-                ax.annotate(text, b.at, xytext=(5, 5), textcoords="offset points", fontsize=7,
-                            color="black", zorder=8,
+                ax.annotate(text, (b.at[0], b.at[1]), xytext=(5, 5), textcoords="offset points",
+                            fontsize=7, color="black", zorder=8,
                             bbox={"boxstyle": "round,pad=0.15", "fc": "white", "alpha": 0.7,
                                   "lw": 0})
     return artists

@@ -37,13 +37,15 @@ def _slice_index(surface: Surface, values: np.ndarray,
         point: Sequence[float] = (0.0, 0.0, 0.0)
     elif at == "min":
         finite = np.where(np.isfinite(values), values, np.inf)
-        return tuple(int(i) for i in np.unravel_index(np.argmin(finite), values.shape))
+        i, j, k = np.unravel_index(np.argmin(finite), values.shape)
+        return int(i), int(j), int(k)
     elif isinstance(at, str) or len(at) != 3:
         raise ValueError(f"at must be 'origin', 'min' or (alpha, beta, gamma), got {at!r}")
     else:
         point = at
-    return tuple(int(np.argmin(np.abs(np.asarray(ax, float) - float(p))))
-                 for ax, p in zip(axes, point))
+    i, j, k = (int(np.argmin(np.abs(np.asarray(ax, float) - float(p))))
+               for ax, p in zip(axes, point))
+    return i, j, k
 
 
 def slices(surface: Surface, metric: str = "loss", *, at: str | Sequence[float] | None = None,
@@ -80,7 +82,8 @@ def slices(surface: Surface, metric: str = "loss", *, at: str | Sequence[float] 
     """
     if not isinstance(surface, Surface):
         raise TypeError(f"slices() needs a jaxsurf.Surface, got {type(surface).__name__}")
-    if not surface.is_volume:
+    b, g = surface.betas, surface.gammas
+    if b is None or g is None:  # not a volume (gammas set, and with them betas)
         raise ValueError(f"slices() draws a volume (three directions, gammas set) but this "
                          f"surface has shape {surface.shape}; use contour()/heatmap() for a "
                          f"plane, line() for a line")
@@ -94,7 +97,7 @@ def slices(surface: Surface, metric: str = "loss", *, at: str | Sequence[float] 
     norm = _norm(lv, log)
     i, j, k = _slice_index(surface, values, at)
     la, lb, lg = _volume_labels(surface, labels)
-    a, b, g = surface.alphas, surface.betas, surface.gammas
+    a = surface.alphas
     panels = [(a, b, values[:, :, k], la, lb, f"{lg.split(' (')[0]} = {g[k]:.3g}",
                (a[i], b[j])),
               (a, g, values[:, j, :], la, lg, f"{lb.split(' (')[0]} = {b[j]:.3g}",
@@ -103,11 +106,11 @@ def slices(surface: Surface, metric: str = "loss", *, at: str | Sequence[float] 
                (b[j], g[k]))]
     fig = _new_figure(figsize, (14.5, 4.4))
     axes = [fig.add_subplot(1, 3, n + 1) for n in range(3)]
-    mappable = None
+    mappables = []
     for ax, (x, y, Z, xl, yl, where, cut) in zip(axes, panels):
         Zm = np.ma.masked_invalid(Z)
         ex, ey = np.meshgrid(_cell_edges(x), _cell_edges(y), indexing="ij")
-        mappable = ax.pcolormesh(ex, ey, Zm, cmap=cmap, norm=norm, shading="flat")
+        mappables.append(ax.pcolormesh(ex, ey, Zm, cmap=cmap, norm=norm, shading="flat"))
         mask = np.ma.getmaskarray(Zm)
         if mask.any():
             ax.pcolormesh(ex, ey, np.ma.masked_where(~mask, np.ones(mask.shape)),
@@ -121,7 +124,7 @@ def slices(surface: Surface, metric: str = "loss", *, at: str | Sequence[float] 
         masked = int(mask.sum())
         ax.set_title(f"slice at {where}" + (f"\n({masked} non-finite: grey)" if masked
                                              else ""), fontsize=10)
-    fig.colorbar(mappable, ax=axes, label=metric + (" (log scale)" if log else ""),
+    fig.colorbar(mappables[-1], ax=axes, label=metric + (" (log scale)" if log else ""),
                  shrink=0.9)
     fig.suptitle(title if title is not None else str(surface.metadata.get(
         "title", f"{metric}: orthogonal slices of a {values.shape[0]}x{values.shape[1]}x"

@@ -66,8 +66,11 @@ __all__ = [
     "project",
     "interpolate",
     "Refine",
-    *_LAZY_SUBMODULES,
+    # the lazy submodules, spelled out so that type checkers see the exports
+    "plot", "export", "flax", "equinox", "losses", "hessian", "sharpness", "pca", "topology",
+    "view", "connect",
 ]
+assert set(_LAZY_SUBMODULES) <= set(__all__), "list every lazy submodule in __all__"
 
 
 def __getattr__(name: str) -> Any:

@@ -13,7 +13,7 @@ Example (the Li et al. 2018 filter-normalized plane of a Flax model)::
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jaxsurf import _modules, tree
 from jaxsurf._direction_io import DirectionFileError, load_directions, save_directions
@@ -33,6 +33,10 @@ from jaxsurf.volume import random_directions
 # Submodules that pull in heavier dependencies load on first use: js.plot
 # (matplotlib), js.export, js.flax (flax), js.equinox (equinox), js.losses, js.hessian,
 # js.sharpness, js.topology, js.view (plotly), js.connect (optax; scipy for alignment).
+if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__ loads them
+    from jaxsurf import (connect, equinox, export, flax, hessian, losses, pca, plot,
+                         sharpness, topology, view)
+
 _LAZY_SUBMODULES = ("plot", "export", "flax", "equinox", "losses", "hessian", "sharpness", "pca",
                     "topology", "view", "connect")
 

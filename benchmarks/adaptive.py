@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
+import math
 import json
 import time
 from pathlib import Path
@@ -37,7 +39,7 @@ import jaxsurf as js
 from benchmarks.common import fashion_mnist_subset, save_results
 from jaxsurf import models, train
 from jaxsurf._atomic import write_bytes
-from jaxsurf.refine import simulate
+from jaxsurf.refine import FILLS, simulate
 
 MODELS = {"resnet20": lambda: models.resnet20(num_classes=10),
           "resnet20_noshort": lambda: models.resnet20(skip=False, num_classes=10),
@@ -192,8 +194,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--figure-only", action="store_true",
                         help="redraw the figure from the surfaces a previous run saved")
-    parser.add_argument("--simulate", type=float, nargs="*", default=[0.05, 0.04, 0.02, 0.01,
-                                                                       0.005],
+    parser.add_argument("--simulate", type=float, nargs="*", default=[0.08, 0.06, 0.04, 0.02,
+                                                                       0.01, 0.005],
                         help="with --from-saved: tolerances replayed on the full grids "
                              "(js.refine.simulate: no evaluation) at starts 3 and 4")
     parser.add_argument("--from-saved", action="store_true",
@@ -201,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
                              "interrupted) run saved; wall times are their metadata seconds")
     args = parser.parse_args(argv)
     if args.figure_only:
-        figure(args.models, args.tols[0])
+        figure(args.models, figure_tol(args))
         return
     if args.from_saved:
         names = [n for n in args.models if (SURFACES / f"{n}_full.npz").exists()]
@@ -212,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
             table += rows
         save_results("adaptive", {**settings(args, "from saved surfaces"), "models": results},
                      table, HEADER)
-        figure(names, args.tols[0])
+        figure(names, figure_tol(args))
         return
     data, source = fashion_mnist_subset(args.train_examples)
     evaluation = {k: v[:args.eval_examples] for k, v in data.items()}
@@ -223,8 +225,31 @@ def main(argv: list[str] | None = None) -> None:
         table += rows
         print(*rows, sep="\n", flush=True)
     save_results("adaptive", {**settings(args, source), "models": results}, table, HEADER)
-    if args.tols:
-        figure(args.models, args.tols[0])
+    figure(args.models, figure_tol(args))
+
+
+def grid_scaling(full: js.Surface, tol: float, per_point: float) -> dict[str, Any]:
+    """How the points refinement needs grow with the grid: refinement replayed on the
+    full plane's 17-, 33- and 65-point sub-grids (every 4th, 2nd, 1st point; all with
+    ``start=3``, so the start cells are the same), and the points of the thesis's
+    200 x 200 plane extrapolated with the growth exponent from 33 to 65 points."""
+    counts = {}
+    for step in (4, 2, 1):
+        sub = js.Surface(full.alphas[::step], full.betas[::step],
+                         {k: v[::step, ::step] for k, v in full.metrics.items()})
+        counts[len(sub.alphas)] = int(simulate(sub, js.Refine(tol=tol, start=3))
+                                      .evaluated.sum())
+    (n_mid, p_mid), (n_top, p_top) = sorted(counts.items())[-2:]
+    exponent = math.log(p_top / p_mid) / math.log((n_top - 1) / (n_mid - 1))
+    points = min(p_top * ((THESIS_GRID - 1) / (n_top - 1)) ** exponent, THESIS_GRID ** 2)
+    return {"tol": tol, "points_by_grid": counts, "exponent": exponent,
+            "thesis_points": points, "thesis_hours": points * per_point / 3600}
+
+
+def figure_tol(args: argparse.Namespace) -> float:
+    """The tolerance the figure shows: the first of ``--tols`` (simulated if that run
+    is not saved), or the first of ``--simulate`` without ``--tols``."""
+    return args.tols[0] if args.tols else args.simulate[0]
 
 
 HEADER = ["model", "run", "points", "share", "wall s", "vs full", "max |dlog10|",
@@ -277,19 +302,24 @@ def from_saved(name: str, args: argparse.Namespace) -> tuple[dict[str, Any], lis
         result["refined"][-1]["simulation_picks_the_same_points"] = bool(
             np.array_equal(replay.evaluated, refined.evaluated))
     result["simulated"] = []
-    for start in (3, 4):
-        for tol in args.simulate:
-            sim = simulate(full, js.Refine(tol=tol, start=start))
-            n = int(sim.evaluated.sum())
-            errors = compare(full, sim)
-            thesis_h = THESIS_GRID ** 2 * n / total * per_point / 3600
-            result["simulated"].append({"tol": tol, "start": start, "points": n,
-                                        "share": n / total, **errors,
-                                        "thesis_200x200_hours_extrapolated": thesis_h})
-            rows.append([name, f"sim. tol {tol:g} start {start}", n,
-                         f"{100 * n / total:.1f}%", "-", "-",
-                         f"{errors['max_abs_dlog10']:.4f}", f"{errors['p99_abs_dlog10']:.4f}",
-                         f"{100 * errors['contour_band_differs']:.2f}%", f"{thesis_h:.2f}"])
+    for start, tol, fill in itertools.product((3, 4), args.simulate, FILLS):
+        sim = simulate(full, js.Refine(tol=tol, start=start, fill=fill))
+        n = int(sim.evaluated.sum())
+        errors = compare(full, sim)
+        thesis_h = THESIS_GRID ** 2 * n / total * per_point / 3600
+        result["simulated"].append({"tol": tol, "start": start, "fill": fill, "points": n,
+                                    "share": n / total, **errors,
+                                    "thesis_200x200_hours_extrapolated": thesis_h})
+        rows.append([name, f"sim. tol {tol:g} start {start} {fill}", n,
+                     f"{100 * n / total:.1f}%", "-", "-",
+                     f"{errors['max_abs_dlog10']:.4f}", f"{errors['p99_abs_dlog10']:.4f}",
+                     f"{100 * errors['contour_band_differs']:.2f}%", f"{thesis_h:.2f}"])
+    result["grid_scaling"] = grid_scaling(full, figure_tol(args), per_point)
+    g = result["grid_scaling"]
+    rows.append([name, f"{THESIS_GRID}x{THESIS_GRID} at tol {g['tol']:g} (points ~ n^"
+                       f"{g['exponent']:.2f})", round(g["thesis_points"]),
+                 f"{100 * g['thesis_points'] / THESIS_GRID ** 2:.1f}%", "-", "-", "-", "-", "-",
+                 f"{g['thesis_hours']:.2f}"])
     return result, rows
 
 

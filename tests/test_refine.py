@@ -81,8 +81,7 @@ def test_sharp_well_interpolated_within_tol_with_few_points():
     np.testing.assert_allclose(s.metrics["accuracy"], 0.5 + 0.25 * A, atol=1e-6)
 
 
-@pytest.mark.parametrize("fill", ["quadratic", "bilinear"])
-def test_both_fills_stay_within_tol_and_quadratic_is_closer_on_a_smooth_bowl(fill):
+def test_both_fills_stay_within_tol_and_quadratic_is_closer_on_a_smooth_bowl():
     grid = np.linspace(-1, 1, 65)
     A, B = np.meshgrid(grid, grid, indexing="ij")
     errors = {}
@@ -90,7 +89,7 @@ def test_both_fills_stay_within_tol_and_quadratic_is_closer_on_a_smooth_bowl(fil
         s = plane(well, grid, grid, refine=js.Refine(tol=0.02, start=3, fill=f))
         errors[f] = np.abs(np.log10(s.metrics["loss"]) - np.log10(well_np(A, B)))
         assert s.metadata["refine"]["fill"] == f
-    assert errors[fill].max() < 0.02
+    assert errors["quadratic"].max() < 0.02 and errors["bilinear"].max() < 0.02
     assert errors["quadratic"].mean() < 0.6 * errors["bilinear"].mean()
 
 

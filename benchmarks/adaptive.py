@@ -2,19 +2,27 @@
 accuracy: full grid against refined grids, measured in one run.
 
 For each trained net (ResNet-20 with and without skip connections, and the
-quick start's SmallCNN, each trained for one epoch on a few thousand
-Fashion-MNIST images), one filter-normalized random plane on [-1, 1]^2 is
-evaluated on the full ``--grid`` x ``--grid`` grid and then refined at each
-tolerance of ``--tols`` (log10 units, ``start=--start``). Reported per run:
-points evaluated, wall time (compilation included: the refined run compiles
-once per level), the largest and 99th-percentile ``|Δ log10 loss|`` over all
-grid points against the full grid, the share of grid points whose contour band
-(15 log-spaced levels over the full grid's range, as ``js.plot.contour(...,
+quick start's SmallCNN, each trained with Adam for ``--epochs`` on
+``--train-examples`` Fashion-MNIST images; kept in ``runs/adaptive/`` so that
+reruns evaluate the same nets), one filter-normalized random plane on
+[-1, 1]^2 is evaluated on the full ``--grid`` x ``--grid`` grid (through a
+store: an interrupted run resumes) and then refined at each tolerance of
+``--tols`` (log10 units, ``start=--start``). Reported per run: points
+evaluated, wall time (compilation included: the refined run compiles once per
+level), the largest and 99th-percentile ``|Δ log10 loss|`` over all grid
+points against the full grid, the share of grid points whose contour band (15
+log-spaced levels over the full grid's range, as ``js.plot.contour(...,
 log=True)`` draws) differs, and the thesis's 200x200 plane extrapolated with
 the measured seconds per point.
 
-    python -m benchmarks.adaptive [--eval-examples 128] [--train-examples 2000]
-        [--grid 65] [--tols 0.02 0.005] [--start 3] [--models resnet20 ...]
+``--from-saved`` rebuilds the table from the saved surfaces and adds
+refinement replayed on the full grids (``js.refine.simulate``: no
+evaluation) at the ``--simulate`` tolerances, starts 3 and 4 and both fills,
+and the growth of the points with the grid (17-, 33- and 65-point sub-grids)
+that the 200x200 extrapolation uses.
+
+    python -m benchmarks.adaptive [--eval-examples 512] [--train-examples 10000]
+        [--epochs 3] [--grid 65] [--tols 0.03 0.05] [--start 3] [--models resnet20 ...]
     python -m benchmarks.adaptive --figure-only      # redraw from the saved surfaces
     python -m benchmarks.adaptive --from-saved       # table and JSON from the saved
                                                      # surfaces (times: their metadata)
@@ -148,7 +156,7 @@ def measure(name: str, data: dict[str, np.ndarray], evaluation: dict[str, np.nda
     return result, rows
 
 
-def figure(names: list[str], tol: float) -> Path:
+def figure(names: list[str], tol: float, start: int = 3) -> Path:
     """Filled log10-loss contours of each full plane with the points the refined run
     at ``tol`` evaluated (from the surfaces the benchmark saved)."""
     import matplotlib
@@ -161,7 +169,7 @@ def figure(names: list[str], tol: float) -> Path:
         full = js.Surface.load(SURFACES / f"{name}_full.npz")
         path = SURFACES / f"{name}_tol{tol:g}.npz"
         refined = (js.Surface.load(path) if path.exists()
-                   else simulate(full, js.Refine(tol=tol, start=3)))
+                   else simulate(full, js.Refine(tol=tol, start=start)))
         how = " (simulated)" if refined.metadata.get("simulated") else ""
         X, Y = np.meshgrid(full.alphas, full.betas, indexing="ij")  # [i, j] at (a_i, b_j)
         filled = ax.contourf(X, Y, np.log10(full.metrics["loss"]), levels=15, cmap="viridis")
@@ -183,19 +191,19 @@ def figure(names: list[str], tol: float) -> Path:
 def main(argv: list[str] | None = None) -> None:
     """Measures every model and saves ``benchmarks/results/adaptive.json``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--eval-examples", type=int, default=128)
-    parser.add_argument("--train-examples", type=int, default=2000)
-    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--eval-examples", type=int, default=512)
+    parser.add_argument("--train-examples", type=int, default=10000)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--grid", type=int, default=65)
-    parser.add_argument("--tols", type=float, nargs="*", default=[0.02, 0.005])
+    parser.add_argument("--tols", type=float, nargs="*", default=[0.03, 0.05])
     parser.add_argument("--start", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--figure-only", action="store_true",
                         help="redraw the figure from the surfaces a previous run saved")
-    parser.add_argument("--simulate", type=float, nargs="*", default=[0.08, 0.06, 0.04, 0.02,
-                                                                       0.01, 0.005],
+    parser.add_argument("--simulate", type=float, nargs="*", default=[0.08, 0.06, 0.05, 0.04,
+                                                                       0.03, 0.02, 0.01, 0.005],
                         help="with --from-saved: tolerances replayed on the full grids "
                              "(js.refine.simulate: no evaluation) at starts 3 and 4")
     parser.add_argument("--from-saved", action="store_true",
@@ -203,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
                              "interrupted) run saved; wall times are their metadata seconds")
     args = parser.parse_args(argv)
     if args.figure_only:
-        figure(args.models, figure_tol(args))
+        figure(args.models, figure_tol(args), args.start)
         return
     if args.from_saved:
         names = [n for n in args.models if (SURFACES / f"{n}_full.npz").exists()]
@@ -214,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
             table += rows
         save_results("adaptive", {**settings(args, "from saved surfaces"), "models": results},
                      table, HEADER)
-        figure(names, figure_tol(args))
+        figure(names, figure_tol(args), args.start)
         return
     data, source = fashion_mnist_subset(args.train_examples)
     evaluation = {k: v[:args.eval_examples] for k, v in data.items()}
@@ -225,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
         table += rows
         print(*rows, sep="\n", flush=True)
     save_results("adaptive", {**settings(args, source), "models": results}, table, HEADER)
-    figure(args.models, figure_tol(args))
+    figure(args.models, figure_tol(args), args.start)
 
 
 def grid_scaling(full: js.Surface, tol: float, per_point: float) -> dict[str, Any]:

@@ -44,7 +44,7 @@ import jax
 import numpy as np
 
 import jaxsurf as js
-from benchmarks.common import fashion_mnist_subset, save_results
+from benchmarks.common import SteadyTimer, fashion_mnist_subset, save_results
 from jaxsurf import models, train
 from jaxsurf._atomic import write_bytes
 from jaxsurf.refine import FILLS, simulate
@@ -128,32 +128,72 @@ def measure(name: str, data: dict[str, np.ndarray], evaluation: dict[str, np.nda
         full = dataclasses.replace(full, metadata={**full.metadata,
                                                    "bench_s_per_point": per_point})
         full.save(saved)
-    full_s = per_point * total  # what the whole grid costs at this run's rate
+    # The full grid may have run earlier under another load: the baseline of the wall-time
+    # ratios is this run's own steady rate on 128 grid points (4 chunks of 32).
+    rate = steady_rate(fn, params, [d1, d2], evaluation, grid, args)
+    full_s = rate * total  # what the whole grid costs at this run's rate
     result: dict[str, Any] = {
         "model": name, "num_params": models.num_params(params), "train_seconds": train_s,
         "train_loss": train_loss, "loss_at_centre": float(full.metrics["loss"][
             args.grid // 2, args.grid // 2]),
-        "full": {"points": total, "wall_s": full_s, "s_per_point": per_point},
+        "full": {"points": total, "wall_s_at_this_runs_rate": full_s,
+                 "s_per_point_this_run": rate, "s_per_point_when_evaluated": per_point,
+                 "evaluated_in_this_run": fresh},
         "refined": []}
+    per_point = rate
     rows = [[name, "full", total, "100%", f"{full_s:.0f}", "1.00", "0", "0", "0",
              f"{THESIS_GRID ** 2 * per_point / 3600:.2f}"]]
     for tol in args.tols:
         refined, wall = plane(refine=js.Refine(tol=tol, start=args.start))
+        refined = dataclasses.replace(refined, metadata={
+            **refined.metadata, "bench_baseline_s_per_point": rate})
         refined.save(SURFACES / f"{name}_tol{tol:g}.npz")
-        n = int(refined.evaluated.sum())
-        share = n / total
-        errors = compare(full, refined)
-        thesis_h = THESIS_GRID ** 2 * share * per_point / 3600
-        result["refined"].append({
-            "tol": tol, "start": args.start, "points": n, "share": share, "wall_s": wall,
-            "wall_vs_full": wall / full_s, "levels": refined.metadata["refine"]["levels"],
-            **errors, "thesis_200x200_hours_extrapolated": thesis_h})
-        rows.append([name, f"tol {tol:g}", n, f"{100 * share:.1f}%", f"{wall:.0f}",
-                     f"{wall / full_s:.2f}", f"{errors['max_abs_dlog10']:.4f}",
-                     f"{errors['p99_abs_dlog10']:.4f}",
-                     f"{100 * errors['contour_band_differs']:.2f}%", f"{thesis_h:.2f}"])
+        entry, row = refined_entry(name, full, refined, wall, rate)
+        result["refined"].append(entry)
+        rows.append(row)
     result["thesis_200x200_hours_full_extrapolated"] = THESIS_GRID ** 2 * per_point / 3600
-    return result, rows
+    replayed, replayed_rows = replays(name, full, per_point, args)
+    result.update(replayed)
+    return result, rows + replayed_rows
+
+
+def refined_entry(name: str, full: js.Surface, refined: js.Surface, wall: float,
+                  per_point: float) -> tuple[dict[str, Any], list[Any]]:
+    """The JSON entry and table row of one refined run against the full grid, with the
+    full grid's cost at ``per_point`` seconds a point as the wall-time baseline."""
+    total = full.metrics["loss"].size
+    n = int(refined.evaluated.sum())
+    share, full_s = n / total, per_point * total
+    errors = compare(full, refined)
+    thesis_h = THESIS_GRID ** 2 * share * per_point / 3600
+    settings = refined.metadata["refine"]
+    replay = simulate(full, js.Refine(tol=settings["tol"], start=settings["start"],
+                                      fill=settings.get("fill", "bilinear")))
+    entry = {"tol": settings["tol"], "start": settings["start"], "fill": settings.get("fill"),
+             "points": n, "share": share, "wall_s": wall, "wall_vs_full": wall / full_s,
+             "levels": settings["levels"], **errors,
+             "thesis_200x200_hours_extrapolated": thesis_h,
+             "simulation_picks_the_same_points": bool(np.array_equal(replay.evaluated,
+                                                                     refined.evaluated))}
+    row = [name, f"tol {settings['tol']:g}", n, f"{100 * share:.1f}%", f"{wall:.0f}",
+           f"{wall / full_s:.2f}", f"{errors['max_abs_dlog10']:.4f}",
+           f"{errors['p99_abs_dlog10']:.4f}", f"{100 * errors['contour_band_differs']:.2f}%",
+           f"{thesis_h:.2f}"]
+    return entry, row
+
+
+def steady_rate(fn: Any, params: Any, directions: list[Any], data: dict[str, np.ndarray],
+                grid: np.ndarray, args: argparse.Namespace) -> float:
+    """Seconds per point of the grid's evaluation now, compilation excluded: 128
+    points spread over the grid, in chunks of 32, timed from the end of the first."""
+    rng = np.random.default_rng(args.seed)
+    coords = rng.choice(grid, size=(128, 2))
+    timer = SteadyTimer()
+    js.evaluate_points(fn, params, directions, data, coords, batch_size=args.batch_size,
+                       chunk_size=32, progress=timer)
+    rate = timer.s_per_point()
+    assert rate is not None, "four chunks give a steady rate"
+    return rate
 
 
 def figure(names: list[str], tol: float, start: int = 3) -> Path:
@@ -293,42 +333,41 @@ def from_saved(name: str, args: argparse.Namespace) -> tuple[dict[str, Any], lis
         if not path.exists():
             continue
         refined = js.Surface.load(path)
-        n = int(refined.evaluated.sum())
-        share, wall = n / total, float(refined.metadata["seconds"])
-        errors = compare(full, refined)
-        thesis_h = THESIS_GRID ** 2 * share * per_point / 3600
-        result["refined"].append({
-            "tol": tol, "start": refined.metadata["refine"]["start"], "points": n,
-            "share": share, "wall_s": wall, "wall_vs_full": wall / full_s,
-            "levels": refined.metadata["refine"]["levels"], **errors,
-            "thesis_200x200_hours_extrapolated": thesis_h})
-        rows.append([name, f"tol {tol:g}", n, f"{100 * share:.1f}%", f"{wall:.0f}",
-                     f"{wall / full_s:.2f}", f"{errors['max_abs_dlog10']:.4f}",
-                     f"{errors['p99_abs_dlog10']:.4f}",
-                     f"{100 * errors['contour_band_differs']:.2f}%", f"{thesis_h:.2f}"])
-        replay = simulate(full, js.Refine(tol=tol, start=refined.metadata["refine"]["start"]))
-        result["refined"][-1]["simulation_picks_the_same_points"] = bool(
-            np.array_equal(replay.evaluated, refined.evaluated))
-    result["simulated"] = []
+        rate = float(refined.metadata.get("bench_baseline_s_per_point", per_point))
+        entry, row = refined_entry(name, full, refined, float(refined.metadata["seconds"]),
+                                   rate)
+        result["refined"].append(entry)
+        rows.append(row)
+    replayed, replayed_rows = replays(name, full, per_point, args)
+    result.update(replayed)
+    return result, rows + replayed_rows
+
+
+def replays(name: str, full: js.Surface, per_point: float, args: argparse.Namespace
+            ) -> tuple[dict[str, Any], list[list[Any]]]:
+    """Refinement replayed on the full grid (no evaluation) at the ``--simulate``
+    tolerances, starts 3 and 4 and both fills, and the growth of the points with the
+    grid; ``per_point`` prices the 200x200 extrapolations."""
+    total = full.metrics["loss"].size
+    simulated, rows = [], []
     for start, tol, fill in itertools.product((3, 4), args.simulate, FILLS):
         sim = simulate(full, js.Refine(tol=tol, start=start, fill=fill))
         n = int(sim.evaluated.sum())
         errors = compare(full, sim)
         thesis_h = THESIS_GRID ** 2 * n / total * per_point / 3600
-        result["simulated"].append({"tol": tol, "start": start, "fill": fill, "points": n,
-                                    "share": n / total, **errors,
-                                    "thesis_200x200_hours_extrapolated": thesis_h})
+        simulated.append({"tol": tol, "start": start, "fill": fill, "points": n,
+                          "share": n / total, **errors,
+                          "thesis_200x200_hours_extrapolated": thesis_h})
         rows.append([name, f"sim. tol {tol:g} start {start} {fill}", n,
                      f"{100 * n / total:.1f}%", "-", "-",
                      f"{errors['max_abs_dlog10']:.4f}", f"{errors['p99_abs_dlog10']:.4f}",
                      f"{100 * errors['contour_band_differs']:.2f}%", f"{thesis_h:.2f}"])
-    result["grid_scaling"] = grid_scaling(full, figure_tol(args), per_point)
-    g = result["grid_scaling"]
-    rows.append([name, f"{THESIS_GRID}x{THESIS_GRID} at tol {g['tol']:g} (points ~ n^"
-                       f"{g['exponent']:.2f})", round(g["thesis_points"]),
-                 f"{100 * g['thesis_points'] / THESIS_GRID ** 2:.1f}%", "-", "-", "-", "-", "-",
-                 f"{g['thesis_hours']:.2f}"])
-    return result, rows
+    scaling = grid_scaling(full, figure_tol(args), per_point)
+    rows.append([name, f"{THESIS_GRID}x{THESIS_GRID} at tol {scaling['tol']:g} (points ~ n^"
+                       f"{scaling['exponent']:.2f})", round(scaling["thesis_points"]),
+                 f"{100 * scaling['thesis_points'] / THESIS_GRID ** 2:.1f}%", "-", "-", "-",
+                 "-", "-", f"{scaling['thesis_hours']:.2f}"])
+    return {"simulated": simulated, "grid_scaling": scaling}, rows
 
 
 if __name__ == "__main__":

@@ -163,7 +163,10 @@ def find_checkpoint(path: str | os.PathLike, step: int | None = None) -> Checkpo
     """Resolves ``--checkpoint`` (a train run, a trajectory or a step folder) and ``--step``.
 
     Example:
-        >>> find_checkpoint("runs/cnn")          # runs/cnn/trajectory, the latest step
+        >>> with js.TrajectoryRecorder("runs/cnn/trajectory") as rec:
+        ...     rec.save(0, params); rec.save(1, params)
+        >>> str(find_checkpoint("runs/cnn"))    # runs/cnn/trajectory, the latest step
+        'runs/cnn/trajectory step 1'
     """
     path = Path(path)
     if not path.is_dir():
@@ -290,7 +293,10 @@ def load_data(spec: str, split: str = "train", data_dir: str | None = None,
     way the model expects).
 
     Example:
-        >>> data, what = load_data("runs/batch.npz")
+        >>> np.savez("batch.npz", x=np.zeros((8, 4), np.float32), y=np.zeros(8, np.int32))
+        >>> data, what = load_data("batch.npz", examples=5)
+        >>> data["x"].shape, what
+        ((5, 4), 'batch.npz')
     """
     if spec in NAMED_DATA:
         from jaxsurf.data import channel_stats, load_fashion_mnist, load_tfds, standardize

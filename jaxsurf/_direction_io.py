@@ -9,6 +9,7 @@ and names the first that differs. bfloat16 leaves are stored as their bits.
 Example:
     >>> d1, d2 = js.random_plane(jax.random.key(0), params)
     >>> js.save_directions("plane_dirs.npz", d1, d2, metadata={"seed": 0})
+    PosixPath('plane_dirs.npz')
     >>> d1, d2 = js.load_directions("plane_dirs.npz", params)
 """
 
@@ -59,6 +60,7 @@ def save_directions(path: str | os.PathLike, *directions: PyTree,
 
     Example:
         >>> js.save_directions("dirs.npz", d1, d2)
+        PosixPath('dirs.npz')
     """
     if not directions:
         raise ValueError("give at least one direction: js.save_directions(path, d1, d2)")
@@ -103,6 +105,7 @@ def load_directions(path: str | os.PathLike, params_like: PyTree, *,
             not match ``params_like`` (naming the first leaf path that differs).
 
     Example:
+        >>> _ = js.save_directions("dirs.npz", d1, d2)
         >>> d1, d2 = js.load_directions("dirs.npz", params)
     """
     path = Path(path)

@@ -17,8 +17,16 @@ which the reference's ``plot_2D.py`` and (for square grids) ``h52vtp.py`` read.
 Needs ``h5py`` (``pip install 'jaxsurf[h5]'``).
 
 Example:
-    >>> s = js.Surface.load("resnet56_sgd_weights.h5_[-1.0,1.0,51]x[-1.0,1.0,51].h5")
-    >>> s.metrics["train_loss"][i, j]           # at (s.alphas[i], s.betas[j])
+    >>> import h5py
+    >>> x, y = np.linspace(-1, 1, 3), np.linspace(-1, 1, 2)   # what plot_surface.py writes
+    >>> with h5py.File("ref.h5", "w") as f:
+    ...     f["xcoordinates"], f["ycoordinates"] = x, y
+    ...     f["train_loss"] = np.arange(6.0).reshape(2, 3)   # Z[i, j] at (x[j], y[i])
+    >>> s = js.Surface.load("ref.h5")
+    >>> s.metrics["train_loss"]                 # [i, j] at (s.alphas[i], s.betas[j])
+    array([[0., 3.],
+           [1., 4.],
+           [2., 5.]])
 """
 
 from __future__ import annotations
@@ -74,8 +82,9 @@ def read_h5(path: str | os.PathLike) -> Surface:
             numbers, no metric, or a metric of the wrong size (naming the dataset).
 
     Example:
+        >>> _ = js.export.write_h5(surface, "surface.h5")
         >>> s = read_h5("surface.h5"); s.metrics["train_loss"].shape
-        (51, 51)
+        (7, 7)
     """
     h5py = _h5py()
     path = Path(path)
@@ -149,6 +158,7 @@ def write_h5(surface: Surface, path: str | os.PathLike) -> Path:
 
     Example:
         >>> js.export.write_h5(surface, "plane.h5")   # then: python plot_2D.py --surf_file plane.h5
+        PosixPath('plane.h5')
     """
     h5py = _h5py()
     path = Path(path)
@@ -184,7 +194,13 @@ def read_reference_directions(path: str | os.PathLike) -> list[list[np.ndarray]]
     ``docs/frameworks.md`` for mapping them onto Flax or Equinox params.
 
     Example:
-        >>> xdir, ydir = read_reference_directions("resnet56.t7_weights_xignore=biasbn.h5")
+        >>> import h5py
+        >>> with h5py.File("dirs.h5", "w") as f:   # as net_plotter.py writes them
+        ...     for name in ("xdirection", "ydirection"):
+        ...         f[f"{name}/0"], f[f"{name}/1"] = np.ones((16, 3, 3, 3)), np.zeros(16)
+        >>> xdir, ydir = read_reference_directions("dirs.h5")
+        >>> [w.shape for w in xdir]
+        [(16, 3, 3, 3), (16,)]
     """
     h5py = _h5py()
     path = Path(path)

@@ -10,7 +10,7 @@ Example:
     >>> js.sharpness(fn, params, data)
     Traceback (most recent call last):
     TypeError: jaxsurf.sharpness is a module, not a function; call one of its functions, \
-e.g. jaxsurf.sharpness.sam_sharpness(...) (it has: sam_sharpness, ...)
+e.g. jaxsurf.sharpness.epsilon_sharpness(...) (it has: epsilon_sharpness, ...)
 """
 
 from __future__ import annotations

@@ -10,8 +10,10 @@ caller's error class instead of raising ``MemoryError``, and members nobody
 asked for are never decompressed.
 
 Example:
-    >>> with NpzReader(path, SurfaceFileError) as npz:
-    ...     alphas = npz.read("alphas", kinds="iuf", ndim=1)
+    >>> np.savez("s.npz", alphas=np.linspace(-1, 1, 5))
+    >>> with NpzReader("s.npz", ValueError) as npz:
+    ...     npz.read("alphas", kinds="iuf", ndim=1)
+    array([-1. , -0.5,  0. ,  0.5,  1. ])
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ class NpzReader:
         kind: what the file should be, e.g. ``"Surface file"``.
 
     Example:
-        >>> with NpzReader("s.npz", ValueError) as npz:
+        >>> path = js.Surface(np.linspace(-1, 1, 3), None, {"loss": np.ones(3)}).save("s.npz")
+        >>> with NpzReader(path, ValueError) as npz:
         ...     sorted(npz.names)
         ['alphas', 'header', 'metric_0']
     """

@@ -20,7 +20,10 @@ point reproduces its model exactly.
 Example:
     >>> fn, pa = js.flax.adapt(model, variables_a)
     >>> _, pb = js.flax.adapt(model, variables_b)
-    >>> js.interpolate(fn, pa, pb, data, [0.0, 1.0])   # each end point its own stats
+    >>> s = js.interpolate(fn, pa, pb, data, [0.0, 1.0], progress=False)
+    >>> fn_b, _ = js.flax.adapt(model, variables_b)     # each end point its own stats:
+    >>> bool(np.isclose(s.metrics["loss"][1], fn_b(pb, data)["loss"]))
+    True
 """
 
 from __future__ import annotations
@@ -117,7 +120,11 @@ def plan_interpolation(fn: Callable, params_a: PyTree, params_b: PyTree,
     ``"fixed"``: ``fn``'s own state everywhere (model A's statistics at every alpha).
 
     Example:
+        >>> fn, pa = js.flax.adapt(model, variables_a)
+        >>> _, pb = js.flax.adapt(model, variables_b)
         >>> fn2, a, b, facts = plan_interpolation(fn, pa, pb, None)
+        >>> sorted(a)
+        ['params', 'state']
     """
     if state_policy not in (None, *STATE_POLICIES):
         raise ValueError(f"unknown state_policy {state_policy!r}; use one of "

@@ -124,13 +124,16 @@ def _doctest_objects():
     A3, B3, C3 = np.meshgrid(g, g, g, indexing="ij")
     volume = js.Surface(g, g, {"loss": A3**2 + B3**2 + C3**2 + 0.1}, gammas=g)
     model, variables_a, variables_b = _flax_models(data)
+    params_b = _trained_params(1, data)
+    curve = js.connect.fit_curve(_mlp_fn, params, params_b, data, epochs=2, batch_size=32,
+                                 key=jax.random.key(0), log=None)
     return {
         "model": model, "variables": variables_a, "variables_a": variables_a,
         "variables_b": variables_b,
         "js": js, "jax": jax, "jnp": jnp, "np": np,
         "fn": _mlp_fn, "params": params, "data": data,
         "batches": [{k: v[i:i + 32] for k, v in data.items()} for i in range(0, 96, 32)],
-        "params_a": params, "params_b": _trained_params(1, data),
+        "params_a": params, "params_b": params_b, "curve": curve,
         "d": d, "d1": d1, "d2": d2,
         "plane": plane, "s": plane, "surface": plane, "line_surface": line_surface,
         "volume": volume, "s_skip": s_skip, "s_noskip": s_noskip,

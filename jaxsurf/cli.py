@@ -310,7 +310,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         interrupted by Ctrl-C or SIGTERM.
 
     Example:
+        >>> _ = plane.save("runs/plane.npz")
         >>> main(["plot", "runs/plane.npz", "--kind", "filled", "--out", "runs/plane.pdf"])
+        wrote runs/plane.pdf
         0
     """
     try:

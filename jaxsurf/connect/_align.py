@@ -223,7 +223,12 @@ def apply_permutation(params: PyTree, spec: PermutationSpec,
         where permuted).
 
     Example:
+        >>> spec = mlp_spec(params_b)
+        >>> perms = {name: np.random.default_rng(0).permutation(group.size)
+        ...          for name, group in spec.groups.items()}
         >>> same_function = apply_permutation(params_b, spec, perms)
+        >>> bool(jnp.allclose(fn(same_function, data)["loss"], fn(params_b, data)["loss"]))
+        True
     """
     _check_spec(spec, _leaves(params), "params")
     for name, group in spec.groups.items():
@@ -265,8 +270,9 @@ def align(params_a: PyTree, params_b: PyTree, spec: PermutationSpec, *, max_iter
         The permuted ``params_b``.
 
     Example:
-        >>> variables_b2 = js.connect.align(variables_a, variables_b,
-        ...                                 js.connect.resnet_spec(variables_a))
+        >>> aligned = js.connect.align(params_a, params_b, js.connect.mlp_spec(params_a))
+        >>> bool(jnp.allclose(fn(aligned, data)["loss"], fn(params_b, data)["loss"]))
+        True
     """
     perms = weight_matching(params_a, params_b, spec, max_iter=max_iter, seed=seed)
     return apply_permutation(params_b, spec, perms)
@@ -300,8 +306,11 @@ def mlp_spec(params: Mapping[str, Any], *, layers: Sequence[str] | None = None,
         A :class:`PermutationSpec` with one group per hidden layer.
 
     Example:
+        >>> w0, b0, w1, b1 = np.ones((8, 4)), np.zeros(8), np.ones((3, 8)), np.zeros(3)
         >>> spec = mlp_spec({"l0": {"w": w0, "b": b0}, "l1": {"w": w1, "b": b1}},
         ...                 weight="w", bias="b", in_axis=1)
+        >>> {name: group.size for name, group in spec.groups.items()}
+        {'hidden_0': 8}
     """
     prefix: tuple[str, ...] = ()
     inner: Mapping[str, Any] = params
@@ -361,8 +370,14 @@ def resnet_spec(variables: Mapping[str, Any]) -> PermutationSpec:
         A :class:`PermutationSpec`.
 
     Example:
-        >>> spec = resnet_spec(variables_a)
-        >>> variables_b2 = align(variables_a, variables_b, spec)
+        >>> from jaxsurf.models import ResNetCIFAR
+        >>> net, x = ResNetCIFAR(depth=8, width=4), jnp.ones((2, 8, 8, 3))
+        >>> va, vb = (jax.jit(net.init)(jax.random.key(i), x) for i in (0, 1))
+        >>> spec = resnet_spec(va)
+        >>> vb2 = align(va, vb, spec)
+        >>> apply = jax.jit(net.apply)
+        >>> bool(jnp.allclose(apply(vb2, x), apply(vb, x), atol=1e-5))   # the same function
+        True
     """
     has_params = "params" in variables and isinstance(variables["params"], Mapping)
     params = variables["params"] if has_params else variables

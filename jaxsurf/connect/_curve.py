@@ -13,8 +13,8 @@ So ``theta(t) = sum_k w_k(t) theta_k``, which is how :func:`evaluate_curve
 <jaxsurf.connect.evaluate_curve>` puts a curve on the evaluation engine.
 
 Example:
-    >>> curve = fit_curve(fn, params_a, params_b, data, epochs=10, batch_size=128,
-    ...                   key=jax.random.key(0), checkpoint_dir="runs/curve")
+    >>> curve = fit_curve(fn, params_a, params_b, data, epochs=2, batch_size=32,
+    ...                   key=jax.random.key(0), checkpoint_dir="runs/curve", log=None)
     >>> mid = curve.at(0.5)
 """
 
@@ -151,7 +151,9 @@ class Curve:
         returned as they are (exactly).
 
         Example:
-            >>> curve.at(0.5)
+            >>> curve.at(0.0) is curve.params_a
+            True
+            >>> mid = curve.at(0.5)     # params like params_a
         """
         t_arr = check_t(t)
         if t_arr.ndim != 0:
@@ -169,6 +171,7 @@ class Curve:
 
         Example:
             >>> curve.save("runs/curve.npz")
+            PosixPath('runs/curve.npz')
             >>> curve = js.connect.load_curve("runs/curve.npz", params_like=params_a)
         """
         path = Path(path)
@@ -200,7 +203,10 @@ def load_curve(path: str | os.PathLike, params_like: PyTree) -> Curve:
         The :class:`Curve`.
 
     Example:
+        >>> _ = curve.save("runs/curve.npz")
         >>> curve = load_curve("runs/curve.npz", params_like=params_a)
+        >>> curve.kind, curve.num_bends
+        ('bezier', 1)
     """
     with np.load(Path(path), allow_pickle=False) as f:
         if "header" not in f:
@@ -229,7 +235,11 @@ def line(params_a: PyTree, params_b: PyTree) -> Curve:
     and a fitted curve the same way).
 
     Example:
-        >>> surface = js.connect.evaluate_curve(fn, line(a, b), data, ts)
+        >>> ts = np.linspace(0, 1, 5)
+        >>> s = js.connect.evaluate_curve(fn, line(params_a, params_b), data, ts,
+        ...                               progress=False)
+        >>> s.metrics["loss"].shape
+        (5,)
     """
     tree.check_like(params_b, params_a, name="params_b", reference_name="params_a")
     return Curve("polychain", [params_a, params_b], {"fitted": False})
@@ -361,9 +371,13 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
         loss and time of every epoch.
 
     Example:
-        >>> curve = fit_curve(fn, params_a, params_b, {"x": x, "y": y}, epochs=20,
-        ...                   batch_size=128, optimizer=optax.adam(1e-3),
+        >>> curve = fit_curve(fn, params_a, params_b, {"x": data["x"], "y": data["y"]},
+        ...                   epochs=2, batch_size=32, optimizer=optax.adam(1e-3),
         ...                   key=jax.random.key(0), checkpoint_dir="runs/curve")
+        fit_curve bezier (1 bend): epoch 1/2 mean loss over t ~ U[0,1] ...
+        fit_curve bezier (1 bend): epoch 2/2 mean loss over t ~ U[0,1] ...
+        >>> len(curve.metadata["history"])
+        2
     """
     _check_kind(kind)
     _validate.int_in_range(num_bends, "num_bends", 1, what="bends to train between the end "

@@ -2,8 +2,10 @@
 curve, and BatchNorm statistics recomputed for points along it.
 
 Example:
-    >>> s = evaluate_curve(fn, curve, data, np.linspace(0, 1, 21))
-    >>> barrier(s).height
+    >>> s = evaluate_curve(fn, curve, data, np.linspace(0, 1, 21), progress=False)
+    >>> height, t = barrier(s)
+    >>> bool(height >= 0.0), 0.0 <= t <= 1.0
+    (True, True)
 """
 
 from __future__ import annotations
@@ -81,8 +83,10 @@ class BatchStatsRecompute:
             the inverse of its evaluation flags, e.g. ``train=True``).
 
     Example:
-        >>> recompute = BatchStatsRecompute(model, x_train[:2000])
-        >>> stats = recompute(curve.at(0.5))
+        >>> recompute = BatchStatsRecompute(model, data["x"], batch_size=32)
+        >>> stats = recompute(variables_a["params"])
+        >>> sorted(stats["BatchNorm_0"])
+        ['mean', 'var']
     """
 
     def __init__(self, model: Any, data: Any, *, batch_size: int | None = None,
@@ -158,7 +162,8 @@ def recompute_batch_stats(model: Any, params: PyTree, data: Any, **options: Any)
     many params); ``options`` as there.
 
     Example:
-        >>> variables = {"params": p, "batch_stats": recompute_batch_stats(model, p, x)}
+        >>> p = variables_a["params"]
+        >>> variables = {"params": p, "batch_stats": recompute_batch_stats(model, p, data)}
     """
     return BatchStatsRecompute(model, data, **options)(params)
 
@@ -314,9 +319,11 @@ def evaluate_curve(fn: Callable[[PyTree, Any], Any], curve: Curve, data: Any, ts
     Example:
         >>> fn, pa = js.flax.adapt(model, variables_a)
         >>> _, pb = js.flax.adapt(model, variables_b)
-        >>> s = evaluate_curve(fn, js.connect.line(pa, pb), test, np.linspace(0, 1, 21),
-        ...                    recompute_data=train_inputs)
-        >>> s.metrics["loss"][0]   # the loss at params_a
+        >>> s = evaluate_curve(fn, js.connect.line(pa, pb), data, np.linspace(0, 1, 5),
+        ...                    recompute_data={k: v[:64] for k, v in data.items()},
+        ...                    progress=False)
+        >>> s.metadata["state_policy"], s.metrics["loss"].shape
+        ('recompute', (5,))
     """
     if not isinstance(curve, Curve):
         raise TypeError(f"curve must be a js.connect.Curve, got {type(curve).__name__}")
@@ -381,8 +388,11 @@ def barrier(surface: Surface, metric: str = "loss") -> Barrier:
         ``Barrier(height, t)``.
 
     Example:
-        >>> s = js.interpolate(fn, params_a, params_b, data, np.linspace(0, 1, 21))
+        >>> s = js.interpolate(fn, params_a, params_b, data, np.linspace(0, 1, 21),
+        ...                    progress=False)
         >>> height, t = barrier(s)
+        >>> bool(height > 0.0)   # two minima from different seeds
+        True
     """
     if not isinstance(surface, Surface) or surface.betas is not None:
         raise ValueError("barrier needs a line Surface (from js.connect.evaluate_curve or "
@@ -438,6 +448,8 @@ def curve_plane(curve: Curve) -> CurvePlane:
 
     Example:
         >>> origin, d1, d2, coords = curve_plane(curve)
+        >>> coords.shape          # (a, bend, b) in the plane's coordinates
+        (3, 2)
     """
     if curve.num_bends < 1:
         raise ValueError("curve_plane needs a curve with at least one bend (a straight line "
@@ -466,7 +478,10 @@ def curve_path(curve: Curve, coords: np.ndarray, ts: Any) -> np.ndarray:
     :func:`curve_plane`'s ``coords``; exact for one bend, a projection for more).
 
     Example:
-        >>> path = curve_path(curve, plane.coords, np.linspace(0, 1, 50))
+        >>> cp = curve_plane(curve)
+        >>> path = curve_path(curve, cp.coords, np.linspace(0, 1, 50))
+        >>> path.shape
+        (50, 2)
     """
     coords = np.asarray(coords, np.float64)
     if coords.shape != (curve.num_bends + 2, 2):

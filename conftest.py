@@ -134,7 +134,7 @@ def _doctest_objects():
         "fn": _mlp_fn, "params": params, "data": data,
         "batches": [{k: v[i:i + 32] for k, v in data.items()} for i in range(0, 96, 32)],
         "params_a": params, "params_b": params_b, "curve": curve,
-        "d": d, "d1": d1, "d2": d2,
+        "d": d, "d1": d1, "d2": d2, "grid": np.linspace(-1, 1, 5),
         "plane": plane, "s": plane, "surface": plane, "line_surface": line_surface,
         "volume": volume, "s_skip": s_skip, "s_noskip": s_noskip,
     }
@@ -147,7 +147,12 @@ def _doctest_setup(request, doctest_namespace):
     if not isinstance(request.node, DoctestItem):
         yield
         return
-    doctest_namespace.update(request.getfixturevalue("_doctest_objects"))
+    objects = request.getfixturevalue("_doctest_objects")
+    own = request.node.dtest.globs  # the module's globals: never shadowed
+    doctest_namespace.update(objects)
+    for name in objects:
+        if name in own and own[name] is not objects[name]:
+            del doctest_namespace[name]
     request.getfixturevalue("monkeypatch").chdir(request.getfixturevalue("tmp_path"))
     yield
     import sys

@@ -151,7 +151,11 @@ def normalize(direction: PyTree, params: PyTree, method: str = "filter",
             leaf does not have, or ``ignore="biasbn"`` leaving no leaf to move.
 
     Example:
+        >>> key = jax.random.key(0)
         >>> d = js.normalize(js.random_direction(key, params), params, "filter", "biasbn")
+        >>> norm = lambda p: float(jnp.linalg.norm(p["Dense_0"]["kernel"][:, 0]))  # filter 0
+        >>> bool(np.isclose(norm(d), norm(params)))   # scaled to the filter's norm
+        True
     """
     _check_options(method, ignore, convention)
     tree.check_arrays(params)
@@ -197,7 +201,10 @@ def between(params_a: PyTree, params_b: PyTree) -> PyTree:
     """The direction ``params_b - params_a`` (from solution a to solution b).
 
     Example:
-        >>> d = js.between(theta_a, theta_b)   # theta_a + 1.0 * d == theta_b
+        >>> d = js.between(params_a, params_b)   # params_a + 1.0 * d == params_b
+        >>> bool(jnp.allclose(js.tree.axpy(1.0, d, params_a)["Dense_0"]["kernel"],
+        ...                   params_b["Dense_0"]["kernel"]))
+        True
     """
     tree.check_like(params_b, params_a, name="params_b", reference_name="params_a")
     return tree.sub(params_b, params_a)

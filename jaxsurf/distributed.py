@@ -186,7 +186,10 @@ def put(tree: PyTree, mesh: Mesh, spec: PartitionSpec = PartitionSpec()) -> PyTr
     own devices.
 
     Example:
+        >>> mesh = plan_mesh(num_points=8)
         >>> coeffs = put(np.zeros((8, 2), np.float32), mesh, PartitionSpec("points"))
+        >>> coeffs.sharding.spec
+        P('points',)
     """
     sharding = NamedSharding(mesh, spec)
     if sharding.is_fully_addressable:
@@ -203,6 +206,7 @@ def to_host(array: jax.Array) -> np.ndarray:
     """A replicated (all-gathered) result as a numpy array on every process.
 
     Example:
+        >>> mesh = plan_mesh(num_points=8)
         >>> to_host(jax.device_put(jnp.arange(3.0), NamedSharding(mesh, PartitionSpec())))
         array([0., 1., 2.], dtype=float32)
     """
@@ -215,7 +219,9 @@ def broadcast_from_first(tree: PyTree, mesh: Mesh) -> PyTree:
     """Process 0's values of ``tree`` on every process (unchanged on one process).
 
     Example:
-        >>> done = broadcast_from_first(done, mesh)   # the store's state, as process 0 read it
+        >>> done = np.array([True, False])          # e.g. the store's state, as read here
+        >>> broadcast_from_first(done, plan_mesh(num_points=2))   # one process: unchanged
+        array([ True, False])
     """
     if not spans_processes(mesh):
         return tree

@@ -15,9 +15,23 @@ state with the weights (each end point exactly its model; see
 :mod:`jaxsurf._state`). Needs ``pip install jaxsurf[equinox]``.
 
 Example:
-    >>> model, state = eqx.nn.make_with_state(Net)(key)
+    >>> import equinox as eqx
+    >>> class Net(eqx.Module):
+    ...     linear: eqx.nn.Linear
+    ...     norm: eqx.nn.BatchNorm
+    ...     head: eqx.nn.Linear
+    ...     def __init__(self, key):
+    ...         k1, k2 = jax.random.split(key)
+    ...         self.linear, self.head = eqx.nn.Linear(4, 8, key=k1), eqx.nn.Linear(8, 3, key=k2)
+    ...         self.norm = eqx.nn.BatchNorm(8, axis_name="batch", mode="batch")
+    ...     def __call__(self, x, state):
+    ...         h, state = self.norm(self.linear(x), state)
+    ...         return self.head(jnp.tanh(h)), state
+    >>> model, state = eqx.nn.make_with_state(Net)(jax.random.key(0))
     >>> fn, params = js.equinox.adapt(model, state, loss="cross_entropy")
     >>> d1, d2 = js.random_plane(jax.random.key(0), params)
+    >>> sorted(fn(params, data))      # data: {"x": (n, 4), "y": (n,)}
+    ['accuracy', 'loss']
 """
 
 from __future__ import annotations
@@ -66,7 +80,12 @@ def adapt(model: Any, state: Any = None, *, loss: str | Callable = "cross_entrop
             ``eqx.nn.State``.
 
     Example:
-        >>> fn, params = js.equinox.adapt(eqx.nn.MLP(4, 3, 16, 2, key=key), loss="mse")
+        >>> import equinox as eqx
+        >>> mlp = eqx.nn.MLP(4, 3, 16, 2, key=jax.random.key(0))
+        >>> fn, params = js.equinox.adapt(mlp, loss="mse")
+        >>> batch = {"x": np.ones((5, 4), np.float32), "y": np.zeros((5, 3), np.float32)}
+        >>> fn(params, batch)["loss"].shape
+        ()
     """
     eqx = _eqx()
     if not isinstance(model, eqx.Module):

@@ -347,8 +347,9 @@ def interpolate(fn: Fn, params_a: PyTree, params_b: PyTree, data: Any, alphas: A
         A line :class:`Surface` with ``metadata["kind"] == "interpolation"``.
 
     Example:
-        >>> s = js.interpolate(fn, theta_small_batch, theta_large_batch, data,
-        ...                    np.linspace(-0.5, 1.5, 41))
+        >>> s = js.interpolate(fn, params_a, params_b, data, np.linspace(-0.5, 1.5, 41))
+        >>> s.metadata["kind"], s.metrics["loss"].shape
+        ('interpolation', (41,))
     """
     alphas = _as_grid(alphas, "alphas")
     tree.check_like(params_b, params_a, name="params_b", reference_name="params_a")

@@ -306,6 +306,7 @@ def write_h5(surface: Surface, path: str | os.PathLike) -> Path:
 
     Example:
         >>> js.export.write_h5(surface, "plane.h5")
+        PosixPath('plane.h5')
     """
     from jaxsurf._h5 import write_h5 as write
 

@@ -20,7 +20,9 @@ given by ``input_key`` / ``target_key`` or found among common names (``x``,
 
 Example:
     >>> fn, params = js.flax.adapt(model, variables, loss="cross_entropy")
-    >>> fn(params, {"x": images, "y": labels})     # {'loss': ..., 'accuracy': ...}
+    >>> metrics = fn(params, {"x": data["x"], "y": data["y"]})   # batch means
+    >>> sorted(metrics)
+    ['accuracy', 'loss']
 """
 
 from __future__ import annotations
@@ -105,7 +107,9 @@ def adapt(model: Any, variables: Mapping[str, Any] | None = None, *,
         trainable params pytree that directions are drawn against.
 
     Example:
-        >>> fn, params = js.flax.adapt(ResNet20(), variables, loss="cross_entropy")
+        >>> fn, params = js.flax.adapt(model, variables, loss="cross_entropy")
+        >>> sorted(params)      # the trainable params; fn holds the batch_stats
+        ['BatchNorm_0', 'Dense_0', 'Dense_1']
     """
     if type(model).__module__.split(".")[0] == "equinox" or any(
             c.__module__.startswith("equinox") for c in type(model).__mro__[1:]):
@@ -195,7 +199,11 @@ def linen_metrics_fn(module: Any, *, loss: str | Callable = "cross_entropy",
     statistics change during training).
 
     Example:
-        >>> metrics = linen_metrics_fn(model)({"params": p, "batch_stats": s}, (x, y))
+        >>> p, s = variables["params"], variables["batch_stats"]
+        >>> metrics = linen_metrics_fn(model)({"params": p, "batch_stats": s},
+        ...                                   (data["x"], data["y"]))
+        >>> sorted(metrics)
+        ['accuracy', 'loss']
     """
     loss_fn = get_loss(loss)
     kwargs = dict(eval_mode_kwargs(module.__call__) if apply_kwargs is None else apply_kwargs)

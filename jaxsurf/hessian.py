@@ -92,7 +92,10 @@ def hvp_operator(fn: Fn, params: PyTree, data: Any, *, metric: str = "loss",
 
     Example:
         >>> Hv = js.hessian.hvp_operator(fn, params, data)
-        >>> rayleigh = js.tree.dot(v, Hv(v))
+        >>> v = js.random_direction(jax.random.key(0), params)
+        >>> rayleigh = float(js.tree.dot(v, Hv(v)) / js.tree.dot(v, v))  # curvature along v
+        >>> rayleigh > 0.0      # params is a minimum
+        True
     """
     return _tree_operator(fn, params, data, metric, batch_size, "many")
 
@@ -153,7 +156,10 @@ def hvp(fn: Fn, params: PyTree, data: Any, vector: PyTree, *, metric: str = "los
         ``H v`` as a pytree with the structure and dtypes of ``params``.
 
     Example:
-        >>> Hv = js.hessian.hvp(fn, params, data, v, batch_size=256)
+        >>> v = js.random_direction(jax.random.key(0), params)
+        >>> Hv = js.hessian.hvp(fn, params, data, v, batch_size=32)
+        >>> jax.tree.structure(Hv) == jax.tree.structure(params)
+        True
     """
     return _tree_operator(fn, params, data, metric, batch_size, "one")(vector)
 

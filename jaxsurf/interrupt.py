@@ -13,10 +13,15 @@ stderr and exit status 130, no traceback::
     interrupted: 288/625 points saved in runs/x/plane.store; rerun the same command to resume
 
 Example:
+    >>> def ctrl_c(info):          # as if Ctrl-C came after the first chunk
+    ...     if info.done > 0:
+    ...         raise KeyboardInterrupt
     >>> try:
-    ...     s = js.evaluate_plane(fn, params, d1, d2, data, grid, grid, store="runs/p")
+    ...     s = js.evaluate_plane(fn, params, d1, d2, data, grid, grid, store="runs/p",
+    ...                           chunk_size=4, progress=ctrl_c)
     ... except js.interrupt.Interrupted as stop:
     ...     print(stop.saved, stop.total, stop.where)
+    4 25 runs/p
 """
 
 from __future__ import annotations
@@ -92,8 +97,15 @@ def deferred(signals: Sequence[int] = _SIGNALS) -> Iterator[None]:
     ignored signals, nothing changes.
 
     Example:
+        >>> got = []
+        >>> previous = signal.signal(signal.SIGTERM, lambda *_: got.append("SIGTERM"))
         >>> with deferred():
-        ...     store.write(indices, values)
+        ...     signal.raise_signal(signal.SIGTERM)
+        ...     print("written", got)      # held back inside the block
+        written []
+        >>> got                            # delivered right after it
+        ['SIGTERM']
+        >>> _ = signal.signal(signal.SIGTERM, previous)
     """
     if not _in_main_thread():
         yield
@@ -125,7 +137,11 @@ def terminate_as_interrupt() -> Iterator[None]:
 
     Example:
         >>> with terminate_as_interrupt():
-        ...     main()
+        ...     try:
+        ...         signal.raise_signal(signal.SIGTERM)
+        ...     except KeyboardInterrupt as stop:
+        ...         print("caught", stop)
+        caught signal SIGTERM
     """
     sigterm = getattr(signal, "SIGTERM", None)
     if sigterm is None or not _in_main_thread():

@@ -99,8 +99,23 @@ def _flax_models(data):
     return model, variables(0), variables(1)
 
 
+def _record_trajectory(path, data, steps=6, lr=0.5):
+    """Full-batch gradient descent from a random init, params saved every step."""
+    import jax
+
+    import jaxsurf as js
+
+    params = _trained_params(2, data, steps=0)
+    grad = jax.jit(jax.grad(lambda p: _mlp_fn(p, data)["loss"]))
+    with js.TrajectoryRecorder(path) as rec:
+        for step in range(steps):
+            rec.save(step, params)
+            params = jax.tree.map(lambda w, g: w - lr * g, params, grad(params))
+    return str(path)
+
+
 @pytest.fixture(scope="session")
-def _doctest_objects():
+def _doctest_objects(tmp_path_factory):
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -133,6 +148,7 @@ def _doctest_objects():
         "js": js, "jax": jax, "jnp": jnp, "np": np,
         "fn": _mlp_fn, "params": params, "data": data,
         "batches": [{k: v[i:i + 32] for k, v in data.items()} for i in range(0, 96, 32)],
+        "trajectory": _record_trajectory(tmp_path_factory.mktemp("doctest") / "traj", data),
         "params_a": params, "params_b": params_b, "curve": curve,
         "d": d, "d1": d1, "d2": d2, "grid": np.linspace(-1, 1, 5),
         "plane": plane, "s": plane, "surface": plane, "line_surface": line_surface,

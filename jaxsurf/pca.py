@@ -26,10 +26,12 @@ memory goes through the same code.
 
 Example:
     >>> import numpy as np, jaxsurf as js
-    >>> (d1, d2), ratio = js.pca_directions("runs/traj", ignore="biasbn")
-    >>> with js.TrajectoryRecorder("runs/traj") as rec:
+    >>> trajectory          # a directory written by js.TrajectoryRecorder
+    '.../traj'
+    >>> (d1, d2), ratio = js.pca_directions(trajectory, ignore="biasbn")
+    >>> with js.TrajectoryRecorder(trajectory) as rec:
     ...     final, _ = rec.restore(params_like=params)      # the last step: the origin
-    >>> coords = js.project("runs/traj", final, [d1, d2])
+    >>> coords = js.project(trajectory, final, [d1, d2])
     >>> lo, hi = coords.min(0) - 0.2 * np.ptp(coords, 0), coords.max(0) + 0.2 * np.ptp(coords, 0)
     >>> s = js.evaluate_plane(fn, final, d1, d2, data, np.linspace(lo[0], hi[0], 21),
     ...                       np.linspace(lo[1], hi[1], 21))
@@ -337,6 +339,7 @@ def pca_directions(trajectory: Trajectory, *, origin: PyTree | None = None, k: i
     Example:
         >>> (d1, d2), ratio = js.pca_directions(trajectory, ignore="biasbn")
         >>> print(f"PC1 {ratio[0]:.1%}, PC2 {ratio[1]:.1%}")
+        PC1 ...%, PC2 ...%
     """
     if ignore not in _IGNORES:
         raise ValueError(f"unknown ignore option {ignore!r}; use 'biasbn' or None")
@@ -380,6 +383,8 @@ def project(trajectory: Trajectory, origin: PyTree | None, directions: Sequence[
         Array of shape ``(n, k)``: row ``i`` holds the coordinates of point ``i``.
 
     Example:
+        >>> (d1, d2), _ = js.pca_directions(trajectory)
+        >>> final_params = list(js.load_trajectory(trajectory))[-1][1]
         >>> coords = js.project(trajectory, final_params, [d1, d2])
         >>> coords[-1]          # the origin itself sits at (0, 0)
         array([0., 0.])

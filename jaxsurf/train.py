@@ -11,10 +11,12 @@ interrupted run started again with the same ``out_dir`` resumes after the last
 saved epoch.
 
 Example:
-    >>> from jaxsurf import models, train
-    >>> result = train.fit(models.SmallCNN(), data, train.TrainConfig(epochs=2),
-    ...                    out_dir="runs/cnn")
-    >>> result.history[-1]["val_accuracy"]
+    >>> from jaxsurf import train
+    >>> splits = {"train": data, "val": data}     # model: a Linen net taking ``train``
+    >>> result = train.fit(model, splits, train.TrainConfig(epochs=2, batch_size=32),
+    ...                    out_dir="runs/net", log=None, progress=False)
+    >>> [h["epoch"] for h in result.history], 0.0 <= result.history[-1]["val_accuracy"] <= 1.0
+    ([1, 2], True)
 """
 
 from __future__ import annotations
@@ -214,7 +216,11 @@ def fit(model: Any, data: dict[str, Any], config: TrainConfig = TrainConfig(), *
             again with the same ``out_dir`` to resume).
 
     Example:
-        >>> result = fit(models.SmallCNN(), data, TrainConfig(epochs=2), out_dir="runs/a")
+        >>> result = fit(model, {"train": data}, TrainConfig(epochs=1, batch_size=32),
+        ...              out_dir="runs/a", log=print, progress=False)
+        epoch=1 train_step_loss=... train_accuracy=... train_loss=... seconds=...
+        >>> sorted(result.variables)
+        ['batch_stats', 'params']
     """
     train = data["train"]
     x, y = jnp.asarray(train["x"]), jnp.asarray(train["y"])

@@ -17,13 +17,20 @@ initialised params and ``optimizer.init(params)``) to get the original
 container types (FrozenDict, optax NamedTuples) and leaf types back.
 
 Example:
-    >>> import jaxsurf as js
+    >>> import jaxsurf as js, optax
+    >>> opt = optax.sgd(0.1)
+    >>> opt_state = opt.init(params)
+    >>> grad = jax.jit(jax.grad(lambda p: fn(p, data)["loss"]))
     >>> with js.TrajectoryRecorder("runs/traj") as rec:
-    ...     for epoch in range(3):
-    ...         params, opt_state = train_one_epoch(params, opt_state)
+    ...     for epoch in range(3):      # one full-batch step as an "epoch"
+    ...         updates, opt_state = opt.update(grad(params), opt_state)
+    ...         params = optax.apply_updates(params, updates)
     ...         rec.save(epoch, params, state={"opt": opt_state, "epoch": epoch})
     >>> for step, p in js.load_trajectory("runs/traj"):
-    ...     print(step, js.tree.norm(p))
+    ...     print(step, p["Dense_0"]["kernel"].shape, js.tree.norm(p) > 0)
+    0 (4, 8) True
+    1 (4, 8) True
+    2 (4, 8) True
 """
 
 from __future__ import annotations
@@ -215,11 +222,16 @@ class TrajectoryRecorder:
             ones); ``None`` keeps every step, which PCA of the path needs.
 
     Example:
+        >>> import optax
+        >>> stats, opt_state = variables["batch_stats"], optax.adam(1e-3).init(params)
         >>> rec = js.TrajectoryRecorder("runs/traj")
         >>> rec.save(0, params, state={"batch_stats": stats, "opt": opt_state})
         >>> rec.close()
-        >>> params, state = js.TrajectoryRecorder("runs/traj").restore(
-        ...     params_like=params, state_like={"batch_stats": stats, "opt": opt_state})
+        >>> with js.TrajectoryRecorder("runs/traj") as rec:
+        ...     params, state = rec.restore(
+        ...         params_like=params, state_like={"batch_stats": stats, "opt": opt_state})
+        >>> type(state["opt"]) is type(opt_state)       # optax's NamedTuples come back
+        True
     """
 
     def __init__(self, path: PathLike, *, max_to_keep: int | None = None) -> None:
@@ -267,7 +279,13 @@ class TrajectoryRecorder:
             None.
 
         Example:
-            >>> rec.save(epoch, params, state={"opt": opt_state, "epoch": epoch})
+            >>> import optax
+            >>> opt_state = optax.sgd(0.1).init(params)
+            >>> with js.TrajectoryRecorder("runs/traj") as rec:
+            ...     for epoch in range(2):
+            ...         rec.save(epoch, params, state={"opt": opt_state, "epoch": epoch})
+            ...     rec.steps
+            [0, 1]
         """
         manager = self._open()
         step = self._check_step(step)
@@ -306,8 +324,14 @@ class TrajectoryRecorder:
             ``(params, state)``; ``state`` is ``None`` if the step has none.
 
         Example:
-            >>> params, state = rec.restore(params_like=params,
-            ...                             state_like={"opt": opt.init(params), "epoch": 0})
+            >>> import optax
+            >>> opt = optax.sgd(0.1)
+            >>> with js.TrajectoryRecorder("runs/traj") as rec:
+            ...     rec.save(0, params, state={"opt": opt.init(params), "epoch": 0})
+            ...     params, state = rec.restore(params_like=params,
+            ...                                 state_like={"opt": opt.init(params), "epoch": 0})
+            >>> int(state["epoch"])
+            0
         """
         manager = self._open()
         self.wait()
@@ -404,8 +428,14 @@ def load_trajectory(path: PathLike, *, params_like: PyTree | None = None
             names the step).
 
     Example:
-        >>> for step, params in js.load_trajectory("runs/traj"):
-        ...     print(step, float(js.tree.norm(params)))
+        >>> for step, params in js.load_trajectory(trajectory):
+        ...     print(step, sorted(params))
+        0 ['Dense_0', 'Dense_1']
+        1 ['Dense_0', 'Dense_1']
+        2 ['Dense_0', 'Dense_1']
+        3 ['Dense_0', 'Dense_1']
+        4 ['Dense_0', 'Dense_1']
+        5 ['Dense_0', 'Dense_1']
     """
     TrajectoryReader(path, params_like=params_like).close()  # fail now on a bad directory
 

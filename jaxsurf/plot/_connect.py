@@ -103,6 +103,11 @@ def connectivity_plane(surface: Surface, paths: Mapping[str, Any], *,
         The Figure.
 
     Example:
+        >>> origin, e1, e2, coords = js.connect.curve_plane(curve)   # A, bend, B
+        >>> xs = np.linspace(coords[:, 0].min() - 1, coords[:, 0].max() + 1, 9)
+        >>> ys = np.linspace(coords[:, 1].min() - 1, coords[:, 1].max() + 1, 9)
+        >>> plane = js.evaluate_plane(fn, origin, e1, e2, data, xs, ys, progress=False)
+        >>> path = js.connect.curve_path(curve, coords, np.linspace(0, 1, 50))
         >>> fig = connectivity_plane(plane, {"curve": path, "line": coords[[0, 2]]},
         ...                          points={"A": coords[0], "B": coords[2]}, log=True)
     """

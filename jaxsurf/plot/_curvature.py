@@ -75,6 +75,9 @@ def convexity(surface: Surface, out: str | os.PathLike | None = None, *,
         A ``matplotlib.figure.Figure``.
 
     Example:
+        >>> g = np.linspace(-1, 1, 3)
+        >>> cm = js.hessian.convexity_map(fn, params, d1, d2, data, g, g,
+        ...                               key=jax.random.key(0), progress=False)
         >>> fig = js.plot.convexity(cm, out="convexity.png")
     """
     if not isinstance(surface, Surface) or not surface.is_plane or "ratio" not in surface.metrics:

@@ -98,6 +98,13 @@ def pca_path(surface: Any, coords: Any, *, explained_variance_ratio: Any = None,
         The matplotlib Figure. Axes limits grow to show points outside the grid.
 
     Example:
+        >>> steps, points = zip(*js.load_trajectory(trajectory))
+        >>> (e1, e2), ratio = js.pca_directions(trajectory)
+        >>> final = points[-1]
+        >>> coords = js.project(trajectory, final, [e1, e2])
+        >>> lo, hi = coords.min(0) - 0.5, coords.max(0) + 0.5
+        >>> surface = js.evaluate_plane(fn, final, e1, e2, data, np.linspace(lo[0], hi[0], 7),
+        ...                             np.linspace(lo[1], hi[1], 7), progress=False)
         >>> fig = js.plot.pca_path(surface, coords, explained_variance_ratio=ratio,
         ...                        epochs=steps, out="pca_path.png")
     """

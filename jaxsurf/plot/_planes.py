@@ -246,6 +246,10 @@ def difference(reference: Surface, other: Surface, metric: str = "loss", *,
         The Figure.
 
     Example:
+        >>> train_plane = plane            # of fn around params, along d1, d2
+        >>> held_out = {k: v[:48] for k, v in data.items()}   # (stands in for val data)
+        >>> val_plane = js.evaluate_plane(fn, params, d1, d2, held_out, plane.alphas,
+        ...                               plane.betas, progress=False)
         >>> fig = difference(train_plane, val_plane, names=("train", "val"),
         ...                  out="runs/gap.png")
     """

@@ -34,7 +34,7 @@ def mark_minima(ax: Axes, surface: Surface, metric: str = "loss", *,
         The matplotlib artists added (for a legend).
 
     Example:
-        >>> fig = contour(s); mark_minima(fig.axes[0], s)
+        >>> fig = contour(s); artists = mark_minima(fig.axes[0], s)
     """
     from jaxsurf import topology
 

@@ -33,7 +33,10 @@ def training_history(history: list[dict[str, float]],
         A ``matplotlib.figure.Figure``.
 
     Example:
-        >>> fig = js.plot.training_history(result.history, out="curves.png")
+        >>> history = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1.2 / e,
+        ...             "train_accuracy": 1 - 0.5 / e, "val_accuracy": 1 - 0.6 / e}
+        ...            for e in range(1, 6)]          # e.g. jaxsurf.train.fit(...).history
+        >>> fig = js.plot.training_history(history, out="curves.png")
     """
     if not history:
         raise ValueError("history is empty: train at least one epoch")
@@ -78,6 +81,8 @@ def training_curves(history: list[dict[str, float]], out: str | os.PathLike | No
         A ``matplotlib.figure.Figure``.
 
     Example:
+        >>> history = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1.2 / e}
+        ...            for e in range(1, 6)]
         >>> fig = js.plot.training_curves(history, "curves.png", "mlp on sines",
         ...                               regression=True, loss="mse")
     """

@@ -187,6 +187,8 @@ class ProgressLog:
     Example:
         >>> s = js.evaluate_plane(fn, params, d1, d2, data, grid, grid,
         ...                       progress=ProgressLog(sys.stdout))
+        jaxsurf: 25 points to do on 4 devices
+        jaxsurf: done: 25 points in 0:... (... points/s)
     """
 
     def __init__(self, stream: TextIO | None = None, every: float = 0.1,
@@ -313,8 +315,11 @@ class ProgressTracker:
         unit, label: as in :class:`ProgressInfo`.
 
     Example:
-        >>> with ProgressTracker(print, total=4) as track:
+        >>> with ProgressTracker(lambda info: print(info.done, "/", info.total), total=4) as track:
         ...     track.update(2); track.update(4)
+        0 / 4
+        2 / 4
+        4 / 4
     """
 
     def __init__(self, sink: Callable[[ProgressInfo], object] | None, total: int,

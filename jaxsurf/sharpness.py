@@ -124,6 +124,7 @@ def epsilon_sharpness(fn: Fn, params: PyTree, data: Any, *, epsilon: float = 1e-
 
     Example:
         >>> js.sharpness.epsilon_sharpness(fn, params, data, epsilon=1e-3)
+        0.0221
     """
     epsilon = _validate.positive_number(epsilon, "epsilon")
     steps = _validate.int_in_range(steps, "steps", 1)
@@ -167,6 +168,7 @@ def sam_sharpness(fn: Fn, params: PyTree, data: Any, *, rho: float = 0.05,
 
     Example:
         >>> js.sharpness.sam_sharpness(fn, params, data, rho=0.05)
+        0.00107
     """
     rho = _validate.positive_number(rho, "rho")
     objective = _Objective(fn, params, data, metric, batch_size)
@@ -200,6 +202,7 @@ def adaptive_sharpness(fn: Fn, params: PyTree, data: Any, *, rho: float = 0.5,
 
     Example:
         >>> js.sharpness.adaptive_sharpness(fn, params, data, rho=0.5, eta=0.01)
+        0.0202
     """
     rho = _validate.positive_number(rho, "rho")
     eta = float(eta)
@@ -258,6 +261,8 @@ def average_sharpness(fn: Fn, params: PyTree, data: Any, *, key: jax.Array,
     Example:
         >>> mean, se = js.sharpness.average_sharpness(fn, params, data,
         ...                                            key=jax.random.key(0), sigma=0.01)
+        >>> f"{mean:.1e} +- {se:.0e}"     # the mean increase and its standard error
+        '2.0e-04 +- 2e-05'
     """
     sigma = _validate.positive_number(sigma, "sigma")
     num_samples = _validate.int_in_range(num_samples, "num_samples", 2)

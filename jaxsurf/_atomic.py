@@ -9,8 +9,8 @@ and every figure of :mod:`jaxsurf.plot`.
 
 Example:
     >>> from jaxsurf import _atomic
-    >>> _atomic.write_text("/tmp/note.txt", "hello\\n")
-    PosixPath('/tmp/note.txt')
+    >>> _atomic.write_text("note.txt", "hello\\n")
+    PosixPath('note.txt')
 """
 
 from __future__ import annotations
@@ -87,8 +87,8 @@ def write_via_path(path: str | os.PathLike, write: Callable[[Path], object]) -> 
         ``path`` as a :class:`~pathlib.Path`.
 
     Example:
-        >>> write_via_path("/tmp/x.txt", lambda p: p.write_text("x"))
-        PosixPath('/tmp/x.txt')
+        >>> write_via_path("x.txt", lambda p: p.write_text("x"))
+        PosixPath('x.txt')
     """
     tmp = temp_path(path)
     try:
@@ -128,8 +128,8 @@ def write_with(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) ->
         ``path`` as a :class:`~pathlib.Path`.
 
     Example:
-        >>> write_with("/tmp/x.bin", lambda h: h.write(b"x"))
-        PosixPath('/tmp/x.bin')
+        >>> write_with("x.bin", lambda h: h.write(b"x"))
+        PosixPath('x.bin')
     """
     tmp = write_temp(path, write)
     try:

@@ -11,8 +11,8 @@ Example:
     >>> a, b = np.linspace(-1, 1, 31), np.linspace(-0.5, 0.5, 21)
     >>> A, B = np.meshgrid(a, b, indexing="ij")
     >>> s = js.Surface(a, b, {"loss": A**2 + 4 * B**2 + 0.1})
-    >>> js.export.write_vtp(s, "/tmp/loss.vtp", log=True)
-    PosixPath('/tmp/loss.vtp')
+    >>> js.export.write_vtp(s, "loss.vtp", log=True)
+    PosixPath('loss.vtp')
 """
 
 from __future__ import annotations

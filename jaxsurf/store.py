@@ -238,9 +238,13 @@ class PointStore:
     points after every chunk.
 
     Example:
-        >>> store = PointStore.open("runs/plane", request)
-        >>> done, values = store.read()
+        >>> request = make_request(params, [d], np.zeros((3, 1), np.float32),
+        ...                        stream_fingerprint([10]), ["loss"], "stream")
+        >>> store = PointStore.open("runs/line", request)
         >>> store.write(np.array([0, 1]), {"loss": np.array([2.3, 2.1], np.float32)})
+        >>> done, values = store.read()
+        >>> done, values["loss"][:2]
+        (array([ True,  True, False]), array([2.3, 2.1], dtype=float32))
     """
 
     def __init__(self, path: Path, request: dict[str, Any]) -> None:

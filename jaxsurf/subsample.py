@@ -23,9 +23,11 @@ taken about the batch mean, and batches (and data-parallel devices) are
 merged with Chan et al.'s pairwise update, so no large sums are subtracted.
 
 Example:
+    >>> alphas, betas = np.linspace(-1, 1, 5), np.linspace(-1, 1, 3)
     >>> s = js.evaluate_plane(fn, params, d1, d2, data, alphas, betas,
-    ...                       subsample=1_000, subsample_seed=0)
-    >>> s.metrics["loss"], s.metrics["loss_sem"]   # both (len(alphas), len(betas))
+    ...                       subsample=64, subsample_seed=0, progress=False)
+    >>> s.metrics["loss"].shape, s.metrics["loss_sem"].shape   # (len(alphas), len(betas))
+    ((5, 3), (5, 3))
 """
 
 from __future__ import annotations
@@ -135,8 +137,13 @@ def merge_replicas(m: Moments, axis: str) -> Moments:
     """:func:`merge` over the devices of mesh axis ``axis`` (inside ``shard_map``).
 
     Example:
+        >>> from jax.sharding import PartitionSpec as P
+        >>> mesh = jax.sharding.Mesh(np.array(jax.devices()[:4]), ("data",))
+        >>> values = jnp.arange(8.0)                  # two per device
         >>> body = lambda v: merge_replicas(batch_moments(v, 2.0), "data")
-        >>> jax.shard_map(body, mesh=mesh, in_specs=P("data"), out_specs=P())(values)
+        >>> m = jax.shard_map(body, mesh=mesh, in_specs=P("data"), out_specs=P())(values)
+        >>> float(m.count), float(m.mean), float(m.m2)   # of all eight values
+        (8.0, 3.5, 42.0)
     """
     count = jax.lax.psum(m.count, axis)
     mean = jax.lax.psum(m.count * m.mean, axis) / count

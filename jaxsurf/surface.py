@@ -9,7 +9,9 @@ shape ``(len(alphas),)``. A volume (three directions) has a third axis
 Example:
     >>> import numpy as np, jaxsurf as js
     >>> s = js.Surface(np.linspace(-1, 1, 3), None, {"loss": np.array([2., 1., 2.])})
-    >>> s.save("/tmp/line.npz"); js.Surface.load("/tmp/line.npz").metrics["loss"]
+    >>> s.save("line.npz")
+    PosixPath('line.npz')
+    >>> js.Surface.load("line.npz").metrics["loss"]
     array([2., 1., 2.])
 """
 

@@ -33,8 +33,8 @@ Example:
     >>> A, B = np.meshgrid(a, b, indexing="ij")
     >>> s = js.Surface(a, b, {"loss": (A**2 - 0.5)**2 + B**2})   # a double well
     >>> js.topology.persistence(s).round(4)
-    array([[3.000e-04, 2.500e-01],
-           [3.000e-04,       inf]])
+    array([[0.0003, 0.25  ],
+           [0.0003,    inf]])
     >>> js.topology.summary(s)["num_persistent_minima"]
     2
 """
@@ -173,8 +173,9 @@ def merge_tree(surface: Surface, metric: str = "loss") -> list[Basin]:
         leaves out (filter them with ``b.persistence > 0``).
 
     Example:
-        >>> for b in js.topology.merge_tree(plane):
-        ...     print(b.at, b.birth, b.persistence, b.merges_into)
+        >>> for b in js.topology.merge_tree(plane):    # one basin: a minimum
+        ...     print(b.at, round(b.birth, 3), b.persistence, b.merges_into)
+        (0.0, 0.0) 0.202 inf None
     """
     values = _grid_values(surface, metric, "merge_tree")
     shape = values.shape

@@ -33,7 +33,7 @@ Example:
     >>> a, b = np.linspace(-1, 1, 21), np.linspace(-0.5, 0.5, 11)
     >>> A, B = np.meshgrid(a, b, indexing="ij")
     >>> s = js.Surface(a, b, {"loss": A**2 + 4 * B**2 + 0.1})
-    >>> text = js.view.html(s, "/tmp/page.html")
+    >>> text = js.view.html(s, "page.html")
 
     From the command line (Surface files, or an experiment's ``--out`` folder
     with its ``results.json``)::
@@ -219,7 +219,15 @@ def folder_groups(folder: PathLike) -> tuple[list[dict[str, Any]], dict[str, Any
         variant's projected training path.
 
     Example:
-        >>> groups, table, title = folder_groups("runs/resnet56_noskip_quick")
+        >>> import json, pathlib
+        >>> out = pathlib.Path("runs/demo")           # as an experiment's report step writes
+        >>> _ = plane.save(out / "skip" / "plane_final.npz")
+        >>> results = {"experiment": "demo", "preset": "smoke", "variants": {"skip": {
+        ...     "model": "mlp", "surfaces": {"plane_final": "skip/plane_final.npz"}}}}
+        >>> _ = (out / "results.json").write_text(json.dumps(results))
+        >>> groups, table, title = folder_groups(out)
+        >>> title, [g["title"] for g in groups]
+        ('demo (smoke)', ['final plane'])
     """
     folder = Path(folder)
     path = folder / "results.json"
@@ -343,7 +351,10 @@ def write(paths: Iterable[PathLike], out: PathLike | None = None, *, title: str 
         The path written (None when skipped with ``missing_ok``).
 
     Example:
+        >>> _ = plane.save("runs/quickstart/plane.npz")
+        >>> _ = line_surface.save("runs/quickstart/line.npz")
         >>> write(["runs/quickstart/plane.npz", "runs/quickstart/line.npz"], "page.html")
+        PosixPath('page.html')
     """
     paths = [Path(p) for p in paths]
     if not paths:

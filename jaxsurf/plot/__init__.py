@@ -20,7 +20,7 @@ Example:
     >>> a, b = np.linspace(-1, 1, 31), np.linspace(-0.5, 0.5, 21)
     >>> A, B = np.meshgrid(a, b, indexing="ij")
     >>> s = js.Surface(a, b, {"loss": A**2 + 4 * B**2 + 0.1})
-    >>> fig = js.plot.contour(s, out="/tmp/contour.png")
+    >>> fig = js.plot.contour(s, out="contour.png")
 """
 
 # The constants of the former single-module js.plot stay readable as js.plot.<NAME>.

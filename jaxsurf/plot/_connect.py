@@ -39,7 +39,7 @@ def connectivity_lines(paths: Mapping[str, Surface], *, loss: str = "loss",
         >>> t = np.linspace(0, 1, 11)
         >>> line = Surface(t, None, {"loss": 1 + np.sin(np.pi * t), "accuracy": 1 - t * (1 - t)})
         >>> curve = Surface(t, None, {"loss": 1 + 0.1 * t, "accuracy": 0.9 + 0 * t})
-        >>> fig = connectivity_lines({"line": line, "curve": curve}, out="/tmp/paths.png")
+        >>> fig = connectivity_lines({"line": line, "curve": curve}, out="paths.png")
     """
     if not paths:
         raise ValueError("paths must hold at least one {label: line Surface}")

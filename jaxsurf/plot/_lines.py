@@ -49,7 +49,7 @@ def line(surface: Surface, metrics: str | Sequence[str] | None = None, *, log: b
     Example:
         >>> a = np.linspace(-1, 1, 41)
         >>> s = Surface(a, None, {"loss": a**2 + .1, "accuracy": 1 - a**2 / 2})
-        >>> fig = line(s, out="/tmp/line.png")
+        >>> fig = line(s, out="line.png")
     """
     surface = _check_surface(surface, "line", plane=False)
     names = _line_metrics(surface, metrics)

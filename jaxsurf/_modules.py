@@ -6,11 +6,13 @@ jaxsurf's submodules get a module class whose ``__call__`` raises a
 ``__call__`` function is not consulted by Python, so the class is swapped).
 
 Example:
-    >>> import jaxsurf as js
-    >>> js.sharpness(fn, params, data)
+    >>> import types
+    >>> demo = explain_calls(types.ModuleType("demo"))   # done for jaxsurf's submodules
+    >>> demo.__all__, demo.fit = ["fit"], lambda: None
+    >>> demo()
     Traceback (most recent call last):
-    TypeError: jaxsurf.sharpness is a module, not a function; call one of its functions, \
-e.g. jaxsurf.sharpness.epsilon_sharpness(...) (it has: epsilon_sharpness, ...)
+    TypeError: demo is a module, not a function; call one of its functions, e.g. demo.fit(...) \
+(it has: fit)
 """
 
 from __future__ import annotations

@@ -372,7 +372,9 @@ def resnet_spec(variables: Mapping[str, Any]) -> PermutationSpec:
     Example:
         >>> from jaxsurf.models import ResNetCIFAR
         >>> net, x = ResNetCIFAR(depth=8, width=4), jnp.ones((2, 8, 8, 3))
-        >>> va, vb = (jax.jit(net.init)(jax.random.key(i), x) for i in (0, 1))
+        >>> shapes, rng = jax.eval_shape(net.init, jax.random.key(0), x), np.random.default_rng(0)
+        >>> va, vb = (jax.tree.map(lambda s: rng.uniform(0.5, 1.5, s.shape).astype(s.dtype),
+        ...                        shapes) for _ in range(2))   # stand-ins for trained nets
         >>> spec = resnet_spec(va)
         >>> vb2 = align(va, vb, spec)
         >>> apply = jax.jit(net.apply)

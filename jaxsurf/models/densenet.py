@@ -57,8 +57,8 @@ class DenseNetBC(nn.Module):
       >>> import jax, jax.numpy as jnp
       >>> model = DenseNetBC(depth=22, growth_rate=4)
       >>> x = jnp.zeros((2, 16, 16, 3))
-      >>> v = model.init(jax.random.key(0), x)
-      >>> model.apply(v, x).shape
+      >>> v = jax.eval_shape(model.init, jax.random.key(0), x)   # shapes only, no compute
+      >>> jax.eval_shape(model.apply, v, x).shape
       (2, 10)
     """
 

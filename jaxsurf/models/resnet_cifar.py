@@ -121,8 +121,8 @@ class ResNetCIFAR(nn.Module):
       >>> import jax, jax.numpy as jnp
       >>> model = ResNetCIFAR(depth=20, skip=False)
       >>> x = jnp.zeros((2, 28, 28, 1))
-      >>> variables = model.init(jax.random.key(0), x)
-      >>> model.apply(variables, x, train=False).shape
+      >>> variables = jax.eval_shape(model.init, jax.random.key(0), x)   # shapes only
+      >>> jax.eval_shape(lambda v: model.apply(v, x, train=False), variables).shape
       (2, 10)
     """
 

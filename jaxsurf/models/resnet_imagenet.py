@@ -103,8 +103,8 @@ class ResNetImageNet(nn.Module):
       >>> import jax, jax.numpy as jnp
       >>> model = ResNetImageNet(stages=(1, 1, 1, 1), width=8, num_classes=10)
       >>> x = jnp.zeros((2, 28, 28, 1))
-      >>> v = model.init(jax.random.key(0), x)
-      >>> model.apply(v, x).shape
+      >>> v = jax.eval_shape(model.init, jax.random.key(0), x)   # shapes only, no compute
+      >>> jax.eval_shape(model.apply, v, x).shape
       (2, 10)
     """
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs jaxsurf with its test extras (pinned by constraints.txt), checks the
 # code (ruff, then pyright) and runs the test suite. This is what CI runs.
-#   bash scripts/test.sh            the whole suite
+#   bash scripts/test.sh            the whole suite (tests/ and every docstring example in jaxsurf/)
 #   bash scripts/test.sh --fast     the fast tier (-m "not slow", one worker per core), for the edit-test loop
 #   bash scripts/test.sh --latest   against today's releases instead of the pins
 # Any other arguments go to pytest.

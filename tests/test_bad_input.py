@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import jaxsurf as js
-from conftest import classification_data, mlp_fn
+from helpers import classification_data, mlp_fn
 from jaxsurf import surface as surface_lib
 
 

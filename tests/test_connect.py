@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import jaxsurf as js
 from jaxsurf import models
-from tests.conftest import classification_data, dense_params, mlp_fn
+from helpers import classification_data, dense_params, mlp_fn
 
 connect = js.connect
 

@@ -8,7 +8,7 @@ import pytest
 from jax.sharding import Mesh
 
 import jaxsurf as js
-from conftest import classification_data, dense_params, mlp_fn
+from helpers import classification_data, dense_params, mlp_fn
 from jaxsurf import distributed
 
 ONE = jax.local_devices()[:1]

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import jaxsurf as js
-from conftest import dense_params
+from helpers import dense_params
 
 SHAPES = [(3, 3, 2, 4), (5, 3), (7,), ()]
 

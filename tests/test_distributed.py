@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import jaxsurf as js
-from conftest import classification_data, dense_params, mlp_fn
+from helpers import classification_data, dense_params, mlp_fn
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ALPHAS, BETAS = np.linspace(-1, 1, 5), np.linspace(-0.5, 0.5, 3)  # 15 points on 4 devices

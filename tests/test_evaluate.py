@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import jaxsurf as js
-from conftest import classification_data, dense_params, mlp_fn
+from helpers import classification_data, dense_params, mlp_fn
 
 
 def direct(fn, params, dirs, coeffs, data):

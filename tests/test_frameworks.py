@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import jaxsurf as js
 from jaxsurf import data as js_data
-from conftest import dense_params, classification_data
+from helpers import dense_params, classification_data
 
 FMNIST_DIR = "/usr/share/datasets/fashion-mnist"
 

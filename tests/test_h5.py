@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import jaxsurf as js
-from conftest import dense_params
+from helpers import dense_params
 
 
 def f(x, y):

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 import jaxsurf as js
 from jaxsurf import hessian
-from conftest import classification_data, dense_params, mlp_fn
+from helpers import classification_data, dense_params, mlp_fn
 
 
 @pytest.fixture(scope="module")

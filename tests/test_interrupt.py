@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import jaxsurf as js
-from conftest import classification_data, dense_params, mlp_fn
+from helpers import classification_data, dense_params, mlp_fn
 from jaxsurf import cli, interrupt, train
 
 ROOT = Path(__file__).resolve().parents[1]

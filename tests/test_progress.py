@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import jaxsurf as js
-from conftest import classification_data, mlp_fn
+from helpers import classification_data, mlp_fn
 from jaxsurf.progress import (ProgressBar, ProgressInfo, ProgressLog, ProgressTracker,
                               format_line, log_line, make_sink)
 

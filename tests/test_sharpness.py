@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from jaxsurf import sharpness
-from conftest import classification_data, dense_params, mlp_fn
+from helpers import classification_data, dense_params, mlp_fn
 
 N_EXAMPLES = 13
 

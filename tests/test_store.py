@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import jaxsurf as js
-from conftest import classification_data, mlp_fn
+from helpers import classification_data, mlp_fn
 from jaxsurf import store as store_lib
 
 TESTS = os.path.dirname(os.path.abspath(__file__))

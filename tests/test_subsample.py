@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 from jax.sharding import Mesh
 
 import jaxsurf as js
-from conftest import classification_data, dense_params, mlp_fn
+from helpers import classification_data, dense_params, mlp_fn
 from jaxsurf import subsample
 
 ONE = jax.local_devices()[:1]

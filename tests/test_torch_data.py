@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import jaxsurf as js
-from conftest import classification_data, dense_params, mlp_fn
+from helpers import classification_data, dense_params, mlp_fn
 
 
 class _TorchDtype:

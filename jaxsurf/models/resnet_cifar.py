@@ -61,8 +61,9 @@ class BasicBlock(nn.Module):
     Example:
       >>> import jax, jax.numpy as jnp
       >>> block = BasicBlock(features=16)
-      >>> v = block.init(jax.random.key(0), jnp.ones((1, 8, 8, 16)))
-      >>> block.apply(v, jnp.ones((1, 8, 8, 16))).shape
+      >>> x = jnp.ones((1, 8, 8, 16))
+      >>> v = jax.eval_shape(block.init, jax.random.key(0), x)   # shapes only, no compute
+      >>> jax.eval_shape(block.apply, v, x).shape
       (1, 8, 8, 16)
     """
 

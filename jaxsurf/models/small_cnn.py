@@ -10,7 +10,7 @@ epoch, 90.4% after two.
 Example:
     >>> import jax, jax.numpy as jnp
     >>> from jaxsurf.models import SmallCNN, num_params
-    >>> v = SmallCNN().init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
+    >>> v = jax.eval_shape(SmallCNN().init, jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
     >>> num_params(v)
     87274
 """

@@ -163,6 +163,13 @@ def _doctest_setup(request, doctest_namespace):
     if not isinstance(request.node, DoctestItem):
         yield
         return
+    if any("load_fashion_mnist(" in e.source or "/fashion-mnist/" in e.source
+           for e in request.node.dtest.examples):
+        from jaxsurf.data.fashion_mnist import find_fashion_mnist
+
+        if find_fashion_mnist()[0] is None:
+            pytest.skip("needs Fashion-MNIST (Debian package dataset-fashion-mnist, which "
+                        "scripts/install.sh installs)")
     objects = request.getfixturevalue("_doctest_objects")
     own = request.node.dtest.globs  # the module's globals: never shadowed
     doctest_namespace.update(objects)

@@ -9,11 +9,11 @@ set with a fixed seed.
 
 Example:
     >>> from jaxsurf.data import load_fashion_mnist, channel_stats, standardize
-    >>> ds = load_fashion_mnist()                                # doctest: +SKIP
-    >>> ds["train"]["x"].shape, ds["val"]["x"].shape, ds["test"]["y"].dtype  # doctest: +SKIP
+    >>> ds = load_fashion_mnist()
+    >>> ds["train"]["x"].shape, ds["val"]["x"].shape, ds["test"]["y"].dtype
     ((55000, 28, 28, 1), (5000, 28, 28, 1), dtype('int32'))
-    >>> mean, std = channel_stats(ds["train"]["x"])               # doctest: +SKIP
-    >>> x_test = standardize(ds["test"]["x"], mean, std)          # doctest: +SKIP
+    >>> mean, std = channel_stats(ds["train"]["x"])
+    >>> x_test = standardize(ds["test"]["x"], mean, std)
 """
 
 from __future__ import annotations
@@ -141,8 +141,8 @@ def load_fashion_mnist(data_dir: str | os.PathLike | None = None, *, validation:
       IDXFormatError: a file is corrupt (bad magic number or size).
 
     Example:
-      >>> ds = load_fashion_mnist(validation=10_000)              # doctest: +SKIP
-      >>> len(ds["train"]["y"]), len(ds["val"]["y"])              # doctest: +SKIP
+      >>> ds = load_fashion_mnist(validation=10_000)
+      >>> len(ds["train"]["y"]), len(ds["val"]["y"])
       (50000, 10000)
     """
     paths, looked = find_fashion_mnist(data_dir)

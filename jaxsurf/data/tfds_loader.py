@@ -128,6 +128,7 @@ def load_tfds(name: str = "cifar10", data_dir: str | os.PathLike | None = None,
       ImportError: tensorflow-datasets is not installed.
 
     Example:
+      >>> # needs tensorflow-datasets and a downloaded CIFAR-10:
       >>> ds = load_tfds("cifar10", data_dir="~/tensorflow_datasets")  # doctest: +SKIP
       >>> ds["train"]["x"].shape                                         # doctest: +SKIP
       (45000, 32, 32, 3)

@@ -514,7 +514,7 @@ def convexity_map(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, data: Any, alp
         plus ``metric``, ``num_iterations`` and ``hvps``.
 
     Example:
-        >>> grid = np.linspace(-1, 1, 11)
+        >>> grid = np.linspace(-1, 1, 5)      # keep it coarse (e.g. 11 x 11)
         >>> cm = js.hessian.convexity_map(fn, params, d1, d2, data, grid, grid,
         ...                               key=jax.random.key(0))
         >>> fig = js.plot.convexity(cm, out="convexity.png")

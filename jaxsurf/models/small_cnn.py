@@ -40,8 +40,8 @@ class SmallCNN(nn.Module):
     Example:
       >>> import jax, jax.numpy as jnp
       >>> x = jnp.zeros((2, 28, 28, 1))
-      >>> v = SmallCNN().init(jax.random.key(0), x)
-      >>> SmallCNN().apply(v, x).shape
+      >>> v = jax.eval_shape(SmallCNN().init, jax.random.key(0), x)   # shapes only
+      >>> jax.eval_shape(SmallCNN().apply, v, x).shape
       (2, 10)
     """
 

@@ -52,6 +52,8 @@ from jaxsurf.refine import FILLS, simulate
 MODELS = {"resnet20": lambda: models.resnet20(num_classes=10),
           "resnet20_noshort": lambda: models.resnet20(skip=False, num_classes=10),
           "smallcnn": lambda: models.SmallCNN()}
+TITLES = {"resnet20": "ResNet-20", "resnet20_noshort": "ResNet-20, no skips",
+          "smallcnn": "SmallCNN (quick start)"}
 THESIS_GRID = 200  # the thesis's ResNet-110 plane: 200 x 200 points
 SURFACES = Path(__file__).parent.parent / "runs" / "adaptive"  # git-ignored
 FIGURE = Path(__file__).parent.parent / "docs" / "figures" / "adaptive_points.png"
@@ -214,11 +216,12 @@ def figure(names: list[str], tol: float, start: int = 3) -> Path:
         X, Y = np.meshgrid(full.alphas, full.betas, indexing="ij")  # [i, j] at (a_i, b_j)
         filled = ax.contourf(X, Y, np.log10(full.metrics["loss"]), levels=15, cmap="viridis")
         mask = refined.evaluated
-        ax.scatter(X[mask], Y[mask], s=3, c="white", edgecolors="k", linewidths=0.2)
+        ax.scatter(X[mask], Y[mask], s=0.6, c="k", linewidths=0)
         ax.set_aspect("equal")
         ax.set_xlabel("alpha (direction 1)")
         ax.set_ylabel("beta (direction 2)")
-        ax.set_title(f"{name}: {mask.sum()} of {mask.size} points\nevaluated at tol {tol:g}"
+        ax.set_title(f"{TITLES.get(name, name)}: {mask.sum()} of {mask.size} points\n"
+                     f"evaluated at tol {tol:g}"
                      f"{how}", fontsize=10)
         fig.colorbar(filled, ax=ax, label="log10 loss (full grid)", shrink=0.85)
     FIGURE.parent.mkdir(parents=True, exist_ok=True)

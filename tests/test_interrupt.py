@@ -80,7 +80,12 @@ def test_interrupted_command_says_one_line_and_a_rerun_resumes(checkpoint, capsy
         shutil.rmtree(out)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT)]),
            "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
-    child = subprocess.Popen([sys.executable, "-m", "jaxsurf", *command(checkpoint)], env=env,
+    # A shell's background job (`cmd &`) starts with SIGINT ignored, and a child inherits
+    # that: the command under test gets Ctrl-C's usual handler whatever started pytest.
+    launch = ("import runpy, signal, sys; signal.signal(signal.SIGINT, "
+              "signal.default_int_handler); sys.argv[0] = 'jaxsurf'; "
+              "runpy.run_module('jaxsurf', run_name='__main__')")
+    child = subprocess.Popen([sys.executable, "-c", launch, *command(checkpoint)], env=env,
                              cwd=checkpoint, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
     deadline = time.monotonic() + 180
@@ -146,11 +151,26 @@ def test_signals_during_a_write_wait_for_it():
         assert seen == ["write finished", "handled"]
     finally:
         signal.signal(signal.SIGUSR1, previous)
-    with pytest.raises(KeyboardInterrupt):
+    # Ctrl-C's usual handler, even if pytest started as a background job (SIGINT ignored)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with interrupt.deferred():
+                signal.raise_signal(signal.SIGINT)
+                seen.append("second write")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert seen[-1] == "second write"
+
+
+def test_an_ignored_sigint_stays_ignored_through_a_write():
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
         with interrupt.deferred():
             signal.raise_signal(signal.SIGINT)
-            seen.append("second write")
-    assert seen[-1] == "second write"
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_run_command_turns_interrupts_into_one_line(capsys):

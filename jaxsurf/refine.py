@@ -8,9 +8,11 @@ every *active* cell and compares them with the bilinear interpolation of the
 cell's corners, in the chosen ``scale`` (``log10`` of the metric, or the metric
 itself). A cell whose largest miss exceeds ``tol`` splits into its four
 children, which are tested at the next level; a cell within ``tol`` stops, and
-the grid points inside its children are interpolated bilinearly from their
-evaluated corners (in ``log10`` for ``scale="log"``). Refinement ends when no
-cell exceeds ``tol`` or the requested grid is reached.
+the grid points inside it are interpolated from its nine evaluated points (in
+``log10`` for ``scale="log"``): by the quadratic through them (``fill=
+"quadratic"``, the default) or bilinearly from each child's corners
+(``fill="bilinear"``). Refinement ends when no cell exceeds ``tol`` or the
+requested grid is reached.
 
 Every evaluated value is exact: each level's points go through the one
 evaluation engine (devices, progress, ``store=``). The store is keyed by the
@@ -74,8 +76,9 @@ class Refine:
         fill: how the decisive metric is filled inside a cell that stopped:
             ``"quadratic"`` (default: the tensor-product quadratic through the
             cell's nine evaluated points, corners, edge midpoints and centre;
-            exact for quadratics, about half the error of bilinear on the
-            benchmark's planes) or ``"bilinear"`` (from the four corners of
+            exact for quadratics; at the same points, errors 15-35 %
+            smaller than bilinear's on the benchmark's planes (largest and 99th
+            percentile)) or ``"bilinear"`` (from the four corners of
             each child: never outside the corner values). The other metrics
             are always filled bilinearly.
 

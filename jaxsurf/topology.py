@@ -70,6 +70,10 @@ class Basin:
             (``None`` when it never dies).
         merges_into: ``id`` of the basin it spills into (``None`` when it
             never dies).
+        interpolated: ``True`` when the value at its minimum or at its saddle
+            was interpolated by adaptive refinement (``refine=``), not
+            evaluated: its birth, death and persistence are then as good as
+            the interpolation (see ``surface.evaluated``).
     """
 
     id: int
@@ -81,6 +85,7 @@ class Basin:
     saddle_index: tuple[int, ...] | None
     saddle_at: tuple[float, ...] | None
     merges_into: int | None
+    interpolated: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly: ``inf`` becomes ``None``."""
@@ -221,6 +226,7 @@ def merge_tree(surface: Surface, metric: str = "loss") -> list[Basin]:
         parent[v] = v
         root_basin[v] = survivor
 
+    evaluated = surface.evaluated
     out = []
     for b, m in enumerate(minima):
         index = tuple(int(i) for i in np.unravel_index(m, shape))
@@ -228,9 +234,11 @@ def merge_tree(surface: Surface, metric: str = "loss") -> list[Basin]:
         death, saddle, into = deaths.get(b, (np.inf, None, None))
         saddle_index = None if saddle is None else tuple(
             int(i) for i in np.unravel_index(saddle, shape))
+        interpolated = evaluated is not None and not (
+            evaluated[index] and (saddle_index is None or evaluated[saddle_index]))
         out.append(Basin(b, index, _coordinates(surface, index), birth, death, death - birth,
                          saddle_index, None if saddle_index is None else
-                         _coordinates(surface, saddle_index), into))
+                         _coordinates(surface, saddle_index), into, bool(interpolated)))
     return out
 
 
@@ -260,8 +268,9 @@ def summary(surface: Surface, metric: str = "loss", min_persistence: float | Non
         (coordinates), ``range`` ``[min, max]``, ``nonfinite_points``,
         ``interpolated_points`` (values interpolated by ``refine=``, not
         evaluated: basins there are as good as the interpolation), and
-        ``persistent_minima``: ``{"at", "value", "persistence"}`` of each
-        persistent basin, deepest first (persistence ``None``: never dies).
+        ``persistent_minima``: ``{"at", "value", "persistence",
+        "interpolated"}`` of each persistent basin, deepest first (persistence
+        ``None``: never dies; ``interpolated``: see :class:`Basin`).
 
     Example:
         >>> js.topology.summary(plane)["num_persistent_minima"]
@@ -304,6 +313,7 @@ def summary(surface: Surface, metric: str = "loss", min_persistence: float | Non
         "interpolated_points": (0 if evaluated is None else
                                 int(evaluated.size - evaluated.sum())),
         "persistent_minima": [{"at": list(b.at), "value": b.birth,
-                               "persistence": b.as_dict()["persistence"]}
+                               "persistence": b.as_dict()["persistence"],
+                               "interpolated": b.interpolated}
                               for b in persistent],
     }

@@ -162,6 +162,29 @@ def test_summary_threshold_and_fields():
     assert js.topology.summary is topology.summary
 
 
+def test_basins_say_when_their_minimum_or_saddle_was_interpolated():
+    s = double_well()
+    exact = topology.merge_tree(s)
+    deep, shallow = [b for b in exact if b.persistence > 0.1][:2]
+    assert not any(b.interpolated for b in exact)  # no mask: all evaluated
+    assert not any(b.interpolated for b in topology.merge_tree(
+        Surface(s.alphas, s.betas, s.metrics, evaluated=np.ones(s.shape, bool))))
+
+    def flags(not_evaluated):
+        mask = np.ones(s.shape, bool)
+        mask[not_evaluated] = False
+        refined = Surface(s.alphas, s.betas, s.metrics, evaluated=mask)
+        return {b.id: b.interpolated for b in topology.merge_tree(refined)}, refined
+
+    at_minimum, refined = flags(shallow.index)
+    assert at_minimum[shallow.id] and not at_minimum[deep.id]
+    at_saddle, _ = flags(shallow.saddle_index)  # the saddle belongs to the basin that dies
+    assert at_saddle[shallow.id] and not at_saddle[deep.id]
+    listed = topology.summary(refined)["persistent_minima"]
+    assert [m["interpolated"] for m in listed] == [False, True]
+    assert json.loads(json.dumps(listed)) == listed
+
+
 def test_a_constant_surface_has_one_basin():
     s = Surface(np.arange(4.0), np.arange(5.0), {"loss": np.ones((4, 5))})
     summary = topology.summary(s)

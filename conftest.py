@@ -5,7 +5,7 @@ starts) and the names the docstring examples in ``jaxsurf/`` use.
 ``js``, ``jax``, ``jnp``, ``np`` and a small trained model in scope:
 
 - ``fn(params, batch) -> {"loss", "accuracy"}``: a tanh MLP (4 → 8 → 3),
-  cross-entropy and accuracy as batch means (the contract of DESIGN.md);
+  cross-entropy and accuracy as batch means (the contract of ``fn`` in docs/api.md);
   ``params`` a trained minimum of it (Flax layout), ``params_a``/``params_b``
   two minima from different seeds;
 - ``data``: 96 examples ``{"x": (96, 4), "y": (96,)}``; ``batches`` the same

@@ -47,13 +47,14 @@ import base64
 import html as _html
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from jaxsurf import _atomic
+from jaxsurf import _atomic, _json, _validate
 from jaxsurf.surface import Surface
 
 __all__ = ["default_out", "folder_groups", "html", "write"]
@@ -205,6 +206,49 @@ def _cell(value: Any, scale: float | None) -> str:
     return f"{value:,d}" if isinstance(value, int) else f"{value:.4g}"
 
 
+def _read_results(folder: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """``folder/results.json`` and its variants, checked: a JSON object whose
+    ``variants`` map names to objects; errors name the file."""
+    path = folder / "results.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} has no results.json: pass Surface files (.npz), or "
+                                f"an experiment's --out folder")
+    if path.stat().st_size > _json.MAX_JSON_CHARS:
+        raise ValueError(f"{path} is {path.stat().st_size:,} bytes, more than the "
+                         f"{_json.MAX_JSON_CHARS:,} the viewer reads; it is not an "
+                         f"experiment's results.json")
+    results = _json.loads(path.read_bytes(), ValueError, str(path))
+    fix = "write it with the experiments' report step (a JSON object with \"variants\")"
+    if not isinstance(results, dict):
+        raise ValueError(f"{path} holds a JSON {type(results).__name__}, not an object; {fix}")
+    variants = results.get("variants") or {}
+    if not isinstance(variants, dict) or not all(isinstance(v, dict) for v in variants.values()):
+        raise ValueError(f"{path}: \"variants\" must map each variant's name to an object "
+                         f"(got {type(variants).__name__}); {fix}")
+    return results, variants
+
+
+def _surface_files(folder: Path, vname: str, result: Mapping[str, Any]) -> list[tuple[str, Path]]:
+    """``(key, file)`` of the Surface files a variant names, each inside ``folder``."""
+    where = f"{folder / 'results.json'}: variants[{vname!r}]['surfaces']"
+    surfaces = result.get("surfaces") or {}
+    if not isinstance(surfaces, dict):
+        raise ValueError(f"{where} must map names to Surface files relative to {folder}, got "
+                         f"a {type(surfaces).__name__}")
+    root = folder.resolve()
+    files = []
+    for key, rel in sorted(surfaces.items()):
+        if not isinstance(rel, str) or not rel:
+            raise ValueError(f"{where}[{key!r}] must be a file name relative to {folder}, got "
+                             f"{rel!r}")
+        file = folder / rel
+        if Path(rel).is_absolute() or not file.resolve().is_relative_to(root):
+            raise ValueError(f"{where}[{key!r}] = {rel!r} lies outside {folder}; the viewer "
+                             f"reads only Surface files inside the experiment's folder")
+        files.append((str(key), file))
+    return files
+
+
 def folder_groups(folder: PathLike) -> tuple[list[dict[str, Any]], dict[str, Any], str]:
     """The surfaces and numbers of an experiment's ``--out`` folder.
 
@@ -231,16 +275,11 @@ def folder_groups(folder: PathLike) -> tuple[list[dict[str, Any]], dict[str, Any
     """
     folder = Path(folder)
     path = folder / "results.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{folder} has no results.json: pass Surface files (.npz), or "
-                                f"an experiment's --out folder")
-    results = json.loads(path.read_text())
-    variants: Mapping[str, Any] = results.get("variants") or {}
+    results, variants = _read_results(folder)
     by_tag: dict[str, dict[str, dict[str, Any]]] = {}
     lines: list[dict[str, Any]] = []
     for vname, result in variants.items():
-        for key, rel in sorted((result.get("surfaces") or {}).items()):
-            file = folder / rel
+        for key, file in _surface_files(folder, vname, result):
             if not file.exists():
                 continue
             surface = Surface.load(file)
@@ -248,7 +287,8 @@ def folder_groups(folder: PathLike) -> tuple[list[dict[str, Any]], dict[str, Any
             label = f"{result.get('model', '')} {vname}".strip()
             if surface.betas is not None:
                 if tag == "pca" and "path_coordinates" not in surface.metadata:
-                    pca = result.get("pca") or {}
+                    pca = result.get("pca")
+                    pca = pca if isinstance(pca, Mapping) else {}
                     if pca.get("path_coordinates"):
                         surface.metadata["path_coordinates"] = pca["path_coordinates"]
                         surface.metadata["path_labels"] = pca.get("epochs")
@@ -277,12 +317,34 @@ def folder_groups(folder: PathLike) -> tuple[list[dict[str, Any]], dict[str, Any
 
 
 # --------------------------------------------------------------------------- page
+def _script_json(data: Any) -> str:
+    """JSON that is inert inside ``<script type="application/json">``.
+
+    ``<``, ``>`` and ``&`` are written as ``\\u003c``, ``\\u003e`` and ``\\u0026``
+    (they can only occur inside JSON strings, where ``JSON.parse`` turns them
+    back), so no value (``</script>``, ``<!--<script>``) can end the element or
+    switch the HTML parser into a script-escape state.
+    """
+    text = json.dumps(data, allow_nan=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+_SLOT = re.compile(r"__(TITLE|PLOTLY|DATA|APP)__")
+
+
 def _page(groups: list[dict[str, Any]], title: str, table: Mapping[str, Any] | None) -> str:
+    """The page: the template's four slots filled in one pass.
+
+    Each slot of :data:`_TEMPLATE` is filled once and the inserted text is
+    never searched again, so a title or metric named ``__APP__`` stays text.
+    The data reach the page only as inert JSON (:func:`_script_json`), read by
+    the viewer with ``JSON.parse``.
+    """
     data = {"title": title, "groups": groups, "table": table}
-    blob = json.dumps(data, allow_nan=False, separators=(",", ":")).replace("</", "<\\/")
-    return (_TEMPLATE.replace("__TITLE__", _html.escape(title))
-            .replace("__PLOTLY__", _plotly_js().replace("</script", "<\\/script"))
-            .replace("__DATA__", blob).replace("__APP__", _APP))
+    parts = {"TITLE": _html.escape(title),
+             "PLOTLY": _plotly_js().replace("</script", "<\\/script").replace("<!--", "<\\!--"),
+             "DATA": _script_json(data), "APP": _APP}
+    return _SLOT.sub(lambda slot: parts[slot.group(1)], _TEMPLATE)
 
 
 def html(surfaces: Surfaces, path: PathLike | None = None, *, title: str | None = None,
@@ -335,6 +397,17 @@ def default_out(paths: Sequence[PathLike]) -> Path:
     return first / "viewer.html" if first.is_dir() else first.with_suffix(".viewer.html")
 
 
+def _surface_path(path: Path) -> Path:
+    """The Surface file ``path`` names; like :meth:`Surface.load` (and ``jaxsurf
+    info``), ``runs/plane`` means ``runs/plane.npz`` when only that exists."""
+    if path.exists():
+        return path
+    npz = path.with_name(path.name + ".npz")
+    if path.suffix != ".npz" and npz.exists():
+        return npz
+    raise FileNotFoundError(f"no such Surface file or folder: {path}")
+
+
 def write(paths: Iterable[PathLike], out: PathLike | None = None, *, title: str | None = None,
           missing_ok: bool = False) -> Path | None:
     """Writes the page of Surface files and experiment folders (what ``jaxsurf view`` does).
@@ -366,6 +439,16 @@ def write(paths: Iterable[PathLike], out: PathLike | None = None, *, title: str 
             raise
         print(f"viewer.html not written: {err}")
         return None
+    out = Path(out) if out is not None else default_out(paths)
+    inputs: list[Path] = []            # every file the page is made from: never overwritten
+    for p in paths:
+        if p.is_dir():
+            _, variants = _read_results(p)
+            inputs += [p / "results.json"] + [file for v, r in variants.items()
+                                               for _, file in _surface_files(p, v, r)]
+        else:
+            inputs.append(_surface_path(p))
+    _validate.output_not_input(out, inputs)
     groups: list[dict[str, Any]] = []
     files: dict[str, Surface] = {}
     table = None
@@ -374,13 +457,11 @@ def write(paths: Iterable[PathLike], out: PathLike | None = None, *, title: str 
             more, table, folder_title = folder_groups(p)
             groups += more
             title = title or (folder_title if len(paths) == 1 else None)
-        elif p.exists():
-            files[p.stem if p.stem not in files else str(p)] = Surface.load(p)
         else:
-            raise FileNotFoundError(f"no such Surface file or folder: {p}")
+            file = _surface_path(p)
+            files[file.stem if file.stem not in files else str(file)] = Surface.load(file)
     if files:
         groups += _groups(files)
-    out = Path(out) if out is not None else default_out(paths)
     _write_text(out, _page(groups, title or "jaxsurf viewer", table))
     return out
 

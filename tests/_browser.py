@@ -1,17 +1,31 @@
-"""Headless Chromium for the viewer tests, with networking off (skips when absent)."""
+"""Headless Chromium for the viewer tests, with networking off (skips when absent,
+except in CI: with ``CI`` set and not false, a missing browser fails the tests)."""
 
 from __future__ import annotations
 
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 WHY = ("no headless Chromium: run `bash scripts/install_browser.sh` (Debian packages chromium "
        "and chromium-driver) to run the viewer's browser tests")
+
+
+def in_ci() -> bool:
+    """Whether ``CI`` is set (and not ``0``/``false``/``no``), as CI services set it."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skips with ``reason``; in CI fails instead, so a broken install is never a green run."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI is set: the viewer's browser tests must run there, not "
+                    f"skip)", pytrace=False)
+    pytest.skip(reason)
 
 
 def find_browser() -> tuple[str, str] | None:
@@ -25,12 +39,12 @@ def start_driver(width: int = 1500, height: int = 1100) -> Any:
     """A selenium Chrome driver on the system Chromium, offline, browser logs kept."""
     found = find_browser()
     if found is None:
-        pytest.skip(WHY)
+        unavailable(WHY)
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
     except ImportError:
-        pytest.skip("selenium is not installed (pip install -e '.[test]')")
+        unavailable("selenium is not installed (pip install -e '.[test]')")
     os.environ.setdefault("SE_OFFLINE", "true")  # selenium must not fetch drivers
     options = webdriver.ChromeOptions()
     options.binary_location = found[0]

@@ -228,7 +228,7 @@ def test_build_factory_and_num_params():
 
 def test_models_work_with_the_flax_adapter():
     """The core evaluates a line through a seed model unchanged."""
-    js = pytest.importorskip("jaxsurf")
+    import jaxsurf as js  # the library is required here: a broken import fails
     model = SmallCNN(features=(4,), num_classes=3)  # conv + BatchNorm + dense
     rng = np.random.default_rng(0)
     data = {"x": rng.normal(size=(10, 6, 6, 1)).astype(np.float32),

@@ -5,7 +5,7 @@ What is drawn is read back from plotly's plot objects
 the Surface: on a non-square, uneven grid the value drawn at
 ``(alphas[i], betas[j])`` must be ``metrics[name][i, j]``. Skipped, with the
 reason, where Chromium and chromedriver are not installed
-(``bash scripts/install_browser.sh``).
+(``bash scripts/install_browser.sh``); in CI (``CI`` set) they fail instead.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ import re
 
 import numpy as np
 import pytest
-from _browser import PLOTS_JS, WHY, find_browser, open_page, start_driver
+from _browser import PLOTS_JS, WHY, find_browser, in_ci, open_page, start_driver
 
 import jaxsurf as js
 
 pytest.importorskip("plotly")
 pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(find_browser() is None, reason=WHY)]
+              # in CI a missing browser fails (start_driver) instead of skipping
+              pytest.mark.skipif(find_browser() is None and not in_ci(), reason=WHY)]
 
 ALPHAS = np.array([-1.0, -0.6, -0.1, 0.0, 0.3, 0.8, 1.2])     # 7, uneven
 BETAS = np.array([-0.5, 0.0, 0.2, 0.45])                       # 4

@@ -26,7 +26,8 @@ import numpy as np
 F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = ["OneShotIteratorError", "coefficients", "finite_tree", "grid", "int_in_range",
-           "json_safe", "known_options", "non_negative_int", "positive_int", "positive_number",
+           "json_safe", "known_options", "non_negative_int", "output_not_input", "positive_int",
+           "positive_number",
            "real_array", "reiterable", "suggest_keywords", "unique_str_keys", "user_metadata"]
 
 
@@ -391,3 +392,30 @@ def finite_tree(items: Iterable[tuple[str, Any]], what: str, hint: str) -> None:
         if bad:
             raise ValueError(f"{what} leaf {path} holds {bad} NaN/inf of "
                              f"{math.prod(arr.shape)} values; {hint}")
+
+
+# --------------------------------------------------------------------------- files
+def output_not_input(out: Any, inputs: Iterable[Any], option: str = "--out") -> None:
+    """Refuses an output path that is one of the inputs (no command writes over its input).
+
+    Paths are compared as files (``os.path.samefile``: links and ``./`` spellings
+    of one file are the same file) where both exist, else as resolved paths.
+
+    Example:
+        >>> output_not_input("plane.html", ["plane.npz"])
+        >>> output_not_input("./plane.npz", ["plane.npz"])
+        Traceback (most recent call last):
+        ValueError: --out plane.npz is the input plane.npz: writing it would destroy the ...
+    """
+    import os
+    from pathlib import Path
+
+    target = Path(out)
+    for source in map(Path, inputs):
+        try:
+            same = os.path.samefile(target, source)
+        except OSError:  # one of them does not exist (yet)
+            same = target.resolve() == source.resolve()
+        if same:
+            raise ValueError(f"{option} {target} is the input {source}: writing it would "
+                             f"destroy the input; choose another {option}")

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Sequence
 
-from jaxsurf import interrupt
+from jaxsurf import _validate, interrupt
 from jaxsurf.surface import Surface, SurfaceFileError
 
 __all__ = ["main", "register", "COMMANDS", "Command", "UsageError", "describe",
@@ -197,6 +197,7 @@ def _run_plot(args: argparse.Namespace) -> int:
     surface = Surface.load(args.surface)
     kind = args.kind or ("contour" if surface.is_plane else "line")
     out = args.out or beside(args.surface, kind, ".png")
+    _validate.output_not_input(out, [args.surface])
     plot_surface(surface, kind, out, metric=args.metric, log=args.log, title=args.title,
                  vmin=args.vmin, vmax=args.vmax, vlevel=args.vlevel, levels=args.levels,
                  zmax=args.zmax)
@@ -215,6 +216,8 @@ def _add_vtp(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_vtp(args: argparse.Namespace) -> int:
+    if args.out is not None:
+        _validate.output_not_input(args.out, [args.surface])
     surface = Surface.load(args.surface)
     written = write_vtp(surface, args.surface, args.out, args.metric, zmax=args.zmax,
                         log=args.log, scale_z=args.scale_z)
@@ -231,6 +234,8 @@ def _add_csv(parser: argparse.ArgumentParser) -> None:
 def _run_csv(args: argparse.Namespace) -> int:
     from jaxsurf import export
 
+    if args.out is not None:
+        _validate.output_not_input(args.out, [args.surface])
     surface = Surface.load(args.surface)
     written = export.write_csv(surface, args.out or args.surface.with_suffix(".csv"))
     print(f"wrote {written}")

@@ -1,11 +1,28 @@
-"""Atomic file writes: the one writer every jaxsurf file goes through.
+"""Atomic file writes: the one writer every file jaxsurf itself writes goes through.
 
 A file is first written to a hidden temporary file in the same folder,
 flushed to disk (``fsync``), renamed over the target (``os.replace``, atomic
 on POSIX and Windows) and the folder is fsynced, so a run killed at any
 moment leaves either the old file or the new one, never half of one. Used by
-point stores, :meth:`Surface.save`, the exports, direction files, the viewer
-and every figure of :mod:`jaxsurf.plot`.
+point stores, :meth:`Surface.save`, curves, the exports (``.h5`` through
+:func:`write_via_path`), direction files, the viewer, every figure of
+:mod:`jaxsurf.plot`, and the ``fit_config.json`` / ``config.json`` of
+:func:`jaxsurf.connect.fit_curve` and :func:`jaxsurf.train.fit`.
+
+Two kinds of file are written otherwise, on purpose:
+
+* **Append-only logs** (``log.jsonl`` of ``fit_curve`` and ``train.fit``)
+  grow by one line per epoch with :func:`append_line`, which writes a whole
+  line and fsyncs it. A crash can at worst leave a *torn last line* (no
+  newline at its end); :func:`read_json_lines` drops it when the log is read,
+  and :func:`append_line` cuts it off before appending, so a torn tail never
+  makes a run unresumable. (Rewriting the whole log atomically every epoch
+  would also work, at a cost growing with the run.)
+* **Orbax checkpoints** (:class:`jaxsurf.trajectory.TrajectoryRecorder`, used
+  by ``train.fit`` and ``fit_curve``) are written by orbax itself, which
+  finalises each step directory atomically in its own way.
+
+Nothing else in the package opens a file for writing.
 
 Example:
     >>> from jaxsurf import _atomic
@@ -17,12 +34,12 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO, Any, Callable
 
 __all__ = ["temp_path", "fsync_dir", "fsync_file", "replace", "write_temp", "write_with",
-           "write_bytes",
-           "write_text", "write_via_path"]
+           "write_bytes", "write_text", "write_via_path", "append_line", "read_json_lines"]
 
 
 def temp_path(path: str | os.PathLike) -> Path:
@@ -160,3 +177,77 @@ def write_text(path: str | os.PathLike, text: str, *, encoding: str = "utf-8",
         with open(tmp, "w", encoding=encoding, newline=newline) as handle:
             handle.write(text)
     return write_via_path(path, by_path)
+
+
+def append_line(path: str | os.PathLike, line: str) -> Path:
+    """Appends one whole line to a log (the append protocol; see the module docstring).
+
+    A torn last line left by an earlier crash (bytes after the last newline)
+    is cut off first, so the new line never glues onto a fragment; then
+    ``line`` and its newline are written in one call and fsynced.
+
+    Args:
+        path: the log file (created if missing; its folder must exist).
+        line: one line of text, without a newline.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Example:
+        >>> _ = append_line("log.jsonl", '{"epoch": 1}')
+        >>> read_json_lines("log.jsonl")
+        [{'epoch': 1}]
+    """
+    if "\n" in line or "\r" in line:
+        raise ValueError("append_line writes one line: the text must not hold a line break")
+    path = Path(path)
+    created = not os.path.lexists(path)
+    if not created and not stat.S_ISREG(os.lstat(path).st_mode):
+        raise ValueError(f"{path} is not a regular file (a link, folder, FIFO or device); "
+                         f"jaxsurf appends its logs only to files it wrote: move it away")
+    with open(path, "ab") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        if size:
+            with open(path, "rb") as reader:
+                old = reader.read()  # a log: one short line per epoch
+            if not old.endswith(b"\n"):  # a torn line from a crash: cut it off
+                handle.truncate(old.rfind(b"\n") + 1)
+        handle.write(line.encode("utf-8") + b"\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    if created:
+        fsync_dir(path.parent)
+    return path
+
+
+def read_json_lines(path: str | os.PathLike, error: type[Exception] = ValueError) -> list[Any]:
+    """The JSON values of the complete lines of a log written with :func:`append_line`
+    (``[]`` if there is no log).
+
+    The reading half of the append protocol: a last line without its newline
+    is a torn append (the run was killed while writing it) and is dropped, not
+    an error. The log is opened only if it is a regular file inside its folder
+    (:func:`jaxsurf._npz.open_regular`), read up to
+    :data:`jaxsurf._json.MAX_JSON_CHARS`, and every line parsed with
+    :func:`jaxsurf._json.loads`; anything else raises ``error`` naming the file.
+
+    Example:
+        >>> _ = Path("log.jsonl").write_bytes(b'{"epoch": 1}\\n{"epo')
+        >>> read_json_lines("log.jsonl")
+        [{'epoch': 1}]
+    """
+    from jaxsurf._json import MAX_JSON_CHARS, loads
+    from jaxsurf._npz import open_regular
+
+    path = Path(path)
+    try:
+        with open_regular(path, error, folder=path.parent) as handle:
+            data = handle.read(MAX_JSON_CHARS + 1)
+    except FileNotFoundError:
+        return []
+    if len(data) > MAX_JSON_CHARS:
+        raise error(f"{path} holds more than {MAX_JSON_CHARS:,} bytes, more than a jaxsurf log "
+                    f"can; it is damaged or crafted: move it away")
+    lines = data.split(b"\n")[:-1]  # what follows the last newline is torn (or empty)
+    return [loads(line, error, f"{path} line {number}")
+            for number, line in enumerate(lines, start=1) if line.strip()]

@@ -52,6 +52,8 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
+from jaxsurf import _validate
+
 __all__ = ["add_arguments", "run", "parse_range", "load_model", "find_checkpoint",
            "Checkpoint", "load_data", "LOADERS", "ModelLoader", "FlaxLinenLoader",
            "default_out", "ComputeError"]
@@ -159,8 +161,10 @@ def _steps(path: Path) -> list[int]:
     return sorted(int(p.name) for p in path.iterdir() if p.is_dir() and p.name.isdigit())
 
 
-def find_checkpoint(path: str | os.PathLike, step: int | None = None) -> Checkpoint:
-    """Resolves ``--checkpoint`` (a train run, a trajectory or a step folder) and ``--step``.
+def find_checkpoint(path: str | os.PathLike, step: int | None = None,
+                    option: str = "--checkpoint") -> Checkpoint:
+    """Resolves ``--checkpoint`` (a train run, a trajectory or a step folder) and ``--step``;
+    ``option`` names the argument in messages (``--interpolate`` for the second model).
 
     Example:
         >>> with js.TrajectoryRecorder("runs/cnn/trajectory") as rec:
@@ -170,18 +174,18 @@ def find_checkpoint(path: str | os.PathLike, step: int | None = None) -> Checkpo
     """
     path = Path(path)
     if not path.is_dir():
-        raise ComputeError(f"--checkpoint {path}: no such directory; give the folder "
+        raise ComputeError(f"{option} {path}: no such directory; give the folder "
                            f"jaxsurf.train.fit wrote (out_dir) or a TrajectoryRecorder folder")
     run_dir = None
     if (path / "trajectory").is_dir():
         run_dir, path = path, path / "trajectory"
     elif path.name.isdigit() and not _steps(path) and _steps(path.parent):
         if step is not None and step != int(path.name):
-            raise ComputeError(f"--checkpoint {path} is step {path.name}, but --step {step}")
+            raise ComputeError(f"{option} {path} is step {path.name}, but --step {step}")
         step, path = int(path.name), path.parent
     steps = _steps(path)
     if not steps:
-        raise ComputeError(f"--checkpoint {path} holds no recorded steps (numbered folders "
+        raise ComputeError(f"{option} {path} holds no recorded steps (numbered folders "
                            f"written by jaxsurf.train.fit or js.TrajectoryRecorder)")
     if step is None:
         step = steps[-1]
@@ -319,12 +323,33 @@ def load_data(spec: str, split: str = "train", data_dir: str | None = None,
                            f"got {spec!r}")
     if not path.is_file():
         raise ComputeError(f"--data {spec}: no such file")
-    with np.load(path) as contents:
-        data = {k: contents[k][:examples] for k in contents.files}
+    data = _read_npz_data(path, examples)
     if "x" not in data or "y" not in data:
         raise ComputeError(f"--data {spec} must hold arrays 'x' and 'y'; it holds "
                            f"{sorted(data)}")
     return data, str(path)
+
+
+def _read_npz_data(path: Path, examples: int | None) -> dict[str, np.ndarray]:
+    """The numeric arrays of a ``--data`` file; anything else is refused naming it."""
+    import zipfile
+
+    fix = "write it with np.savez(path, x=inputs, y=labels)"
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+        raise ComputeError(f"--data {path} is not a .npz file (a zip archive of .npy arrays); "
+                           f"it starts with {head!r}; {fix}")
+    try:
+        with np.load(path, allow_pickle=False) as contents:
+            return {k: contents[k][:examples] for k in contents.files}
+    except ValueError as err:
+        reason = ("an array holds Python objects (dtype object), which jaxsurf never unpickles"
+                  if "pickle" in str(err) else str(err))
+        raise ComputeError(f"--data {path}: cannot read its arrays: {reason}; {fix}") from None
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as err:
+        raise ComputeError(f"--data {path} is damaged ({type(err).__name__}: {err}); "
+                           f"{fix}") from None
 
 
 # --------------------------------------------------------------------------- command line
@@ -373,6 +398,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            help="resumable point store (default: OUT/<kind>.store)")
     run_group.add_argument("--out", type=Path, default=None,
                            help="output folder (default: RUN/surface beside the checkpoint)")
+    run_group.add_argument("--max-points", type=int, default=None, metavar="N",
+                           help=f"refuse grids of more points than this (default: "
+                                f"${_validate.MAX_POINTS_ENV} or {_validate.MAX_POINTS:,}); "
+                                f"each point is a pass over the data")
 
 
 def _subsample(value: float | None) -> int | float | None:
@@ -386,19 +415,66 @@ def _positive(value: int | None, name: str) -> None:
         raise ComputeError(f"{name} must be a positive integer, got {value}")
 
 
+def _missing_folders(path: Path) -> list[Path]:
+    """``path`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    return missing
+
+
+def _remove_if_empty(folders: list[Path], stores: list[Path]) -> None:
+    """After a failed run: removes the stores it created that hold no points (only
+    ``request.json``), then the folders it created that are left empty."""
+    for store in stores:
+        try:
+            if store.is_dir() and {p.name for p in store.iterdir()} <= {"request.json"}:
+                (store / "request.json").unlink(missing_ok=True)
+                store.rmdir()
+        except OSError:
+            pass
+    for folder in folders:
+        try:
+            folder.rmdir()  # only if empty
+        except OSError:
+            break
+
+
+def _size_line(kinds: dict[str, tuple[int, ...]], names: list[str], subsample: bool) -> str:
+    """``plane 51 x 51 = 2,601 points, 2 metrics (accuracy, loss): 20.8 kB of results``."""
+    points = sum(int(np.prod(shape)) for shape in kinds.values())
+    grids = " + ".join(f"{kind} {' x '.join(map(str, shape))}" for kind, shape in kinds.items())
+    values = points * len(names) * (2 if subsample else 1)  # subsample: <name>_sem too
+    nbytes = values * 4 + sum(int(np.prod(shape)) * len(shape) * 8 for shape in kinds.values())
+    return (f"{grids} = {points:,} points x {len(names)} metrics ({', '.join(names)}), "
+            f"{_validate.format_bytes(nbytes)} of results and coordinates")
+
+
 def run(args: argparse.Namespace) -> int:
-    """Computes and saves the surfaces the arguments ask for; returns 0."""
-    import jax
+    """Computes and saves the surfaces the arguments ask for; returns 0.
 
-    import jaxsurf as js
-    from jaxsurf import cli
-
-    for name in ("step", "examples", "batch_size", "chunk_size"):
-        _positive(getattr(args, name), "--" + name.replace("_", "-"))
+    The folders and stores it creates are removed again if it fails before
+    saving a point (an ``--out`` that existed before is never touched)."""
+    for name in ("examples", "batch_size", "chunk_size", "max_points"):
+        _positive(getattr(args, name, None), "--" + name.replace("_", "-"))
+    if args.step is not None and args.step < 0:
+        raise ComputeError(f"--step must be a recorded step (0, 1, 2, ...), got {args.step}")
     if args.interpolate is not None and args.y is not None:
         raise ComputeError("--interpolate draws a 1-D path; leave out --y")
     alphas = parse_range(args.x or ("-0.5:1.5:41" if args.interpolate else "-1:1:51"))
     betas = None if args.y is None else parse_range(args.y, "--y")
+    kinds: dict[str, tuple[int, ...]] = {}
+    if args.interpolate is not None:
+        kinds["interpolation"] = (len(alphas),)
+    else:
+        if betas is not None:
+            kinds["plane"] = (len(alphas), len(betas))
+        if betas is None or args.line:
+            kinds["line"] = (len(alphas),)
+    for kind, shape in kinds.items():  # before anything is loaded or allocated
+        _validate.point_count(shape, f"jaxsurf surface ({kind})", args.max_points)
     try:
         kwargs = json.loads(args.model_kwargs) if args.model_kwargs else {}
     except ValueError as err:
@@ -407,13 +483,44 @@ def run(args: argparse.Namespace) -> int:
         raise ComputeError("--model-kwargs must be a JSON object, e.g. '{\"skip\": false}'")
 
     checkpoint = find_checkpoint(args.checkpoint, args.step)
+    other = None if args.interpolate is None else find_checkpoint(args.interpolate,
+                                                                  option="--interpolate")
     out = args.out or default_out(checkpoint)
+    stores = {kind: args.store if args.store is not None and kind == next(iter(kinds)) else
+              out / f"{kind}.store" for kind in kinds}
+    created = _missing_folders(out)
+    new_stores = [path for path in stores.values() if not path.exists()]
+    try:
+        return _compute(args, kwargs, checkpoint, other, out, kinds, stores, alphas, betas)
+    except BaseException:
+        _remove_if_empty(created, new_stores)
+        raise
+
+
+def _compute(args: argparse.Namespace, kwargs: dict[str, Any], checkpoint: Checkpoint,
+             other: Checkpoint | None, out: Path, kinds: dict[str, tuple[int, ...]],
+             stores: dict[str, Path], alphas: np.ndarray, betas: np.ndarray | None) -> int:
+    import jax
+
+    import jaxsurf as js
+    from jaxsurf import cli
+    from jaxsurf._engine.metrics import metric_shapes
+
     out.mkdir(parents=True, exist_ok=True)
-    print(f"jaxsurf surface: {checkpoint} -> {out}", flush=True)
     model = load_model(args.model, kwargs)
     data, data_text = load_data(args.data, args.split, args.data_dir, args.examples)
-    fn, params = _loader_for(model).load(model, checkpoint, data, args.loss)
+    loader = _loader_for(model)
+    fn, params = loader.load(model, checkpoint, data, args.loss)
+    names = sorted(metric_shapes(fn, params, {k: v[:1] for k, v in data.items()}))
+    print(f"jaxsurf surface: {_size_line(kinds, names, args.subsample is not None)}; "
+          f"{checkpoint} on {data_text} ({len(data['y'])} examples) -> {out}", flush=True)
 
+    # everything the command knows that changes the values, beyond what the store
+    # fingerprints itself (params, directions, grid, data, batch size): fn's code
+    fingerprint = {"model": args.model, "model_kwargs": kwargs, "loss": args.loss,
+                   "step": checkpoint.step, "data": args.data if args.data in NAMED_DATA
+                   else "npz", "split": args.split if args.data in NAMED_DATA else None,
+                   "examples": args.examples, "loader": loader.name}
     meta = {"model": args.model.partition(":")[2].split(".")[-1], "model_spec": args.model,
             "model_kwargs": kwargs, "checkpoint": str(checkpoint.trajectory),
             "step": checkpoint.step, "data": data_text, "loss": args.loss,
@@ -421,25 +528,20 @@ def run(args: argparse.Namespace) -> int:
                                                       *sys.argv[2:]])
             if sys.argv[1:2] == ["surface"] else None}
     options = {"batch_size": args.batch_size, "chunk_size": args.chunk_size,
-               "subsample": _subsample(args.subsample)}
+               "subsample": _subsample(args.subsample), "max_points": args.max_points,
+               "fingerprint": fingerprint}
     surfaces: dict[str, js.Surface] = {}
 
-    def store(kind: str) -> Path:
-        return args.store if args.store is not None and kind == primary else \
-            out / f"{kind}.store"
-
-    if args.interpolate is not None:
-        primary = "interpolation"
-        other = find_checkpoint(args.interpolate)
-        _, params_b = _loader_for(model).load(model, other, data, args.loss)
+    if other is not None:
+        _, params_b = loader.load(model, other, data, args.loss)
+        fingerprint["step_b"] = other.step
         meta.update({"checkpoint_b": str(other.trajectory), "step_b": other.step,
                      "fixed_state": "non-parameter collections (BatchNorm statistics) of "
                                     "--checkpoint, not interpolated"})
         surfaces["interpolation"] = js.interpolate(fn, params, params_b, data, alphas,
-                                                   metadata=meta, store=store(primary),
-                                                   **options)
+                                                   metadata=meta,
+                                                   store=stores["interpolation"], **options)
     else:
-        primary = "plane" if betas is not None else "line"
         k1, k2 = jax.random.split(jax.random.key(args.seed))
         ignore = lambda value: None if value == "none" else value  # noqa: E731
         d1 = js.normalize(js.random_direction(k1, params), params, args.xnorm,
@@ -448,20 +550,30 @@ def run(args: argparse.Namespace) -> int:
             d2 = js.normalize(js.random_direction(k2, params), params, args.ynorm or args.xnorm,
                               ignore(args.yignore or args.xignore))
             surfaces["plane"] = js.evaluate_plane(fn, params, d1, d2, data, alphas, betas,
-                                                  metadata=meta, store=store("plane"),
+                                                  metadata=meta, store=stores["plane"],
                                                   **options)
-        if betas is None or args.line:
+        if "line" in kinds:
             surfaces["line"] = js.evaluate_line(fn, params, d1, data, alphas, metadata=meta,
-                                                store=store("line"), **options)
+                                                store=stores["line"], **options)
     for kind, surface in surfaces.items():
-        path = surface.save(out / f"{kind}.npz")
-        written = [path]
-        if surface.is_plane:
-            for figure in ("contour", "surface"):
-                written.append(cli.plot_surface(surface, figure,
-                                                cli.beside(path, figure, ".png")))
-            written.append(cli.write_vtp(surface, path))
-        else:
-            written.append(cli.plot_surface(surface, "line", cli.beside(path, "line", ".png")))
+        target = out / f"{kind}.npz"
+        try:
+            path = surface.save(target)
+            written = [path]
+            if surface.is_plane:
+                for figure in ("contour", "surface"):
+                    target = cli.beside(path, figure, ".png")
+                    written.append(cli.plot_surface(surface, figure, target))
+                target = cli.beside(path, "<metric>", ".vtp")
+                written.append(cli.write_vtp(surface, path))
+            else:
+                target = cli.beside(path, "line", ".png")
+                written.append(cli.plot_surface(surface, "line", target))
+        except OSError as err:
+            raise OSError(err.errno, f"writing {target} failed ({err.strerror or err}); the "
+                                     f"{int(np.prod(kinds[kind])):,} points of the {kind} are "
+                                     f"saved in the store "
+                                     f"{stores[kind]}: free space and run the same command "
+                                     f"again (it reads them from the store)") from err
         print("\n".join([surface.summary(), *(f"wrote {p}" for p in written)]), flush=True)
     return 0

@@ -26,7 +26,8 @@ import numpy as np
 F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = ["OneShotIteratorError", "coefficients", "finite_tree", "grid", "int_in_range",
-           "json_safe", "known_options", "non_negative_int", "output_not_input", "positive_int",
+           "format_bytes", "json_safe", "known_options", "MAX_POINTS", "MAX_POINTS_ENV",
+           "max_points", "non_negative_int", "output_not_input", "point_count", "positive_int",
            "positive_number",
            "real_array", "reiterable", "suggest_keywords", "unique_str_keys", "user_metadata"]
 
@@ -65,6 +66,86 @@ def non_negative_int(value: Any, name: str) -> int:
     if not _is_int(value) or value < 0:
         raise ValueError(f"{name} must be a non-negative integer (0, 1, 2, ...), got {value!r}")
     return int(value)
+
+
+# --------------------------------------------------------------------------- sizes
+MAX_POINTS = 250_000  # points one call evaluates unless max_points= / JAXSURF_MAX_POINTS says more
+MAX_POINTS_ENV = "JAXSURF_MAX_POINTS"
+
+
+def max_points(value: Any = None) -> int:
+    """The largest number of points one evaluation may have: ``value``, else the
+    environment variable ``JAXSURF_MAX_POINTS``, else :data:`MAX_POINTS` (250,000).
+
+    Example:
+        >>> max_points(), max_points(10**6)
+        (250000, 1000000)
+    """
+    import os
+
+    if value is not None:
+        return positive_int(value, "max_points")
+    text = os.environ.get(MAX_POINTS_ENV, "").strip()
+    if not text:
+        return MAX_POINTS
+    try:
+        return positive_int(int(text.replace("_", "").replace(",", "")), MAX_POINTS_ENV)
+    except ValueError:
+        raise ValueError(f"the environment variable {MAX_POINTS_ENV}={text!r} must be a positive "
+                         f"integer (points), e.g. {MAX_POINTS_ENV}=1000000") from None
+
+
+def format_bytes(n: float) -> str:
+    """``1234567`` → ``'1.2 MB'`` (decimal units).
+
+    Example:
+        >>> format_bytes(20_808)
+        '20.8 kB'
+    """
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1000
+    raise AssertionError  # pragma: no cover
+
+
+def point_count(shape: Iterable[int], where: str, limit: Any = None,
+                num_metrics: int | None = None) -> int:
+    """The number of points of a grid of ``shape``, refused beyond :func:`max_points`
+    before anything is allocated, with the memory it would take.
+
+    Args:
+        shape: points per axis, e.g. ``(len(alphas), len(betas))``, or
+            ``(num_points,)`` for a list of points.
+        where: the entry point, for the message (e.g. ``"js.evaluate_plane"``).
+        limit: the caller's ``max_points`` (``None``: the default, see :func:`max_points`).
+        num_metrics: the metrics per point if known (the estimate assumes 2).
+
+    Returns:
+        The number of points.
+
+    Example:
+        >>> point_count((101, 101), "js.evaluate_plane")
+        10201
+        >>> point_count((100_000, 100_000), "js.evaluate_plane")
+        Traceback (most recent call last):
+        ...
+        ValueError: js.evaluate_plane: 10,000,000,000 points (100000 x 100000) are more than ...
+    """
+    shape = [int(n) for n in shape]
+    points = math.prod(shape)
+    allowed = max_points(limit)
+    if points <= allowed:
+        return points
+    metrics = 2 if num_metrics is None else num_metrics
+    need = points * (8 * len(shape) + 4 * metrics)  # coordinates (float64) + float32 results
+    raise ValueError(
+        f"{where}: {points:,} points ({' x '.join(map(str, shape))}) are more than the limit of "
+        f"{allowed:,} points; their coordinates and {metrics} metrics alone would take "
+        f"{format_bytes(need)} of memory ({8 * len(shape) + 4 * metrics} bytes a point), and each "
+        f"point is a pass over the data. Use a coarser grid (or refine=js.Refine(...)), or, if "
+        f"you mean it, raise the limit with max_points={points} (the command line: "
+        f"--max-points {points}) or the environment variable {MAX_POINTS_ENV}")
 
 
 def int_in_range(value: Any, name: str, low: int, high: int | None = None,

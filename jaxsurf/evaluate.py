@@ -48,6 +48,7 @@ from jax.sharding import Mesh
 
 from jaxsurf import _validate, tree
 from jaxsurf._engine.execute import execute
+from jaxsurf._engine.job import check_integer_leaves
 from jaxsurf._engine.means import dataset_mean
 from jaxsurf._engine.metadata import (LIBRARY_METADATA_KEYS, USER_MAY_SET, run_surface,
                                       shared_normalization)
@@ -79,7 +80,8 @@ def evaluate_points(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree],
                     compute_dtype: Any = None, progress: ProgressOption = None,
                     store: str | os.PathLike | None = None,
                     subsample: int | float | None = None,
-                    subsample_seed: int = 0) -> dict[str, np.ndarray]:
+                    subsample_seed: int = 0, fingerprint: Mapping[str, Any] | None = None,
+                    max_points: int | None = None) -> dict[str, np.ndarray]:
     """Exact dataset means of ``fn`` at ``origin + sum_k coefficients[p, k] * directions[k]``.
 
     Args:
@@ -134,6 +136,17 @@ def evaluate_points(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree],
             :mod:`jaxsurf.subsample`; ``fn`` is then also called on single
             examples under ``vmap``).
         subsample_seed: the seed of that draw (default 0).
+        fingerprint: a JSON-serialisable dict that identifies what the library
+            cannot see, mixed into a ``store``'s request and recorded in the
+            metadata. A store fingerprints the params, directions, grid, data,
+            metric names, batch size and compute dtype, but **not** ``fn``'s
+            code (the model, the loss): change those and reuse a store, and
+            say so here, e.g. ``fingerprint={"model": "v2", "loss": "mse"}``;
+            a store made with another fingerprint is refused.
+        max_points: the most points this call may evaluate (default: the
+            environment variable ``JAXSURF_MAX_POINTS``, else 250,000). A larger
+            grid is refused before anything is allocated, with the memory it
+            would take.
 
     Returns:
         ``{metric name: float32 array (num_points,)}``; with ``subsample``
@@ -146,7 +159,8 @@ def evaluate_points(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree],
                              points_per_step=points_per_step, chunk_size=chunk_size,
                              devices=devices, mesh=mesh, compute_dtype=compute_dtype,
                              progress=progress, store=store, subsample=subsample,
-                             subsample_seed=subsample_seed)
+                             subsample_seed=subsample_seed, fingerprint=fingerprint,
+                             max_points=max_points)
     return values
 
 
@@ -158,7 +172,8 @@ def evaluate_line(fn: Fn, params: PyTree, direction: PyTree, data: Any, alphas: 
         points_per_step: int = 1, chunk_size: int | None = None,
         devices: Sequence[Device] | None = None, mesh: Mesh | None = None,
         compute_dtype: Any = None, subsample: int | float | None = None,
-        subsample_seed: int = 0) -> Surface:
+        subsample_seed: int = 0, fingerprint: Mapping[str, Any] | None = None,
+        max_points: int | None = None) -> Surface:
     """Metrics along the line ``params + alpha * direction``.
 
     Args:
@@ -177,7 +192,7 @@ def evaluate_line(fn: Fn, params: PyTree, direction: PyTree, data: Any, alphas: 
         filter_axis: the layout the direction's normalization is checked and
             recorded against (as in :func:`jaxsurf.normalize`; default inferred).
         points_per_step, chunk_size, devices, mesh, compute_dtype, subsample,
-            subsample_seed: as in :func:`evaluate_points`.
+            subsample_seed, fingerprint, max_points: as in :func:`evaluate_points`.
 
     Returns:
         A line :class:`Surface`; ``metrics[name][i]`` is at ``alphas[i]``.
@@ -189,6 +204,7 @@ def evaluate_line(fn: Fn, params: PyTree, direction: PyTree, data: Any, alphas: 
         ...                         store="runs/line")
     """
     alphas = _as_grid(alphas, "alphas")
+    _validate.point_count([len(alphas)], "js.evaluate_line", max_points)
     tree.check_like(direction, params)
     info = {"directions": [describe_direction(direction, params, filter_axis=filter_axis)],
             "params_fingerprint": tree.fingerprint(params)}
@@ -197,7 +213,8 @@ def evaluate_line(fn: Fn, params: PyTree, direction: PyTree, data: Any, alphas: 
                         alphas[:, None], info, metadata, batch_size=batch_size, store=store,
                         progress=progress,
         points_per_step=points_per_step, chunk_size=chunk_size, devices=devices, mesh=mesh,
-        compute_dtype=compute_dtype, subsample=subsample, subsample_seed=subsample_seed)
+        compute_dtype=compute_dtype, subsample=subsample, subsample_seed=subsample_seed,
+        fingerprint=fingerprint, max_points=max_points)
 
 
 @_validate.suggest_keywords("js.evaluate_plane")
@@ -209,13 +226,14 @@ def evaluate_plane(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, data: Any, al
         points_per_step: int = 1, chunk_size: int | None = None,
         devices: Sequence[Device] | None = None, mesh: Mesh | None = None,
         compute_dtype: Any = None, subsample: int | float | None = None,
-        subsample_seed: int = 0) -> Surface:
+        subsample_seed: int = 0, fingerprint: Mapping[str, Any] | None = None,
+        max_points: int | None = None) -> Surface:
     """Metrics on the plane ``params + alpha * d1 + beta * d2``.
 
     Args:
         fn, params, data, batch_size, metadata, store, progress, filter_axis,
             points_per_step, chunk_size, devices, mesh, compute_dtype, subsample,
-            subsample_seed: as in :func:`evaluate_line`.
+            subsample_seed, fingerprint, max_points: as in :func:`evaluate_line`.
         d1, d2: directions shaped like ``params``.
         alphas, betas: finite 1-D coordinates along ``d1`` and ``d2``.
         refine: ``None`` (every point evaluated) or a :class:`jaxsurf.Refine`:
@@ -237,6 +255,7 @@ def evaluate_plane(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, data: Any, al
     """
     alphas = _as_grid(alphas, "alphas")
     betas = _as_grid(betas, "betas")
+    _validate.point_count([len(alphas), len(betas)], "js.evaluate_plane", max_points)
     tree.check_like(d1, params, name="d1")
     tree.check_like(d2, params, name="d2")
     grid_a, grid_b = np.meshgrid(alphas, betas, indexing="ij")
@@ -253,7 +272,8 @@ def evaluate_plane(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, data: Any, al
     return run("plane", fn, params, [d1, d2], data, alphas, betas, coefficients,
                info, metadata, batch_size=batch_size, store=store, progress=progress,
         points_per_step=points_per_step, chunk_size=chunk_size, devices=devices, mesh=mesh,
-        compute_dtype=compute_dtype, subsample=subsample, subsample_seed=subsample_seed)
+        compute_dtype=compute_dtype, subsample=subsample, subsample_seed=subsample_seed,
+        fingerprint=fingerprint, max_points=max_points)
 
 
 @_validate.suggest_keywords("js.evaluate_volume")
@@ -264,7 +284,8 @@ def evaluate_volume(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, d3: PyTree, 
         points_per_step: int = 1, chunk_size: int | None = None,
         devices: Sequence[Device] | None = None, mesh: Mesh | None = None,
         compute_dtype: Any = None, subsample: int | float | None = None,
-        subsample_seed: int = 0) -> Surface:
+        subsample_seed: int = 0, fingerprint: Mapping[str, Any] | None = None,
+        max_points: int | None = None) -> Surface:
     """Metrics in the volume ``params + alpha * d1 + beta * d2 + gamma * d3``.
 
     The same engine as :func:`evaluate_plane` (devices, stores, progress);
@@ -273,8 +294,8 @@ def evaluate_volume(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, d3: PyTree, 
 
     Args:
         fn, params, data, batch_size, metadata, store, progress, points_per_step,
-            chunk_size, devices, mesh, compute_dtype, subsample, subsample_seed: as
-            in :func:`evaluate_line`.
+            chunk_size, devices, mesh, compute_dtype, subsample, subsample_seed,
+            fingerprint, max_points: as in :func:`evaluate_line`.
         d1, d2, d3: directions shaped like ``params`` (e.g. from
             :func:`jaxsurf.volume.random_directions` or the eigenvectors of
             :func:`jaxsurf.hessian.top_eigenpairs`); how each is normalized is
@@ -296,6 +317,7 @@ def evaluate_volume(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, d3: PyTree, 
     grids = []
     for name, values in (("alphas", alphas), ("betas", betas), ("gammas", gammas)):
         grids.append(_as_grid(values, name))  # strictly increasing (jaxsurf._validate.grid)
+    _validate.point_count([len(g) for g in grids], "js.evaluate_volume", max_points)
     for name, d in (("d1", d1), ("d2", d2), ("d3", d3)):
         tree.check_like(d, params, name=name)
     points = np.meshgrid(*grids, indexing="ij")
@@ -311,7 +333,8 @@ def evaluate_volume(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, d3: PyTree, 
                         coefficients, info, metadata, gammas=grids[2], batch_size=batch_size,
                         store=store, progress=progress,
         points_per_step=points_per_step, chunk_size=chunk_size, devices=devices, mesh=mesh,
-        compute_dtype=compute_dtype, subsample=subsample, subsample_seed=subsample_seed)
+        compute_dtype=compute_dtype, subsample=subsample, subsample_seed=subsample_seed,
+        fingerprint=fingerprint, max_points=max_points)
 
 
 @_validate.suggest_keywords("js.interpolate")
@@ -322,7 +345,8 @@ def interpolate(fn: Fn, params_a: PyTree, params_b: PyTree, data: Any, alphas: A
         points_per_step: int = 1, chunk_size: int | None = None,
         devices: Sequence[Device] | None = None, mesh: Mesh | None = None,
         compute_dtype: Any = None, subsample: int | float | None = None,
-        subsample_seed: int = 0) -> Surface:
+        subsample_seed: int = 0, fingerprint: Mapping[str, Any] | None = None,
+        max_points: int | None = None) -> Surface:
     """Metrics along ``(1 - alpha) * params_a + alpha * params_b``.
 
     ``alpha = 0`` is exactly ``params_a`` and ``alpha = 1`` exactly
@@ -330,8 +354,8 @@ def interpolate(fn: Fn, params_a: PyTree, params_b: PyTree, data: Any, alphas: A
 
     Args:
         fn, data, batch_size, metadata, store, progress, points_per_step, chunk_size,
-            devices, mesh, compute_dtype, subsample, subsample_seed: as in
-            :func:`evaluate_line`.
+            devices, mesh, compute_dtype, subsample, subsample_seed, fingerprint,
+            max_points: as in :func:`evaluate_line`.
         params_a, params_b: the two end points (same structure, shapes, dtypes).
         alphas: finite 1-D coordinates.
         state_policy: for ``fn`` from an adapter of a model with state
@@ -352,7 +376,9 @@ def interpolate(fn: Fn, params_a: PyTree, params_b: PyTree, data: Any, alphas: A
         ('interpolation', (41,))
     """
     alphas = _as_grid(alphas, "alphas")
+    _validate.point_count([len(alphas)], "js.interpolate", max_points)
     tree.check_like(params_b, params_a, name="params_b", reference_name="params_a")
+    check_integer_leaves(None, [params_a, params_b], ["params_a", "params_b"])
     coefficients = np.stack([1.0 - alphas, alphas], axis=1)
     info = {"params_a_fingerprint": tree.fingerprint(params_a),
             "params_b_fingerprint": tree.fingerprint(params_b),
@@ -367,7 +393,8 @@ def interpolate(fn: Fn, params_a: PyTree, params_b: PyTree, data: Any, alphas: A
                                        "points_per_step": points_per_step,
                                        "chunk_size": chunk_size, "devices": devices, "mesh": mesh,
                                        "compute_dtype": compute_dtype, "subsample": subsample,
-                                       "subsample_seed": subsample_seed})
+                                       "subsample_seed": subsample_seed,
+                                       "fingerprint": fingerprint, "max_points": max_points})
     fn, params_a, params_b, state_facts = plan_interpolation(fn, params_a, params_b,
                                                              state_policy)
     info.update(state_facts)
@@ -375,4 +402,5 @@ def interpolate(fn: Fn, params_a: PyTree, params_b: PyTree, data: Any, alphas: A
                         coefficients, info, metadata, batch_size=batch_size, store=store,
                         progress=progress,
         points_per_step=points_per_step, chunk_size=chunk_size, devices=devices, mesh=mesh,
-        compute_dtype=compute_dtype, subsample=subsample, subsample_seed=subsample_seed)
+        compute_dtype=compute_dtype, subsample=subsample, subsample_seed=subsample_seed,
+        fingerprint=fingerprint, max_points=max_points)

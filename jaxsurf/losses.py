@@ -13,12 +13,14 @@ Example:
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-__all__ = ["LOSSES", "get_loss", "cross_entropy", "mse", "mae", "accuracy"]
+__all__ = ["LOSSES", "get_loss", "cross_entropy", "mse", "mae", "accuracy", "label_classes",
+           "check_labels"]
 
 LossFn = Callable[[jax.Array, jax.Array], dict[str, jax.Array]]
 
@@ -94,3 +96,49 @@ def get_loss(loss: str | LossFn) -> LossFn:
         raise ValueError(f"unknown loss {loss!r}; use one of {sorted(LOSSES)} or pass a "
                          f"callable loss(outputs, targets)")
     return LOSSES[loss]
+
+
+def label_classes(loss: Any, outputs: Any, targets: Any) -> int | None:
+    """How many classes a built-in loss one-hot encodes integer ``targets`` over
+    (the outputs' last axis), or ``None`` when it does not (real-valued targets,
+    1-D outputs, or a loss of your own). Works on shapes and dtypes only, so it
+    may be called while ``fn`` is traced.
+
+    Example:
+        >>> label_classes(cross_entropy, jnp.zeros((4, 10)), jnp.zeros(4, jnp.int32))
+        10
+    """
+    integer = jnp.issubdtype(jnp.result_type(targets), jnp.integer)
+    if loss is cross_entropy and integer and jnp.ndim(outputs) >= 1:
+        return int(jnp.shape(outputs)[-1])
+    if loss in (mse, mae) and integer and jnp.ndim(outputs) >= 2:
+        return int(jnp.shape(outputs)[-1])
+    return None
+
+
+def check_labels(labels: Any, num_classes: int, where: str, loss: str = "cross_entropy"
+                 ) -> None:
+    """Refuses integer labels outside ``[0, num_classes)`` (on the host).
+
+    ``jax.nn.one_hot`` turns such a label into a row of zeros, so the loss reads
+    0 and the accuracy 0 at every point, silently; this check runs once per
+    data set (or per batch of a stream), never per evaluated point.
+
+    Example:
+        >>> check_labels(np.array([0, 2, 12]), 10, "data leaf ['y']")
+        Traceback (most recent call last):
+        ...
+        ValueError: cross_entropy: the labels in data leaf ['y'] go up to 12, but the model ...
+    """
+    values = np.asarray(labels)
+    if values.size == 0:
+        return
+    low, high = int(values.min()), int(values.max())
+    if low >= 0 and high < num_classes:
+        return
+    found = f"go up to {high}" if high >= num_classes else f"go down to {low}"
+    raise ValueError(f"{loss}: the labels in {where} {found}, but the model has {num_classes} "
+                     f"outputs (classes 0..{num_classes - 1}); an integer label outside that "
+                     f"range is one-hot encoded as zeros and would give a loss of 0 and an "
+                     f"accuracy of 0 at every point. Give labels in [0, {num_classes}) (the "
+                     f"labels found span [{low}, {high}]), or a model with more outputs")

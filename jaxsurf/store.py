@@ -127,7 +127,8 @@ def stream_fingerprint(batch_sizes: Sequence[int]) -> dict[str, Any]:
 
 def make_request(origin: PyTree | None, directions: Sequence[PyTree], coefficients: np.ndarray,
                  data: Mapping[str, Any], metric_names: Sequence[str],
-                 batch_size: int | str, *, compute_dtype: str | None = None) -> dict[str, Any]:
+                 batch_size: int | str, *, compute_dtype: str | None = None,
+                 fingerprint: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The fingerprint of one evaluation request, as stored in ``request.json``.
 
     Args:
@@ -140,6 +141,9 @@ def make_request(origin: PyTree | None, directions: Sequence[PyTree], coefficien
         compute_dtype: the dtype ``fn`` computes in (e.g. ``"bfloat16"``), or
             ``None`` for params and data as given. It changes the values, so a
             store never mixes points of two compute dtypes.
+        fingerprint: what else identifies the values and the library cannot see
+            (``fn``'s code, the model, the loss): a JSON-serialisable dict kept as
+            the request's ``"fingerprint"`` field (absent when ``None``).
 
     Returns:
         A JSON-serialisable dict.
@@ -149,6 +153,7 @@ def make_request(origin: PyTree | None, directions: Sequence[PyTree], coefficien
         ...                    stream_fingerprint([10]), ["loss"], "stream")
     """
     coefficients = np.ascontiguousarray(coefficients, np.float32)
+    extra = {} if fingerprint is None else {"fingerprint": dict(fingerprint)}
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -162,6 +167,7 @@ def make_request(origin: PyTree | None, directions: Sequence[PyTree], coefficien
         "metric_names": list(metric_names),
         "batch_size": batch_size,
         "compute_dtype": compute_dtype,
+        **extra,
     }
 
 

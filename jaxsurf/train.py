@@ -35,7 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxsurf import _validate
+from jaxsurf import _atomic, _validate, batching
+from jaxsurf._engine.data import check_data_dtypes
 from jaxsurf._deprecation import deprecated_alias
 from jaxsurf.data.augment import augment
 from jaxsurf.evaluate import dataset_mean
@@ -223,6 +224,9 @@ def fit(model: Any, data: dict[str, Any], config: TrainConfig = TrainConfig(), *
         ['batch_stats', 'params']
     """
     train = data["train"]
+    for split in data:  # the evaluators' checks: one row per example, numbers only
+        batching.num_examples(data[split], what=f"data[{split!r}]")
+        check_data_dtypes(data[split], f"data[{split!r}]")
     x, y = jnp.asarray(train["x"]), jnp.asarray(train["y"])
     if x.shape[0] < config.batch_size:
         raise ValueError(f"{x.shape[0]} training examples are fewer than batch_size "
@@ -253,7 +257,8 @@ def fit(model: Any, data: dict[str, Any], config: TrainConfig = TrainConfig(), *
 
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
+        _atomic.write_text(out_dir / "config.json",
+                           json.dumps(dataclasses.asdict(config), indent=1))
         recorder = TrajectoryRecorder(out_dir / "trajectory")
         if recorder.latest_step is not None:
             start_epoch = recorder.latest_step
@@ -267,8 +272,11 @@ def fit(model: Any, data: dict[str, Any], config: TrainConfig = TrainConfig(), *
                                  f"written by fit(); pass a new out_dir")
             state, opt_state = dict(saved["batch_stats"]), saved["opt_state"]
             key = jax.random.wrap_key_data(saved["key"])
+            # rows after the checkpoint (each row is logged before its checkpoint) and a
+            # torn last line (see jaxsurf._atomic.append_line) are dropped
             history = [h for h in read_log(out_dir / "log.jsonl") if h["epoch"] <= start_epoch]
-            (out_dir / "log.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
+            _atomic.write_text(out_dir / "log.jsonl",
+                               "".join(json.dumps(h) + "\n" for h in history))
             if log:
                 log(f"resuming from epoch {start_epoch} in {out_dir}")
         else:
@@ -294,10 +302,10 @@ def fit(model: Any, data: dict[str, Any], config: TrainConfig = TrainConfig(), *
             row["seconds"] = time.perf_counter() - t0
             history.append(row)
             if recorder is not None and out_dir is not None:  # set together above
+                # the row first: a crash before the checkpoint leaves a row a resume drops
+                _atomic.append_line(out_dir / "log.jsonl", json.dumps(row))
                 recorder.save(epoch, params, state={"batch_stats": state, "opt_state": opt_state,
                                                     "key": jax.random.key_data(key)})
-                with open(out_dir / "log.jsonl", "a") as handle:
-                    handle.write(json.dumps(row) + "\n")
                 saved_epoch = epoch
             if log:
                 log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
@@ -334,11 +342,23 @@ def best_epoch(history: list[dict[str, float]]) -> int:
 
 
 def read_log(path: str | Path) -> list[dict[str, float]]:
-    """The per-epoch rows of a ``log.jsonl`` (empty if there is none)."""
+    """The per-epoch rows of a ``log.jsonl`` (empty if there is none).
+
+    A torn last line (no newline: the run was killed while writing it) is
+    dropped; the log must be a regular file (see :func:`jaxsurf._atomic.read_json_lines`).
+
+    Example:
+        >>> _ = Path("log.jsonl").write_text('{"epoch": 1, "train_loss": 0.5}\\n{"epo')
+        >>> read_log("log.jsonl")
+        [{'epoch': 1, 'train_loss': 0.5}]
+    """
     path = Path(path)
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = _atomic.read_json_lines(path)
+    for number, row in enumerate(rows, start=1):
+        if not isinstance(row, dict) or not isinstance(row.get("epoch"), int):
+            raise ValueError(f"{path}: row {number} is not an epoch row of train.fit; the log "
+                             f"is damaged: move it away (the checkpoints resume without it)")
+    return rows
 
 
 # The figure moved to js.plot (one home for figures); the old name still works and warns.

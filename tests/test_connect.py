@@ -75,7 +75,7 @@ def test_fit_curve_resumes_from_its_checkpoint_dir(tmp_path):
     assert "resuming after epoch 2" in lines[0] and len(lines) == 3
     np.testing.assert_array_equal(resumed.bends[0]["w"], straight.bends[0]["w"])
     assert [h["epoch"] for h in resumed.metadata["history"]] == [1, 2, 3, 4]
-    with pytest.raises(ValueError, match="other num_bends"):
+    with pytest.raises(ValueError, match="num_bends: stored 1, requested 2"):
         connect.fit_curve(ring_fn, RING_A, RING_B, RING_DATA, epochs=4, num_bends=2,
                           checkpoint_dir=tmp_path / "c", **kwargs)
 
@@ -234,12 +234,12 @@ def _adapted_bn_pair(data):
     return model, (va, vb), (fn, fn_b), (pa, pb)
 
 
-def test_evaluate_curve_default_recomputes_adapted_batchnorm_statistics():
+def test_evaluate_curve_recompute_policy_recomputes_adapted_batchnorm_statistics():
     data = classification_data(n=103)
     model, _, (fn, _), (pa, pb) = _adapted_bn_pair(data)
     curve = connect.line(pa, pb)
     s = connect.evaluate_curve(fn, curve, data, [0.0, 0.5, 1.0], batch_size=103,
-                               progress=False)
+                               state_policy="recompute", progress=False)
     assert s.metadata["state_policy"] == "recompute"
     assert s.metadata["recompute_examples"] == 103
     # by hand: the data-set mean and (biased) variance of the BatchNorm inputs at t = 0.5
@@ -251,7 +251,7 @@ def test_evaluate_curve_default_recomputes_adapted_batchnorm_statistics():
     logits = model.apply({"params": mid, "batch_stats": stats}, data["x"])
     want = optax.softmax_cross_entropy_with_integer_labels(logits, data["y"]).mean()
     assert s.metrics["loss"][1] == pytest.approx(float(want), rel=1e-4)
-    # the default differs from holding model A's statistics
+    # recomputing differs from holding model A's statistics
     fixed = connect.evaluate_curve(fn, curve, data, [0.5], state_policy="fixed", progress=False)
     assert abs(fixed.metrics["loss"][0] - s.metrics["loss"][1]) > 1e-3
     # recompute_data: statistics from other examples than those evaluated
@@ -316,7 +316,7 @@ def test_evaluate_curve_state_policies_on_equinox_and_plain_fns():
     fn_b, pb = js.equinox.adapt(net_b, state_b)
     curve = connect.line(pa, pb)
     with pytest.raises(ValueError, match="pass state_policy='interpolate'"):
-        connect.evaluate_curve(fn, curve, data, [0.0, 1.0])
+        connect.evaluate_curve(fn, curve, data, [0.0, 1.0], state_policy="recompute")
     s = connect.evaluate_curve(fn, curve, data, [0.0, 0.5, 1.0], state_policy="interpolate",
                                progress=False)
     assert s.metrics["loss"][0] == js.dataset_mean(fn, data)(pa)["loss"]

@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import jax
 import numpy as np
@@ -40,6 +40,7 @@ def evaluate_in_memory(job: Job, data: PyTree, split: batching.SplitData,
     sample = split.rest if split.rest is not None else \
         jax.tree_util.tree_map(lambda x: x[0], split.full)
     names = job.metric_names(sample)
+    job.check_labels(data)
     sem_names = [] if job.sem_population is None else \
         [k + subsample_lib.SEM_SUFFIX for k in names]
     store = None
@@ -81,6 +82,7 @@ def survey_stream(job: Job, data: Iterable[PyTree]) -> tuple[list[int], list[str
         check_data_dtypes(batch, f"batch {b}")
         if not names:
             names = job.metric_names(batch)
+        job.check_labels(batch, f"batch {b}")
         sizes.append(size)
     if not sizes:
         raise ValueError("data is an empty iterable (no batches); pass at least one batch")
@@ -104,6 +106,7 @@ def evaluate_stream_once(job: Job, data: Iterable[PyTree]
                 run = values_program(job.fn, names, job)
                 origin, directions = job.put_params()
                 sums = {k: np.zeros(job.num_points, np.float64) for k in names}
+            job.check_labels(batch, f"batch {b}")
             batch = job.put_data(batch)
             for idx, coeffs in chunks:
                 out = run(origin, directions, job.put_coefficients(coeffs), batch)
@@ -159,7 +162,8 @@ def execute(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree], data: A
               mesh: Mesh | None = None, compute_dtype: Any = None,
               progress: ProgressOption = None, store: str | os.PathLike | None = None,
               subsample: int | float | None = None, subsample_seed: int = 0,
-              only: np.ndarray | None = None,
+              only: np.ndarray | None = None, fingerprint: Any = None,
+              max_points: int | None = None,
               ) -> tuple[dict[str, np.ndarray], int, dict[str, Any]]:
     """:func:`evaluate_points`, also returning how many points were evaluated
     (the rest came from the store) and facts about how they were evaluated.
@@ -167,9 +171,19 @@ def execute(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree], data: A
     ``only`` (sorted unique indices into ``coefficients``) evaluates just those
     points while a store stays keyed by the whole grid (used by
     :mod:`jaxsurf.refine`); the returned arrays are full length, meaningful
-    at ``only`` (and at points the store already held)."""
+    at ``only`` (and at points the store already held).
+
+    ``fingerprint`` (a JSON-serialisable dict) is mixed into a store's request
+    and recorded in the facts; ``max_points`` raises the limit on the number
+    of points (see :func:`jaxsurf._validate.max_points`)."""
+    if fingerprint is not None:
+        if not isinstance(fingerprint, Mapping) or not fingerprint:
+            raise TypeError(f"fingerprint must be a non-empty dict of JSON values (e.g. "
+                            f"{{'model': 'v2', 'loss': 'mse'}}), got {fingerprint!r:.80}")
+        fingerprint = _validate.json_safe(fingerprint, "fingerprint")
     reference = check_directions(origin, directions)
     coefficients = _validate.coefficients(coefficients, len(directions))
+    _validate.point_count([len(coefficients)], "js.evaluate_points", max_points)
     _validate.positive_int(points_per_step, "points_per_step")
     if chunk_size is not None:
         _validate.positive_int(chunk_size, "chunk_size")
@@ -177,7 +191,7 @@ def execute(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree], data: A
     check_not_empty_container(data)
     if batching.is_in_memory(data):
         data = batching.to_host_arrays(data)   # PyTorch tensors, say
-    facts: dict[str, Any] = {}
+    facts: dict[str, Any] = {} if fingerprint is None else {"fingerprint": fingerprint}
     if subsample is not None:
         data, facts["subsample"] = subsample_lib.draw(data, subsample, subsample_seed)
     split = None
@@ -190,7 +204,7 @@ def execute(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree], data: A
     job = Job(with_note(fn), origin, list(directions), reference, coefficients, mesh, chunk,
                points_per_step, dtype, sink,
                sem_population=facts["subsample"]["of"] if subsample is not None else None,
-               only=only)
+               only=only, fingerprint=fingerprint)
     if split is not None:
         values, evaluated = evaluate_in_memory(job, data, split, store)
         facts["num_examples"] = split.num_examples

@@ -7,7 +7,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import jax
@@ -16,11 +16,12 @@ import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
 from jaxsurf import distributed, tree
-from jaxsurf._engine.metrics import Fn, cast_floats, metric_shapes
+from jaxsurf._engine.metrics import Fn, LabelCheck, cast_floats, trace_metrics
 from jaxsurf.progress import ProgressInfo, ProgressOption
 from jaxsurf.tree import PyTree
 
-__all__ = ["check_directions", "as_compute_dtype", "Job", "default_progress"]
+__all__ = ["check_directions", "check_integer_leaves", "as_compute_dtype", "Job",
+           "default_progress"]
 
 
 def check_directions(origin: PyTree | None, directions: Sequence[PyTree]) -> PyTree:
@@ -32,7 +33,60 @@ def check_directions(origin: PyTree | None, directions: Sequence[PyTree]) -> PyT
         tree.check_like(d, reference, name=f"direction {k}" if origin is not None
                         else f"params {k}", reference_name="params")
         tree.check_finite(d, name=f"direction {k}" if origin is not None else f"params {k}")
+    check_integer_leaves(origin, directions)
     return reference
+
+
+def check_integer_leaves(origin: PyTree | None, directions: Sequence[PyTree],
+                         names: Sequence[str] | None = None) -> None:
+    """Refuses integer (non-float) leaves that a combination would silently not move.
+
+    The engine combines only float leaves; an integer leaf of a point is the
+    origin's (or, without an origin, the first pytree's). So a direction's
+    integer leaf must be zero or a copy of the origin's, and pytrees combined
+    without an origin (the end points of :func:`jaxsurf.interpolate`, a curve's
+    control points) must agree on every integer leaf: otherwise ``alpha = 1``
+    would not be the second model. The error names the leaf path.
+
+    Example:
+        >>> a = {"w": jnp.zeros(2), "n": jnp.array(1)}
+        >>> check_integer_leaves(None, [a, {**a, "n": jnp.array(2)}], ["params_a", "params_b"])
+        Traceback (most recent call last):
+        ...
+        ValueError: integer leaf ['n'] differs between params_a (1) and params_b (2): ...
+    """
+    first = directions[0] if origin is None else origin
+    first_name = ("params 0" if origin is None else "params") if names is None else names[0]
+    paths = jax.tree_util.tree_flatten_with_path(first)[0]
+    rest = directions[1:] if origin is None else directions
+    rest_names = list(names[1:]) if names is not None else \
+        [f"params {k + 1}" if origin is None else f"direction {k}" for k in range(len(rest))]
+    for index, (path, base) in enumerate(paths):
+        if tree.is_float_leaf(base):
+            continue
+        for name, other in zip(rest_names, rest):
+            leaf = jax.tree_util.tree_leaves(other)[index]
+            if bool(jnp.array_equal(leaf, base)):
+                continue
+            where = tree.leaf_path(path)
+            if origin is None:
+                raise ValueError(
+                    f"integer leaf {where} differs between {first_name} ({_show(base)}) and "
+                    f"{name} ({_show(leaf)}): integer leaves are not interpolated (every point "
+                    f"would keep {first_name}'s value, so the far end would not be {name}). "
+                    f"Give both the same value, or leave the leaf out of the params")
+            if bool(jnp.any(leaf != 0)):
+                raise ValueError(
+                    f"{name} has a nonzero integer leaf {where} ({_show(leaf)}): integer "
+                    f"leaves are never moved along a direction (every point keeps the "
+                    f"params' value {_show(base)}). Set it to zero (js.random_direction "
+                    f"does), or leave the leaf out of the params")
+
+
+def _show(leaf: Any) -> str:
+    values = np.asarray(leaf)
+    return str(values.tolist()) if values.size <= 4 else \
+        f"{values.dtype}{list(values.shape)}, e.g. {values.ravel()[:4].tolist()}"
 
 
 def as_compute_dtype(compute_dtype: Any) -> np.dtype | None:
@@ -65,6 +119,8 @@ class Job:
     sink: Callable[[ProgressInfo], object] | None
     sem_population: int | None = None  # subsample=: the full data's size (adds <name>_sem)
     only: np.ndarray | None = None  # evaluate only these grid indices (adaptive refinement)
+    fingerprint: dict[str, Any] | None = None  # the caller's extra store key (fingerprint=)
+    labels: list[LabelCheck] = field(default_factory=list)  # found by metric_names
 
     @property
     def num_points(self) -> int:
@@ -77,7 +133,14 @@ class Job:
     def metric_names(self, batch: PyTree) -> list[str]:
         """The names of ``fn``'s metrics (``fn`` run abstractly, as it will be run)."""
         cast = lambda value: cast_floats(value, self.compute_dtype)
-        return list(metric_shapes(self.fn, cast(self.reference), cast(batch)))
+        shapes, self.labels = trace_metrics(self.fn, cast(self.reference), cast(batch))
+        return list(shapes)
+
+    def check_labels(self, data: PyTree, what: str = "data") -> None:
+        """Refuses integer labels of a built-in loss outside its classes (on the host,
+        once per data set or per batch; found by :meth:`metric_names`)."""
+        for check in self.labels:
+            check.check(data, what)
 
     def put(self, value: Any, spec: PartitionSpec = PartitionSpec()) -> Any:
         """Places ``value`` on the mesh (default: a copy on every device)."""

@@ -23,7 +23,7 @@ from jaxsurf._engine.job import Job
 from jaxsurf.progress import ProgressTracker
 from jaxsurf.store import PointStore, StoreError
 
-__all__ = ["ChunkFn", "run_chunks", "open_store"]
+__all__ = ["ChunkFn", "run_chunks", "write_chunk", "open_store"]
 
 
 # (padded chunk coefficients, the grid indices of its points) -> {name: values}
@@ -52,7 +52,7 @@ def run_chunks(job: Job, todo: np.ndarray, make_chunk_fn: Callable[[], ChunkFn],
                     values[k][idx] = v
                 with interrupt.deferred():  # a finished chunk is saved (and counted) whole
                     if store is not None:
-                        store.write(idx, finished)
+                        write_chunk(store, idx, finished, in_store + done, job.num_points)
                     done += len(idx)
                 track.update(done)
         except BaseException as err:  # Ctrl-C / SIGTERM: say what is safe, and where
@@ -60,6 +60,19 @@ def run_chunks(job: Job, todo: np.ndarray, make_chunk_fn: Callable[[], ChunkFn],
                 raise
             raise interrupt.Interrupted(in_store + done, job.num_points, store.path) from None
     return done
+
+
+def write_chunk(store: PointStore, idx: np.ndarray, finished: dict[str, np.ndarray],
+                saved: int, total: int) -> None:
+    """``store.write``; a failed write (a full disk, say) raises an ``OSError`` of the
+    same ``errno`` that names the store and says how many points are safe in it."""
+    try:
+        store.write(idx, finished)
+    except OSError as err:
+        raise OSError(err.errno, f"{err.strerror or err} while saving {len(idx)} finished "
+                                 f"points to the store {store.path}; {saved}/{total} points "
+                                 f"are saved there: free space (or move the store) and run the "
+                                 f"same call again to resume") from err
 
 
 def open_store(job: Job, path: str | os.PathLike, data_print: dict[str, Any],
@@ -74,7 +87,7 @@ def open_store(job: Job, path: str | os.PathLike, data_print: dict[str, Any],
     request = store_lib.make_request(job.origin, job.directions, job.coefficients, data_print,
                                      names, batch_size,
                                      compute_dtype=None if job.compute_dtype is None
-                                     else str(job.compute_dtype))
+                                     else str(job.compute_dtype), fingerprint=job.fingerprint)
     if not job.spans_processes:
         store = PointStore.open(path, request)
         done, values = store.read()

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 
 from jaxsurf import _validate, batching, tree
 from jaxsurf._engine.data import layout_for
-from jaxsurf._engine.metrics import Fn, accumulator_dtype, metric_shapes, with_note
+from jaxsurf._engine.metrics import Fn, accumulator_dtype, trace_metrics, with_note
 from jaxsurf._engine.programs import metric_sums
 from jaxsurf.tree import PyTree
 
@@ -60,7 +60,10 @@ def dataset_mean(fn: Fn, data: Any, *, batch_size: int | None = None
 
     def evaluate(params: PyTree) -> dict[str, float]:
         if "run" not in compiled:
-            names = list(metric_shapes(fn, params, sample))
+            shapes, labels = trace_metrics(fn, params, sample)
+            names = list(shapes)
+            for check in labels:  # integer labels in range: on the host, once
+                check.check(data)
             compiled["run"] = jax.jit(lambda p, f, w, r: metric_sums(
                 fn, names, p, f, w, r, jnp.float32(layout.rest_size)))
         sums = compiled["run"](params, full, weights, rest)

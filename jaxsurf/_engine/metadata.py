@@ -32,7 +32,8 @@ LIBRARY_METADATA_KEYS = frozenset({
     "jax_version", "backend", "directions", "directions_cosine", "directions_cosines",
     "params_fingerprint",
     "params_a_fingerprint", "params_b_fingerprint", "distance", "normalization", "ignore",
-    "points_total", "points_exact", "points_interpolated", "interpolated", "refine"})
+    "points_total", "points_exact", "points_interpolated", "interpolated", "refine",
+    "fingerprint"})
 
 
 USER_MAY_SET = frozenset({"axis_labels", "title"})  # presentation hints: user wins

@@ -7,17 +7,19 @@ Example:
 
 from __future__ import annotations
 
+import contextvars
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsurf import _validate
+from jaxsurf import _validate, losses, tree
 from jaxsurf.tree import PyTree
 
 __all__ = ["Fn", "FN_NOTE", "as_metric_dict", "with_note", "metric_shapes", "cast_floats",
-           "scalar_metric", "accumulator_dtype", "loss_metrics"]
+           "scalar_metric", "accumulator_dtype", "loss_metrics", "LabelCheck", "trace_metrics"]
 
 Fn = Callable[[PyTree, PyTree], Any]
 
@@ -83,7 +85,66 @@ def with_note(fn: Fn) -> Fn:
 def metric_shapes(fn: Fn, params: PyTree, batch: PyTree) -> dict[str, Any]:
     """Runs ``fn`` abstractly once to learn the metric names (and check them).
     ``fn``'s own errors keep their type and get a note (see :func:`with_note`)."""
-    return jax.eval_shape(lambda p, b: as_metric_dict(with_note(fn)(p, b)), params, batch)
+    return trace_metrics(fn, params, batch)[0]
+
+
+# (targets, number of classes, loss name) noted by loss_metrics while fn is traced
+_LABEL_PROBE: contextvars.ContextVar[list[tuple[Any, int, str]] | None] = \
+    contextvars.ContextVar("jaxsurf_label_probe", default=None)
+
+
+@dataclass(frozen=True)
+class LabelCheck:
+    """A batch leaf that an adapter's built-in loss one-hot encodes as labels.
+
+    Found while ``fn`` is traced abstractly (:func:`trace_metrics`); then
+    :meth:`check` reads that leaf of the real data on the host, once per data set
+    (or per batch of a stream), never per evaluated point.
+    """
+
+    path: tuple
+    num_classes: int
+    loss: str
+
+    def check(self, data: PyTree, what: str = "data") -> None:
+        """Raises ``ValueError`` (see :func:`jaxsurf.losses.check_labels`) if the
+        labels of ``data`` (structured like the traced batch) leave the range."""
+        for path, leaf in jax.tree_util.tree_flatten_with_path(data)[0]:
+            if path == self.path:
+                losses.check_labels(leaf, self.num_classes,
+                                    f"{what} leaf {tree.leaf_path(path)}", self.loss)
+
+
+def trace_metrics(fn: Fn, params: PyTree, batch: PyTree
+                  ) -> tuple[dict[str, Any], list[LabelCheck]]:
+    """:func:`metric_shapes`, and the batch leaves that are integer labels of a
+    built-in loss (``js.flax.adapt`` / ``js.equinox.adapt`` with
+    ``loss="cross_entropy"``, ``"mse"``, ``"mae"``), found by identity when the
+    adapter passes a batch leaf as the targets to :func:`loss_metrics`.
+
+    Example:
+        >>> fn = lambda p, b: loss_metrics(losses.cross_entropy, b["x"] * p, b["y"])
+        >>> shapes, checks = trace_metrics(fn, jnp.ones(3), {"x": jnp.ones((2, 3)),
+        ...                                                  "y": jnp.zeros(2, jnp.int32)})
+        >>> sorted(shapes), checks[0].num_classes
+        (['accuracy', 'loss'], 3)
+    """
+    found: list[LabelCheck] = []
+
+    def traced(p: PyTree, b: PyTree) -> dict[str, Any]:
+        token = _LABEL_PROBE.set([])
+        try:
+            out = as_metric_dict(with_note(fn)(p, b))
+            noted = _LABEL_PROBE.get() or []
+        finally:
+            _LABEL_PROBE.reset(token)
+        leaves = jax.tree_util.tree_flatten_with_path(b)[0]
+        for targets, classes, loss in noted:
+            found.extend(LabelCheck(path, classes, loss) for path, leaf in leaves
+                         if leaf is targets)
+        return out
+
+    return jax.eval_shape(traced, params, batch), found
 
 
 def cast_floats(value: PyTree, dtype: Any | None) -> PyTree:
@@ -114,5 +175,10 @@ def scalar_metric(fn: Fn, metric: str) -> Callable[[PyTree, PyTree], jax.Array]:
 def loss_metrics(loss_fn: Callable, outputs: Any, targets: Any) -> Any:
     """``loss_fn(outputs, targets)`` as a metric dict (a bare value is ``loss``);
     used by the framework adapters."""
+    probe = _LABEL_PROBE.get()
+    if probe is not None:  # traced by trace_metrics: note integer labels to check on the host
+        classes = losses.label_classes(loss_fn, outputs, targets)
+        if classes is not None:
+            probe.append((targets, classes, getattr(loss_fn, "__name__", "loss")))
     value = loss_fn(outputs, targets)
     return value if isinstance(value, Mapping) else {"loss": value}

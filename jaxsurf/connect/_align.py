@@ -231,6 +231,18 @@ def apply_permutation(params: PyTree, spec: PermutationSpec,
         True
     """
     _check_spec(spec, _leaves(params), "params")
+    if not isinstance(perms, Mapping):
+        raise TypeError(f"perms must be a dict {{group: permutation}} (from weight_matching), "
+                        f"not {type(perms).__name__}")
+    missing = [name for name in spec.groups if name not in perms]
+    if missing:
+        extra = sorted(str(k) for k in perms if k not in spec.groups)
+        raise ValueError(f"perms has no permutation for the spec's group(s) {missing[:5]}"
+                         f"{' ...' if len(missing) > 5 else ''} ({len(missing)} of "
+                         f"{len(spec.groups)} missing"
+                         + (f"; it has groups the spec does not: {extra[:5]}" if extra else "")
+                         + "); pass one permutation per group, e.g. the dict "
+                           "weight_matching(params_a, params_b, spec) returns")
     for name, group in spec.groups.items():
         perm = np.asarray(perms[name])
         if sorted(perm.tolist()) != list(range(group.size)):

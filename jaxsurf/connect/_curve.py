@@ -20,10 +20,13 @@ Example:
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import math
 import os
 import time
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -34,7 +37,11 @@ import numpy as np
 import optax
 
 from jaxsurf import _atomic, _validate, batching, tree
+from jaxsurf._engine.data import check_data_dtypes, check_not_empty_container
+from jaxsurf._json import MAX_JSON_CHARS, loads
+from jaxsurf._npz import NpzReader, open_regular
 from jaxsurf._state import StatefulFn, from_float, state_for, to_float
+from jaxsurf.store import data_fingerprint, differences
 from jaxsurf.tree import PyTree
 
 __all__ = ["Curve", "KINDS", "line", "fit_curve", "load_curve", "curve_coefficients"]
@@ -208,26 +215,42 @@ def load_curve(path: str | os.PathLike, params_like: PyTree) -> Curve:
         >>> curve.kind, curve.num_bends
         ('bezier', 1)
     """
-    with np.load(Path(path), allow_pickle=False) as f:
-        if "header" not in f:
-            raise ValueError(f"{path} is not a jaxsurf curve file (no header)")
-        header = json.loads(bytes(f["header"]).decode())
-        if header.get("format") != _FORMAT:
-            raise ValueError(f"{path} has format {header.get('format')!r}, expected {_FORMAT}")
-        like_paths = [tree.leaf_path(p) for p, _ in
-                      jax.tree_util.tree_leaves_with_path(params_like)]
-        if like_paths != header["leaf_paths"]:
-            diff = next((a for a, b in zip(like_paths, header["leaf_paths"]) if a != b),
+    path = Path(path)
+    like_items = jax.tree_util.tree_leaves_with_path(params_like)
+    like_paths = [tree.leaf_path(p) for p, _ in like_items]
+    with NpzReader(path, ValueError, kind="jaxsurf curve file") as npz:
+        if "header" not in npz:
+            raise ValueError(f"{path} is not a jaxsurf curve file (no header); pass a file "
+                             f"written by Curve.save")
+        header = loads(npz.read("header", kinds="u", ndim=1).tobytes(), ValueError,
+                       f"the header of {path}")
+        if not isinstance(header, dict) or header.get("format") != _FORMAT:
+            found = header.get("format") if isinstance(header, dict) else type(header).__name__
+            raise ValueError(f"{path} has format {found!r}, expected {_FORMAT}")
+        num_points, saved_paths = header.get("num_points"), header.get("leaf_paths")
+        if not (isinstance(num_points, int) and not isinstance(num_points, bool)
+                and 2 <= num_points <= len(npz.names)) or not isinstance(saved_paths, list) \
+                or header.get("kind") not in KINDS \
+                or not isinstance(header.get("metadata", {}), dict):
+            raise ValueError(f"{path} has a damaged header (num_points, leaf_paths, kind or "
+                             f"metadata missing or of the wrong type); it was not written by "
+                             f"Curve.save")
+        if like_paths != saved_paths:
+            diff = next((a for a, b in zip(like_paths, saved_paths) if a != b),
                         "the number of leaves")
             raise ValueError(f"{path} holds a curve of other params than params_like (first "
                              f"difference at {diff}); pass params shaped like the curve's")
         treedef = jax.tree_util.tree_structure(params_like)
-        n = len(like_paths)
-        points = [jax.tree_util.tree_unflatten(
-            treedef, [f[f"point{k}_leaf{i}"] for i in range(n)])
-            for k in range(header["num_points"])]
+        points = []
+        for k in range(num_points):
+            leaves = []
+            for i, (_, like) in enumerate(like_items):
+                want = np.dtype(getattr(like, "dtype", np.asarray(like).dtype))
+                leaves.append(npz.read(f"point{k}_leaf{i}", kinds=want.kind,
+                                       shape=tuple(np.shape(like))))
+            points.append(jax.tree_util.tree_unflatten(treedef, leaves))
     tree.check_like(points[0], params_like, name="saved curve", reference_name="params_like")
-    return Curve(header["kind"], points, header["metadata"])
+    return Curve(header["kind"], points, header.get("metadata", {}))
 
 
 def line(params_a: PyTree, params_b: PyTree) -> Curve:
@@ -303,20 +326,135 @@ def _fit_state(fn: Callable, params_a: PyTree, params_b: PyTree, state_policy: s
     return loss, (to_float(state_a), to_float(state_b)), "interpolate"
 
 
+_LEAF_TYPES = (bool, int, float, str, type(None))
+
+
+def describe_callable(value: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> Any:
+    """A JSON description of an optax transformation (or any callable): the names of
+    its functions and the constants their closures hold (learning rates, betas,
+    schedule lengths), recursively. Two optimizers built the same way describe
+    the same; settings kept outside closures are seen only as their type's name.
+
+    Example:
+        >>> describe_callable(optax.sgd(0.1)) == describe_callable(optax.sgd(0.2))
+        False
+    """
+    if isinstance(value, _LEAF_TYPES):
+        return value
+    if depth > 32 or id(value) in seen:
+        return "..."
+    seen = seen | {id(value)}
+
+    def inner(x: Any) -> Any:
+        return describe_callable(x, depth + 1, seen)
+
+    if isinstance(value, (np.ndarray, np.generic, jax.Array)):
+        arr = np.asarray(value)
+        return arr.tolist() if arr.size <= 16 else \
+            f"{arr.dtype}{list(arr.shape)}:{tree.fingerprint(arr)}"
+    if isinstance(value, (tuple, list)) and not hasattr(value, "_fields"):
+        return [inner(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): inner(v) for k, v in value.items()}
+    if isinstance(value, functools.partial):
+        return {"partial": inner(value.func), "args": inner(value.args),
+                "keywords": inner(value.keywords)}
+    if isinstance(value, type):
+        return f"{value.__module__}.{value.__qualname__}"
+    if isinstance(value, types.MethodType):
+        return {"method": inner(value.__func__), "self": inner(value.__self__)}
+    wrapped = getattr(value, "__wrapped__", None)  # jitted or decorated functions
+    if not isinstance(value, types.FunctionType) and wrapped is not None:
+        return inner(wrapped)
+    if isinstance(value, types.FunctionType):
+        cells = []
+        for cell in value.__closure__ or ():
+            try:
+                cells.append(cell.cell_contents)
+            except ValueError:  # an empty cell
+                cells.append(None)
+        return {"fn": f"{value.__module__}.{value.__qualname__}", "closure": inner(cells),
+                "defaults": inner(value.__defaults__ or ())}
+    if hasattr(value, "_fields"):  # optax's GradientTransformation is a NamedTuple
+        return {type(value).__qualname__: inner(tuple(value))}
+    return f"{type(value).__module__}.{type(value).__qualname__}"
+
+
+def _numbers(description: Any) -> list[Any]:
+    """The numbers in a :func:`describe_callable` description, in order (at most 32)."""
+    found: list[Any] = []
+
+    def walk(x: Any) -> None:
+        if isinstance(x, (int, float)) and not isinstance(x, bool):
+            found.append(x)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+        elif isinstance(x, dict):
+            for v in x.values():
+                walk(v)
+
+    walk(description)
+    return found[:32]
+
+
+def _key_data(key: Any) -> list[int]:
+    data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+    return np.asarray(data).ravel().tolist()
+
+
 def _fit_config(kind: str, num_bends: int, epochs: int, batch_size: int, params_a: PyTree,
-                params_b: PyTree, num_examples: int) -> dict[str, Any]:
+                params_b: PyTree, data: PyTree, num_examples: int, tx: Any,
+                key: Any) -> dict[str, Any]:
+    """What identifies a fit (``fit_config.json``): everything that changes the curve
+    except ``fn``'s code and ``epochs`` (a resume may run more epochs)."""
+    optimizer = describe_callable(tx)
     return {"kind": kind, "num_bends": num_bends, "batch_size": batch_size,
             "params_a_fingerprint": tree.fingerprint(params_a),
             "params_b_fingerprint": tree.fingerprint(params_b), "num_examples": num_examples,
-            "epochs": epochs}
+            "data": data_fingerprint(data, num_examples),
+            "optimizer_fingerprint": {"numbers": _numbers(optimizer), "sha256": hashlib.sha256(
+                json.dumps(optimizer, sort_keys=True, default=str).encode()).hexdigest()[:16]},
+            "key": _key_data(key), "epochs": epochs}
 
 
-def _check_resume(saved: Mapping[str, Any], config: Mapping[str, Any], where: Path) -> None:
-    differs = [k for k in config if k != "epochs" and saved.get(k) != config[k]]
+def _read_config(path: Path) -> Any:
+    """The settings in a curve folder's ``fit_config.json`` (``None`` if missing); only a
+    regular file inside the folder is opened, and its JSON is bounded."""
+    try:
+        with open_regular(path, ValueError, folder=path.parent) as handle:
+            text = handle.read(MAX_JSON_CHARS + 1)
+    except FileNotFoundError:
+        return None
+    return loads(text, ValueError, str(path))
+
+
+def _read_log(path: Path) -> list[dict[str, Any]]:
+    """The epoch rows of a curve folder's ``log.jsonl`` (a torn last line is dropped)."""
+    rows = _atomic.read_json_lines(path)
+    for number, row in enumerate(rows, start=1):
+        if not isinstance(row, dict) or not isinstance(row.get("epoch"), int):
+            raise ValueError(f"{path}: row {number} is not an epoch row of fit_curve; the log "
+                             f"is damaged: use another checkpoint_dir")
+    return rows
+
+
+def _check_resume(saved: Any, config: Mapping[str, Any], where: Path) -> None:
+    """Refuses a checkpoint_dir made for another fit, naming every field that differs."""
+    if not isinstance(saved, Mapping):
+        raise ValueError(f"{where / 'fit_config.json'} holds {type(saved).__name__}, not a "
+                         f"fit_curve settings object; use another checkpoint_dir")
+    if "data" not in saved or "optimizer_fingerprint" not in saved:
+        raise ValueError(f"{where} holds a curve fit by an earlier jaxsurf that did not record "
+                         f"the data and optimizer it was trained with, so resuming it could mix "
+                         f"two fits; use another checkpoint_dir or delete it")
+    differs = differences({k: v for k, v in saved.items() if k != "epochs"},
+                          {k: v for k, v in config.items() if k != "epochs"})
     if differs:
-        raise ValueError(f"{where} holds a curve fit with other {', '.join(differs)} "
-                         f"({', '.join(f'{k}={saved.get(k)!r}' for k in differs)}); use "
-                         f"another checkpoint_dir or delete it")
+        raise ValueError(f"{where} holds a curve fit with other settings or data; these "
+                         f"differ:\n  " + "\n  ".join(differs)
+                         + "\nIt is neither resumed nor overwritten: use another "
+                           "checkpoint_dir, or delete it to start over.")
 
 
 def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTree, data: Any,
@@ -342,7 +480,7 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
     at the drawn ``t`` instead (what :func:`evaluate_curve
     <jaxsurf.connect.evaluate_curve>` does with that policy). Either way,
     evaluate the fitted curve with the policy you trained for, or with
-    ``"recompute"`` (its default) to measure it with fresh statistics.
+    ``state_policy="recompute"`` to measure it with fresh statistics.
 
     Args:
         fn: ``fn(params, batch)`` → scalar loss or dict with ``"loss"``
@@ -385,11 +523,15 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
                            "js.connect.line(params_a, params_b)")
     _validate.non_negative_int(epochs, "epochs")
     tree.check_like(params_b, params_a, name="params_b", reference_name="params_a")
+    # the evaluators' checks: arrays only, numbers only, one row per example in every leaf
+    check_not_empty_container(data)
     if not batching.is_in_memory(data):
         raise TypeError("fit_curve needs in-memory data: a pytree of arrays with a shared "
                         "leading example axis")
-    arrays = jax.tree_util.tree_map(jnp.asarray, data)
-    n = int(jax.tree_util.tree_leaves(arrays)[0].shape[0])
+    host = batching.to_host_arrays(data)
+    n = batching.num_examples(host)
+    check_data_dtypes(host)
+    arrays = jax.tree_util.tree_map(jnp.asarray, host)
     _validate.int_in_range(batch_size, "batch_size", 1, n, "the number of examples")
     loss_at, state_ends, policy = _fit_state(fn, params_a, params_b, state_policy, states)
     tx = optimizer if optimizer is not None else optax.adam(1e-3)
@@ -398,9 +540,10 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
              for s in np.arange(1, num_bends + 1) / (num_bends + 1)]
     opt_state = tx.init(bends)
     config = _fit_config(kind, int(num_bends), int(epochs), int(batch_size), params_a, params_b,
-                         n)
+                         host, n, tx, rng)
     if policy == "interpolate":  # ("fixed" is how earlier fits ran: they still resume)
         config["state_policy"] = policy
+        config["states_fingerprint"] = tree.fingerprint(state_ends)
 
     history: list[dict[str, float]] = []
     start_epoch, recorder, folder = 0, None, None
@@ -409,23 +552,32 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
 
         folder = Path(checkpoint_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        config_file = folder / "fit_config.json"
-        if config_file.exists():
-            _check_resume(json.loads(config_file.read_text()), config, folder)
-        config_file.write_text(json.dumps(config, indent=1))
+        config_file, log_file = folder / "fit_config.json", folder / "log.jsonl"
+        saved_config = _read_config(config_file)
+        if saved_config is not None:
+            _check_resume(saved_config, config, folder)
         recorder = TrajectoryRecorder(folder / "checkpoints", max_to_keep=2)
         if recorder.latest_step is not None:
             start_epoch = recorder.latest_step
+            if start_epoch > epochs:
+                recorder.close()
+                raise ValueError(
+                    f"{folder} holds a curve fitted for {start_epoch} epochs, more than "
+                    f"epochs={epochs}; its earlier epochs are not kept: pass epochs="
+                    f"{start_epoch} (or more, to train on) or use another checkpoint_dir")
             template = {"opt_state": opt_state, "key": jax.random.key_data(rng)}
             restored, saved = recorder.restore(start_epoch, params_like=bends,
                                                state_like=template)
             bends = list(restored)
             assert saved is not None  # every epoch is saved with its state
             opt_state, rng = saved["opt_state"], jax.random.wrap_key_data(saved["key"])
-            history = [json.loads(s) for s in (folder / "log.jsonl").read_text().splitlines()
-                       if s.strip()][:start_epoch] if (folder / "log.jsonl").exists() else []
+            # rows of epochs after the checkpoint (the log is written first) are dropped,
+            # and so is a torn last line (see _atomic.append_line)
+            history = [row for row in _read_log(log_file) if row["epoch"] <= start_epoch]
+            _atomic.write_text(log_file, "".join(json.dumps(row) + "\n" for row in history))
             if log:
                 log(f"fit_curve: resuming after epoch {start_epoch} from {folder}")
+        _atomic.write_text(config_file, json.dumps(config, indent=1))
 
     def objective(bends_: list[PyTree], ends: tuple[PyTree, PyTree], t: jax.Array,
                   batch: Any, state_ends_: Any) -> jax.Array:
@@ -464,10 +616,11 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
                    "seconds": time.perf_counter() - t0}
             history.append(row)
             if recorder is not None and folder is not None:
+                # the row first: a crash before the checkpoint only leaves a row that a
+                # resume drops (after it, the checkpoint would lack its row)
+                _atomic.append_line(folder / "log.jsonl", json.dumps(row))
                 recorder.save(epoch, bends, state={"opt_state": opt_state,
                                                    "key": jax.random.key_data(rng)})
-                with open(folder / "log.jsonl", "a") as handle:
-                    handle.write(json.dumps(row) + "\n")
             if log:
                 log(f"fit_curve {kind} ({num_bends} bend{'s' if num_bends > 1 else ''}): "
                     f"epoch {epoch}/{epochs} mean loss over t ~ U[0,1] {row['loss']:.4g} "

@@ -1,8 +1,11 @@
 """Cost of one exact Hessian-vector product against one exact gradient.
 
-Both are averaged over the same data the same way (device-resident batches
-scanned inside one jitted function, the library's ``dataset_mean``), jitted
-and warm; each number is the median of ``--repeats`` calls. Models: ResNet-20
+All three are averaged over the same data the same way, as the library's
+curvature code does (``js.hessian.mean_over_batches``: device-resident
+batches, one jitted step per batch, accumulated on the device; not the
+evaluation engine's ``lax.scan``, which is slow for derivatives on CPU, see
+``benchmarks/scan_grad.py``), jitted and warm; each number is the median of
+``--repeats`` calls. Models: ResNet-20
 (BatchNorm in evaluation mode through ``js.flax.adapt``) and a dense net
 (784 -> 3x512 -> 10, ReLU), on random 28x28x1 inputs (the cost does not depend
 on the pixel values). The forward pass (the loss alone) is timed too.
@@ -46,8 +49,8 @@ def measure(name: str, model: nn.Module, data: dict, batch_size: int,
     variables = model.init(jax.random.key(0), data["x"][:2])
     fn, params = js.flax.adapt(model, variables, loss="cross_entropy")
     scalar = lambda p, b: fn(p, b)["loss"]
-    loss = hessian.dataset_mean(scalar, data, batch_size=batch_size)
-    grad = hessian.dataset_mean(jax.grad(scalar), data, batch_size=batch_size)
+    loss = hessian.mean_over_batches(scalar, data, batch_size=batch_size)
+    grad = hessian.mean_over_batches(jax.grad(scalar), data, batch_size=batch_size)
     hvp = hessian.hvp_operator(fn, params, data, batch_size=batch_size)
     v = js.random_direction(jax.random.key(1), params)
     times = {"loss": time_call(lambda: loss(params), repeats=repeats)["median_s"],

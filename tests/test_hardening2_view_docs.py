@@ -190,3 +190,95 @@ def test_item_skips_install_browser_fails_in_ci_when_chromium_cannot_be_installe
     assert done.returncode == status, (done.stdout, done.stderr)
     if status:
         assert "CI is set, so the viewer's browser tests must run" in done.stderr
+
+
+# ------------------------------------------------------------------ every number backed
+def _checker():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("check_doc_numbers",
+                                                  ROOT / "scripts" / "check_doc_numbers.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module                  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_item_numbers_every_cited_number_matches_its_results_file(capsys):
+    """The CI check: every number README.md and docs/*.md back with a results file."""
+    assert _checker().main() == 0, capsys.readouterr().out
+    out = capsys.readouterr().out
+    checked = int(re.search(r"(\d+) numbers checked", out).group(1))
+    assert checked >= 250 and " 0 wrong" in out
+    for page in ("docs/benchmarks.md", "docs/curvature.md", "docs/experiments.md",
+                 "docs/topology.md"):
+        assert f"{page}:" in out                      # it lists what it checked
+
+
+def test_item_numbers_checker_refuses_a_wrong_or_missing_number(tmp_path):
+    checker = _checker()
+    (tmp_path / "r.json").write_text(json.dumps({"runs": [{"s": 4.5447, "frac": 0.0615}],
+                                                 "a b": {"x": 2252.9}}))
+    page = tmp_path / "page.md"
+    page.write_text("Gradient 4.54 s, error 6.15 points, trace 2,253, ratio 1.4·10⁻⁷.\n"
+                    "<!-- checked against r.json:\n"
+                    "runs[0].s = 4.54\n"
+                    "runs[0].frac * 100 = 6.15\n"
+                    '["a b"].x = 2,253\n'
+                    "-->\n\n"
+                    "Gradient 4.6 s.\n"
+                    "<!-- checked against r.json:\n"
+                    "runs[0].s = 4.6\n"
+                    "runs[0].frac * 100 = 6.2\n"
+                    "runs[1].s = 1\n"
+                    "-->\n")
+    checks, cited = checker.check_page(page, tmp_path)
+    problems = [c.problem for c in checks]
+    assert problems[:3] == [None, None, None]
+    assert "the file says 4.5447" in problems[3]                        # wrong number
+    assert "not written in the paragraph or table above" in problems[4]  # not on the page
+    assert "no number at runs[1].s" in problems[5]                      # no such key
+
+
+def test_item_numbers_hvp_cost_describes_the_loop_it_calls():
+    source = (ROOT / "benchmarks" / "hvp_cost.py").read_text()
+    assert "scanned inside one jitted function" not in source
+    assert "hessian.dataset_mean(" not in source and "mean_over_batches" in source
+
+
+def test_item_numbers_no_unbacked_pytorch_batch_sweep():
+    text = (ROOT / "docs" / "benchmarks.md").read_text()
+    assert "(each the fastest measured for it)" not in text
+    assert "no PyTorch\nbatch-size sweep was kept" in text
+
+
+def test_item_numbers_quickstart_times_agree_with_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    quick = (ROOT / "docs" / "quickstart.md").read_text()
+    for figure in ("2 min 20 s", "119 s"):
+        assert figure in readme and figure in quick
+
+
+def test_item_numbers_connectivity_tables_have_their_results_file():
+    text = (ROOT / "docs" / "experiments.md").read_text()
+    assert "benchmarks/results/connectivity_dense_quick.json" in text
+    assert (ROOT / "benchmarks" / "results" / "connectivity_dense_quick.json").is_file()
+    for unbacked in ("2.675", "1.539", "0.295", "3.266", "1.883", "50.3 to 48.3"):
+        assert unbacked not in text                  # the ResNet run kept no results file
+
+
+def test_item_numbers_scan_slowdown_is_measured_not_remembered():
+    result = json.loads((ROOT / "benchmarks" / "results" / "scan_grad.json").read_text())
+    assert result["scanned_over_loop"] > 1
+    means = (ROOT / "jaxsurf" / "_engine" / "means.py").read_text()
+    curvature = (ROOT / "docs" / "curvature.md").read_text()
+    assert "~20x" not in means and "about 20×" not in curvature
+    assert "benchmarks/results/scan_grad.json" in means
+    assert "benchmarks/results/scan_grad.json" in curvature
+
+
+def test_item_numbers_conftest_cites_only_files_that_exist():
+    for conftest in (ROOT / "conftest.py", ROOT / "tests" / "conftest.py"):
+        for cited in re.findall(r"[\w./-]+\.(?:md|json|py)\b", conftest.read_text()):
+            if "/" in cited or cited.endswith((".md", ".json")):
+                assert (ROOT / cited).exists() or (ROOT / "tests" / cited).exists(), cited

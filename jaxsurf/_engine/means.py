@@ -131,10 +131,11 @@ def mean_over_batches(batch_fn: Callable[..., PyTree], data: Any, *,
 
     Why a loop of jitted steps and not ``lax.scan`` as in
     :mod:`jaxsurf.evaluate`: on XLA:CPU, reverse-mode convolutions inside a
-    rolled loop run ~20x slower than the same steps outside it (ResNet-20,
-    100 images in batches of 50: gradient 4.1-5.2 s scanned vs 0.20-0.22 s
-    unrolled or as a loop of jitted steps; jax 0.10). Forward-only
-    evaluation does not suffer from this.
+    rolled loop run many times slower than the same steps outside it
+    (ResNet-20, the gradient over 100 images in batches of 50; measured by
+    ``python -m benchmarks.scan_grad``, the ratio is in
+    ``benchmarks/results/scan_grad.json`` and moves with the machine's load).
+    Forward-only evaluation does not suffer from this.
 
     Args:
         batch_fn: ``batch_fn(*args, batch) -> pytree`` of batch means.

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from jaxsurf import _modules, tree
 from jaxsurf._direction_io import DirectionFileError, load_directions, save_directions
+from jaxsurf._h5 import read_reference_directions
 from jaxsurf._version import __version__
 from jaxsurf.directions import (between, describe_direction, normalize, orthogonalize,
                                 random_direction, random_plane)
@@ -59,6 +60,7 @@ __all__ = [
     "save_directions",
     "load_directions",
     "DirectionFileError",
+    "read_reference_directions",
     "evaluate_line",
     "evaluate_plane",
     "evaluate_volume",

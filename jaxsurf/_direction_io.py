@@ -24,7 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsurf import _atomic, tree
+from jaxsurf import _atomic, _json, tree
+from jaxsurf._npz import NpzReader
 from jaxsurf.surface import metadata_from
 from jaxsurf.tree import PyTree
 
@@ -41,9 +42,15 @@ class DirectionFileError(ValueError):
 def _storable(leaf: Any) -> tuple[np.ndarray, str]:
     arr = np.asarray(leaf)
     name = str(arr.dtype)
-    if arr.dtype.kind == "V" or name not in np.sctypeDict:  # bfloat16 and friends
-        return arr.view(np.dtype(f"u{arr.dtype.itemsize}")), name
-    return arr, name
+    return arr.view(_stored_dtype(arr.dtype)), name
+
+
+def _stored_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype a leaf of ``dtype`` is stored as: itself, or its bits for bfloat16 and
+    the other dtypes numpy's ``.npy`` format cannot name."""
+    if dtype.kind == "V" or str(dtype) not in np.sctypeDict:
+        return np.dtype(f"u{dtype.itemsize}")
+    return dtype
 
 
 def save_directions(path: str | os.PathLike, *directions: PyTree,
@@ -101,8 +108,12 @@ def load_directions(path: str | os.PathLike, params_like: PyTree, *,
         A list of direction pytrees (and the metadata dict with ``with_metadata``).
 
     Raises:
-        DirectionFileError: not a directions file, damaged, or leaves that do
-            not match ``params_like`` (naming the first leaf path that differs).
+        DirectionFileError: not a directions file (text, a single ``.npy``, a
+            FIFO or device), damaged, leaves that do not match ``params_like``
+            (naming the first leaf path that differs), an array stored in
+            another dtype than its header says (naming the array, the leaf and
+            both dtypes; its bits are never reinterpreted), or an array larger
+            than :func:`jaxsurf._limits.max_read_bytes`.
 
     Example:
         >>> _ = js.save_directions("dirs.npz", d1, d2)
@@ -112,40 +123,62 @@ def load_directions(path: str | os.PathLike, params_like: PyTree, *,
     if not path.exists() and path.with_name(path.name + ".npz").exists():
         path = path.with_name(path.name + ".npz")
     try:
-        with np.load(path, allow_pickle=False) as contents:
-            if "header" not in contents.files:
-                raise DirectionFileError(f"{path} is not a jaxsurf directions file (no header)")
-            header = json.loads(str(contents["header"]))
-            if not isinstance(header, dict) or header.get("format") != FORMAT:
-                raise DirectionFileError(f"{path} is not a jaxsurf directions file")
-            count, infos = header.get("count"), header.get("leaves")
-            if not isinstance(count, int) or not isinstance(infos, list) or count < 1:
-                raise DirectionFileError(f"{path} has a damaged header")
-            wanted = jax.tree_util.tree_leaves_with_path(params_like)
-            _check_leaves(path, infos, wanted)
-            missing = [f"d{k}_{i}" for k in range(count) for i in range(len(infos))
-                       if f"d{k}_{i}" not in contents.files]
-            if missing:
-                raise DirectionFileError(f"{path} is missing arrays {missing[:3]}: damaged")
-            treedef = jax.tree_util.tree_structure(params_like)
-            out = []
-            for k in range(count):
-                leaves = []
-                for i, info in enumerate(infos):
-                    arr = contents[f"d{k}_{i}"]
-                    dtype = jnp.dtype(info["dtype"])
-                    if arr.dtype != dtype:
-                        arr = arr.view(dtype)
-                    if list(arr.shape) != info["shape"]:
-                        raise DirectionFileError(f"{path}: array d{k}_{i} has shape "
-                                                 f"{arr.shape}, the header says {info['shape']}")
-                    leaves.append(jnp.asarray(arr))
-                out.append(jax.tree_util.tree_unflatten(treedef, leaves))
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        if isinstance(err, DirectionFileError):
-            raise
-        raise DirectionFileError(f"{path} is not a readable directions file: {err}") from err
+        reader = NpzReader(path, DirectionFileError, kind="directions file")
+    except FileNotFoundError as err:
+        raise DirectionFileError(f"{path} is not a readable directions file: there is no such "
+                                 f"file; write one with js.save_directions") from err
+    with reader as npz:
+        if "header" not in npz:
+            raise DirectionFileError(f"{path} is not a jaxsurf directions file (no header; it "
+                                     f"has arrays {sorted(npz.names)[:5]})")
+        header = _json.loads(str(npz.read("header", kinds="U", shape=())), DirectionFileError,
+                             f"the header of {path}")
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            raise DirectionFileError(f"{path} is not a jaxsurf directions file")
+        count, infos = header.get("count"), header.get("leaves")
+        if not isinstance(count, int) or isinstance(count, bool) or \
+                not isinstance(infos, list) or count < 1 or \
+                not all(isinstance(info, dict) for info in infos):
+            raise DirectionFileError(f"{path} has a damaged header (count or leaves)")
+        wanted = jax.tree_util.tree_leaves_with_path(params_like)
+        _check_leaves(path, infos, wanted)
+        missing = [f"d{k}_{i}" for k in range(count) for i in range(len(infos))
+                   if f"d{k}_{i}" not in npz]
+        if missing:
+            raise DirectionFileError(f"{path} is missing arrays {missing[:3]}: damaged")
+        treedef = jax.tree_util.tree_structure(params_like)
+        out = []
+        for k in range(count):
+            leaves = []
+            for i, ((p, leaf), info) in enumerate(zip(wanted, infos)):
+                leaves.append(jnp.asarray(_read_leaf(npz, path, f"d{k}_{i}",
+                                                     tree.leaf_path(p), _dtype_of(leaf),
+                                                     tuple(info["shape"]))))
+            out.append(jax.tree_util.tree_unflatten(treedef, leaves))
     return (out, header.get("metadata", {})) if with_metadata else out
+
+
+def _dtype_of(leaf: Any) -> np.dtype:
+    return np.dtype(leaf.dtype) if hasattr(leaf, "dtype") else np.dtype(jnp.asarray(leaf).dtype)
+
+
+def _read_leaf(npz: NpzReader, path: Path, member: str, name: str, dtype: np.dtype,
+               shape: tuple[int, ...]) -> np.ndarray:
+    """Array ``member`` (leaf ``name``): stored exactly as the header's ``dtype`` and
+    ``shape`` say, else a :class:`DirectionFileError` naming both dtypes; never
+    reinterpreted from another dtype's bits."""
+    stored = _stored_dtype(dtype)
+    found, _ = npz.describe(member)
+    if found != stored:
+        raise DirectionFileError(
+            f"{path}: array {member} (leaf {name}) is stored as {found}, but the header "
+            f"says {dtype}" + ("" if stored == dtype else f" (stored as its bits, {stored})")
+            + "; the file is damaged or was edited: save the directions again")
+    try:
+        arr = npz.read(member, kinds=stored.kind, shape=shape)
+    except DirectionFileError as err:
+        raise DirectionFileError(f"{err} (leaf {name})") from None
+    return arr if stored == dtype else arr.view(dtype)
 
 
 def _check_leaves(path: Path, infos: list, wanted: list) -> None:

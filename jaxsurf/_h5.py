@@ -32,20 +32,21 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from jaxsurf import _atomic
+from jaxsurf import _atomic, _json, _limits, _validate
 from jaxsurf.surface import Surface, SurfaceFileError
 
 __all__ = ["read_h5", "write_h5", "read_reference_directions"]
 
 _COORDINATES = ("xcoordinates", "ycoordinates")
 _UNFILLED = -1.0  # the reference initialises every value to -1 before computing it
-_MAX_VALUES = 100_000_000  # refuse datasets that would not fit a grid (crafted files)
+_METADATA_ATTR = "jaxsurf_metadata"  # present in files jaxsurf wrote (write_h5)
 
 
 def _h5py() -> Any:
@@ -57,45 +58,109 @@ def _h5py() -> Any:
     return h5py
 
 
+def _open(path: Path) -> Any:
+    """The HDF5 file at ``path`` (a regular file), open for reading."""
+    from jaxsurf._npz import open_regular
+
+    open_regular(path, SurfaceFileError).close()  # no FIFO, no device
+    try:
+        return _h5py().File(path, "r")
+    except OSError as err:
+        raise SurfaceFileError(f"{path} is not a readable HDF5 file: {err}") from err
+
+
+def _hard_links_only(group: Any, path: Path) -> None:
+    """Refuses every member of ``group`` that is not a hard link inside the file.
+
+    An external link, a soft link (which may point anywhere, or nowhere) or a
+    dataset whose values live in other files (virtual or external storage)
+    would make this file's values another file's.
+    """
+    h5py = _h5py()
+    for name in group:
+        link = group.get(name, getlink=True)
+        where = f"{group.name.rstrip('/')}/{name}"
+        if isinstance(link, h5py.ExternalLink):
+            raise SurfaceFileError(
+                f"{path}: {where!r} is an external link to {link.path!r} in {link.filename!r}; "
+                f"jaxsurf reads values only from the file itself: copy the data into it "
+                f"(h5copy, or h5py's Group.copy)")
+        if not isinstance(link, h5py.HardLink):
+            raise SurfaceFileError(
+                f"{path}: {where!r} is a {type(link).__name__} to {getattr(link, 'path', '?')!r}"
+                f"; jaxsurf reads datasets only through hard links inside the file: store the "
+                f"dataset under this name")
+        obj = group[name]
+        if isinstance(obj, h5py.Dataset) and (obj.is_virtual or obj.external):
+            raise SurfaceFileError(
+                f"{path}: dataset {where!r} keeps its values in other files ("
+                f"{'virtual dataset' if obj.is_virtual else 'external storage'}); jaxsurf reads "
+                f"values only from the file itself")
+
+
 def _coordinates(f: Any, name: str, path: Path) -> np.ndarray:
     if name not in f or not hasattr(f[name], "shape"):
         raise SurfaceFileError(f"{path} has no dataset {name!r}: not a loss-landscape surface "
                                f"file (it has {sorted(f.keys())})")
     ds = f[name]
-    if len(ds.shape) != 1 or ds.shape[0] == 0 or ds.shape[0] > _MAX_VALUES \
-            or ds.dtype.kind not in "iuf":
+    if len(ds.shape) != 1 or ds.shape[0] == 0 or ds.dtype.kind not in "iuf":
         raise SurfaceFileError(f"{path}: dataset {name!r} must be a non-empty 1-D array of "
                                f"numbers, got shape {ds.shape} dtype {ds.dtype}")
-    return np.asarray(ds[...], np.float64)
+    _limits.check_grid_points(ds.shape[0], SurfaceFileError, f"{path}: dataset {name!r}")
+    try:
+        return _validate.grid(np.asarray(ds[...], np.float64), name)
+    except ValueError as err:
+        raise SurfaceFileError(f"{path}: dataset {name!r} holds bad coordinates: {err}") from err
+
+
+def _jaxsurf_metadata(f: Any, path: Path) -> dict[str, Any] | None:
+    """The metadata jaxsurf's :func:`write_h5` stored, or ``None`` for a file it did not write."""
+    if _METADATA_ATTR not in f.attrs:
+        return None
+    raw = f.attrs[_METADATA_ATTR]
+    if isinstance(raw, np.ndarray) and raw.shape == ():
+        raw = raw[()]
+    if not isinstance(raw, (str, bytes)):
+        raise SurfaceFileError(f"{path}: attribute {_METADATA_ATTR!r} must be JSON text, got "
+                               f"{type(raw).__name__}; the file is damaged")
+    meta = _json.loads(raw, SurfaceFileError, f"attribute {_METADATA_ATTR!r} of {path}")
+    if not isinstance(meta, dict):
+        raise SurfaceFileError(f"{path}: attribute {_METADATA_ATTR!r} must be a JSON object, "
+                               f"got {type(meta).__name__}; the file is damaged")
+    return meta
 
 
 def read_h5(path: str | os.PathLike) -> Surface:
     """Reads a loss-landscape surface file, converting its orientation to ours.
 
     Every numeric dataset with one value per grid point becomes a metric
-    under its own name (accuracies stay in percent, as in the file); values
-    still at the reference's placeholder ``-1`` (not computed yet) become NaN
-    and are counted in ``metadata["unfilled"]``.
+    under its own name (accuracies stay in percent, as in the file). In a file
+    of the reference tool (no ``jaxsurf_metadata`` attribute), values still at
+    its placeholder ``-1`` (not computed yet) become NaN, counted per metric
+    in ``metadata["unfilled"]`` with ``metadata["unfilled_marker"] = -1.0``; a
+    file written by :func:`write_h5` is read as written (a loss of exactly
+    ``-1`` stays ``-1``).
 
     Raises:
-        SurfaceFileError: no ``xcoordinates``, coordinates that are not 1-D
-            numbers, no metric, or a metric of the wrong size (naming the dataset).
+        SurfaceFileError: no ``xcoordinates``, coordinates that are not 1-D,
+            finite, strictly increasing numbers, no metric, a metric of the
+            wrong size (naming the dataset), more grid points than
+            :func:`jaxsurf._limits.max_grid_points`, or a link (external,
+            soft, dangling) instead of a dataset stored in the file.
 
     Example:
         >>> _ = js.export.write_h5(surface, "surface.h5")
         >>> s = read_h5("surface.h5"); s.metrics["train_loss"].shape
         (7, 7)
     """
-    h5py = _h5py()
     path = Path(path)
-    try:
-        f = h5py.File(path, "r")
-    except OSError as err:
-        raise SurfaceFileError(f"{path} is not a readable HDF5 file: {err}") from err
-    with f:
+    with _open(path) as f:
+        _hard_links_only(f, path)
+        stored = _jaxsurf_metadata(f, path)
         x = _coordinates(f, "xcoordinates", path)
         y = _coordinates(f, "ycoordinates", path) if "ycoordinates" in f else None
         size = len(x) * (1 if y is None else len(y))
+        _limits.check_grid_points(size, SurfaceFileError, str(path))
         metrics: dict[str, np.ndarray] = {}
         unfilled: dict[str, int] = {}
         for name in f:
@@ -103,36 +168,36 @@ def read_h5(path: str | os.PathLike) -> Surface:
             if name in _COORDINATES or not hasattr(ds, "shape") or ds.dtype.kind not in "iuf" \
                     or ds.shape == ():
                 continue  # dir_file (a string), groups, scalars
-            if int(np.prod(ds.shape)) != size:
+            if math.prod(ds.shape) != size:
                 raise SurfaceFileError(
                     f"{path}: dataset {name!r} has shape {ds.shape}, but the grid has "
                     f"{len(x)} x-coordinates" + ("" if y is None else f" and {len(y)} "
                     f"y-coordinates") + f" ({size} values)")
             values = np.asarray(ds[...], np.float64).reshape(-1)
             missing = values == _UNFILLED
-            if missing.any():
+            if stored is None and missing.any():  # only the reference tool's own marker
                 values = np.where(missing, np.nan, values)
                 unfilled[name] = int(missing.sum())
             metrics[name] = values if y is None else values.reshape(len(y), len(x)).T
         if not metrics:
             raise SurfaceFileError(f"{path} has coordinates but no metric dataset (e.g. "
                                    f"train_loss); it has {sorted(f.keys())}")
-        meta: dict[str, Any] = {}
-        if "jaxsurf_metadata" in f.attrs:
-            try:
-                meta = dict(json.loads(str(f.attrs["jaxsurf_metadata"])))
-            except (ValueError, TypeError):
-                meta = {}
         dir_file = f["dir_file"][()] if "dir_file" in f and hasattr(f["dir_file"], "shape") \
             else None
     if isinstance(dir_file, bytes):
         dir_file = dir_file.decode("utf-8", "replace")
+    meta: dict[str, Any] = dict(stored or {})
     meta.update({"kind": meta.get("kind", "plane" if y is not None else "line"),
                  "source": "loss-landscape .h5", "file": os.fspath(path),
-                 "accuracy_unit": "percent", "unfilled": unfilled})
+                 "accuracy_unit": "percent"})
+    if stored is None:  # the reference tool's file: say what was read as NaN
+        meta.update({"unfilled": unfilled, "unfilled_marker": _UNFILLED})
     if isinstance(dir_file, str):
         meta["dir_file"] = dir_file
-    return Surface(x, y, metrics, meta)
+    try:
+        return Surface(x, y, metrics, meta)
+    except (ValueError, TypeError) as err:
+        raise SurfaceFileError(f"{path} holds inconsistent arrays: {err}") from err
 
 
 def _reference_name(name: str) -> tuple[str, float]:
@@ -192,20 +257,26 @@ def read_reference_directions(path: str | os.PathLike) -> list[list[np.ndarray]]
     the PyTorch model's ``parameters()`` (``dir_type='weights'``) or
     ``state_dict()`` (``'states'``), in PyTorch layout. See
     ``docs/frameworks.md`` for mapping them onto Flax or Equinox params.
+    Public as ``js.read_reference_directions``.
+
+    Raises:
+        SurfaceFileError: not an HDF5 file, no ``xdirection`` group, a missing
+            or non-numeric tensor, a link instead of a dataset stored in the
+            file, or a tensor larger than :func:`jaxsurf._limits.max_read_bytes`.
 
     Example:
         >>> import h5py
         >>> with h5py.File("dirs.h5", "w") as f:   # as net_plotter.py writes them
         ...     for name in ("xdirection", "ydirection"):
         ...         f[f"{name}/0"], f[f"{name}/1"] = np.ones((16, 3, 3, 3)), np.zeros(16)
-        >>> xdir, ydir = read_reference_directions("dirs.h5")
+        >>> xdir, ydir = js.read_reference_directions("dirs.h5")
         >>> [w.shape for w in xdir]
         [(16, 3, 3, 3), (16,)]
     """
-    h5py = _h5py()
     path = Path(path)
-    with h5py.File(path, "r") as f:
-        if "xdirection" not in f:
+    with _open(path) as f:
+        _hard_links_only(f, path)
+        if "xdirection" not in f or not hasattr(f["xdirection"], "keys"):
             raise SurfaceFileError(f"{path} has no group 'xdirection': not a loss-landscape "
                                    f"direction file (it has {sorted(f.keys())})")
         out = []
@@ -213,5 +284,21 @@ def read_reference_directions(path: str | os.PathLike) -> list[list[np.ndarray]]
             if name not in f:
                 continue
             group = f[name]
-            out.append([np.asarray(group[str(i)][...]) for i in range(len(group))])
+            _hard_links_only(group, path)
+            out.append([_direction_array(group, str(i), path) for i in range(len(group))])
     return out
+
+
+def _direction_array(group: Any, key: str, path: Path) -> np.ndarray:
+    """One tensor of a reference direction file, its size checked before reading."""
+    where = f"{group.name}/{key}"
+    if key not in group or not hasattr(group[key], "dtype"):
+        raise SurfaceFileError(f"{path}: {where!r} is missing or not a dataset; the group "
+                               f"{group.name!r} must hold datasets '0', '1', ... in the order "
+                               f"of the model's parameters")
+    ds = group[key]
+    if ds.dtype.kind not in "iuf":
+        raise SurfaceFileError(f"{path}: dataset {where!r} has dtype {ds.dtype}; expected numbers")
+    _limits.check_read_bytes(math.prod(ds.shape) * ds.dtype.itemsize, SurfaceFileError,
+                             f"{path}: dataset {where!r}")
+    return np.asarray(ds[...])

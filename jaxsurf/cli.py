@@ -160,7 +160,7 @@ def write_vtp(surface: Surface, source: Path, out: Path | None = None, metric: s
     """The ``vtp`` subcommand's work: ``source`` → ``<source stem>.<metric>.vtp`` beside it."""
     from jaxsurf import export
 
-    if not surface.is_plane:
+    if surface.betas is None:  # a volume: export.write_vtp says to use write_vti
         raise ValueError(f"{source} is a line of {len(surface.alphas)} points; a .vtp height "
                          f"field needs a 2-D plane. Write the line as a table with: "
                          f"python -m jaxsurf csv {source}")

@@ -53,6 +53,11 @@ def height_field(surface: Surface, metric: str = "loss", *, zmax: float | None =
     """
     if not isinstance(surface, Surface):
         raise TypeError(f"expected a jaxsurf.Surface, got {type(surface).__name__}")
+    if surface.is_volume:
+        raise ValueError(f"a .vtp height field needs a 2-D plane, but this surface is a "
+                         f"{'x'.join(map(str, surface.shape))} volume; write a volume for "
+                         f"ParaView with js.export.write_vti(surface, 'volume.vti') (volume "
+                         f"rendering, slices, iso-surfaces), or as a table with write_csv")
     if not surface.is_plane:
         raise ValueError(f"a .vtp height field needs a 2-D plane, but this surface is a line "
                          f"of {len(surface.alphas)} points; evaluate a plane "
@@ -115,7 +120,8 @@ def _data_array(out: TextIO, kind: str, name: str | None, values: np.ndarray, fm
 
 
 def _safe_name(name: str, taken: set[str]) -> str:
-    clean = "".join(ch if ch.isalnum() or ch in "_-." else "_" for ch in name) or "metric"
+    clean = "".join(ch if (ch.isascii() and ch.isalnum()) or ch in "_-." else "_"
+                    for ch in name) or "metric"
     return clean if clean not in taken else f"metric_{clean}"
 
 
@@ -196,8 +202,9 @@ def write_vti(surface: Surface, path: str | os.PathLike) -> Path:
     ParaView opens it directly (File → Open) for volume rendering, slices and
     iso-surfaces (Contour filter) of the metric. Point ``(i, j, k)`` sits at
     ``(alphas[i], betas[j], gammas[k])`` (x, y, z); a plane is written with
-    one layer in z. Every metric is a point-data array (the first is the
-    active scalar); non-finite values are written as the metric's largest
+    one layer in z. Every metric is a point-data array; ``loss`` is the
+    active scalar (ParaView colours by it on opening), or the first metric
+    when there is no ``loss``; non-finite values are written as the metric's largest
     finite value (VTK's ASCII reader cannot parse ``nan``) and ``valid``
     holds 1 where every metric is finite. The file is ASCII and written
     atomically.
@@ -237,13 +244,15 @@ def write_vti(surface: Surface, path: str | os.PathLike) -> Path:
         # VTK's point order: x (alpha) fastest, then y, then z: Fortran order of [i, j, k]
         arrays.append((name, np.where(finite, values, fill).ravel(order="F")))
 
+    active = arrays[surface.metric_names.index("loss")][0] if "loss" in surface.metrics \
+        else arrays[0][0]  # ParaView colours by the active scalar when it opens the file
     buf = io.StringIO()
     buf.write('<?xml version="1.0"?>\n')
     buf.write('<VTKFile type="ImageData" version="0.1" byte_order="LittleEndian">\n')
     buf.write(f'  <ImageData WholeExtent="{extent}" Origin="{origin}" '
               f'Spacing="{" ".join(_float(x) for x in spacing)}">\n')
     buf.write(f'    <Piece Extent="{extent}">\n')
-    buf.write(f'      <PointData Scalars="{arrays[0][0]}">\n')
+    buf.write(f'      <PointData Scalars="{active}">\n')
     for name, values in arrays:
         _data_array(buf, "Float64", name, values, _float)
     _data_array(buf, "UInt8", "valid", valid.astype(np.uint8).ravel(order="F"), str,
@@ -254,14 +263,16 @@ def write_vti(surface: Surface, path: str | os.PathLike) -> Path:
 
 
 def write_csv(surface: Surface, path: str | os.PathLike) -> Path:
-    """Writes a surface as CSV: columns ``alpha`` (, ``beta``), then one per metric.
+    """Writes a surface as CSV: columns ``alpha`` (, ``beta``(, ``gamma``)), then one per metric.
 
-    Rows go through the grid with ``beta`` varying fastest (row ``i *
-    len(betas) + j`` is ``(alphas[i], betas[j])``). Non-finite values are
-    written as ``nan``/``inf``.
+    One row per grid point, the last axis varying fastest: row ``i *
+    len(betas) + j`` is ``(alphas[i], betas[j])`` for a plane, row ``(i *
+    len(betas) + j) * len(gammas) + k`` is ``(alphas[i], betas[j],
+    gammas[k])`` for a volume. Non-finite values are written as
+    ``nan``/``inf``. The file is UTF-8 (metric names may be any text).
 
     Args:
-        surface: a line or plane Surface.
+        surface: a line, plane or volume Surface.
         path: where to write; ``.csv`` is appended when missing.
 
     Returns:
@@ -273,19 +284,22 @@ def write_csv(surface: Surface, path: str | os.PathLike) -> Path:
     """
     if not isinstance(surface, Surface):
         raise TypeError(f"expected a jaxsurf.Surface, got {type(surface).__name__}")
-    if surface.betas is not None and surface.gammas is None:  # a plane
-        A, B = np.meshgrid(surface.alphas, surface.betas, indexing="ij")
-        columns = {"alpha": A.ravel(), "beta": B.ravel()}
-    else:
-        columns = {"alpha": surface.alphas}
+    axes = [a for a in (surface.alphas, surface.betas, surface.gammas) if a is not None]
+    grids = np.meshgrid(*axes, indexing="ij")
+    columns: dict[str, np.ndarray] = {axis: g.ravel() for axis, g
+                                      in zip(("alpha", "beta", "gamma"), grids)}
     for name in surface.metric_names:
-        columns[name if name not in columns else f"metric_{name}"] = surface.metrics[name].ravel()
+        values = surface.metrics[name].ravel()
+        if values.size != len(columns["alpha"]):  # guarded by Surface; never a partial table
+            raise ValueError(f"metric {name!r} has {values.size} values for "
+                             f"{len(columns['alpha'])} grid points")
+        columns[name if name not in columns else f"metric_{name}"] = values
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(list(columns))
     for row in zip(*columns.values()):
         writer.writerow([_float(v) for v in row])
-    return _write_atomically(_with_suffix(path, ".csv"), buf.getvalue())
+    return _write_atomically(_with_suffix(path, ".csv"), buf.getvalue(), encoding="utf-8")
 
 
 def _with_suffix(path: str | os.PathLike, suffix: str) -> Path:
@@ -293,10 +307,10 @@ def _with_suffix(path: str | os.PathLike, suffix: str) -> Path:
     return path if path.suffix.lower() == suffix else path.with_name(path.name + suffix)
 
 
-def _write_atomically(path: Path, text: str) -> Path:
+def _write_atomically(path: Path, text: str, encoding: str = "ascii") -> Path:
     """Writes ``text`` to a temporary file beside ``path``, then renames it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    return _atomic.write_text(path, text, encoding="ascii", newline="\n")
+    return _atomic.write_text(path, text, encoding=encoding, newline="\n")
 
 
 def write_h5(surface: Surface, path: str | os.PathLike) -> Path:

@@ -22,6 +22,13 @@ Opening a store for a request that differs from ``request.json`` raises
 :class:`StoreMismatchError` naming every field that differs; the store is
 neither reused nor overwritten.
 
+Reading opens only regular files inside the store (a part or
+``request.json`` that is a symbolic link, a FIFO or a device is refused,
+naming it), caps ``request.json`` at :data:`jaxsurf._json.MAX_JSON_CHARS`
+and its nesting depth, and checks every part's arrays before reading
+them (:class:`jaxsurf._npz.NpzReader`: no more indices than the grid has
+points, no array above :func:`jaxsurf._limits.max_read_bytes`).
+
 Example:
     >>> s = js.evaluate_plane(fn, params, d1, d2, data, grid, grid, store="runs/plane")
     >>> # killed? run the same line again: only the missing points are evaluated.
@@ -39,8 +46,8 @@ from typing import Any, Mapping, Sequence
 import jax
 import numpy as np
 
-from jaxsurf import _atomic, tree
-from jaxsurf._npz import NpzReader
+from jaxsurf import _atomic, _json, tree
+from jaxsurf._npz import NpzReader, open_regular
 from jaxsurf._version import __version__
 from jaxsurf.tree import PyTree
 
@@ -218,11 +225,20 @@ def _create_once(path: Path, text: str) -> None:
 
 
 def _read_request(path: Path) -> dict[str, Any]:
+    """The request stored in ``path`` (a regular file inside the store, bounded JSON)."""
+    advice = f"delete the store directory {path.parent} to start over"
     try:
-        stored = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise StoreError(f"{path} is not a readable jaxsurf store request ({err}); delete the "
-                         f"store directory {path.parent} to start over") from err
+        with open_regular(path, StoreError, folder=path.parent) as handle:
+            text = handle.read(_json.MAX_JSON_CHARS + 1)
+    except StoreError as err:
+        raise StoreError(f"{err}; {advice}") from None
+    except OSError as err:
+        raise StoreError(f"{path} is not a readable jaxsurf store request ({err}); "
+                         f"{advice}") from err
+    try:
+        stored = _json.loads(text, StoreError, f"the store request {path}")
+    except StoreError as err:
+        raise StoreError(f"{err}; {advice}") from None
     if not isinstance(stored, dict) or stored.get("format") != FORMAT:
         raise StoreError(f"{path} is not a jaxsurf store request; use another store path")
     version = stored.get("format_version")
@@ -310,7 +326,8 @@ class PointStore:
         shape checked before it is read (a :class:`StoreError` names the file)."""
         advice = "delete it and run again to recompute its points"
         try:
-            npz = NpzReader(part, StoreError, what=f"store part {part}", kind="store part")
+            npz = NpzReader(part, StoreError, what=f"store part {part}", kind="store part",
+                            folder=self.path)
         except FileNotFoundError:
             return None  # deleted by hand between listing and reading
         except StoreError as err:
@@ -335,7 +352,8 @@ class PointStore:
         digest = npz.read("request", kinds="U", shape=()) if "request" in npz else ""
         if str(digest) != self._digest:
             return None
-        indices = npz.read("indices", kinds="iu", ndim=1).astype(np.int64)
+        indices = npz.read("indices", kinds="iu", ndim=1,
+                           max_values=self.num_points).astype(np.int64)  # each point once
         return indices, [npz.read(f"metric_{i}", kinds="f", shape=indices.shape)
                          for i in range(len(self.metric_names))]
 

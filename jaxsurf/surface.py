@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from jaxsurf import _atomic, _validate
+from jaxsurf import _atomic, _json, _limits, _validate
 from jaxsurf._npz import NpzReader
 from jaxsurf._version import __version__
 
@@ -85,6 +86,10 @@ class Surface:
                 raise ValueError("a volume needs betas as well as gammas; pass "
                                  "Surface(alphas, betas, metrics, metadata, gammas)")
             self.gammas = _as_coordinates(self.gammas, "gammas")
+        if not isinstance(self.metrics, Mapping):
+            raise TypeError(f"metrics must be a dict of metric name -> array, e.g. "
+                            f"Surface(alphas, betas, {{'loss': values}}), got "
+                            f"{type(self.metrics).__name__}")
         if not self.metrics:
             raise ValueError("a Surface needs at least one metric, e.g. {'loss': values}")
         self.metrics = {name: _validate.real_array(v, f"metric {name!r}") for name, v
@@ -235,12 +240,15 @@ class Surface:
             try:
                 for axis in ("alphas", "betas", "gammas"):
                     if axis in npz:
-                        axes[axis] = _as_coordinates(npz.read(axis, kinds="iuf", ndim=1), axis)
+                        axes[axis] = _as_coordinates(npz.read(
+                            axis, kinds="iuf", ndim=1, max_values=_limits.max_grid_points()),
+                            axis)
             except ValueError as err:
                 if isinstance(err, SurfaceFileError):
                     raise
                 raise SurfaceFileError(f"{path} holds bad coordinates: {err}") from err
             grid = tuple(len(axes[a]) for a in ("alphas", "betas", "gammas") if a in axes)
+            _limits.check_grid_points(math.prod(grid), SurfaceFileError, str(path))
             missing = [f"metric_{i}" for i in range(len(names)) if f"metric_{i}" not in npz]
             if missing:
                 raise SurfaceFileError(f"{path} is missing arrays {missing}: the file is damaged")
@@ -294,10 +302,7 @@ def _same_mask(a: np.ndarray | None, b: np.ndarray | None) -> bool:
 def _read_header(path: Path, header_array: np.ndarray) -> tuple[list[str], dict[str, Any]]:
     """The metric names and metadata of a Surface file's header, every field's type
     checked (a :class:`SurfaceFileError` says which is wrong)."""
-    try:
-        header = json.loads(str(header_array))
-    except ValueError as err:
-        raise SurfaceFileError(f"{path} has an unreadable header (not JSON): {err}") from err
+    header = _json.loads(str(header_array), SurfaceFileError, f"the header of {path}")
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise SurfaceFileError(f"{path} is not a jaxsurf Surface file")
     version = header.get("format_version", 1)  # absent only in hand-made headers

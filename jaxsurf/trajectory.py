@@ -16,6 +16,11 @@ containers come back as orbax stores them (dicts and lists; Python scalars as
 initialised params and ``optimizer.init(params)``) to get the original
 container types (FrozenDict, optax NamedTuples) and leaf types back.
 
+Reading refuses, naming the entry, a step directory holding a symbolic link,
+a FIFO or a device, orbax JSON metadata nested or sized beyond
+:mod:`jaxsurf._json`'s bounds, and a leaf whose saved shape needs more than
+:func:`jaxsurf._limits.max_read_bytes`, all before orbax reads anything.
+
 Example:
     >>> import jaxsurf as js, optax
     >>> opt = optax.sgd(0.1)
@@ -35,20 +40,24 @@ Example:
 
 from __future__ import annotations
 
+import math
 import os
+import stat
 from pathlib import Path
 from typing import Any, Iterator
 
 import jax
 import numpy as np
 
-from jaxsurf import _validate, tree
+from jaxsurf import _json, _limits, _validate, tree
+from jaxsurf._npz import open_regular
 from jaxsurf.tree import PyTree
 
 __all__ = ["TrajectoryRecorder", "load_trajectory"]
 
 PathLike = str | os.PathLike
 _ITEMS = ("params", "state")
+_JSON_FILES = ("_CHECKPOINT_METADATA", "_METADATA")  # orbax's JSON, read before orbax does
 
 
 # --------------------------------------------------------------------------- orbax plumbing
@@ -138,10 +147,53 @@ def _corrupt(path: Path, step: int, error: Exception) -> ValueError:
         f"it): delete {where} or record that step again")
 
 
+def _check_step_files(path: Path, step: int) -> None:
+    """Refuses a step directory orbax should not read: an entry that is a symbolic link
+    (it could stand for a file outside the trajectory), a FIFO (a reader would block)
+    or a device (``/dev/zero`` never ends), and JSON metadata that is not bounded
+    (:func:`jaxsurf._json.loads`). Raises ``ValueError`` naming the step and the entry."""
+    root = path / str(step)
+    try:
+        _check_entries(root)
+    except FileNotFoundError:
+        return  # orbax names the step otherwise, or it vanished: orbax reports it
+    except (ValueError, OSError) as error:
+        raise _corrupt(path, step, error) from error
+
+
+def _check_entries(root: Path) -> None:
+    if not stat.S_ISDIR(os.lstat(root).st_mode):
+        raise ValueError(f"{root} is not a directory (a symbolic link or a file)")
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            entry = Path(folder) / name
+            mode = os.lstat(entry).st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
+                raise ValueError(f"{entry} is {kind}; a trajectory holds only regular files "
+                                 f"inside its folder")
+            if name in _JSON_FILES and stat.S_ISREG(mode):
+                with open_regular(entry, ValueError, folder=folder) as handle:
+                    _json.loads(handle.read(_json.MAX_JSON_CHARS + 1), ValueError, str(entry))
+
+
+def _check_sizes(saved: PyTree, path: Path, step: int, item: str) -> None:
+    """Refuses a leaf whose saved metadata declares more than
+    :func:`jaxsurf._limits.max_read_bytes`, before anything is restored."""
+    for leaf_path, meta in jax.tree_util.tree_leaves_with_path(saved):
+        shape, dtype = getattr(meta, "shape", None), getattr(meta, "dtype", None)
+        if shape is None or dtype is None:
+            continue
+        _limits.check_read_bytes(math.prod(shape) * np.dtype(dtype).itemsize, ValueError,
+                                 f"step {step} of the trajectory in {path}: {item} leaf "
+                                 f"{tree.leaf_path(leaf_path)} (shape {tuple(shape)}, {dtype})")
+
+
 def _restore_step(manager: Any, path: Path, step: int, *, params_like: PyTree | None,
                   state_like: PyTree | None, with_state: bool) -> tuple[PyTree, PyTree | None]:
     """Restores ``(params, state)`` of one step; ``state`` is None when not saved."""
     ocp = _ocp()
+    _check_step_files(path, step)
     try:
         metadata = manager.item_metadata(step)
         meta = {name: metadata[name] for name in _ITEMS if name in metadata}
@@ -158,6 +210,7 @@ def _restore_step(manager: Any, path: Path, step: int, *, params_like: PyTree | 
         targets["state"] = (state_like, meta["state"].tree, "state_like")
     args = {}
     for name, (like, saved, like_name) in targets.items():
+        _check_sizes(saved, path, step, name)
         if like is not None:
             _check_target(like, saved, like_name, step)
         target = _scalars_as_arrays(like) if like is not None else _host_target(saved)
@@ -387,10 +440,12 @@ class TrajectoryReader:
         if self.params_like is not None:
             return self.params_like
         step = self.steps[0]
+        _check_step_files(self.path, step)
         try:
             meta = self._manager.item_metadata(step)["params"].tree
         except Exception as error:
             raise _corrupt(self.path, step, error) from error
+        _check_sizes(meta, self.path, step, "params")
         return _host_target(meta)
 
     def params(self, step: int) -> PyTree:

@@ -11,6 +11,7 @@ PUBLIC = {
     # directions
     "random_direction", "random_directions", "normalize", "orthogonalize", "between",
     "random_plane", "describe_direction", "save_directions", "load_directions",
+    "read_reference_directions",
     # evaluation
     "evaluate_line", "evaluate_plane", "evaluate_volume", "evaluate_points", "interpolate",
     "dataset_mean",
@@ -29,8 +30,22 @@ def test_all_is_pinned():
 
 
 def test_every_public_name_resolves():
+    """Each name is what it says: a function, a class, a module, or the version string,
+    and defined in jaxsurf (not a stray re-export or a placeholder)."""
+    import inspect
+    import types
+
     for name in js.__all__:
-        assert getattr(js, name) is not None, name
+        value = getattr(js, name)
+        if name == "__version__":
+            assert isinstance(value, str) and value[:1].isdigit(), value
+        elif isinstance(value, types.ModuleType):
+            assert value.__name__ == f"jaxsurf.{name}", (name, value.__name__)
+        else:
+            assert inspect.isclass(value) or inspect.isfunction(value), (name, type(value))
+            assert value.__module__.startswith("jaxsurf"), (name, value.__module__)
+            assert value.__name__ == name, (name, value.__name__)
+            assert value.__doc__, f"js.{name} has no docstring"
 
 
 def test_an_unknown_name_says_so():

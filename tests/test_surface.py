@@ -60,7 +60,7 @@ def test_foreign_and_damaged_files_are_surface_file_errors(tmp_path):
     np.savez(tmp_path / "names.npz", alphas=np.ones(2), header=header())
     np.savez(tmp_path / "shape.npz", alphas=np.arange(2.0), metric_0=np.ones(5),
              header=header(metric_names=["loss"], metadata={}))
-    for name, words in [("array.npy", "single array"), ("text.npz", "not JSON"),
+    for name, words in [("array.npy", "single array"), ("text.npz", "not valid JSON"),
                         ("names.npz", "damaged header"), ("shape.npz", "inconsistent")]:
         with pytest.raises(js.SurfaceFileError, match=words):
             js.Surface.load(tmp_path / name)

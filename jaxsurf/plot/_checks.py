@@ -26,6 +26,11 @@ def _check_surface(surface: Any, fn: str, *, plane: bool) -> Surface:
     """The surface, or a clear error when it is not the shape ``fn`` draws."""
     if not isinstance(surface, Surface):
         raise TypeError(f"{fn}() needs a jaxsurf.Surface, got {type(surface).__name__}")
+    if surface.is_volume:
+        raise ValueError(f"{fn}() draws a {'plane' if plane else 'line'}, but this surface is a "
+                         f"{'x'.join(map(str, surface.shape))} volume; draw it with "
+                         f"js.plot.slices(volume), view it with python -m jaxsurf view, or "
+                         f"write it for ParaView with js.export.write_vti")
     if plane and not surface.is_plane:
         raise ValueError(f"{fn}() draws a 2-D plane but this surface is a line of "
                          f"{len(surface.alphas)} points (betas is None); use "

@@ -60,8 +60,14 @@ def test_write_h5_round_trips_and_matches_what_plot_2d_draws(tmp_path):
         assert Z.shape == X.shape
         np.testing.assert_allclose(Z, f(X, Y))
         np.testing.assert_allclose(h["train_acc"][:], 25.0)
+        # the reference's ravel order: the k-th value is at the k-th point of meshgrid(x, y)
+        for k, (xk, yk) in enumerate(zip(X.ravel(), Y.ravel())):
+            assert Z.ravel()[k] == f(xk, yk)
     back = js.Surface.load(path)
-    np.testing.assert_allclose(back.metrics["train_loss"], ours.metrics["loss"])
+    assert back.metrics["train_loss"].shape == (6, 4)
+    for i, a in enumerate(back.alphas):  # [i, j] at (alphas[i], betas[j]) after the round trip
+        for j, b in enumerate(back.betas):
+            assert back.metrics["train_loss"][i, j] == ours.metrics["loss"][i, j] == f(a, b)
     assert back.metadata["seed"] == 3
     line = js.Surface(x, None, {"loss": 2 * x})
     np.testing.assert_allclose(js.Surface.load(js.export.write_h5(line, tmp_path / "l.h5"))
@@ -89,8 +95,9 @@ def test_h5_files_missing_coordinates_or_values_get_clear_errors(tmp_path):
 
 
 def test_reference_direction_file_maps_onto_flax_params(tmp_path):
-    """The documented recipe: PyTorch (out, in) weights transpose onto Flax kernels."""
-    from jaxsurf._h5 import read_reference_directions
+    """The documented recipe: PyTorch (out, in) weights transpose onto Flax kernels, values
+    and all: the Flax layer computes what the PyTorch layer computes."""
+    read_reference_directions = js.read_reference_directions
 
     params = dense_params(jax.random.key(0), (5, 4, 3))
     rng = np.random.default_rng(0)
@@ -101,9 +108,20 @@ def test_reference_direction_file_maps_onto_flax_params(tmp_path):
         for i, a in enumerate(torch_order):
             g[str(i)] = a
     (xdir,) = read_reference_directions(tmp_path / "dirs.h5")
-    d = {f"Dense_{i}": {"kernel": jnp.asarray(xdir[2 * i].T, jnp.float32),
+    for got, want in zip(xdir, torch_order):
+        np.testing.assert_array_equal(got, want)
+    to_flax = lambda a: a.transpose(2, 3, 1, 0) if a.ndim == 4 else a.T if a.ndim == 2 else a
+    d = {f"Dense_{i}": {"kernel": jnp.asarray(to_flax(xdir[2 * i]), jnp.float32),
                         "bias": jnp.asarray(xdir[2 * i + 1], jnp.float32)} for i in range(2)}
     js.tree.check_like(d, params)
+    x = rng.normal(size=(7, 5))
+    for i in range(2):  # torch: x @ W.T + b; flax: x @ kernel + bias, on a non-square W
+        torch_out = x @ torch_order[2 * i].T + torch_order[2 * i + 1]
+        np.testing.assert_allclose(x @ np.asarray(d[f"Dense_{i}"]["kernel"], np.float64)
+                                   + np.asarray(d[f"Dense_{i}"]["bias"]), torch_out, rtol=1e-5,
+                                   atol=1e-5)
+        assert d[f"Dense_{i}"]["kernel"][1, 2] == np.float32(torch_order[2 * i][2, 1])
+        x = torch_out  # the next layer's input
 
 
 def test_save_and_load_directions_by_path(tmp_path):

@@ -282,3 +282,28 @@ def test_item_numbers_conftest_cites_only_files_that_exist():
         for cited in re.findall(r"[\w./-]+\.(?:md|json|py)\b", conftest.read_text()):
             if "/" in cited or cited.endswith((".md", ".json")):
                 assert (ROOT / cited).exists() or (ROOT / "tests" / cited).exists(), cited
+
+
+@pytest.mark.slow
+def test_item_viewer_page_with_hostile_strings_draws_in_a_browser(tmp_path):
+    """The page whose title, surface, metric and path names hold ``__APP__`` and
+    ``<!--<script>`` is drawn in headless Chromium (skipped without it, except in CI)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from _browser import open_page, start_driver
+
+    text = "x __APP__ <!--<script> </script> y"
+    s = plane(path_coordinates=[[0.0, 0.0], [0.5, 0.1]], path_labels=[text, "b"])
+    s.metrics[text] = s.metrics["loss"] * 2
+    page = tmp_path / "page.html"
+    view.html({text: s}, page, title=text)
+    driver = start_driver()
+    try:
+        open_page(driver, page)                       # waits for the viewer's ready flag
+        assert driver.execute_script("return document.getElementById('title').textContent") \
+            == text
+        assert driver.title == text
+        drawn = driver.execute_script(
+            "return document.querySelectorAll('.js-plotly-plot').length")
+        assert drawn == 2                             # the surface and the contour
+    finally:
+        driver.quit()

@@ -220,7 +220,8 @@ def append_line(path: str | os.PathLike, line: str) -> Path:
     return path
 
 
-def read_json_lines(path: str | os.PathLike, error: type[Exception] = ValueError) -> list[Any]:
+def read_json_lines(path: str | os.PathLike, error: type[Exception] = ValueError, *,
+                    key: str | None = None) -> list[Any]:
     """The JSON values of the complete lines of a log written with :func:`append_line`
     (``[]`` if there is no log).
 
@@ -230,6 +231,8 @@ def read_json_lines(path: str | os.PathLike, error: type[Exception] = ValueError
     (:func:`jaxsurf._npz.open_regular`), read up to
     :data:`jaxsurf._json.MAX_JSON_CHARS`, and every line parsed with
     :func:`jaxsurf._json.loads`; anything else raises ``error`` naming the file.
+    With ``key`` (e.g. ``"epoch"``), every line must be an object holding an
+    integer under ``key``.
 
     Example:
         >>> _ = Path("log.jsonl").write_bytes(b'{"epoch": 1}\\n{"epo')
@@ -249,5 +252,10 @@ def read_json_lines(path: str | os.PathLike, error: type[Exception] = ValueError
         raise error(f"{path} holds more than {MAX_JSON_CHARS:,} bytes, more than a jaxsurf log "
                     f"can; it is damaged or crafted: move it away")
     lines = data.split(b"\n")[:-1]  # what follows the last newline is torn (or empty)
-    return [loads(line, error, f"{path} line {number}")
+    rows = [loads(line, error, f"{path} line {number}")
             for number, line in enumerate(lines, start=1) if line.strip()]
+    for number, row in enumerate(rows, start=1):
+        if key is not None and not (isinstance(row, dict) and isinstance(row.get(key), int)):
+            raise error(f"{path}: row {number} is not an object with an integer {key!r}; the "
+                        f"log is damaged or not jaxsurf's: move it away")
+    return rows

@@ -352,13 +352,7 @@ def read_log(path: str | Path) -> list[dict[str, float]]:
         >>> read_log("log.jsonl")
         [{'epoch': 1, 'train_loss': 0.5}]
     """
-    path = Path(path)
-    rows = _atomic.read_json_lines(path)
-    for number, row in enumerate(rows, start=1):
-        if not isinstance(row, dict) or not isinstance(row.get("epoch"), int):
-            raise ValueError(f"{path}: row {number} is not an epoch row of train.fit; the log "
-                             f"is damaged: move it away (the checkpoints resume without it)")
-    return rows
+    return _atomic.read_json_lines(path, key="epoch")
 
 
 # The figure moved to js.plot (one home for figures); the old name still works and warns.

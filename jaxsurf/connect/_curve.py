@@ -429,16 +429,6 @@ def _read_config(path: Path) -> Any:
     return loads(text, ValueError, str(path))
 
 
-def _read_log(path: Path) -> list[dict[str, Any]]:
-    """The epoch rows of a curve folder's ``log.jsonl`` (a torn last line is dropped)."""
-    rows = _atomic.read_json_lines(path)
-    for number, row in enumerate(rows, start=1):
-        if not isinstance(row, dict) or not isinstance(row.get("epoch"), int):
-            raise ValueError(f"{path}: row {number} is not an epoch row of fit_curve; the log "
-                             f"is damaged: use another checkpoint_dir")
-    return rows
-
-
 def _check_resume(saved: Any, config: Mapping[str, Any], where: Path) -> None:
     """Refuses a checkpoint_dir made for another fit, naming every field that differs."""
     if not isinstance(saved, Mapping):
@@ -486,7 +476,8 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
         fn: ``fn(params, batch)`` → scalar loss or dict with ``"loss"``
             (batch means), differentiable in ``params``.
         params_a, params_b: the end points (same structure, shapes, dtypes).
-        data: in-memory arrays (a pytree with a shared leading example axis).
+        data: in-memory arrays (a pytree with a shared leading example axis),
+            checked as the evaluators check it.
         kind: ``"bezier"`` or ``"polychain"``.
         num_bends: bends between the end points (>= 1; Garipov et al. use 1
             for Bézier curves and 1 for polygonal chains).
@@ -495,9 +486,14 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
         optimizer: an optax transformation (default ``optax.adam(1e-3)``).
         key: PRNG key for shuffling and the ``t`` draws (default key 0).
         checkpoint_dir: orbax checkpoints of the bends, optimizer state and
-            key after every epoch, plus ``log.jsonl``; calling again with the
-            same directory resumes after the last finished epoch (and refuses
-            a directory made for other end points or settings).
+            key after every epoch, plus ``log.jsonl`` (one line appended per
+            epoch; a torn last line from a kill is dropped) and
+            ``fit_config.json``; calling again with the same directory resumes
+            after the last finished epoch (``epochs`` may grow, not shrink
+            below the epochs done) and refuses a directory made for other end
+            points, settings, data (fingerprinted as stores do), key or
+            optimizer (the constants in its optax closures), naming each field
+            that differs. ``fn``'s code is not fingerprinted.
         log: called with one progress line per epoch (``None``: silent).
         state_policy: ``None``/``"fixed"`` (``fn`` as given) or
             ``"interpolate"`` (for ``fn`` from an adapter of a model with state).
@@ -573,7 +569,8 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
             opt_state, rng = saved["opt_state"], jax.random.wrap_key_data(saved["key"])
             # rows of epochs after the checkpoint (the log is written first) are dropped,
             # and so is a torn last line (see _atomic.append_line)
-            history = [row for row in _read_log(log_file) if row["epoch"] <= start_epoch]
+            history = [row for row in _atomic.read_json_lines(log_file, key="epoch")
+                       if row["epoch"] <= start_epoch]
             _atomic.write_text(log_file, "".join(json.dumps(row) + "\n" for row in history))
             if log:
                 log(f"fit_curve: resuming after epoch {start_epoch} from {folder}")

@@ -140,6 +140,10 @@ def load_directions(path: str | os.PathLike, params_like: PyTree, *,
                 not isinstance(infos, list) or count < 1 or \
                 not all(isinstance(info, dict) for info in infos):
             raise DirectionFileError(f"{path} has a damaged header (count or leaves)")
+        if count * len(infos) > len(npz.names):  # checked before anything is listed
+            raise DirectionFileError(f"{path} has a damaged header: it declares {count} "
+                                     f"direction(s) of {len(infos)} leaves, but the file holds "
+                                     f"{len(npz.names)} arrays")
         wanted = jax.tree_util.tree_leaves_with_path(params_like)
         _check_leaves(path, infos, wanted)
         missing = [f"d{k}_{i}" for k in range(count) for i in range(len(infos))

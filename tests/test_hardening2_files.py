@@ -336,6 +336,18 @@ def test_crash_deep_json_in_file_headers_is_a_clear_error(tmp_path):
         js.load_directions(rewrite_npz(d, tmp_path / "deepd.npz", header=deep), params)
 
 
+def test_crash_a_direction_header_declaring_a_billion_directions_is_refused(tmp_path):
+    """Before: the header's count was trusted (a loop over 10^9 names)."""
+    params = {"w": np.zeros(2, np.float32)}
+    path = js.save_directions(tmp_path / "d.npz", params)
+    with np.load(path) as contents:
+        header = json.loads(str(contents["header"]))
+    header["count"] = 10**9
+    bad = rewrite_npz(path, tmp_path / "bad.npz", header=np.array(json.dumps(header)))
+    with pytest.raises(js.DirectionFileError, match="declares 1000000000 direction"):
+        js.load_directions(bad, params)
+
+
 def test_crash_text_garbage_passed_to_load_directions_names_the_file(tmp_path):
     """Before: "This file contains pickled (object) data. If you trust the file you can load
     it unsafely using the `allow_pickle=` keyword argument" (misleading)."""

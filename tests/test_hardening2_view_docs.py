@@ -307,3 +307,10 @@ def test_item_viewer_page_with_hostile_strings_draws_in_a_browser(tmp_path):
         assert drawn == 2                             # the surface and the contour
     finally:
         driver.quit()
+
+
+def test_item_viewer_script_is_package_data_inlined_once():
+    script = (ROOT / "jaxsurf" / "_viewer.js").read_text(encoding="utf-8")
+    assert '"_viewer.js"' in (ROOT / "pyproject.toml").read_text()    # shipped in the wheel
+    page = view.html(plane(title="__APP__"))
+    assert page.count(script) == 1 and "__APP__" not in script

@@ -163,11 +163,12 @@ def read_h5(path: str | os.PathLike) -> Surface:
         _limits.check_grid_points(size, SurfaceFileError, str(path))
         metrics: dict[str, np.ndarray] = {}
         unfilled: dict[str, int] = {}
-        for name in f:
+        names = [name for name in f if name not in _COORDINATES and hasattr(f[name], "shape")
+                 and f[name].dtype.kind in "iuf" and f[name].shape != ()]  # not dir_file,
+        _limits.check_read_bytes(len(names) * size * 8, SurfaceFileError,  # groups, scalars
+                                 f"{path}: {len(names)} metric datasets of {size:,} values")
+        for name in names:
             ds = f[name]
-            if name in _COORDINATES or not hasattr(ds, "shape") or ds.dtype.kind not in "iuf" \
-                    or ds.shape == ():
-                continue  # dir_file (a string), groups, scalars
             if math.prod(ds.shape) != size:
                 raise SurfaceFileError(
                     f"{path}: dataset {name!r} has shape {ds.shape}, but the grid has "

@@ -249,6 +249,9 @@ class Surface:
                 raise SurfaceFileError(f"{path} holds bad coordinates: {err}") from err
             grid = tuple(len(axes[a]) for a in ("alphas", "betas", "gammas") if a in axes)
             _limits.check_grid_points(math.prod(grid), SurfaceFileError, str(path))
+            _limits.check_read_bytes(len(names) * math.prod(grid) * 8, SurfaceFileError,
+                                     f"{path}: {len(names)} metrics of {math.prod(grid):,} "
+                                     f"values")
             missing = [f"metric_{i}" for i in range(len(names)) if f"metric_{i}" not in npz]
             if missing:
                 raise SurfaceFileError(f"{path} is missing arrays {missing}: the file is damaged")

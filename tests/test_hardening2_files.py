@@ -252,6 +252,18 @@ def test_crash_a_chunked_h5_metric_of_40000_squared_is_refused(tmp_path):
         js.Surface.load(tmp_path / "big.h5")
 
 
+def test_crash_many_unallocated_h5_metrics_are_refused_in_total(tmp_path, monkeypatch):
+    """Each dataset fits the grid, but together they declare more than one read may take."""
+    with h5py.File(tmp_path / "many.h5", "w") as f:
+        f["xcoordinates"] = f["ycoordinates"] = np.arange(100.0)
+        for k in range(50):
+            f.create_dataset(f"m{k}", shape=(100, 100), dtype="f8", chunks=(10, 10))
+    monkeypatch.setenv("JAXSURF_MAX_READ_BYTES", str(10 * 100 * 100 * 8))
+    with pytest.raises(js.SurfaceFileError, match=r"many\.h5: 50 metric datasets of 10,000 "
+                                                  r"values declares 4,000,000 bytes"):
+        js.Surface.load(tmp_path / "many.h5")
+
+
 def test_crash_direction_and_store_arrays_are_capped_before_reading(tmp_path, monkeypatch):
     params = {"w": np.zeros(1000, np.float32)}
     path = js.save_directions(tmp_path / "d.npz", params)

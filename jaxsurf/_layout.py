@@ -10,7 +10,20 @@ weight, not on the array:
   ``(out, in)`` (also inside ``MLP`` and ``MultiheadAttention``),
   ``Embedding`` ``(vocab, size)`` (a token row), ``GRUCell``/``LSTMCell``
   ``(k * hidden, in)``: the **first** axis (``weight[o]``);
-* plain pytrees and any other container: the last axis.
+* Flax-named leaves of plain pytrees (``kernel``, ``embedding``: Flax params,
+  e.g. from ``js.flax.adapt``): the last axis, known;
+* anything else (plain arrays named ``w``, a custom ``eqx.Module`` holding raw
+  arrays, PyTorch-style ``weight`` arrays): the last axis, **assumed**. The
+  layout then says so (``source == "assumed"``; ``describe_direction`` reports
+  ``layout: "assumed"`` and the leaves), and where the assumption is likely
+  wrong (arrays of a custom Equinox module, whose convention is ``(out, in)``,
+  or a leaf named ``weight``, PyTorch's name for ``(out, in)`` arrays) one
+  ``UserWarning`` names the leaves and ``filter_axis=``.
+
+A callable ``filter_axis`` that gives the same axis for every leaf matched
+nothing (or everything) it was written to select: that warns too, showing a
+path, since paths read like ``['Conv_0']['kernel']`` (Flax) or
+``.layers[0].weight`` (Equinox), not ``conv``.
 
 The role of a leaf decides what ``ignore="biasbn"`` zeroes: ``"bias"`` (a
 leaf named ``bias``, whatever its shape: an Equinox conv bias is
@@ -28,6 +41,7 @@ Example:
 from __future__ import annotations
 
 import sys
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +49,7 @@ import jax
 
 from jaxsurf.tree import PyTree, leaf_path
 
-__all__ = ["LeafLayout", "leaf_layouts", "CONVENTIONS", "describe_axes"]
+__all__ = ["LeafLayout", "leaf_layouts", "CONVENTIONS", "describe_axes", "assumed_paths"]
 
 CONVENTIONS = ("jaxsurf", "loss-landscape")
 # Equinox layer types whose weights keep the output (filter) axis first.
@@ -50,8 +64,10 @@ class LeafLayout:
     """One leaf: its path, role and the axes that index its filters.
 
     ``filter_axes`` is ``None`` when the whole leaf counts as one filter;
-    ``source`` says where the axes came from: ``"given"``, ``"equinox"``,
-    ``"last axis"`` (Flax and plain pytrees) or ``"loss-landscape"``.
+    ``source`` says where the axes came from: ``"given"``, ``"equinox"`` (an
+    ``eqx.nn`` layer), ``"flax"`` (a ``kernel``/``embedding`` leaf),
+    ``"assumed"`` (the last axis, for want of a known container) or
+    ``"loss-landscape"``.
     """
 
     path: str
@@ -148,11 +164,47 @@ def _inferred(path: tuple, leaf: Any, owner: Any, convention: str) -> tuple[Any,
             return 0, "loss-landscape"
         if any("convtranspose" in n.lower() for n in names):  # PyTorch (in, out, kh, kw)
             return -2, "loss-landscape"
-    return -1, "last axis"
+    if names and names[-1] in _FLAX_NAMES and owner is None:
+        return -1, "flax"
+    return -1, "assumed"
+
+
+_FLAX_NAMES = ("kernel", "embedding")  # Flax's names for [..., in, out] / [vocab, features]
+
+
+def _doubtful(path: tuple, owner: Any) -> bool:
+    """An assumed last axis that another convention likely contradicts: an array of
+    a custom Equinox module (Equinox keeps ``(out, in)``), or a leaf named like
+    PyTorch's ``weight`` (``(out, in, ...)``)."""
+    names = [_key_name(k) for k in path]
+    return owner is not None or bool(names and names[-1].lower().endswith("weight"))
+
+
+def _warn_assumed(paths: list[str]) -> None:
+    shown = ", ".join(paths[:6]) + (f" and {len(paths) - 6} more" if len(paths) > 6 else "")
+    warnings.warn(
+        f"filter normalization: the filter axis of {len(paths)} "
+        f"{'leaf is' if len(paths) == 1 else 'leaves is'} assumed, not known: {shown} "
+        f"{'is' if len(paths) == 1 else 'are'} in a container jaxsurf does not recognize (a "
+        f"custom Equinox module, or a PyTorch-style 'weight'), so each filter is taken along "
+        f"the LAST axis (Flax's "
+        f"kernel[..., j]). If a filter is weight[o] (Equinox / PyTorch (out, in) layout) "
+        f"pass filter_axis=0; to keep the last axis and silence this, filter_axis=-1; per "
+        f"leaf, a pytree of axes or a callable (path, leaf) -> axis", UserWarning,
+        stacklevel=3)
+
+
+def _warn_constant_callable(value: Any, example: str, count: int) -> None:
+    warnings.warn(
+        f"filter_axis callable returned {value!r} for every one of the {count} leaves of "
+        f"ndim >= 2, so whatever it tests for matched all of them or none; leaf paths read "
+        f"like {example!r} (Flax: \"['Conv_0']['kernel']\", Equinox: \".layers[0].weight\"). "
+        f"Fix the test, or pass filter_axis={value!r} for every leaf", UserWarning,
+        stacklevel=3)
 
 
 def leaf_layouts(params: PyTree, filter_axis: FilterAxis = None,
-                 convention: str = "jaxsurf") -> list[LeafLayout]:
+                 convention: str = "jaxsurf", warn: bool = True) -> list[LeafLayout]:
     """The layout of every leaf of ``params``, in ``jax.tree_util.tree_leaves`` order.
 
     Args:
@@ -164,6 +216,8 @@ def leaf_layouts(params: PyTree, filter_axis: FilterAxis = None,
             a callable ``(path: str, leaf) -> int | tuple | None``.
         convention: ``"jaxsurf"`` or ``"loss-landscape"`` (PyTorch reference:
             embedding rows and transposed-convolution input channels are filters).
+        warn: warn about doubtful assumed axes and constant callables (see the
+            module docstring); ``False`` where the axes are not used.
 
     Returns:
         One :class:`LeafLayout` per leaf.
@@ -189,7 +243,7 @@ def leaf_layouts(params: PyTree, filter_axis: FilterAxis = None,
     if isinstance(filter_axis, bool):
         raise TypeError("filter_axis must be an int, a pytree of ints, a callable or None, "
                         "got a bool")
-    out = []
+    out, doubtful, called = [], [], []
     for i, (path, leaf, owner) in enumerate(walked):
         name = leaf_path(path)
         ndim = len(getattr(leaf, "shape", ()))
@@ -202,10 +256,29 @@ def leaf_layouts(params: PyTree, filter_axis: FilterAxis = None,
             axes, source = per_leaf[i], "given"
         else:
             axes, source = filter_axis(name, leaf), "given"
+            if ndim >= 2:
+                called.append((name, axes))
         if ndim <= 1 and (filter_axis is None or isinstance(filter_axis, int)):
             axes = None  # one filter: the whole leaf
-        out.append(LeafLayout(name, role, ndim, _normalise_axes(axes, ndim, name), source))
+        layout = LeafLayout(name, role, ndim, _normalise_axes(axes, ndim, name), source)
+        if source == "assumed" and not layout.ignorable and _doubtful(path, owner):
+            doubtful.append(name)
+        out.append(layout)
+    if warn and doubtful:
+        _warn_assumed(doubtful)
+    if warn and len(called) >= 2 and all(a == called[0][1] for _, a in called):
+        _warn_constant_callable(called[0][1], called[0][0], len(called))
     return out
+
+
+def assumed_paths(layouts: list[LeafLayout]) -> list[str]:
+    """The weight leaves whose filter axis was assumed (no known container).
+
+    Example:
+        >>> assumed_paths(leaf_layouts({"w": jnp.ones((4, 3))}))
+        ["['w']"]
+    """
+    return [l.path for l in layouts if l.source == "assumed" and not l.ignorable]
 
 
 def describe_axes(layouts: list[LeafLayout]) -> dict[str, Any]:

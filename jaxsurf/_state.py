@@ -29,7 +29,7 @@ Example:
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import jax
@@ -39,11 +39,20 @@ import numpy as np
 from jaxsurf import tree
 from jaxsurf.tree import PyTree
 
-__all__ = ["StatefulFn", "register", "state_of", "plan_interpolation", "STATE_POLICIES"]
+__all__ = ["StatefulFn", "register", "state_of", "bind", "lookup", "plan_interpolation",
+           "STATE_POLICIES", "OF_PARAMS", "OF_FN", "NO_STATE"]
 
 STATE_POLICIES = ("interpolate", "fixed", "recompute")
 
+# what metadata["model_state"] says about the state a Surface was evaluated with
+OF_PARAMS = "the params' own (the state their adapter returned them with)"
+OF_FN = ("fn's own (the params were not returned unchanged by an adapter, so no state is "
+         "known for them)")
+NO_STATE = "none (fn carries no model state from an adapter)"
+
 _RECORDS: dict[int, tuple[tuple[weakref.ref, ...], Any]] = {}
+_AMBIGUOUS = object()  # the same leaves were adapted with different states
+_MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -82,21 +91,113 @@ def register(params: PyTree, state: PyTree) -> None:
             _RECORDS.pop(key, None)
 
     refs = (weakref.ref(leaves[0], forget),) + refs[1:]
+    before = _recorded(leaves)
+    if before is not _MISSING and (before is _AMBIGUOUS or not _same(before, state)):
+        state = _AMBIGUOUS  # e.g. one params dict adapted with two sets of statistics
     _RECORDS[key] = (refs, state)
+
+
+def _recorded(leaves: list) -> Any:
+    """The state recorded for exactly these leaves (maybe ``_AMBIGUOUS``), else ``_MISSING``."""
+    entry = _RECORDS.get(id(leaves[0]))
+    if entry is None:
+        return _MISSING
+    refs, state = entry
+    if len(refs) != len(leaves) or any(r() is not x for r, x in zip(refs, leaves)):
+        return _MISSING
+    return state
+
+
+def _same(a: PyTree, b: PyTree) -> bool:
+    """Whether two states hold the same values (identical leaves, or equal arrays)."""
+    la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+    if len(la) != len(lb):
+        return False
+    for x, y in zip(la, lb):
+        if x is y:
+            continue
+        if np.shape(x) != np.shape(y) or not np.array_equal(_values(x), _values(y)):
+            return False
+    return True
+
+
+def _values(x: Any) -> np.ndarray:
+    if jnp.issubdtype(getattr(x, "dtype", np.float32), jax.dtypes.prng_key):
+        x = jax.random.key_data(x)
+    return np.asarray(x)
 
 
 def state_of(params: PyTree) -> tuple[bool, PyTree]:
     """``(True, state)`` if an adapter returned exactly these leaves, else ``(False, None)``."""
     leaves = jax.tree_util.tree_leaves(params)
-    if not leaves:
-        return False, None
-    entry = _RECORDS.get(id(leaves[0]))
-    if entry is None:
-        return False, None
-    refs, state = entry
-    if len(refs) != len(leaves) or any(r() is not x for r, x in zip(refs, leaves)):
+    state = _recorded(leaves) if leaves else _MISSING
+    if state is _MISSING or state is _AMBIGUOUS:
         return False, None
     return True, state
+
+
+def lookup(params: PyTree, own: PyTree) -> tuple[PyTree, str]:
+    """``(state, origin)``: the state to evaluate ``params`` with, given ``own``, the
+    state ``fn`` holds. The state an adapter returned with ``params`` when there is
+    one (in ``own``'s container, so Equinox state markers match), else ``own``.
+
+    Traced params (under ``jit``) are never found: resolve the state before
+    tracing, with :func:`bind`.
+
+    Raises:
+        ValueError: the params' state does not fit ``fn``'s (another model).
+    """
+    found, state = state_of(params)
+    if not found:
+        return own, OF_FN
+    if state is own:
+        return own, OF_PARAMS
+    leaves, mine = jax.tree_util.tree_leaves(state), jax.tree_util.tree_leaves(own)
+    if len(leaves) != len(mine) or any(np.shape(x) != np.shape(y) or
+                                       getattr(x, "dtype", None) != getattr(y, "dtype", None)
+                                       for x, y in zip(leaves, mine)):
+        raise ValueError(
+            "the params were adapted with a model state (BatchNorm statistics) that does not "
+            "fit fn's model (other leaves, shapes or dtypes): evaluate them with the fn their "
+            "own adapter returned (fn_b, pb = js.flax.adapt(model_b, variables_b))")
+    return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(own), leaves), OF_PARAMS
+
+
+def bind(fn: Callable, params: PyTree | None) -> tuple[Callable, str]:
+    """``(fn_for_params, origin)``: ``fn`` evaluating ``params`` with *their* model state.
+
+    After ``fn, pa = adapt(A); _, pb = adapt(B)``, ``fn`` holds A's BatchNorm
+    statistics; ``bind(fn, pb)`` returns a function that evaluates with B's,
+    the state B's adapter recorded for ``pb``. Every entry point that traces
+    ``fn`` (the evaluation engine, ``js.dataset_mean``, the Hessian and
+    sharpness functions) calls this first, since traced params cannot be
+    looked up. ``origin`` is what ``metadata["model_state"]`` records:
+    :data:`OF_PARAMS`, :data:`OF_FN` (params unknown to every adapter, e.g.
+    computed arrays: ``fn``'s own state is used) or :data:`NO_STATE`.
+
+    Example:
+        >>> fn, pa = js.flax.adapt(model, variables_a)
+        >>> _, pb = js.flax.adapt(model, variables_b)
+        >>> fn_b, origin = bind(fn, pb)       # model B's weights with B's statistics
+        >>> origin == OF_PARAMS
+        True
+    """
+    stateful = getattr(fn, "jaxsurf_state", None)
+    if not isinstance(stateful, StatefulFn) or not jax.tree_util.tree_leaves(stateful.state):
+        return fn, NO_STATE
+    if params is None:
+        return fn, OF_FN
+    state, origin = lookup(params, stateful.state)
+    if state is stateful.state:
+        return fn, origin
+    apply = stateful.apply
+
+    def bound(p: PyTree, batch: Any) -> Any:
+        return apply(p, state, batch)
+
+    bound.jaxsurf_state = replace(stateful, state=state,  # type: ignore[attr-defined]
+                                  params=params)
+    return bound, origin
 
 
 def state_for(stateful: StatefulFn, params: PyTree, name: str) -> PyTree:
@@ -136,7 +237,8 @@ def plan_interpolation(fn: Callable, params_a: PyTree, params_b: PyTree,
                              "js.equinox.adapt on a model with state (e.g. BatchNorm)")
         return fn, params_a, params_b, {}
     if state_policy == "fixed":
-        return fn, params_a, params_b, {"state_policy": "fixed"}
+        return fn, params_a, params_b, {"state_policy": "fixed",
+                                        "model_state": "fn's own, fixed along the path"}
     if state_policy == "recompute":
         raise ValueError("state_policy='recompute' is evaluated point by point: call "
                          "js.interpolate, which handles it")
@@ -154,7 +256,9 @@ def plan_interpolation(fn: Callable, params_a: PyTree, params_b: PyTree,
         return apply(pair["params"], from_float(pair["state"], dtypes), batch)
 
     return (with_state, {"params": params_a, "state": to_float(state_a)},
-            {"params": params_b, "state": to_float(state_b)}, {"state_policy": "interpolate"})
+            {"params": params_b, "state": to_float(state_b)},
+            {"state_policy": "interpolate", "model_state": "interpolated between the states "
+             "of params_a and params_b, (1 - alpha) * state_a + alpha * state_b"})
 
 
 def _countable(dtype: Any) -> bool:
@@ -259,6 +363,7 @@ def interpolate_recomputed(fn: Callable, params_a: PyTree, params_b: PyTree, dat
         for name, v in out.items():
             values.setdefault(name, []).append(float(v[0]))
     meta = {"kind": "interpolation", **info, "state_policy": "recompute",
+            "model_state": "recomputed at every alpha from recompute_data",
             "recompute_examples": n, "library_version": __version__, **metadata_from(metadata)}
     return Surface(np.asarray(alphas), None, {k: np.asarray(v, np.float32)
                                               for k, v in values.items()}, meta)

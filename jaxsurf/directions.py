@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxsurf import tree
-from jaxsurf._layout import CONVENTIONS, LeafLayout, describe_axes, leaf_layouts
+from jaxsurf._layout import CONVENTIONS, LeafLayout, assumed_paths, describe_axes, leaf_layouts
 from jaxsurf.tree import PyTree
 
 __all__ = ["METHODS", "random_direction", "normalize", "orthogonalize", "between",
@@ -132,10 +132,13 @@ def normalize(direction: PyTree, params: PyTree, method: str = "filter",
             direction; ``None`` keeps them.
         filter_axis: which axis indexes the filters. ``None`` infers it from
             the container: Equinox layers keep the output channel first
-            (``weight[o]`` is a filter), Flax and plain pytrees last
-            (``kernel[..., j]``). An int applies to every leaf of ``ndim >= 2``;
-            a pytree shaped like ``params`` (ints, tuples of ints, ``None`` for
-            the whole leaf) or a callable ``(path, leaf) -> axis`` chooses per leaf.
+            (``weight[o]`` is a filter), Flax last (``kernel[..., j]``); other
+            containers get the last axis, assumed (a custom Equinox module's
+            arrays, or a leaf named ``weight``, warn naming the leaves). An int
+            applies to every leaf of ``ndim >= 2``; a pytree shaped like
+            ``params`` (ints, tuples of ints, ``None`` for the whole leaf) or a
+            callable ``(path, leaf) -> axis`` chooses per leaf (one giving every
+            leaf the same axis warns: it selected nothing).
             See :mod:`jaxsurf._layout` and ``docs/frameworks.md``.
         convention: ``"jaxsurf"`` (default) or ``"loss-landscape"``, the
             semantics of tomgoldstein/loss-landscape: with ``ignore=None`` the
@@ -271,11 +274,15 @@ def describe_direction(direction: PyTree, params: PyTree, rtol: float | None = N
 
     Returns:
         ``{"norm", "fingerprint", "normalization", "ignore", "filter_axes",
-        "layout"}`` where ``normalization`` is ``"filter"``, ``"layer"`` or
-        ``"unknown"``; ``ignore`` is ``"biasbn"`` when every bias,
+        "layout", "assumed_leaves"}`` where ``normalization`` is ``"filter"``,
+        ``"layer"`` or ``"unknown"``; ``ignore`` is ``"biasbn"`` when every bias,
         normalization parameter and leaf of ``ndim <= 1`` is zero (also when
         there is none), else ``None``; ``filter_axes`` maps each checked leaf
-        to its filter axes; ``layout`` is ``"given"`` or ``"inferred"``.
+        to its filter axes; ``layout`` is ``"given"`` (``filter_axis``),
+        ``"inferred"`` (every weight leaf in a known container: Flax names,
+        Equinox layers) or ``"assumed"`` (some leaf got the last axis for want
+        of one: those are ``assumed_leaves``, and ``"filter"`` holds only under
+        that assumption).
 
     Example:
         >>> js.describe_direction(js.normalize(d, params), params)["normalization"]
@@ -284,6 +291,7 @@ def describe_direction(direction: PyTree, params: PyTree, rtol: float | None = N
     tree.check_like(direction, params)
     tree.check_finite(direction)
     layouts = leaf_layouts(params, filter_axis)
+    assumed = assumed_paths(layouts) if filter_axis is None else []
     triples = [(jnp.asarray(d), jnp.asarray(w), l) for d, w, l in
                zip(jax.tree_util.tree_leaves(direction), jax.tree_util.tree_leaves(params),
                    layouts) if tree.is_float_leaf(d)]
@@ -310,4 +318,5 @@ def describe_direction(direction: PyTree, params: PyTree, rtol: float | None = N
     return {"norm": float(tree.norm(direction)), "fingerprint": tree.fingerprint(direction),
             "normalization": normalization, "ignore": ignore,
             "filter_axes": describe_axes(layouts),
-            "layout": "inferred" if filter_axis is None else "given"}
+            "layout": "given" if filter_axis is not None else "assumed" if assumed else "inferred",
+            "assumed_leaves": assumed}

@@ -107,8 +107,8 @@ def adapt(model: Any, state: Any = None, *, loss: str | Callable = "cross_entrop
             outputs = jax.vmap(lambda x: net(x, state)[0])(inputs)
         return loss_metrics(loss_fn, outputs, targets)
 
-    def fn(params: PyTree, batch: Any) -> Any:
-        return apply(params, state, batch)
+    def fn(params: PyTree, batch: Any) -> Any:  # params from another adapt: their own state
+        return apply(params, state if state is None else _state.lookup(params, state)[0], batch)
 
     tree.check_arrays(params)
     if state is not None:

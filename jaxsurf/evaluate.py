@@ -53,7 +53,7 @@ from jaxsurf._engine.means import dataset_mean
 from jaxsurf._engine.metadata import (LIBRARY_METADATA_KEYS, USER_MAY_SET, run_surface,
                                       shared_normalization)
 from jaxsurf._engine.plan import DEFAULT_CHUNK_SIZE
-from jaxsurf._state import interpolate_recomputed, plan_interpolation
+from jaxsurf._state import bind, interpolate_recomputed, plan_interpolation
 from jaxsurf.directions import describe_direction
 from jaxsurf.distributed import Device
 from jaxsurf.progress import ProgressOption
@@ -155,6 +155,7 @@ def evaluate_points(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree],
     Example:
         >>> vals = js.evaluate_points(fn, params, [d1], data, np.array([[0.], [0.5]]))
     """
+    fn, _ = bind(fn, origin)  # the origin's own BatchNorm statistics (jaxsurf._state.bind)
     values, _, _ = execute(fn, origin, directions, data, coefficients, batch_size=batch_size,
                              points_per_step=points_per_step, chunk_size=chunk_size,
                              devices=devices, mesh=mesh, compute_dtype=compute_dtype,

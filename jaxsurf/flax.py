@@ -143,8 +143,8 @@ def adapt(model: Any, variables: Mapping[str, Any] | None = None, *,
     def apply(params: PyTree, state: PyTree, batch: Any) -> Any:
         return metrics_of({"params": params, **state}, batch)
 
-    def fn(params: PyTree, batch: Any) -> Any:
-        return apply(params, frozen, batch)
+    def fn(params: PyTree, batch: Any) -> Any:  # params from another adapt: their own state
+        return apply(params, _state.lookup(params, frozen)[0], batch)
 
     recompute = _linen_recompute(model, input_key, target_key)
     fn.jaxsurf_state = _state.StatefulFn(frozen, params, apply,  # type: ignore[attr-defined]
@@ -229,8 +229,8 @@ def _adapt_nnx(nnx: Any, model: Any, loss_fn: Callable, input_key: str | None,
         outputs = nnx.merge(graphdef, state, rest)(inputs)
         return loss_metrics(loss_fn, outputs, targets)
 
-    def fn(params: PyTree, batch: Any) -> Any:
-        return apply(params, rest, batch)
+    def fn(params: PyTree, batch: Any) -> Any:  # params from another adapt: their own state
+        return apply(params, _state.lookup(params, rest)[0], batch)
 
     @jax.jit  # params are an argument: compiled once, not once per point
     def update_with(params: PyTree, start: PyTree, inputs: Any) -> PyTree:

@@ -52,6 +52,7 @@ from jaxsurf._engine.means import check_float_params, mean_over_batches
 from jaxsurf._engine.metadata import run_surface
 from jaxsurf._engine.pointwise import execute_pointwise
 from jaxsurf._engine.metrics import accumulator_dtype, scalar_metric
+from jaxsurf._state import bind
 from jaxsurf.surface import Surface
 from jaxsurf.tree import PyTree
 
@@ -103,7 +104,7 @@ def hvp_operator(fn: Fn, params: PyTree, data: Any, *, metric: str = "loss",
 def _tree_operator(fn: Fn, params: PyTree, data: Any, metric: str,
                    batch_size: int | None, passes: str) -> Callable[[PyTree], PyTree]:
     check_float_params(params)
-    scalar = scalar_metric(fn, metric)
+    scalar = scalar_metric(bind(fn, params)[0], metric)  # params' own state
     mean = mean_over_batches(partial(_batch_hvp, scalar), data, batch_size=batch_size,
                         passes=passes)
     dtypes = jax.tree_util.tree_map(lambda x: jnp.asarray(x).dtype, params)
@@ -125,7 +126,7 @@ def _flat_operator(fn: Fn, params: PyTree, data: Any, metric: str,
     """
     check_float_params(params)
     flat, unravel = ravel_pytree(params)
-    scalar = scalar_metric(fn, metric)
+    scalar = scalar_metric(bind(fn, params)[0], metric)  # params' own state
 
     def batch_fn(p: PyTree, flat_v: jax.Array, batch: PyTree) -> jax.Array:
         return ravel_pytree(_batch_hvp(scalar, p, unravel(flat_v), batch))[0]

@@ -161,7 +161,7 @@ def _layout(spec: PyTree, ignore: str | None) -> _Layout:
     leaves, treedef = jax.tree_util.tree_flatten(spec)
     # ignore="biasbn" by role (biases and normalization parameters of any shape, and
     # every leaf of ndim <= 1), as js.normalize does
-    ignored = [l.ignorable for l in leaf_layouts(spec)] if ignore == "biasbn" \
+    ignored = [l.ignorable for l in leaf_layouts(spec, warn=False)] if ignore == "biasbn" \
         else [False] * len(leaves)
     offsets: list[int | None] = []
     size, wide = 0, False

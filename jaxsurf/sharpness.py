@@ -43,6 +43,7 @@ import numpy as np
 from jaxsurf import _validate, tree
 from jaxsurf._engine.means import check_float_params, mean_over_batches, on_device
 from jaxsurf._engine.metrics import scalar_metric
+from jaxsurf._state import bind
 from jaxsurf.tree import PyTree
 
 __all__ = ["epsilon_sharpness", "sam_sharpness", "adaptive_sharpness", "average_sharpness"]
@@ -57,7 +58,7 @@ class _Objective:
     def __init__(self, fn: Fn, params: PyTree, data: Any, metric: str,
                  batch_size: int | None) -> None:
         check_float_params(params)
-        self._scalar = scalar_metric(fn, metric)
+        self._scalar = scalar_metric(bind(fn, params)[0], metric)  # params' own state
         self._data = on_device(data, batch_size)
         self._batch_size = batch_size
         self._loss: Callable | None = None

@@ -367,7 +367,7 @@ def test_evaluate_curve_state_policy_bad_input_is_explained():
                                recompute=connect.BatchStatsRecompute(model, data),
                                state_policy="recompute")
     with pytest.raises(TypeError, match="pass recompute_data="):
-        connect.evaluate_curve(fn, curve, iter([data]), [0.5])
+        connect.evaluate_curve(fn, curve, iter([data]), [0.5], state_policy="recompute")
     with pytest.raises(TypeError, match="states must be a pair"):
         connect.evaluate_curve(fn, curve, data, [0.5], state_policy="interpolate",
                                states=va["batch_stats"])

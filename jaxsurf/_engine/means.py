@@ -30,6 +30,7 @@ from jaxsurf import _validate, batching, tree
 from jaxsurf._engine.data import layout_for
 from jaxsurf._engine.metrics import Fn, accumulator_dtype, trace_metrics, with_note
 from jaxsurf._engine.programs import metric_sums
+from jaxsurf._state import bind
 from jaxsurf.tree import PyTree
 
 __all__ = ["dataset_mean", "mean_over_batches", "OnDevice", "on_device", "check_float_params"]
@@ -51,22 +52,24 @@ def dataset_mean(fn: Fn, data: Any, *, batch_size: int | None = None
     if not batching.is_in_memory(data):
         raise TypeError("dataset_mean needs in-memory arrays; for a stream of batches use "
                         "js.evaluate_points(fn, params, [zeros], data, [[0.0]])")
-    fn = with_note(fn)
     split = batching.split_batches(data, batch_size)
     layout = layout_for(split, 1)
     full, weights, rest = jax.device_put((layout.full, layout.weights, layout.rest))
     sample = rest if rest is not None else jax.tree_util.tree_map(lambda x: x[0], full)
-    compiled: dict[str, Callable] = {}
+    compiled: dict[Any, tuple[Any, Callable]] = {}
 
     def evaluate(params: PyTree) -> dict[str, float]:
-        if "run" not in compiled:
-            shapes, labels = trace_metrics(fn, params, sample)
+        bound, _ = bind(fn, params)  # params from another adapt: their own BatchNorm state
+        key = "run" if bound is fn else id(bound.jaxsurf_state.state)  # type: ignore
+        if key not in compiled:  # (the state is kept with its program: its id stays its own)
+            noted = with_note(bound)
+            shapes, labels = trace_metrics(noted, params, sample)
             names = list(shapes)
             for check in labels:  # integer labels in range: on the host, once
                 check.check(data)
-            compiled["run"] = jax.jit(lambda p, f, w, r: metric_sums(
-                fn, names, p, f, w, r, jnp.float32(layout.rest_size)))
-        sums = compiled["run"](params, full, weights, rest)
+            compiled[key] = (bound, jax.jit(lambda p, f, w, r: metric_sums(
+                noted, names, p, f, w, r, jnp.float32(layout.rest_size))))
+        sums = compiled[key][1](params, full, weights, rest)
         return {k: float(v) / split.num_examples for k, v in sums.items()}
 
     return evaluate

@@ -18,6 +18,7 @@ import numpy as np
 from jaxsurf import _validate, batching
 from jaxsurf._engine.execute import execute
 from jaxsurf._engine.metrics import Fn
+from jaxsurf._state import bind
 from jaxsurf._version import __version__
 from jaxsurf.surface import Surface
 from jaxsurf.tree import PyTree
@@ -33,7 +34,7 @@ LIBRARY_METADATA_KEYS = frozenset({
     "params_fingerprint",
     "params_a_fingerprint", "params_b_fingerprint", "distance", "normalization", "ignore",
     "points_total", "points_exact", "points_interpolated", "interpolated", "refine",
-    "fingerprint"})
+    "model_state", "fingerprint"})
 
 
 USER_MAY_SET = frozenset({"axis_labels", "title"})  # presentation hints: user wins
@@ -65,6 +66,8 @@ def run_surface(kind: str, fn: Fn, origin: PyTree | None, directions: list[PyTre
     _validate.known_options(options, option_names(), entry)
     reserved = (LIBRARY_METADATA_KEYS | set(info)) - USER_MAY_SET
     user_metadata = _validate.user_metadata(metadata, reserved, entry)  # before the work
+    fn, model_state = bind(fn, origin)  # the params' own BatchNorm statistics (_state.bind)
+    info = {"model_state": model_state, **info}  # an interpolation's plan says its own
     start = time.perf_counter()
     values, evaluated, where = (evaluator or execute)(fn, origin, directions, data,
                                                         coefficients, **options)

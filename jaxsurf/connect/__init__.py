@@ -5,8 +5,8 @@
   :func:`line` is the straight segment as a curve without bends.
 * :func:`evaluate_curve` gives exact data-set means along a curve on the
   evaluation engine; for ``fn`` from an adapter of a BatchNorm model it
-  recomputes the statistics at every point by default (``state_policy=
-  "recompute" | "interpolate" | "fixed"``, as ``js.interpolate``;
+  interpolates the statistics by default, as ``js.interpolate`` does
+  (``state_policy="interpolate" | "recompute" | "fixed"``;
   :class:`BatchStatsRecompute` for ``fn`` over whole Linen variables).
 * :func:`barrier` measures the loss barrier of a path (Frankle et al. 2020,
   Entezari et al. 2022), on curves and on ``js.interpolate`` lines.

@@ -196,7 +196,8 @@ def _plan_curve(fn: Callable, curve: Curve, data: Any, ts: np.ndarray,
     """``(fn, points, coefficients, facts)`` for :func:`evaluate_curve` under a state policy."""
     if state_policy not in (None, *STATE_POLICIES):
         raise ValueError(f"unknown state_policy {state_policy!r}; use one of {STATE_POLICIES} "
-                         f"(or None: 'recompute' for fn from an adapter of a model with state)")
+                         f"(or None: 'interpolate' for fn from an adapter of a model with "
+                         f"state, as js.interpolate; 'recompute' when recompute_data is given)")
     stateful = getattr(fn, "jaxsurf_state", None)
     if not isinstance(stateful, StatefulFn) or not jax.tree_util.tree_leaves(stateful.state):
         if state_policy in ("interpolate", "recompute"):
@@ -208,7 +209,8 @@ def _plan_curve(fn: Callable, curve: Curve, data: Any, ts: np.ndarray,
             raise ValueError("recompute_data= and states= are for fn from an adapter of a "
                              "model with state (BatchNorm); this fn has none")
         return fn, curve.points, curve.coefficients(ts), {"batch_norm": "as fn holds them"}
-    policy = "recompute" if state_policy is None else state_policy
+    # the default agrees with js.interpolate: on line(a, b) both give the same values
+    policy = state_policy or ("interpolate" if recompute_data is None else "recompute")
     if policy != "recompute" and recompute_data is not None:
         raise ValueError(f"recompute_data= is only used with state_policy='recompute', not "
                          f"{policy!r}")
@@ -221,7 +223,7 @@ def _plan_curve(fn: Callable, curve: Curve, data: Any, ts: np.ndarray,
     apply = stateful.apply
     if policy == "recompute":
         if stateful.recompute is None:
-            raise ValueError("state_policy='recompute' (the default for curves) needs fn from "
+            raise ValueError("state_policy='recompute' (or recompute_data=) needs fn from "
                              "js.flax.adapt on a Linen module with a training-mode flag or on "
                              "an NNX model; this model cannot re-estimate its statistics (e.g. "
                              "Equinox): pass state_policy='interpolate' (statistics moved along "
@@ -278,14 +280,17 @@ def evaluate_curve(fn: Callable[[PyTree, Any], Any], curve: Curve, data: Any, ts
     or :func:`jaxsurf.equinox.adapt` on a model with state (the vocabulary of
     :func:`jaxsurf.interpolate`; see ``docs/connectivity.md``):
 
-    * ``"recompute"`` (the default for curves): at every ``t`` the statistics
-      are re-estimated from ``recompute_data`` (default: ``data``) by
-      training-mode passes, params untouched; Flax Linen and NNX models.
+    * ``"interpolate"`` (the default, as for :func:`jaxsurf.interpolate`, so
+      that ``evaluate_curve(fn, line(a, b), ...)`` and ``js.interpolate(fn,
+      a, b, ...)`` give the same values): the statistics move along the
+      curve with the weights, ``(1 - t) * state_a + t * state_b``, so both
+      end points are exactly their models; each end's state is the one its
+      adapter returned with it (or ``states=(state_a, state_b)``).
+    * ``"recompute"`` (the default when ``recompute_data`` is given): at
+      every ``t`` the statistics are re-estimated from ``recompute_data``
+      (default: ``data``) by training-mode passes, params untouched; Flax
+      Linen and NNX models (Garipov et al.'s choice for trained curves).
       The points then go to the engine one control point each.
-    * ``"interpolate"``: the statistics move along the curve with the
-      weights, ``(1 - t) * state_a + t * state_b``, so both end points are
-      exactly their models; each end's state is the one its adapter returned
-      with it (or ``states=(state_a, state_b)``).
     * ``"fixed"``: ``fn``'s own state (the model it was adapted from) at every ``t``.
 
     A ``fn`` without state ignores all this. The older
@@ -298,8 +303,9 @@ def evaluate_curve(fn: Callable[[PyTree, Any], Any], curve: Curve, data: Any, ts
         curve: a :class:`Curve` (from :func:`fit_curve`, :func:`line`, ...).
         data: in-memory arrays or an iterable of batches.
         ts: strictly increasing values in [0, 1].
-        state_policy: ``"recompute"``, ``"interpolate"``, ``"fixed"`` or
-            ``None`` (``"recompute"`` for a stateful ``fn``).
+        state_policy: ``"interpolate"``, ``"recompute"``, ``"fixed"`` or
+            ``None`` (``"interpolate"`` for a stateful ``fn``, ``"recompute"``
+            when ``recompute_data`` is given).
         recompute_data: in-memory arrays the statistics are re-estimated from
             (default ``data``, which must then be in memory; pass training
             inputs to evaluate test data with training statistics).

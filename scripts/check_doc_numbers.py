@@ -108,12 +108,13 @@ SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
 def spellings(shown: str) -> list[str]:
-    """``1.4e-7`` is also written ``1.4·10⁻⁷`` (or with ×) on the pages."""
+    """``1.4e-7`` is also written ``1.4·10⁻⁷`` (or with ×), ``-0.03`` as ``−0.03``."""
     mantissa, e, exponent = shown.replace("E", "e").partition("e")
-    if not e:
-        return [shown]
-    power = "10" + str(int(exponent)).translate(SUPERSCRIPT)
-    return [shown] + [f"{mantissa}{sep}{power}" for sep in ("·", " · ", "×", " × ")]
+    forms = [shown]
+    if e:
+        power = "10" + str(int(exponent)).translate(SUPERSCRIPT)
+        forms += [f"{mantissa}{sep}{power}" for sep in ("·", " · ", "×", " × ")]
+    return forms + ["−" + form[1:] for form in forms if form.startswith("-")]  # U+2212
 
 
 def appears(shown: str, text: str) -> bool:

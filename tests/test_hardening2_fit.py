@@ -125,7 +125,8 @@ def test_crash_fit_curve_log_row_is_written_before_its_checkpoint(tmp_path):
 
 
 def test_crash_fit_config_goes_through_the_atomic_writer(tmp_path, monkeypatch):
-    _fit(tmp_path / "c")
+    # before: fit_config.json was written with Path.write_text (a kill could leave half)
+    _fit(tmp_path / "c", epochs=0)  # writes fit_config.json, trains nothing
     config_file = tmp_path / "c" / "fit_config.json"
     before = config_file.read_bytes()
 
@@ -134,9 +135,16 @@ def test_crash_fit_config_goes_through_the_atomic_writer(tmp_path, monkeypatch):
 
     monkeypatch.setattr(_atomic, "replace", killed)
     with pytest.raises(OSError, match="No space left"):
-        _fit(tmp_path / "c", epochs=3)
+        _fit(tmp_path / "c", epochs=0)
     assert config_file.read_bytes() == before  # the old file, whole
     assert not [p for p in (tmp_path / "c").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_item6_fit_curve_refuses_checkpoints_without_their_settings(tmp_path):
+    _fit(tmp_path / "c")
+    (tmp_path / "c" / "fit_config.json").unlink()
+    with pytest.raises(ValueError, match="holds curve checkpoints but no fit_config.json"):
+        _fit(tmp_path / "c", epochs=3)
 
 
 def test_crash_train_read_log_ignores_a_torn_last_line(tmp_path):

@@ -555,6 +555,11 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
         recorder = TrajectoryRecorder(folder / "checkpoints", max_to_keep=2)
         if recorder.latest_step is not None:
             start_epoch = recorder.latest_step
+            if saved_config is None:
+                recorder.close()
+                raise ValueError(f"{folder} holds curve checkpoints but no fit_config.json, so "
+                                 f"what they were fitted for cannot be checked; use another "
+                                 f"checkpoint_dir")
             if start_epoch > epochs:
                 recorder.close()
                 raise ValueError(

@@ -339,6 +339,8 @@ def describe_callable(value: Any, depth: int = 0, seen: frozenset[int] = frozens
         >>> describe_callable(optax.sgd(0.1)) == describe_callable(optax.sgd(0.2))
         False
     """
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)  # JSON has no NaN (and NaN != NaN would refuse every resume)
     if isinstance(value, _LEAF_TYPES):
         return value
     if depth > 32 or id(value) in seen:
@@ -350,7 +352,7 @@ def describe_callable(value: Any, depth: int = 0, seen: frozenset[int] = frozens
 
     if isinstance(value, (np.ndarray, np.generic, jax.Array)):
         arr = np.asarray(value)
-        return arr.tolist() if arr.size <= 16 else \
+        return inner(arr.tolist()) if arr.size <= 16 else \
             f"{arr.dtype}{list(arr.shape)}:{tree.fingerprint(arr)}"
     if isinstance(value, (tuple, list)) and not hasattr(value, "_fields"):
         return [inner(v) for v in value]

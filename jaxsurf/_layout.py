@@ -195,11 +195,13 @@ def _warn_assumed(paths: list[str]) -> None:
 
 
 def _warn_constant_callable(value: Any, example: str, count: int) -> None:
+    same = (f"pass filter_axis={value!r}, which applies to every leaf" if value is not None
+            else "use method='layer' (each leaf one filter)")
     warnings.warn(
         f"filter_axis callable returned {value!r} for every one of the {count} leaves of "
         f"ndim >= 2, so whatever it tests for matched all of them or none; leaf paths read "
         f"like {example!r} (Flax: \"['Conv_0']['kernel']\", Equinox: \".layers[0].weight\"). "
-        f"Fix the test, or pass filter_axis={value!r} for every leaf", UserWarning,
+        f"Fix the test, or {same}", UserWarning,
         stacklevel=3)
 
 

@@ -92,7 +92,10 @@ def _array(values: Any) -> dict[str, Any]:
 
 
 def _points(value: Any, what: str) -> list[list[float]]:
-    pts = np.asarray(value, dtype=float)
+    try:
+        pts = np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{what} must be finite [[alpha, beta], ...] pairs ({err})") from None
     if pts.ndim != 2 or pts.shape[1] < 2 or not np.all(np.isfinite(pts[:, :2])):
         raise ValueError(f"{what} must be finite [[alpha, beta], ...] pairs, got shape "
                          f"{pts.shape}")
@@ -105,7 +108,9 @@ def _paths(surface: Surface) -> list[dict[str, Any]]:
     out = []
     if meta.get("path_coordinates") is not None:
         pts = _points(meta["path_coordinates"], "metadata['path_coordinates']")
-        labels = meta.get("path_labels") or list(range(len(pts)))
+        labels = meta.get("path_labels")
+        if not isinstance(labels, (list, tuple)) or not labels:  # absent, or not a list
+            labels = list(range(len(pts)))
         out.append({"name": "training path", "points": pts,
                     "labels": [str(x) for x in labels][:len(pts)]})
     for name, pts in (meta.get("curves") or {}).items():
@@ -291,7 +296,9 @@ def folder_groups(folder: PathLike) -> tuple[list[dict[str, Any]], dict[str, Any
                     pca = result.get("pca")
                     pca = pca if isinstance(pca, Mapping) else {}
                     if pca.get("path_coordinates"):
-                        surface.metadata["path_coordinates"] = pca["path_coordinates"]
+                        surface.metadata["path_coordinates"] = _points(
+                            pca["path_coordinates"],
+                            f"{path}: variants[{vname!r}]['pca']['path_coordinates']")
                         surface.metadata["path_labels"] = pca.get("epochs")
                 by_tag.setdefault(tag or kind, {})[label] = _item(label, surface)
             else:

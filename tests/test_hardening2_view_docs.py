@@ -139,6 +139,23 @@ def test_item_view_results_json_bad_gives_a_clear_error_naming_the_file(
     assert not (folder / "viewer.html").exists()
 
 
+@pytest.mark.parametrize("pca, drawn", [
+    ({"path_coordinates": [[0.0, 0.0], [0.5, 0.5]], "epochs": 5}, True),   # labels: not a list
+    ({"path_coordinates": [["a", 0]]}, "variants['v']['pca']['path_coordinates'] must be finite"),
+])
+def test_item_view_results_json_bad_pca_path_is_a_clear_error(tmp_path, capsys, pca, drawn):
+    folder = tmp_path / "run"
+    plane().save(folder / "plane_pca.npz")
+    (folder / "results.json").write_text(json.dumps(
+        {"variants": {"v": {"surfaces": {"plane_pca": "plane_pca.npz"}, "pca": pca}}}))
+    status = cli.main(["view", str(folder)])
+    err = capsys.readouterr().err
+    if drawn is True:
+        assert status == 0 and (folder / "viewer.html").is_file()
+    else:
+        assert status == 2 and f"{folder / 'results.json'}: {drawn}" in err, err
+
+
 def test_item_view_results_json_symlink_out_of_the_folder_is_refused(tmp_path):
     folder = tmp_path / "run"
     folder.mkdir()

@@ -12,7 +12,9 @@ axis, which :func:`jaxsurf.normalize` infers from the Equinox layers, so
 
 ``js.interpolate(fn, pa, pb, ...)`` between two adapted models moves the
 state with the weights (each end point exactly its model; see
-:mod:`jaxsurf._state`). Needs ``pip install jaxsurf[equinox]``.
+:mod:`jaxsurf._state`), and params from another adapted model are evaluated
+with that model's state, as for :mod:`jaxsurf.flax`. Needs ``pip install
+jaxsurf[equinox]``.
 
 Example:
     >>> import equinox as eqx

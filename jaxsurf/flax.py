@@ -12,6 +12,11 @@ The state each model came with is recorded for its params (see
 :mod:`jaxsurf._state`): ``js.interpolate(fn, pa, pb, ...)`` between two
 adapted models moves the running statistics with the weights, so each end
 point is exactly that model (``state_policy="fixed"`` holds model A's).
+Evaluating model B's params with model A's ``fn`` uses B's statistics:
+``fn(pb, batch)`` looks them up, and every jaxsurf entry point that traces
+``fn`` binds them first (:func:`jaxsurf._state.bind`; recorded in
+``metadata["model_state"]``). Under your own ``jax.jit``/``jax.grad`` the
+params are tracers and ``fn`` uses its own state: use B's ``fn`` there.
 Flax kernels keep the filter (output channel) on the last axis.
 
 Batches are ``(inputs, targets)`` tuples or dicts; for dicts the keys are

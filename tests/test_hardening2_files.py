@@ -374,7 +374,7 @@ def test_crash_surface_with_a_bare_array_as_metrics_is_a_type_error():
     """Before: ValueError: The truth value of an array with more than one element is
     ambiguous."""
     with pytest.raises(TypeError, match="metrics must be a dict of metric name -> array"):
-        js.Surface(np.arange(3.0), None, np.arange(3.0))
+        js.Surface(np.arange(3.0), None, np.arange(3.0))  # pyright: ignore[reportArgumentType]
 
 
 # --------------------------------------------------------------------------- crashes: trajectory

@@ -437,6 +437,16 @@ def write(paths: Iterable[PathLike], out: PathLike | None = None, *, title: str 
     Returns:
         The path written (None when skipped with ``missing_ok``).
 
+    Raises:
+        ValueError: ``out`` is one of the inputs (a Surface file, a folder's
+            ``results.json`` or a Surface it lists: the page never replaces
+            what it is made from), or a ``results.json`` is not an
+            experiment's (not a JSON object, ``variants`` not objects, a
+            Surface path outside its folder); the message names the file.
+        FileNotFoundError: a path that is neither a folder nor a Surface file
+            (``runs/plane`` is read as ``runs/plane.npz``, as by
+            :meth:`Surface.load`).
+
     Example:
         >>> _ = plane.save("runs/quickstart/plane.npz")
         >>> _ = line_surface.save("runs/quickstart/line.npz")

@@ -53,7 +53,7 @@ def ckpt(tmp_path_factory):
     with js.TrajectoryRecorder(root / "traj") as recorder:
         recorder.save(0, variables["params"])
         recorder.save(1, jax.tree_util.tree_map(lambda w: w * 1.1, variables["params"]))
-    np.savez(root / "eval.npz", **data)
+    np.savez(root / "eval.npz", x=data["x"], y=data["y"])
     return root
 
 
@@ -110,7 +110,8 @@ def test_item1_library_fingerprint_keys_the_store(linear, tmp_path):
         js.evaluate_line(fn, params, direction, data, GRID, store=store, progress=False,
                          fingerprint={"model": "v2"})
     with pytest.raises(TypeError, match="fingerprint must be a non-empty dict"):
-        js.evaluate_line(fn, params, direction, data, GRID, progress=False, fingerprint="v2")
+        js.evaluate_line(fn, params, direction, data, GRID, progress=False,
+                         fingerprint="v2")  # type: ignore[arg-type]
     # a store without a fingerprint still opens as before (no new field in its request)
     plain = tmp_path / "plain.store"
     js.evaluate_line(fn, params, direction, data, GRID, store=plain, progress=False)
@@ -179,7 +180,8 @@ def test_item12_equinox_adapter_and_the_command_check_labels_too(ckpt, capsys):
     with pytest.raises(ValueError, match=r"go up to 5, but the model has 3 outputs"):
         js.evaluate_line(fn, params, js.random_direction(jax.random.key(1), params), data,
                          GRID, progress=False)
-    np.savez(ckpt / "bad_labels.npz", **blobs(20, labels_offset=5))
+    bad = blobs(20, labels_offset=5)
+    np.savez(ckpt / "bad_labels.npz", x=bad["x"], y=bad["y"])
     code = cli.main(["surface", "--model", "test_hardening2_compute:tiny", "--checkpoint",
                      str(ckpt / "traj"), "--data", str(ckpt / "bad_labels.npz"), "--x", "-1:1:3",
                      "--out", str(ckpt / "item12")])

@@ -243,6 +243,16 @@ def test_full_disk_names_the_store_and_the_points_saved(linear, tmp_path, monkey
                          store=store, progress=False)
     assert caught.value.errno == errno.ENOSPC
     monkeypatch.setattr(store_lib._atomic, "write_with", real)
+
+    def no_space(path, write):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store_lib._atomic, "write_temp", no_space)  # request.json
+    with pytest.raises(OSError, match=r"No space left on device while creating the store "
+                                      r".*new.store \(no points are saved yet\)"):
+        js.evaluate_line(fn, params, direction, data, GRID, store=tmp_path / "new.store",
+                         progress=False)
+    monkeypatch.undo()
     again = js.evaluate_line(fn, params, direction, data, np.linspace(0, 1, 8), chunk_size=2,
                              store=store, progress=False)
     assert again.metadata["points_from_store"] == 2

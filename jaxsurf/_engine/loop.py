@@ -23,7 +23,7 @@ from jaxsurf._engine.job import Job
 from jaxsurf.progress import ProgressTracker
 from jaxsurf.store import PointStore, StoreError
 
-__all__ = ["ChunkFn", "run_chunks", "write_chunk", "open_store"]
+__all__ = ["ChunkFn", "run_chunks", "write_chunk", "create_store", "open_store"]
 
 
 # (padded chunk coefficients, the grid indices of its points) -> {name: values}
@@ -75,6 +75,17 @@ def write_chunk(store: PointStore, idx: np.ndarray, finished: dict[str, np.ndarr
                                  f"same call again to resume") from err
 
 
+def create_store(path: str | os.PathLike, request: dict[str, Any]) -> PointStore:
+    """``PointStore.open``; a failed write of the new store's folder or request (a
+    full disk, say) raises an ``OSError`` of the same ``errno`` naming the store."""
+    try:
+        return PointStore.open(path, request)
+    except OSError as err:
+        raise OSError(err.errno, f"{err.strerror or err} while creating the store {path} "
+                                 f"(no points are saved yet): free space or pass another "
+                                 f"store path") from err
+
+
 def open_store(job: Job, path: str | os.PathLike, data_print: dict[str, Any],
                 names: list[str], batch_size: int | str
                 ) -> tuple[PointStore | None, np.ndarray, dict[str, np.ndarray]]:
@@ -89,7 +100,7 @@ def open_store(job: Job, path: str | os.PathLike, data_print: dict[str, Any],
                                      compute_dtype=None if job.compute_dtype is None
                                      else str(job.compute_dtype), fingerprint=job.fingerprint)
     if not job.spans_processes:
-        store = PointStore.open(path, request)
+        store = create_store(path, request)
         done, values = store.read()
         return store, np.flatnonzero(~done), values
     store, error = None, None
@@ -97,7 +108,7 @@ def open_store(job: Job, path: str | os.PathLike, data_print: dict[str, Any],
     values = {k: np.zeros(job.num_points, np.float32) for k in names}
     if jax.process_index() == 0:
         try:
-            store = PointStore.open(path, request)
+            store = create_store(path, request)
             done, values = store.read()
         except Exception as err:  # raised below, after the others learn of it
             error = err

@@ -535,9 +535,8 @@ def _compute(args: argparse.Namespace, kwargs: dict[str, Any], checkpoint: Check
     if other is not None:
         _, params_b = loader.load(model, other, data, args.loss)
         fingerprint["step_b"] = other.step
-        meta.update({"checkpoint_b": str(other.trajectory), "step_b": other.step,
-                     "fixed_state": "non-parameter collections (BatchNorm statistics) of "
-                                    "--checkpoint, not interpolated"})
+        # (js.interpolate records how the BatchNorm statistics move: state_policy)
+        meta.update({"checkpoint_b": str(other.trajectory), "step_b": other.step})
         surfaces["interpolation"] = js.interpolate(fn, params, params_b, data, alphas,
                                                    metadata=meta,
                                                    store=stores["interpolation"], **options)

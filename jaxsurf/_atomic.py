@@ -239,18 +239,13 @@ def read_json_lines(path: str | os.PathLike, error: type[Exception] = ValueError
         >>> read_json_lines("log.jsonl")
         [{'epoch': 1}]
     """
-    from jaxsurf._json import MAX_JSON_CHARS, loads
-    from jaxsurf._npz import open_regular
+    from jaxsurf._json import loads, read_bounded
 
     path = Path(path)
     try:
-        with open_regular(path, error, folder=path.parent) as handle:
-            data = handle.read(MAX_JSON_CHARS + 1)
+        data = read_bounded(path, error, folder=path.parent)
     except FileNotFoundError:
         return []
-    if len(data) > MAX_JSON_CHARS:
-        raise error(f"{path} holds more than {MAX_JSON_CHARS:,} bytes, more than a jaxsurf log "
-                    f"can; it is damaged or crafted: move it away")
     lines = data.split(b"\n")[:-1]  # what follows the last newline is torn (or empty)
     rows = [loads(line, error, f"{path} line {number}")
             for number, line in enumerate(lines, start=1) if line.strip()]

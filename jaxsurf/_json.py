@@ -7,6 +7,11 @@ nesting deeper than :data:`MAX_JSON_DEPTH` *before* parsing (Python's parser
 would otherwise raise ``RecursionError`` on a crafted 100,000-deep text), and
 turns every parse failure into the caller's error class with the file's name.
 
+:func:`load` and :func:`read_bounded` read such a file first: only a regular
+file (never a FIFO or a device; inside ``folder`` when one is given, and not a
+symbolic link there, see :func:`jaxsurf._npz.open_regular`), and never more
+than :data:`MAX_JSON_CHARS` bytes of it.
+
 Example:
     >>> loads('{"version": 1, "grid": [1, 2]}', ValueError, "header of s.npz")
     {'version': 1, 'grid': [1, 2]}
@@ -19,9 +24,12 @@ Example:
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
-__all__ = ["MAX_JSON_CHARS", "MAX_JSON_DEPTH", "loads"]
+from jaxsurf._npz import open_regular
+
+__all__ = ["MAX_JSON_CHARS", "MAX_JSON_DEPTH", "load", "loads", "read_bounded"]
 
 MAX_JSON_DEPTH = 64  # jaxsurf's own headers nest at most a handful of levels
 MAX_JSON_CHARS = 64 * 2**20  # 64 MiB of text
@@ -84,3 +92,47 @@ def loads(text: str | bytes, error: type[Exception], what: str) -> Any:
     except (ValueError, RecursionError) as err:
         raise error(f"{what} is not valid JSON ({err}); the file is damaged or was not "
                     f"written by jaxsurf") from None
+
+
+def read_bounded(path: str | os.PathLike, error: type[Exception], *,
+                 folder: str | os.PathLike | None = None, what: str | None = None) -> bytes:
+    """The bytes of a JSON (or JSON-lines) file, at most :data:`MAX_JSON_CHARS` of them.
+
+    Args:
+        path: the file; opened only if it is a regular file
+            (:func:`jaxsurf._npz.open_regular`).
+        error: the exception class raised for anything wrong with it.
+        folder: the folder the file must lie in (no symbolic links), or ``None``
+            for a file the user named.
+        what: how to name the file in messages (default: its path).
+
+    Raises:
+        FileNotFoundError: there is no such file.
+
+    Example:
+        >>> from pathlib import Path
+        >>> _ = Path("r.json").write_text('{"a": 1}')
+        >>> read_bounded("r.json", ValueError, folder=".")
+        b'{"a": 1}'
+    """
+    what = what or str(path)
+    with open_regular(path, error, folder=folder, what=what) as handle:
+        data = handle.read(MAX_JSON_CHARS + 1)
+    if len(data) > MAX_JSON_CHARS:
+        raise error(f"{what} holds more than {MAX_JSON_CHARS:,} bytes, more than any JSON file "
+                    f"jaxsurf writes; it is damaged or crafted: move it away")
+    return data
+
+
+def load(path: str | os.PathLike, error: type[Exception], *,
+         folder: str | os.PathLike | None = None, what: str | None = None) -> Any:
+    """The JSON value in the file ``path``: :func:`read_bounded`, then :func:`loads`.
+
+    Example:
+        >>> from pathlib import Path
+        >>> _ = Path("r.json").write_text('{"a": [1, 2]}')
+        >>> load("r.json", ValueError)
+        {'a': [1, 2]}
+    """
+    what = what or str(path)
+    return loads(read_bounded(path, error, folder=folder, what=what), error, what)

@@ -18,6 +18,11 @@ with the file's name, the size and the limit:
   Default: a quarter of the machine's physical memory (4 GiB where it cannot
   be found). Environment override: ``JAXSURF_MAX_READ_BYTES``.
 
+The limit on points one evaluation *computes* (250,000 unless
+``max_points=``, ``--max-points`` or ``JAXSURF_MAX_POINTS`` says more) is
+:func:`jaxsurf._validate.max_points`; it reads its environment variable with
+:func:`env_int` too.
+
 Example:
     >>> check_grid_points(10**8, ValueError, "plane.npz")
     Traceback (most recent call last):
@@ -29,24 +34,31 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["MAX_GRID_POINTS", "max_grid_points", "max_read_bytes", "check_grid_points",
+__all__ = ["env_int", "MAX_GRID_POINTS", "max_grid_points", "max_read_bytes", "check_grid_points",
            "check_read_bytes"]
 
 MAX_GRID_POINTS = 10_000_000
 _FALLBACK_READ_BYTES = 4 * 2**30
 
 
-def _env_int(name: str) -> int | None:
-    """A positive integer from the environment variable ``name``, or ``None`` if unset."""
+def env_int(name: str) -> int | None:
+    """A positive integer from the environment variable ``name`` (``_`` and ``,`` allowed as
+    digit separators), or ``None`` if unset; anything else is a ``ValueError`` naming it.
+
+    Example:
+        >>> env_int("JAXSURF_NO_SUCH_VARIABLE") is None
+        True
+    """
     raw = os.environ.get(name)
     if raw is None or not raw.strip():
         return None
     try:
-        value = int(raw.strip().replace("_", ""))
+        value = int(raw.strip().replace("_", "").replace(",", ""))
     except ValueError:
         value = 0
     if value <= 0:
-        raise ValueError(f"the environment variable {name}={raw!r} must be a positive integer")
+        raise ValueError(f"the environment variable {name}={raw!r} must be a positive integer, "
+                         f"e.g. {name}=1000000")
     return value
 
 
@@ -57,13 +69,13 @@ def max_grid_points() -> int:
         >>> max_grid_points()
         10000000
     """
-    return _env_int("JAXSURF_MAX_GRID_POINTS") or MAX_GRID_POINTS
+    return env_int("JAXSURF_MAX_GRID_POINTS") or MAX_GRID_POINTS
 
 
 def max_read_bytes() -> int:
     """The most bytes one array read from a file may take (``JAXSURF_MAX_READ_BYTES``;
     default a quarter of physical memory)."""
-    override = _env_int("JAXSURF_MAX_READ_BYTES")
+    override = env_int("JAXSURF_MAX_READ_BYTES")
     if override is not None:
         return override
     try:

@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from jaxsurf._limits import env_int
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = ["OneShotIteratorError", "coefficients", "finite_tree", "grid", "int_in_range",
@@ -81,18 +83,9 @@ def max_points(value: Any = None) -> int:
         >>> max_points(), max_points(10**6)
         (250000, 1000000)
     """
-    import os
-
     if value is not None:
         return positive_int(value, "max_points")
-    text = os.environ.get(MAX_POINTS_ENV, "").strip()
-    if not text:
-        return MAX_POINTS
-    try:
-        return positive_int(int(text.replace("_", "").replace(",", "")), MAX_POINTS_ENV)
-    except ValueError:
-        raise ValueError(f"the environment variable {MAX_POINTS_ENV}={text!r} must be a positive "
-                         f"integer (points), e.g. {MAX_POINTS_ENV}=1000000") from None
+    return env_int(MAX_POINTS_ENV) or MAX_POINTS
 
 
 def format_bytes(n: float) -> str:

@@ -47,7 +47,7 @@ import jax
 import numpy as np
 
 from jaxsurf import _atomic, _json, tree
-from jaxsurf._npz import NpzReader, open_regular
+from jaxsurf._npz import NpzReader
 from jaxsurf._version import __version__
 from jaxsurf.tree import PyTree
 
@@ -228,17 +228,13 @@ def _read_request(path: Path) -> dict[str, Any]:
     """The request stored in ``path`` (a regular file inside the store, bounded JSON)."""
     advice = f"delete the store directory {path.parent} to start over"
     try:
-        with open_regular(path, StoreError, folder=path.parent) as handle:
-            text = handle.read(_json.MAX_JSON_CHARS + 1)
+        stored = _json.load(path, StoreError, folder=path.parent,
+                            what=f"the store request {path}")
     except StoreError as err:
         raise StoreError(f"{err}; {advice}") from None
-    except OSError as err:
+    except OSError as err:  # missing, or unreadable
         raise StoreError(f"{path} is not a readable jaxsurf store request ({err}); "
                          f"{advice}") from err
-    try:
-        stored = _json.loads(text, StoreError, f"the store request {path}")
-    except StoreError as err:
-        raise StoreError(f"{err}; {advice}") from None
     if not isinstance(stored, dict) or stored.get("format") != FORMAT:
         raise StoreError(f"{path} is not a jaxsurf store request; use another store path")
     version = stored.get("format_version")

@@ -50,7 +50,6 @@ import jax
 import numpy as np
 
 from jaxsurf import _json, _limits, _validate, tree
-from jaxsurf._npz import open_regular
 from jaxsurf.tree import PyTree
 
 __all__ = ["TrajectoryRecorder", "load_trajectory"]
@@ -173,8 +172,7 @@ def _check_entries(root: Path) -> None:
                 raise ValueError(f"{entry} is {kind}; a trajectory holds only regular files "
                                  f"inside its folder")
             if name in _JSON_FILES and stat.S_ISREG(mode):
-                with open_regular(entry, ValueError, folder=folder) as handle:
-                    _json.loads(handle.read(_json.MAX_JSON_CHARS + 1), ValueError, str(entry))
+                _json.load(entry, ValueError, folder=folder)
 
 
 def _check_sizes(saved: PyTree, path: Path, step: int, item: str) -> None:

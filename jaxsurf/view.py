@@ -219,11 +219,7 @@ def _read_results(folder: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any
     if not path.is_file():
         raise FileNotFoundError(f"{folder} has no results.json: pass Surface files (.npz), or "
                                 f"an experiment's --out folder")
-    if path.stat().st_size > _json.MAX_JSON_CHARS:
-        raise ValueError(f"{path} is {path.stat().st_size:,} bytes, more than the "
-                         f"{_json.MAX_JSON_CHARS:,} the viewer reads; it is not an "
-                         f"experiment's results.json")
-    results = _json.loads(path.read_bytes(), ValueError, str(path))
+    results = _json.load(path, ValueError, folder=folder)
     fix = "write it with the experiments' report step (a JSON object with \"variants\")"
     if not isinstance(results, dict):
         raise ValueError(f"{path} holds a JSON {type(results).__name__}, not an object; {fix}")

@@ -36,10 +36,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxsurf import _atomic, _validate, batching, tree
+from jaxsurf import _atomic, _json, _validate, batching, tree
 from jaxsurf._engine.data import check_data_dtypes, check_not_empty_container
-from jaxsurf._json import MAX_JSON_CHARS, loads
-from jaxsurf._npz import NpzReader, open_regular
+from jaxsurf._json import loads
+from jaxsurf._npz import NpzReader
 from jaxsurf._state import StatefulFn, from_float, state_for, to_float
 from jaxsurf.store import data_fingerprint, differences
 from jaxsurf.tree import PyTree
@@ -424,11 +424,9 @@ def _read_config(path: Path) -> Any:
     """The settings in a curve folder's ``fit_config.json`` (``None`` if missing); only a
     regular file inside the folder is opened, and its JSON is bounded."""
     try:
-        with open_regular(path, ValueError, folder=path.parent) as handle:
-            text = handle.read(MAX_JSON_CHARS + 1)
+        return _json.load(path, ValueError, folder=path.parent)
     except FileNotFoundError:
         return None
-    return loads(text, ValueError, str(path))
 
 
 def _check_resume(saved: Any, config: Mapping[str, Any], where: Path) -> None:

@@ -112,7 +112,7 @@ def point_count(shape: Iterable[int], where: str, limit: Any = None,
             ``(num_points,)`` for a list of points.
         where: the entry point, for the message (e.g. ``"js.evaluate_plane"``).
         limit: the caller's ``max_points`` (``None``: the default, see :func:`max_points`).
-        num_metrics: the metrics per point if known (the estimate assumes 2).
+        num_metrics: the metrics per point if known (else the estimate counts one).
 
     Returns:
         The number of points.
@@ -130,15 +130,19 @@ def point_count(shape: Iterable[int], where: str, limit: Any = None,
     allowed = max_points(limit)
     if points <= allowed:
         return points
-    metrics = 2 if num_metrics is None else num_metrics
-    need = points * (8 * len(shape) + 4 * metrics)  # coordinates (float64) + float32 results
+    metrics = 1 if num_metrics is None else num_metrics
+    per_point = 8 * len(shape) + 4 * metrics  # coordinates (float64) + float32 results
+    results = (f"{metrics} metric{'s' if metrics > 1 else ''}" if num_metrics is not None
+               else "one metric")
+    coarser = "Use a coarser grid (or refine=js.Refine(...))" if len(shape) == 2 else \
+        "Use fewer points"
     raise ValueError(
         f"{where}: {points:,} points ({' x '.join(map(str, shape))}) are more than the limit of "
-        f"{allowed:,} points; their coordinates and {metrics} metrics alone would take "
-        f"{format_bytes(need)} of memory ({8 * len(shape) + 4 * metrics} bytes a point), and each "
-        f"point is a pass over the data. Use a coarser grid (or refine=js.Refine(...)), or, if "
-        f"you mean it, raise the limit with max_points={points} (the command line: "
-        f"--max-points {points}) or the environment variable {MAX_POINTS_ENV}")
+        f"{allowed:,} points; their coordinates and {results} alone would take "
+        f"{'at least ' if num_metrics is None else ''}{format_bytes(points * per_point)} of "
+        f"memory, and each point is a pass over the data. {coarser}, or, if you mean it, raise "
+        f"the limit with max_points={points} (the command line: --max-points {points}) or the "
+        f"environment variable {MAX_POINTS_ENV}")
 
 
 def int_in_range(value: Any, name: str, low: int, high: int | None = None,

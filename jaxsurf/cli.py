@@ -362,4 +362,10 @@ def _attach_negative_values(argv: list[str]) -> list[str]:
 
 
 def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split())
+    """The message on one line; its lines joined by ``; `` (after a colon, by a space)."""
+    out = ""
+    for line in str(err).splitlines():
+        line = " ".join(line.split())
+        if line:
+            out += ("" if not out else " " if out.endswith(":") else "; ") + line
+    return out

@@ -48,7 +48,7 @@ from jaxsurf.directions import describe_direction
 from jaxsurf.distributed import Device
 from jaxsurf.progress import ProgressOption
 from jaxsurf import store as store_lib
-from jaxsurf._engine.means import check_float_params, mean_over_batches
+from jaxsurf._engine.means import check_float_params, labels_check, mean_over_batches
 from jaxsurf._engine.metadata import run_surface
 from jaxsurf._engine.pointwise import execute_pointwise
 from jaxsurf._engine.metrics import accumulator_dtype, scalar_metric
@@ -104,9 +104,10 @@ def hvp_operator(fn: Fn, params: PyTree, data: Any, *, metric: str = "loss",
 def _tree_operator(fn: Fn, params: PyTree, data: Any, metric: str,
                    batch_size: int | None, passes: str) -> Callable[[PyTree], PyTree]:
     check_float_params(params)
-    scalar = scalar_metric(bind(fn, params)[0], metric)  # params' own state
+    bound = bind(fn, params)[0]  # params' own state
+    scalar = scalar_metric(bound, metric)
     mean = mean_over_batches(partial(_batch_hvp, scalar), data, batch_size=batch_size,
-                        passes=passes)
+                             passes=passes, check=labels_check(bound, params))
     dtypes = jax.tree_util.tree_map(lambda x: jnp.asarray(x).dtype, params)
 
     def matvec(vector: PyTree) -> PyTree:
@@ -126,12 +127,14 @@ def _flat_operator(fn: Fn, params: PyTree, data: Any, metric: str,
     """
     check_float_params(params)
     flat, unravel = ravel_pytree(params)
-    scalar = scalar_metric(bind(fn, params)[0], metric)  # params' own state
+    bound = bind(fn, params)[0]  # params' own state
+    scalar = scalar_metric(bound, metric)
 
     def batch_fn(p: PyTree, flat_v: jax.Array, batch: PyTree) -> jax.Array:
         return ravel_pytree(_batch_hvp(scalar, p, unravel(flat_v), batch))[0]
 
-    mean = mean_over_batches(batch_fn, data, batch_size=batch_size)
+    mean = mean_over_batches(batch_fn, data, batch_size=batch_size,
+                             check=labels_check(bound, params))
     dtype = accumulator_dtype(flat.dtype)
     return (lambda p, v: mean(p, v).astype(dtype)), flat.astype(dtype), unravel
 

@@ -139,6 +139,7 @@ def check_labels(labels: Any, num_classes: int, where: str, loss: str = "cross_e
     found = f"go up to {high}" if high >= num_classes else f"go down to {low}"
     raise ValueError(f"{loss}: the labels in {where} {found}, but the model has {num_classes} "
                      f"outputs (classes 0..{num_classes - 1}); an integer label outside that "
-                     f"range is one-hot encoded as zeros and would give a loss of 0 and an "
-                     f"accuracy of 0 at every point. Give labels in [0, {num_classes}) (the "
-                     f"labels found span [{low}, {high}]), or a model with more outputs")
+                     f"range is one-hot encoded as a row of zeros, so the loss and the "
+                     f"accuracy would be silently wrong at every point. Give labels in "
+                     f"[0, {num_classes}) (the labels found span [{low}, {high}]), or a model "
+                     f"with more outputs")

@@ -41,7 +41,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsurf import _validate, tree
-from jaxsurf._engine.means import check_float_params, mean_over_batches, on_device
+from jaxsurf._engine.means import (check_float_params, labels_check, mean_over_batches,
+                                   on_device)
 from jaxsurf._engine.metrics import scalar_metric
 from jaxsurf._state import bind
 from jaxsurf.tree import PyTree
@@ -58,7 +59,9 @@ class _Objective:
     def __init__(self, fn: Fn, params: PyTree, data: Any, metric: str,
                  batch_size: int | None) -> None:
         check_float_params(params)
-        self._scalar = scalar_metric(bind(fn, params)[0], metric)  # params' own state
+        bound = bind(fn, params)[0]  # params' own state
+        self._scalar = scalar_metric(bound, metric)
+        self._check = labels_check(bound, params)
         self._data = on_device(data, batch_size)
         self._batch_size = batch_size
         self._loss: Callable | None = None
@@ -67,13 +70,15 @@ class _Objective:
 
     def loss(self, params: PyTree) -> float:
         if self._loss is None:
-            self._loss = mean_over_batches(self._scalar, self._data, batch_size=self._batch_size)
+            self._loss = mean_over_batches(self._scalar, self._data, batch_size=self._batch_size,
+                                           check=self._check)
         return float(self._loss(params))
 
     def loss_and_grad(self, params: PyTree) -> tuple[float, PyTree]:
         if self._loss_and_grad is None:
             self._loss_and_grad = mean_over_batches(jax.value_and_grad(self._scalar), self._data,
-                                               batch_size=self._batch_size)
+                                                    batch_size=self._batch_size,
+                                                    check=self._check)
         value, grad = self._loss_and_grad(params)
         return float(value), jax.tree_util.tree_map(lambda g, d: g.astype(d), grad,
                                                     self._dtypes)

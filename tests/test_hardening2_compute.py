@@ -189,6 +189,25 @@ def test_item12_equinox_adapter_and_the_command_check_labels_too(ckpt, capsys):
     assert code == 2 and "go up to 7, but the model has 3 outputs" in err, err
 
 
+def test_item12_curvature_and_sharpness_check_labels_too():
+    data = blobs(20, labels_offset=5)  # labels 5..7, 3 outputs
+    variables = Tiny().init(jax.random.key(0), data["x"][:1])
+    fn, params = js.flax.adapt(Tiny(), variables, loss="cross_entropy")
+    vector = js.random_direction(jax.random.key(1), params)
+    message = r"labels in (data|batch 0) leaf \['y'\] go up to 7, but the model has 3 outputs"
+    with pytest.raises(ValueError, match=message):
+        js.hessian.hvp(fn, params, data, vector)
+    with pytest.raises(ValueError, match=message):
+        js.hessian.top_eigenpairs(fn, params, data, k=1, key=jax.random.key(0))
+    with pytest.raises(ValueError, match=message):
+        js.sharpness.epsilon_sharpness(fn, params, data)
+    batches = [{k: v[:10] for k, v in blobs(20).items()}, {k: v[10:] for k, v in data.items()}]
+    with pytest.raises(ValueError, match=r"labels in batch 1 leaf \['y'\] go up to 7"):
+        js.hessian.hvp(fn, params, batches, vector)
+    good = js.hessian.hvp(fn, params, blobs(20), vector)  # in range: computed as before
+    assert all(np.isfinite(x).all() for x in jax.tree_util.tree_leaves(good))
+
+
 # --------------------------------------------------------------------------- huge grids
 def test_huge_plane_is_refused_before_allocating(linear, monkeypatch):
     fn, params, direction, data = linear

@@ -120,8 +120,37 @@ def accumulators(batch_fn: Callable) -> tuple[Callable, Callable]:
     return jax.jit(init), jax.jit(step, donate_argnums=0)
 
 
+def labels_check(fn: Fn, params: PyTree) -> Callable[..., None]:
+    """``check(batch, what="data")``: refuses integer labels outside the classes of an
+    adapter's built-in loss (:class:`jaxsurf._engine.metrics.LabelCheck`), on the host.
+
+    ``fn`` is traced abstractly once, on the first batch given, to find which
+    batch leaf holds the labels; a ``fn`` without a built-in loss checks nothing.
+
+    Example:
+        >>> from jaxsurf.losses import cross_entropy
+        >>> from jaxsurf._engine.metrics import loss_metrics
+        >>> fn = lambda p, b: loss_metrics(cross_entropy, b["x"] @ p, b["y"])
+        >>> labels_check(fn, jnp.ones((2, 3)))({"x": jnp.ones((4, 2)), "y": np.arange(4)})
+        Traceback (most recent call last):
+        ...
+        ValueError: cross_entropy: the labels in data leaf ['y'] go up to 3, but the model ...
+    """
+    found: list[Any] | None = None
+
+    def check(batch: PyTree, what: str = "data") -> None:
+        nonlocal found
+        if found is None:
+            found = trace_metrics(fn, params, batch)[1]
+        for label_check in found:
+            label_check.check(batch, what)
+
+    return check
+
+
 def mean_over_batches(batch_fn: Callable[..., PyTree], data: Any, *,
-                 batch_size: int | None = None, passes: str = "many") -> Callable[..., PyTree]:
+                 batch_size: int | None = None, passes: str = "many",
+                 check: Callable[..., None] | None = None) -> Callable[..., PyTree]:
     """Exact dataset mean of a pytree-valued per-batch function.
 
     ``batch_fn(*args, batch)`` must return batch means (e.g. the gradient of a
@@ -148,6 +177,9 @@ def mean_over_batches(batch_fn: Callable[..., PyTree], data: Any, *,
             ``min(n, 512)``).
         passes: ``"many"`` (the returned function may be called repeatedly)
             or ``"one"`` (a one-shot iterator is accepted; call it once).
+        check: ``check(batch, what)`` run on the host on the data before
+            anything is computed (in-memory data: once, here; streams: each
+            batch as it is read), e.g. :func:`labels_check`.
 
     Returns:
         ``mean(*args) -> pytree`` with leaves in at least float32. Each
@@ -159,6 +191,11 @@ def mean_over_batches(batch_fn: Callable[..., PyTree], data: Any, *,
         >>> float(grad(jnp.float32(1.0)))   # exact full-data gradient, 2 * mean(x^2)
         7.0
     """
+    if check is not None and isinstance(data, OnDevice):
+        for b, batch in enumerate(data.batches):
+            check(batch, f"batch {b}")
+    elif check is not None and batching.is_in_memory(data):
+        check(data)
     data = on_device(data, batch_size)
     init, step = accumulators(batch_fn)
     if isinstance(data, OnDevice):
@@ -173,7 +210,9 @@ def mean_over_batches(batch_fn: Callable[..., PyTree], data: Any, *,
 
     def mean_of_stream(*args: Any) -> PyTree:
         total, count = None, 0
-        for batch, size in batching.iter_batches(data):
+        for b, (batch, size) in enumerate(batching.iter_batches(data)):
+            if check is not None:
+                check(batch, f"batch {b}")
             total = init(args, batch) if total is None else total
             total = step(total, args, batch, float(size))
             count += size

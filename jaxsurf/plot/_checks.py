@@ -27,8 +27,8 @@ def _check_surface(surface: Any, fn: str, *, plane: bool) -> Surface:
     if not isinstance(surface, Surface):
         raise TypeError(f"{fn}() needs a jaxsurf.Surface, got {type(surface).__name__}")
     if surface.is_volume:
-        raise ValueError(f"{fn}() draws a {'plane' if plane else 'line'}, but this surface is a "
-                         f"{'x'.join(map(str, surface.shape))} volume; draw it with "
+        raise ValueError(f"js.plot.{fn}() draws a {'plane' if plane else 'line'}, but this "
+                         f"surface is a {'x'.join(map(str, surface.shape))} volume; draw it with "
                          f"js.plot.slices(volume), view it with python -m jaxsurf view, or "
                          f"write it for ParaView with js.export.write_vti")
     if plane and not surface.is_plane:

@@ -46,6 +46,7 @@ import json
 import os
 import shlex
 import sys
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -53,6 +54,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from jaxsurf import _validate
+from jaxsurf._modules import functions_hint
 
 __all__ = ["add_arguments", "run", "parse_range", "load_model", "find_checkpoint",
            "Checkpoint", "load_data", "LOADERS", "ModelLoader", "FlaxLinenLoader",
@@ -115,6 +117,9 @@ def load_model(spec: str, kwargs: dict[str, Any] | None = None) -> Any:
             raise ComputeError(f"--model {spec} is already a model; --model-kwargs needs a "
                                f"factory to call")
         return target
+    if isinstance(target, types.ModuleType):
+        raise ComputeError(f"--model {spec}: {functions_hint(target)}; name it as "
+                           f"{module_name}:{attr}.FUNCTION")
     if not callable(target):
         raise ComputeError(f"--model {spec} is a {type(target).__name__}, neither a model "
                            f"nor a callable that returns one")
@@ -503,7 +508,7 @@ def _compute(args: argparse.Namespace, kwargs: dict[str, Any], checkpoint: Check
     import jax
 
     import jaxsurf as js
-    from jaxsurf import cli
+    from jaxsurf import _cli_outputs as outputs
     from jaxsurf._engine.metrics import metric_shapes
 
     out.mkdir(parents=True, exist_ok=True)
@@ -561,13 +566,13 @@ def _compute(args: argparse.Namespace, kwargs: dict[str, Any], checkpoint: Check
             written = [path]
             if surface.is_plane:
                 for figure in ("contour", "surface"):
-                    target = cli.beside(path, figure, ".png")
-                    written.append(cli.plot_surface(surface, figure, target))
-                target = cli.beside(path, "<metric>", ".vtp")
-                written.append(cli.write_vtp(surface, path))
+                    target = outputs.beside(path, figure, ".png")
+                    written.append(outputs.plot_surface(surface, figure, target))
+                target = outputs.beside(path, "<metric>", ".vtp")
+                written.append(outputs.write_vtp(surface, path))
             else:
-                target = cli.beside(path, "line", ".png")
-                written.append(cli.plot_surface(surface, "line", target))
+                target = outputs.beside(path, "line", ".png")
+                written.append(outputs.plot_surface(surface, "line", target))
         except OSError as err:
             raise OSError(err.errno, f"writing {target} failed ({err.strerror or err}); the "
                                      f"{int(np.prod(kinds[kind])):,} points of the {kind} are "

@@ -251,9 +251,8 @@ def mode_of(call: ast.Call, position: int) -> str | None:
     for kw in call.keywords:
         if kw.arg == "mode" and isinstance(kw.value, ast.Constant):
             return str(kw.value.value)
-    if len(call.args) > position and isinstance(call.args[position], ast.Constant):
-        return str(call.args[position].value)
-    return None
+    arg = call.args[position] if len(call.args) > position else None
+    return str(arg.value) if isinstance(arg, ast.Constant) else None
 
 
 def writers(parsed) -> list[dict]:
@@ -399,7 +398,7 @@ def print_table(r: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("checkout", type=Path)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)

@@ -66,15 +66,19 @@ def test_plot_uses_the_descriptive_title(files, capsys, monkeypatch):
     assert seen["title"] == "given"
 
 
-def test_calling_a_submodule_says_what_to_call():
-    with pytest.raises(TypeError, match=r"jaxsurf.sharpness is a module, not a function; "
-                                        r"call one of its functions, e\.g\. "
-                                        r"jaxsurf\.sharpness\.\w+\(\.\.\.\)") as caught:
-        js.sharpness(lambda p, b: 0.0, {}, {})
-    assert "sam_sharpness" in str(caught.value)
-    with pytest.raises(TypeError, match="jaxsurf.tree is a module"):
-        js.tree({"a": 1})
+def test_a_module_given_for_a_function_says_what_to_call(tmp_path):
+    # jaxsurf no longer swaps its modules' class: calling one is Python's own error ...
+    with pytest.raises(TypeError, match="'module' object is not callable"):
+        js.sharpness(lambda p, b: 0.0, {}, {})  # pyright: ignore[reportCallIssue]
     assert callable(js.sharpness.sam_sharpness)  # the module itself still works
+    # ... and where jaxsurf receives a module in place of a function, it names its functions
+    from jaxsurf._compute_cli import ComputeError, load_model
+
+    with pytest.raises(ComputeError, match=r"jaxsurf.sharpness is a module, not a function; "
+                                           r"call one of its functions, e\.g\. "
+                                           r"jaxsurf\.sharpness\.\w+\(\.\.\.\)") as caught:
+        load_model("jaxsurf:sharpness", None)
+    assert "sam_sharpness" in str(caught.value)
 
 
 def test_subcommands_come_from_one_table(capsys):

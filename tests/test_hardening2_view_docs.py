@@ -327,7 +327,7 @@ def test_item_viewer_page_with_hostile_strings_draws_in_a_browser(tmp_path):
 
 
 def test_item_viewer_script_is_package_data_inlined_once():
-    script = (ROOT / "jaxsurf" / "_viewer.js").read_text(encoding="utf-8")
-    assert '"_viewer.js"' in (ROOT / "pyproject.toml").read_text()    # shipped in the wheel
+    script = (ROOT / "jaxsurf" / "view" / "page.js").read_text(encoding="utf-8")
+    assert '"page.js"' in (ROOT / "pyproject.toml").read_text()    # shipped in the wheel
     page = view.html(plane(title="__APP__"))
     assert page.count(script) == 1 and "__APP__" not in script

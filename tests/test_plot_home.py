@@ -1,4 +1,4 @@
-"""One home for figures (js.plot) and one atomic writer (jaxsurf._atomic)."""
+"""One home for figures (js.plot) and one atomic writer (jaxsurf._io.atomic)."""
 
 import os
 import subprocess
@@ -11,7 +11,8 @@ import pytest
 from matplotlib.figure import Figure
 
 import jaxsurf as js
-from jaxsurf import _atomic, hessian, pca, subsample, surface, train
+from jaxsurf import hessian, pca, subsample, surface, train
+from jaxsurf._io import atomic as _atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,6 +14,7 @@ from jaxsurf import cli
 
 pytest.importorskip("plotly")
 from jaxsurf import view
+from jaxsurf.view import _page as view_page
 
 
 def plane(n_alpha: int = 7, n_beta: int = 4, dtype=np.float64, **meta) -> js.Surface:
@@ -149,7 +150,7 @@ def test_bad_input_and_missing_plotly(tmp_path, monkeypatch, capsys):
 
     def no_plotly():
         raise ImportError("the viewer needs plotly")
-    monkeypatch.setattr(view, "_plotly_js", no_plotly)
+    monkeypatch.setattr(view_page, "plotly_js", no_plotly)
     plane().save(tmp_path / "a.npz")
     assert view.write([tmp_path / "a.npz"], missing_ok=True) is None
     assert "not written" in capsys.readouterr().out

@@ -12,9 +12,9 @@ from jaxsurf.surface import Surface
 DEFAULT_LABELS = ("alpha (direction 1)", "beta (direction 2)")
 DEFAULT_CMAP = "viridis"
 DPI = 150
-_SUFFIXES = (".png", ".pdf", ".svg")
-_PLANE_KINDS = ("contour", "filled", "heatmap")
-_MAX_LEVELS = 1000
+SUFFIXES = (".png", ".pdf", ".svg")
+PLANE_KINDS = ("contour", "filled", "heatmap")
+MAX_LEVELS = 1000
 UNDERSIDE = (0.78, 0.78, 0.78, 1.0)  # surface3d: quads seen from below
 
 PathLike = str | os.PathLike
@@ -22,7 +22,7 @@ Aspect = Literal["auto", "equal"] | float  # what matplotlib's Axes.set_aspect t
 
 
 # --------------------------------------------------------------------------- checks and data
-def _check_surface(surface: Any, fn: str, *, plane: bool) -> Surface:
+def check_surface(surface: Any, fn: str, *, plane: bool) -> Surface:
     """The surface, or a clear error when it is not the shape ``fn`` draws."""
     if not isinstance(surface, Surface):
         raise TypeError(f"{fn}() needs a jaxsurf.Surface, got {type(surface).__name__}")
@@ -43,7 +43,7 @@ def _check_surface(surface: Any, fn: str, *, plane: bool) -> Surface:
     return surface
 
 
-def _betas(surface: Surface) -> np.ndarray:
+def betas_of(surface: Surface) -> np.ndarray:
     """``surface.betas``, or a ValueError for a line (its ``betas`` is None)."""
     if surface.betas is None:
         raise ValueError(f"this figure needs a plane, but the surface is a line of "
@@ -51,7 +51,7 @@ def _betas(surface: Surface) -> np.ndarray:
     return surface.betas
 
 
-def _metric_values(surface: Surface, metric: str) -> np.ndarray:
+def metric_values(surface: Surface, metric: str) -> np.ndarray:
     """``surface.metrics[metric]`` as float, or a ValueError naming the metrics there are."""
     if metric not in surface.metrics:
         raise ValueError(f"unknown metric {metric!r}; this surface has "
@@ -59,18 +59,18 @@ def _metric_values(surface: Surface, metric: str) -> np.ndarray:
     return np.asarray(surface.metrics[metric], dtype=float)
 
 
-def _plane_grid(surface: Surface, metric: str, fn: str, min_size: int = 2
+def plane_grid(surface: Surface, metric: str, fn: str, min_size: int = 2
                 ) -> tuple[np.ndarray, np.ndarray, np.ma.MaskedArray, int]:
     """``X, Y, Z`` of shape ``(len(alphas), len(betas))`` and the number of masked points.
 
     ``X[i, j] = alphas[i]``, ``Y[i, j] = betas[j]``, ``Z[i, j] = metrics[metric][i, j]``.
     """
-    values = _metric_values(surface, metric)
+    values = metric_values(surface, metric)
     if min(values.shape) < min_size:
         raise ValueError(f"{fn}() needs a grid of at least {min_size}x{min_size} points; "
                          f"this one is {values.shape[0]}x{values.shape[1]} (alphas x betas); "
                          f"evaluate more points or use heatmap()/line()")
-    X, Y = np.meshgrid(surface.alphas, _betas(surface), indexing="ij")
+    X, Y = np.meshgrid(surface.alphas, betas_of(surface), indexing="ij")
     Z = np.ma.masked_invalid(values)
     n_masked = int(np.ma.count_masked(Z))
     if n_masked == Z.size:
@@ -80,7 +80,7 @@ def _plane_grid(surface: Surface, metric: str, fn: str, min_size: int = 2
     return X, Y, Z, n_masked
 
 
-def _axis_labels(surface: Surface, labels: Sequence[str] | None) -> tuple[str, str]:
+def surface_axis_labels(surface: Surface, labels: Sequence[str] | None) -> tuple[str, str]:
     """Keyword labels, else ``metadata['axis_labels']`` (two strings), else the defaults."""
     if labels is not None:
         if len(labels) != 2:
@@ -93,7 +93,7 @@ def _axis_labels(surface: Surface, labels: Sequence[str] | None) -> tuple[str, s
     return DEFAULT_LABELS
 
 
-def _line_label(surface: Surface, xlabel: str | None) -> str:
+def line_label(surface: Surface, xlabel: str | None) -> str:
     """x label of a line: keyword, else ``metadata['axis_labels'][0]``, else ``"alpha"``."""
     if xlabel is not None:
         return xlabel
@@ -105,7 +105,7 @@ def _line_label(surface: Surface, xlabel: str | None) -> str:
     return "alpha"
 
 
-def _title(surface: Surface, default: str, title: str | None, n_masked: int, size: int,
+def plot_title(surface: Surface, default: str, title: str | None, n_masked: int, size: int,
            shown: str = "grey") -> str:
     """The title, with a second line counting masked (non-finite) points."""
     text = title if title is not None else str(surface.metadata.get("title", default))
@@ -114,7 +114,7 @@ def _title(surface: Surface, default: str, title: str | None, n_masked: int, siz
     return text
 
 
-def _check_log(values: np.ndarray, metric: str) -> None:
+def check_log(values: np.ndarray, metric: str) -> None:
     finite = values[np.isfinite(values)]
     if finite.size and finite.min() <= 0:
         raise ValueError(f"log=True needs positive values, but metric {metric!r} has minimum "

@@ -11,30 +11,31 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, ScalarFormatter
 
-from jaxsurf import _atomic
+from jaxsurf._io import atomic as _atomic
 from jaxsurf.plot._checks import (
-    _SUFFIXES,
+    SUFFIXES,
     DPI,
     Aspect,
     PathLike,
-    _axis_labels,
-    _betas,
-    _check_log,
-    _check_surface,
-    _plane_grid,
-    _title,
+    surface_axis_labels,
+    betas_of,
+    check_log,
+    check_surface,
+    plane_grid,
+    plot_title,
 )
-from jaxsurf.plot._levels import _check_levels_hit, _extend, _fmt, _norm, contour_levels
+from jaxsurf.plot._levels import (check_levels_hit, color_norm, colorbar_extend, contour_levels,
+                                  level_format)
 from jaxsurf.surface import Surface
 
 
 # --------------------------------------------------------------------------- drawing helpers
-def _new_figure(figsize: tuple[float, float] | None, default: tuple[float, float],
+def new_figure(figsize: tuple[float, float] | None, default: tuple[float, float],
                 layout: Literal["constrained", "compressed"] = "constrained") -> Figure:
     return Figure(figsize=figsize or default, layout=layout)
 
 
-def _save(fig: Figure, out: PathLike | None, *, tight: bool = True,
+def save_figure(fig: Figure, out: PathLike | None, *, tight: bool = True,
           any_format: bool = False) -> None:
     """Saves ``fig`` atomically to ``out`` (format from the suffix), creating parent dirs.
 
@@ -52,37 +53,37 @@ def _save(fig: Figure, out: PathLike | None, *, tight: bool = True,
     fmt = path.suffix.lower()[1:]
     if any_format and not fmt:
         path, fmt = path.with_name(path.name + ".png"), "png"
-    elif not any_format and path.suffix.lower() not in _SUFFIXES:
+    elif not any_format and path.suffix.lower() not in SUFFIXES:
         raise ValueError(f"cannot save a figure as {path.name!r}: use one of the suffixes "
-                         f"{', '.join(_SUFFIXES)}")
+                         f"{', '.join(SUFFIXES)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     crop: dict[str, Any] = {"bbox_inches": "tight", "pad_inches": 0.1} if tight else {}
     _atomic.write_via_path(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=DPI, **crop))
 
 
-def _aspect(surface: Surface, aspect: Aspect | None) -> Aspect:
+def plane_aspect(surface: Surface, aspect: Aspect | None) -> Aspect:
     """``"equal"`` when the two coordinate ranges are comparable (within 4x), else ``"auto"``."""
     if aspect is not None:
         return aspect
     width = float(np.ptp(surface.alphas))
-    height = float(np.ptp(_betas(surface)))
+    height = float(np.ptp(betas_of(surface)))
     if width > 0 and height > 0 and 0.25 <= width / height <= 4.0:
         return "equal"
     return "auto"
 
 
-def _layout(aspect: Aspect) -> Literal["constrained", "compressed"]:
+def figure_layout(aspect: Aspect) -> Literal["constrained", "compressed"]:
     """``compressed`` fits colour bars to fixed-aspect axes; ``constrained`` otherwise."""
     return "constrained" if aspect == "auto" else "compressed"
 
 
-def _plane_figsize(surface: Surface, aspect: Aspect, panels: int = 1
+def plane_figsize(surface: Surface, aspect: Aspect, panels: int = 1
                    ) -> tuple[float, float]:
     """A figure size whose axes box matches the data's aspect, so the colour bar fits it."""
     if aspect == "auto":
         return (5.4 * panels + 1.2, 4.4)
     ratio = (1.0 if aspect == "equal" else float(aspect)) * (
-        float(np.ptp(_betas(surface))) / float(np.ptp(surface.alphas)))
+        float(np.ptp(betas_of(surface))) / float(np.ptp(surface.alphas)))
     width = 4.6
     height = width * ratio
     if height > 5.0:
@@ -93,13 +94,13 @@ def _plane_figsize(surface: Surface, aspect: Aspect, panels: int = 1
 
 def _mark_origin(ax: Axes, surface: Surface) -> None:
     """A star at (0, 0), the point the directions start from, when it is on the grid."""
-    a, b = surface.alphas, _betas(surface)
+    a, b = surface.alphas, betas_of(surface)
     if a.min() <= 0 <= a.max() and b.min() <= 0 <= b.max():
         ax.plot([0.0], [0.0], marker="*", markersize=11, color="white",
                 markeredgecolor="black", linestyle="none", zorder=5, label="origin")
 
 
-def _cell_edges(centres: np.ndarray) -> np.ndarray:
+def cell_edges(centres: np.ndarray) -> np.ndarray:
     """Cell boundaries around each coordinate: midpoints inside, mirrored at the ends."""
     c = np.asarray(centres, dtype=float)
     if c.size == 1:
@@ -108,28 +109,28 @@ def _cell_edges(centres: np.ndarray) -> np.ndarray:
     return np.concatenate([[2 * c[0] - mid[0]], mid, [2 * c[-1] - mid[-1]]])
 
 
-def _draw_plane(ax: Axes, kind: str, surface: Surface, Z: np.ma.MaskedArray, X: np.ndarray,
+def draw_plane(ax: Axes, kind: str, surface: Surface, Z: np.ma.MaskedArray, X: np.ndarray,
                 Y: np.ndarray, levels: np.ndarray, norm: mcolors.Normalize, cmap: str,
                 label_levels: bool) -> Any:
     """Draws one panel of ``kind``; returns the mappable for the colour bar."""
     if kind == "contour":
         mappable = ax.contour(X, Y, Z, levels=levels, cmap=cmap, norm=norm, linewidths=1.0)
         if label_levels:
-            ax.set_xlim(*_limits(surface.alphas))   # label positions depend on the limits
-            ax.set_ylim(*_limits(_betas(surface)))
+            ax.set_xlim(*axis_limits(surface.alphas))   # label positions depend on the limits
+            ax.set_ylim(*axis_limits(betas_of(surface)))
             _label_lines(ax, mappable)
     elif kind == "filled":
         mappable = ax.contourf(X, Y, Z, levels=levels, cmap=cmap, norm=norm,
-                               extend=_extend(levels, Z))
+                               extend=colorbar_extend(levels, Z))
         ax.contour(X, Y, Z, levels=levels, colors="black", linewidths=0.4, alpha=0.35)
     else:  # heatmap
-        edges_a, edges_b = np.meshgrid(_cell_edges(surface.alphas), _cell_edges(_betas(surface)),
+        edges_a, edges_b = np.meshgrid(cell_edges(surface.alphas), cell_edges(betas_of(surface)),
                                        indexing="ij")
         mappable = ax.pcolormesh(edges_a, edges_b, Z, cmap=cmap, norm=norm, shading="flat")
     return mappable
 
 
-def _colorbar(fig: Figure, mappable: Any, ax: Axes | list[Axes], label: str,
+def colorbar(fig: Figure, mappable: Any, ax: Axes | list[Axes], label: str,
               levels: np.ndarray | None) -> Any:
     """A colour bar drawn true to scale (``spacing="proportional"``).
 
@@ -160,7 +161,7 @@ def _colorbar(fig: Figure, mappable: Any, ax: Axes | list[Axes], label: str,
     return bar
 
 
-def _bar_label(metric: str, log: bool, levels: Any, vlevel: float | None) -> str:
+def bar_label(metric: str, log: bool, levels: Any, vlevel: float | None) -> str:
     """Colour bar label; says how automatic contour levels are spaced."""
     label = metric + (" (log scale)" if log else "")
     if levels is not None and not isinstance(levels, (int, np.integer)):
@@ -199,79 +200,79 @@ def _label_lines(ax: Axes, cs: Any, margin: float = 0.06, gap: float = 0.1) -> l
                 break
     if not points:
         return []
-    return ax.clabel(cs, inline=True, fontsize=7, fmt=_fmt, manual=points)
+    return ax.clabel(cs, inline=True, fontsize=7, fmt=level_format, manual=points)
 
 
-def _shade_masked(ax: Axes, surface: Surface, Z: np.ma.MaskedArray) -> None:
+def shade_masked(ax: Axes, surface: Surface, Z: np.ma.MaskedArray) -> None:
     """Light grey cells where the metric is non-finite, so holes are not read as data."""
     mask = np.ma.getmaskarray(Z)
     if not mask.any():
         return
-    edges_a, edges_b = np.meshgrid(_cell_edges(surface.alphas), _cell_edges(_betas(surface)),
+    edges_a, edges_b = np.meshgrid(cell_edges(surface.alphas), cell_edges(betas_of(surface)),
                                    indexing="ij")
     ax.pcolormesh(edges_a, edges_b, np.ma.masked_where(~mask, np.ones(mask.shape)),
                   cmap=mcolors.ListedColormap(["0.8"]), shading="flat", zorder=0.5)
 
 
-def _decorate(ax: Axes, surface: Surface, labels: tuple[str, str], aspect: Aspect,
+def decorate(ax: Axes, surface: Surface, labels: tuple[str, str], aspect: Aspect,
               title: str, cells: bool = False) -> None:
     """Origin star, limits (grid range, or cell edges for a heatmap), labels, title."""
     _mark_origin(ax, surface)
     if cells:
-        ax.set_xlim(*_cell_edges(surface.alphas)[[0, -1]])
-        ax.set_ylim(*_cell_edges(_betas(surface))[[0, -1]])
+        ax.set_xlim(*cell_edges(surface.alphas)[[0, -1]])
+        ax.set_ylim(*cell_edges(betas_of(surface))[[0, -1]])
     else:
-        ax.set_xlim(*_limits(surface.alphas))
-        ax.set_ylim(*_limits(_betas(surface)))
+        ax.set_xlim(*axis_limits(surface.alphas))
+        ax.set_ylim(*axis_limits(betas_of(surface)))
     ax.set_xlabel(labels[0])
     ax.set_ylabel(labels[1])
     ax.set_aspect(aspect)
     ax.set_title(title, fontsize=10)
 
 
-def _limits(coords: np.ndarray) -> tuple[float, float]:
+def axis_limits(coords: np.ndarray) -> tuple[float, float]:
     lo, hi = float(np.min(coords)), float(np.max(coords))
     return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
 
 
-def _plane_figure(kind: str, surface: Surface, metric: str, *, levels: Any, vmin: float | None,
+def plane_figure(kind: str, surface: Surface, metric: str, *, levels: Any, vmin: float | None,
                   vmax: float | None, vlevel: float | None, log: bool, label_levels: bool,
                   labels: Sequence[str] | None, title: str | None, cmap: str,
                   aspect: Aspect | None, figsize: tuple[float, float] | None,
                   out: PathLike | None) -> Figure:
     """Shared body of :func:`contour`, :func:`filled` and :func:`heatmap`."""
-    surface = _check_surface(surface, kind, plane=True)
-    X, Y, Z, n_masked = _plane_grid(surface, metric, kind, min_size=1 if kind == "heatmap"
+    surface = check_surface(surface, kind, plane=True)
+    X, Y, Z, n_masked = plane_grid(surface, metric, kind, min_size=1 if kind == "heatmap"
                                     else 2)
     if log:
-        _check_log(Z.filled(np.nan), metric)
+        check_log(Z.filled(np.nan), metric)
     if kind != "heatmap" and float(Z.min()) == float(Z.max()):
         raise ValueError(f"metric {metric!r} is constant ({float(Z.min()):.6g}) on the grid, so "
                          f"{kind}() has no levels to draw; use heatmap(), or check the evaluation")
     if kind == "heatmap":
-        lv = _heatmap_range(Z, vmin, vmax, log)
+        lv = heatmap_range(Z, vmin, vmax, log)
     else:
         lv = contour_levels(Z.compressed(), levels=levels, vmin=vmin, vmax=vmax, vlevel=vlevel,
                             log=log, filled=kind == "filled")
         if kind == "contour":
-            _check_levels_hit(lv, Z, metric)
+            check_levels_hit(lv, Z, metric)
         elif lv.size < 2:
             raise ValueError(f"filled() needs at least 2 level boundaries, got {lv.tolist()}; "
                              f"widen vmin/vmax or use a smaller vlevel")
-    aspect = _aspect(surface, aspect)
-    fig = _new_figure(figsize, _plane_figsize(surface, aspect), _layout(aspect))
+    aspect = plane_aspect(surface, aspect)
+    fig = new_figure(figsize, plane_figsize(surface, aspect), figure_layout(aspect))
     ax = fig.add_subplot()
-    mappable = _draw_plane(ax, kind, surface, Z, X, Y, lv, _norm(lv, log), cmap, label_levels)
-    _colorbar(fig, mappable, ax, metric + (" (log scale)" if log else "") if kind == "heatmap"
-              else _bar_label(metric, log, levels, vlevel), None if kind == "heatmap" else lv)
-    _shade_masked(ax, surface, Z)
-    _decorate(ax, surface, _axis_labels(surface, labels), aspect,
-              _title(surface, metric, title, n_masked, Z.size), cells=kind == "heatmap")
-    _save(fig, out)
+    mappable = draw_plane(ax, kind, surface, Z, X, Y, lv, color_norm(lv, log), cmap, label_levels)
+    colorbar(fig, mappable, ax, metric + (" (log scale)" if log else "") if kind == "heatmap"
+              else bar_label(metric, log, levels, vlevel), None if kind == "heatmap" else lv)
+    shade_masked(ax, surface, Z)
+    decorate(ax, surface, surface_axis_labels(surface, labels), aspect,
+              plot_title(surface, metric, title, n_masked, Z.size), cells=kind == "heatmap")
+    save_figure(fig, out)
     return fig
 
 
-def _heatmap_range(Z: np.ma.MaskedArray, vmin: float | None, vmax: float | None,
+def heatmap_range(Z: np.ma.MaskedArray, vmin: float | None, vmax: float | None,
                    log: bool) -> np.ndarray:
     lo = float(Z.min()) if vmin is None else float(vmin)
     hi = float(Z.max()) if vmax is None else float(vmax)

@@ -7,8 +7,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from jaxsurf.plot._checks import PathLike, _check_log, _check_surface, _metric_values
-from jaxsurf.plot._common import _new_figure, _save
+from jaxsurf.plot._checks import PathLike, check_log, check_surface, metric_values
+from jaxsurf.plot._common import new_figure, save_figure
 from jaxsurf.plot._planes import contour
 from jaxsurf.surface import Surface
 
@@ -43,16 +43,16 @@ def connectivity_lines(paths: Mapping[str, Surface], *, loss: str = "loss",
     """
     if not paths:
         raise ValueError("paths must hold at least one {label: line Surface}")
-    surfaces = {str(k): _check_surface(s, "connectivity_lines", plane=False)
+    surfaces = {str(k): check_surface(s, "connectivity_lines", plane=False)
                 for k, s in paths.items()}
-    fig = _new_figure(figsize, (7.0, 4.2))
+    fig = new_figure(figsize, (7.0, 4.2))
     ax = fig.add_subplot()
     twin = None
     handles = []
     for k, (label, s) in enumerate(surfaces.items()):
-        values = np.ma.masked_invalid(_metric_values(s, loss))
+        values = np.ma.masked_invalid(metric_values(s, loss))
         if log:
-            _check_log(values.filled(np.nan), loss)
+            check_log(values.filled(np.nan), loss)
         marker = "o" if len(s.alphas) <= 30 else None
         (h,) = ax.plot(s.alphas, values, "-", marker=marker, markersize=3, color=f"C{k}",
                        label=f"{label}: {loss}")
@@ -74,7 +74,7 @@ def connectivity_lines(paths: Mapping[str, Surface], *, loss: str = "loss",
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=7,
               ncol=2 if len(handles) > 3 else 1, frameon=False)
     ax.set_title(title or "loss and accuracy along the paths", fontsize=10)
-    _save(fig, out)
+    save_figure(fig, out)
     return fig
 
 
@@ -130,5 +130,5 @@ def connectivity_plane(surface: Surface, paths: Mapping[str, Any], *,
         ax.annotate(str(label), (x, y), textcoords="offset points", xytext=(6, 6),
                     fontsize=9, zorder=8)
     ax.legend(loc="best", fontsize=8)
-    _save(fig, out)
+    save_figure(fig, out)
     return fig

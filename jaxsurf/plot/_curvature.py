@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from jaxsurf.plot._checks import _betas
-from jaxsurf.plot._common import _save
+from jaxsurf.plot._checks import betas_of
+from jaxsurf.plot._common import save_figure
 from jaxsurf.surface import Surface
 
 __all__ = ["spectrum", "convexity"]
@@ -51,7 +51,7 @@ def spectrum(grid: Any, density: Any, out: str | os.PathLike | None = None, *,
     ax.set_xlabel("eigenvalue")
     ax.set_ylabel("density (log scale)" if log else "density")
     ax.set_title(title or "Hessian eigenvalue density (SLQ)", fontsize=10, wrap=True)
-    _save(fig, out, tight=False, any_format=True)
+    save_figure(fig, out, tight=False, any_format=True)
     return fig
 
 
@@ -83,7 +83,7 @@ def convexity(surface: Surface, out: str | os.PathLike | None = None, *,
     if not isinstance(surface, Surface) or not surface.is_plane or "ratio" not in surface.metrics:
         raise ValueError("convexity needs the plane Surface of js.hessian.convexity_map "
                          "(with a 'ratio' metric)")
-    X, Y = np.meshgrid(surface.alphas, _betas(surface), indexing="ij")
+    X, Y = np.meshgrid(surface.alphas, betas_of(surface), indexing="ij")
     Z = np.ma.masked_invalid(surface.metrics["ratio"])
     fig = Figure(figsize=(5.0, 4.2), layout="constrained")
     ax = fig.add_subplot()
@@ -95,5 +95,5 @@ def convexity(surface: Surface, out: str | os.PathLike | None = None, *,
     iterations = surface.metadata.get("num_iterations")
     ax.set_title(title or ("convexity map" + (f" ({iterations} Lanczos steps)"
                                               if iterations else "")))
-    _save(fig, out, tight=False, any_format=True)
+    save_figure(fig, out, tight=False, any_format=True)
     return fig

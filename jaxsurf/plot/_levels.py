@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import numpy as np
 from matplotlib import colors as mcolors
 
-from jaxsurf.plot._checks import _MAX_LEVELS
+from jaxsurf.plot._checks import MAX_LEVELS
 
 
 # --------------------------------------------------------------------------- levels and colour
@@ -80,23 +80,23 @@ def _stepped_levels(lo: float, hi: float, step: float, log: bool) -> np.ndarray:
     if not np.isfinite(step) or step <= 0:
         raise ValueError(f"vlevel must be a positive step, got {step!r}")
     count = int(np.ceil((hi - lo) / step))
-    if count > _MAX_LEVELS:
+    if count > MAX_LEVELS:
         raise ValueError(f"vmin={lo:.6g}, vmax={hi:.6g}, vlevel={step:.6g} would draw {count} "
-                         f"levels (more than {_MAX_LEVELS}); use a larger vlevel")
+                         f"levels (more than {MAX_LEVELS}); use a larger vlevel")
     out = np.arange(lo, hi, step)
     if log and out[0] <= 0:
         raise ValueError(f"log=True needs positive levels, got vmin={lo:.6g}")
     return out
 
 
-def _norm(levels: np.ndarray, log: bool) -> mcolors.Normalize:
+def color_norm(levels: np.ndarray, log: bool) -> mcolors.Normalize:
     lo, hi = float(levels[0]), float(levels[-1])
     if hi <= lo:  # a single level: give the colour map a non-empty range
         hi = lo * 1.01 + 1e-12 if lo > 0 else lo + 1.0
     return mcolors.LogNorm(lo, hi) if log else mcolors.Normalize(lo, hi)
 
 
-def _check_levels_hit(levels: np.ndarray, Z: np.ma.MaskedArray, metric: str) -> None:
+def check_levels_hit(levels: np.ndarray, Z: np.ma.MaskedArray, metric: str) -> None:
     """Contour lines: at least one level must lie inside the data range."""
     lo, hi = float(Z.min()), float(Z.max())
     if not np.any((levels >= lo) & (levels <= hi)):
@@ -105,12 +105,12 @@ def _check_levels_hit(levels: np.ndarray, Z: np.ma.MaskedArray, metric: str) -> 
                          f"choose vmin/vmax/levels inside that range")
 
 
-def _extend(levels: np.ndarray, Z: np.ma.MaskedArray) -> str:
+def colorbar_extend(levels: np.ndarray, Z: np.ma.MaskedArray) -> str:
     """contourf ``extend`` so that data beyond the first/last boundary is still filled."""
     below, above = float(Z.min()) < levels[0], float(Z.max()) > levels[-1]
     return {(False, False): "neither", (True, False): "min",
             (False, True): "max", (True, True): "both"}[(below, above)]
 
 
-def _fmt(value: float) -> str:
+def level_format(value: float) -> str:
     return f"{value:.3g}"

@@ -10,13 +10,13 @@ from matplotlib.figure import Figure
 
 from jaxsurf.plot._checks import (
     PathLike,
-    _check_log,
-    _check_surface,
-    _line_label,
-    _metric_values,
-    _title,
+    check_log,
+    check_surface,
+    line_label,
+    metric_values,
+    plot_title,
 )
-from jaxsurf.plot._common import _new_figure, _save
+from jaxsurf.plot._common import new_figure, save_figure
 from jaxsurf.surface import SEM_SUFFIX, Surface
 
 
@@ -51,12 +51,12 @@ def line(surface: Surface, metrics: str | Sequence[str] | None = None, *, log: b
         >>> s = Surface(a, None, {"loss": a**2 + .1, "accuracy": 1 - a**2 / 2})
         >>> fig = line(s, out="line.png")
     """
-    surface = _check_surface(surface, "line", plane=False)
+    surface = check_surface(surface, "line", plane=False)
     names = _line_metrics(surface, metrics)
     right = [m for m in names if "acc" in m.lower()]
     left = [m for m in names if m not in right] or right
     right = [m for m in right if m not in left]
-    fig = _new_figure(figsize, (6.4, 4.2))
+    fig = new_figure(figsize, (6.4, 4.2))
     ax = fig.add_subplot()
     handles, n_masked = _plot_series(ax, surface, left, log, first_colour=0)
     if right:
@@ -64,16 +64,16 @@ def line(surface: Surface, metrics: str | Sequence[str] | None = None, *, log: b
         more, extra = _plot_series(twin, surface, right, False, first_colour=len(left))
         twin.set_ylabel(_series_label(surface, right))
         handles, n_masked = handles + more, n_masked + extra
-    ax.set_xlabel(_line_label(surface, xlabel))
+    ax.set_xlabel(line_label(surface, xlabel))
     ax.set_ylabel(_series_label(surface, left) + (" (log scale)" if log else ""))
     ax.grid(True, alpha=0.3)
     # Below the axes, never over a curve.
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4),
                fontsize=8, frameon=False)
     size = len(surface.alphas) * len(names)
-    ax.set_title(_title(surface, _line_title(surface, left + right), title, n_masked, size,
+    ax.set_title(plot_title(surface, _line_title(surface, left + right), title, n_masked, size,
                         "gaps"), fontsize=10)
-    _save(fig, out)
+    save_figure(fig, out)
     return fig
 
 
@@ -89,7 +89,7 @@ def _percent(surface: Surface, name: str) -> bool:
     """Accuracy-like metrics whose finite values are fractions in [0, 1] are drawn in %."""
     if "acc" not in name.lower():
         return False
-    values = _metric_values(surface, name)
+    values = metric_values(surface, name)
     finite = values[np.isfinite(values)]
     return bool(finite.size) and float(finite.min()) >= 0.0 and float(finite.max()) <= 1.0
 
@@ -104,7 +104,7 @@ def _line_metrics(surface: Surface, metrics: str | Sequence[str] | None) -> list
     if not names:
         raise ValueError("metrics must name at least one metric")
     for name in names:
-        _metric_values(surface, name)
+        metric_values(surface, name)
     return names
 
 
@@ -118,10 +118,10 @@ def _plot_series(ax: Axes, surface: Surface, names: list[str], log: bool,
     marker = "o" if len(surface.alphas) <= 30 else None
     for k, name in enumerate(names):
         scale = 100.0 if _percent(surface, name) else 1.0
-        values = np.ma.masked_invalid(scale * _metric_values(surface, name))
+        values = np.ma.masked_invalid(scale * metric_values(surface, name))
         n_masked += int(np.ma.count_masked(values))
         if log:
-            _check_log(values.filled(np.nan), name)
+            check_log(values.filled(np.nan), name)
         (handle,) = ax.plot(surface.alphas, values, marker=marker, markersize=3,
                             color=f"C{first_colour + k}", label=name)
         handles.append(handle)

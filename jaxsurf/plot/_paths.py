@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from jaxsurf.plot._common import _save
+from jaxsurf.plot._common import save_figure
 from jaxsurf.plot._planes import contour
 
 __all__ = ["pca_path"]
@@ -128,5 +128,5 @@ def pca_path(surface: Any, coords: Any, *, explained_variance_ratio: Any = None,
     _draw_path(ax, coords, epochs)
     _include(ax, coords)
     _annotate(ax, coords, epochs, int(every))
-    _save(fig, out)
+    save_figure(fig, out)
     return fig

@@ -11,34 +11,34 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from jaxsurf.plot._checks import (
-    _PLANE_KINDS,
+    PLANE_KINDS,
     DEFAULT_CMAP,
     Aspect,
     PathLike,
-    _axis_labels,
-    _betas,
-    _check_log,
-    _check_surface,
-    _metric_values,
-    _plane_grid,
-    _title,
+    surface_axis_labels,
+    betas_of,
+    check_log,
+    check_surface,
+    metric_values,
+    plane_grid,
+    plot_title,
 )
 from jaxsurf.plot._common import (
-    _aspect,
-    _bar_label,
-    _cell_edges,
-    _colorbar,
-    _decorate,
-    _draw_plane,
-    _heatmap_range,
-    _layout,
-    _new_figure,
-    _plane_figsize,
-    _plane_figure,
-    _save,
-    _shade_masked,
+    plane_aspect,
+    bar_label,
+    cell_edges,
+    colorbar,
+    decorate,
+    draw_plane,
+    heatmap_range,
+    figure_layout,
+    new_figure,
+    plane_figsize,
+    plane_figure,
+    save_figure,
+    shade_masked,
 )
-from jaxsurf.plot._levels import _norm, contour_levels
+from jaxsurf.plot._levels import color_norm, contour_levels
 from jaxsurf.surface import Surface
 
 
@@ -79,13 +79,13 @@ def contour(surface: Surface, metric: str = "loss", *,
     Example:
         >>> fig = contour(s, vmin=0.1, vmax=10, vlevel=0.5, out="runs/contour.pdf")
     """
-    fig = _plane_figure("contour", surface, metric, levels=levels, vmin=vmin, vmax=vmax,
+    fig = plane_figure("contour", surface, metric, levels=levels, vmin=vmin, vmax=vmax,
                         vlevel=vlevel, log=log, label_levels=label_levels, labels=labels,
                         title=title, cmap=cmap, aspect=aspect, figsize=figsize,
                         out=None if show_interpolated else out)
     if show_interpolated:
         _mark_interpolated(fig.axes[0], surface)
-        _save(fig, out)
+        save_figure(fig, out)
     return fig
 
 
@@ -94,7 +94,7 @@ def _mark_interpolated(ax: Axes, surface: Surface) -> None:
     mask = getattr(surface, "evaluated", None)
     if mask is None or mask.all():
         return
-    X, Y = np.meshgrid(surface.alphas, _betas(surface), indexing="ij")  # [i, j] at (a_i, b_j)
+    X, Y = np.meshgrid(surface.alphas, betas_of(surface), indexing="ij")  # [i, j] at (a_i, b_j)
     grey = (0.35, 0.35, 0.35, 0.45)
     hatched = ax.contourf(X, Y, (~mask).astype(float), levels=[0.5, 1.5], colors="none",
                           hatches=["//"])
@@ -128,7 +128,7 @@ def filled(surface: Surface, metric: str = "loss", *,
     Example:
         >>> fig = filled(s, log=True, out="runs/filled.png")
     """
-    return _plane_figure("filled", surface, metric, levels=levels, vmin=vmin, vmax=vmax,
+    return plane_figure("filled", surface, metric, levels=levels, vmin=vmin, vmax=vmax,
                          vlevel=vlevel, log=log, label_levels=False, labels=labels,
                          title=title, cmap=cmap, aspect=aspect, figsize=figsize, out=out)
 
@@ -155,7 +155,7 @@ def heatmap(surface: Surface, metric: str = "loss", *, vmin: float | None = None
     Example:
         >>> fig = heatmap(s, metric="accuracy", out="runs/accuracy.png")
     """
-    return _plane_figure("heatmap", surface, metric, levels=None, vmin=vmin, vmax=vmax,
+    return plane_figure("heatmap", surface, metric, levels=None, vmin=vmin, vmax=vmax,
                          vlevel=None, log=log, label_levels=False, labels=labels, title=title,
                          cmap=cmap, aspect=aspect, figsize=figsize, out=out)
 
@@ -184,39 +184,39 @@ def compare(surfaces: Mapping[str, Surface], metric: str = "loss", kind: str = "
     Example:
         >>> fig = compare({"skip": s_skip, "no skip": s_noskip}, kind="filled", log=True)
     """
-    if kind not in _PLANE_KINDS:
-        raise ValueError(f"kind must be one of {_PLANE_KINDS}, got {kind!r}")
+    if kind not in PLANE_KINDS:
+        raise ValueError(f"kind must be one of {PLANE_KINDS}, got {kind!r}")
     if not surfaces:
         raise ValueError("compare() needs at least one surface, e.g. {'name': surface}")
-    grids = {name: _plane_grid(_check_surface(s, "compare", plane=True), metric, "compare",
+    grids = {name: plane_grid(check_surface(s, "compare", plane=True), metric, "compare",
                                min_size=1 if kind == "heatmap" else 2)
              for name, s in surfaces.items()}
     values = np.concatenate([Z.compressed() for _, _, Z, _ in grids.values()])
     if log:
-        _check_log(values, metric)
+        check_log(values, metric)
     if kind == "heatmap":
-        lv = _heatmap_range(np.ma.masked_invalid(values), vmin, vmax, log)
+        lv = heatmap_range(np.ma.masked_invalid(values), vmin, vmax, log)
     else:
         lv = contour_levels(values, levels=levels, vmin=vmin, vmax=vmax, vlevel=vlevel,
                             log=log, filled=kind == "filled")
-    norm = _norm(lv, log)
+    norm = color_norm(lv, log)
     n = len(surfaces)
     first = next(iter(surfaces.values()))
-    fig = _new_figure(figsize, _plane_figsize(first, _aspect(first, aspect), panels=n),
-                      _layout(_aspect(first, aspect)))
+    fig = new_figure(figsize, plane_figsize(first, plane_aspect(first, aspect), panels=n),
+                      figure_layout(plane_aspect(first, aspect)))
     axes = [fig.add_subplot(1, n, k + 1) for k in range(n)]
     mappable = None
     for ax, (name, (X, Y, Z, n_masked)) in zip(axes, grids.items()):
         s = surfaces[name]
-        mappable = _draw_plane(ax, kind, s, Z, X, Y, lv, norm, cmap, label_levels)
-        _shade_masked(ax, s, Z)
-        _decorate(ax, s, _axis_labels(s, labels), _aspect(s, aspect),
-                  _title(s, str(name), str(name), n_masked, Z.size), cells=kind == "heatmap")
-    _colorbar(fig, mappable, axes, metric + (" (log scale)" if log else "") if kind == "heatmap"
-              else _bar_label(metric, log, levels, vlevel), None if kind == "heatmap" else lv)
+        mappable = draw_plane(ax, kind, s, Z, X, Y, lv, norm, cmap, label_levels)
+        shade_masked(ax, s, Z)
+        decorate(ax, s, surface_axis_labels(s, labels), plane_aspect(s, aspect),
+                  plot_title(s, str(name), str(name), n_masked, Z.size), cells=kind == "heatmap")
+    colorbar(fig, mappable, axes, metric + (" (log scale)" if log else "") if kind == "heatmap"
+              else bar_label(metric, log, levels, vlevel), None if kind == "heatmap" else lv)
     if title is not None:
         fig.suptitle(title)
-    _save(fig, out)
+    save_figure(fig, out)
     return fig
 
 
@@ -253,42 +253,42 @@ def difference(reference: Surface, other: Surface, metric: str = "loss", *,
         >>> fig = difference(train_plane, val_plane, names=("train", "val"),
         ...                  out="runs/gap.png")
     """
-    reference = _check_surface(reference, "difference", plane=True)
-    other = _check_surface(other, "difference", plane=True)
+    reference = check_surface(reference, "difference", plane=True)
+    other = check_surface(other, "difference", plane=True)
     if not (np.array_equal(reference.alphas, other.alphas)
-            and np.array_equal(_betas(reference), _betas(other))):
+            and np.array_equal(betas_of(reference), betas_of(other))):
         raise ValueError(f"difference() needs two planes on the same grid; got "
                          f"{reference.shape} and {other.shape} (or other coordinates); "
                          f"evaluate both with the same alphas and betas")
-    gap = _metric_values(other, metric) - _metric_values(reference, metric)
-    diff = Surface(reference.alphas, _betas(reference), {metric: gap},
+    gap = metric_values(other, metric) - metric_values(reference, metric)
+    diff = Surface(reference.alphas, betas_of(reference), {metric: gap},
                    {"axis_labels": reference.metadata.get("axis_labels")}
                    if reference.metadata.get("axis_labels") else {})
-    _, _, Z, n_masked = _plane_grid(diff, metric, "difference", min_size=1)
+    _, _, Z, n_masked = plane_grid(diff, metric, "difference", min_size=1)
     bound = float(np.max(np.abs(Z.compressed())))
     bound = bound if bound > 0 else 1.0
     norm = mcolors.Normalize(-bound, bound)
-    aspect = _aspect(diff, aspect)
-    fig = _new_figure(figsize, _plane_figsize(diff, aspect), _layout(aspect))
+    aspect = plane_aspect(diff, aspect)
+    fig = new_figure(figsize, plane_figsize(diff, aspect), figure_layout(aspect))
     ax = fig.add_subplot()
-    ex, ey = np.meshgrid(_cell_edges(diff.alphas), _cell_edges(_betas(diff)), indexing="ij")
+    ex, ey = np.meshgrid(cell_edges(diff.alphas), cell_edges(betas_of(diff)), indexing="ij")
     mappable = ax.pcolormesh(ex, ey, Z, cmap=cmap, norm=norm, shading="flat")
     if len(names) != 2:
         raise ValueError(f"names must be two strings (reference, other), got {names!r}")
     gap_name = f"{names[1]} - {names[0]}"
     fig.colorbar(mappable, ax=ax, label=f"{metric}: {gap_name}")
-    _shade_masked(ax, diff, Z)
+    shade_masked(ax, diff, Z)
     centre = _centre_value(diff, gap)
     text = title if title is not None else f"{metric}: {gap_name}"
     text += f"\nmean gap {float(Z.mean()):.3g}" + (
         f", at origin {centre:.3g}" if centre is not None and np.isfinite(centre) else "")
-    _decorate(ax, diff, _axis_labels(diff, labels), aspect,
-              _title(diff, text, text, n_masked, Z.size), cells=True)
-    _save(fig, out)
+    decorate(ax, diff, surface_axis_labels(diff, labels), aspect,
+              plot_title(diff, text, text, n_masked, Z.size), cells=True)
+    save_figure(fig, out)
     return fig
 
 
 def _centre_value(surface: Surface, values: np.ndarray) -> float | None:
     i = np.flatnonzero(np.isclose(surface.alphas, 0.0))
-    j = np.flatnonzero(np.isclose(_betas(surface), 0.0))
+    j = np.flatnonzero(np.isclose(betas_of(surface), 0.0))
     return float(values[i[0], j[0]]) if i.size and j.size else None

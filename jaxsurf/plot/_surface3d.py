@@ -15,14 +15,14 @@ from jaxsurf.plot._checks import (
     DEFAULT_CMAP,
     UNDERSIDE,
     PathLike,
-    _axis_labels,
-    _betas,
-    _check_log,
-    _check_surface,
-    _plane_grid,
-    _title,
+    surface_axis_labels,
+    betas_of,
+    check_log,
+    check_surface,
+    plane_grid,
+    plot_title,
 )
-from jaxsurf.plot._common import _limits, _new_figure, _save
+from jaxsurf.plot._common import axis_limits, new_figure, save_figure
 from jaxsurf.surface import Surface
 
 
@@ -53,8 +53,8 @@ def surface3d(surface: Surface, metric: str = "loss", *, zmax: float | None = No
     Example:
         >>> fig = surface3d(s, zmax=5, out="runs/surface.png")
     """
-    surface = _check_surface(surface, "surface3d", plane=True)
-    X, Y, Z, n_masked = _plane_grid(surface, metric, "surface3d")
+    surface = check_surface(surface, "surface3d", plane=True)
+    X, Y, Z, n_masked = plane_grid(surface, metric, "surface3d")
     height = _heights(Z.filled(np.nan), metric, zmax, log)
     verts, face_z = _quads(X, Y, height)
     if len(verts) == 0:
@@ -62,23 +62,23 @@ def surface3d(surface: Surface, metric: str = "loss", *, zmax: float | None = No
                          f"{metric!r}; nothing to draw (use heatmap() to see where)")
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection  # registers the 3d projection
 
-    fig = _new_figure(figsize, (7.0, 5.4))
+    fig = new_figure(figsize, (7.0, 5.4))
     ax = fig.add_subplot(projection="3d")
     finite = height[np.isfinite(height)]
     lo, hi = float(finite.min()), float(finite.max())
     norm = mcolors.Normalize(lo, hi if hi > lo else lo + 1.0)
     colours = mpl_colormaps[cmap](norm(face_z))
     box = _box_aspect(surface)
-    spans = (np.ptp(surface.alphas) or 1.0, np.ptp(_betas(surface)) or 1.0, (hi - lo) or 1.0)
+    spans = (np.ptp(surface.alphas) or 1.0, np.ptp(betas_of(surface)) or 1.0, (hi - lo) or 1.0)
     colours[_facing_away(verts, box, spans, elev, azim)] = UNDERSIDE
     faces = Poly3DCollection(verts, facecolors=colours, edgecolor=(0, 0, 0, 0.25),
                              linewidth=0.2)
     ax.add_collection3d(faces)
     scale = ScalarMappable(norm=norm, cmap=cmap)  # the colour bar's scale
     zlabel = f"log10({metric})" if log else metric
-    ax.set(xlim=_limits(surface.alphas), ylim=_limits(_betas(surface)),
+    ax.set(xlim=axis_limits(surface.alphas), ylim=axis_limits(betas_of(surface)),
            zlim=(lo, hi) if hi > lo else (lo - 0.5, hi + 0.5))
-    xl, yl = _axis_labels(surface, labels)
+    xl, yl = surface_axis_labels(surface, labels)
     for axis in (ax.xaxis, ax.yaxis, ax.zaxis):  # few, short ticks: "-1", "0.5", not "-1.00"
         axis.set_major_locator(MaxNLocator(nbins=4))
         axis.set_major_formatter(FormatStrFormatter("%g"))
@@ -90,9 +90,9 @@ def surface3d(surface: Surface, metric: str = "loss", *, zmax: float | None = No
     ax.set_box_aspect(_box_aspect(surface), zoom=0.92)  # pyright: ignore[reportArgumentType]
     fig.colorbar(scale, ax=ax, shrink=0.6, pad=0.1,
                  label=zlabel + (f" (clipped at {zmax:g})" if zmax is not None else ""))
-    ax.set_title(_title(surface, metric, title, n_masked, Z.size, "holes"), fontsize=10)
+    ax.set_title(plot_title(surface, metric, title, n_masked, Z.size, "holes"), fontsize=10)
     _drop_colliding_ticks(fig, ax)
-    _save(fig, out)
+    save_figure(fig, out)
     return fig
 
 
@@ -150,7 +150,7 @@ def _blank_ticks(axis: Any, values: list[float]) -> None:
 
 def _box_aspect(surface: Surface) -> tuple[float, float, float]:
     """3-D box proportional to the alpha and beta ranges (within 4x), so alpha stays long."""
-    wa, wb = float(np.ptp(surface.alphas)), float(np.ptp(_betas(surface)))
+    wa, wb = float(np.ptp(surface.alphas)), float(np.ptp(betas_of(surface)))
     if not (wa > 0 and wb > 0 and 0.25 <= wa / wb <= 4.0):
         return (4.0, 4.0, 3.0)
     scale = 4.0 / max(wa, wb)
@@ -165,7 +165,7 @@ def _heights(values: np.ndarray, metric: str, zmax: float | None, log: bool) -> 
             raise ValueError(f"zmax must be a finite number, got {zmax!r}")
         out = np.minimum(out, zmax)
     if log:
-        _check_log(out, metric)
+        check_log(out, metric)
         out = np.log10(out)
     return out
 

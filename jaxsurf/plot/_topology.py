@@ -8,8 +8,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from jaxsurf.plot._checks import DEFAULT_CMAP, PathLike, _check_surface
-from jaxsurf.plot._common import _new_figure, _save
+from jaxsurf.plot._checks import DEFAULT_CMAP, PathLike, check_surface
+from jaxsurf.plot._common import new_figure, save_figure
 from jaxsurf.plot._planes import contour, filled, heatmap
 from jaxsurf.surface import Surface
 
@@ -38,7 +38,7 @@ def mark_minima(ax: Axes, surface: Surface, metric: str = "loss", *,
     """
     from jaxsurf import topology
 
-    surface = _check_surface(surface, "mark_minima", plane=True)
+    surface = check_surface(surface, "mark_minima", plane=True)
     stats = topology.summary(surface, metric, min_persistence)
     threshold = stats["min_persistence"]
     basins = [b for b in topology.merge_tree(surface, metric) if b.persistence > 0]
@@ -93,7 +93,7 @@ def basins(surface: Surface, metric: str = "loss", *, kind: str = "filled",
     draw = {"filled": filled, "contour": contour, "heatmap": heatmap}
     if kind not in draw:
         raise ValueError(f"kind must be one of {sorted(draw)}, got {kind!r}")
-    stats = topology.summary(_check_surface(surface, "basins", plane=True), metric,
+    stats = topology.summary(check_surface(surface, "basins", plane=True), metric,
                              min_persistence)
     counts = (f"{stats['num_minima']} local minima, {stats['num_persistent_minima']} "
               f"persistent (> {stats['min_persistence']:.3g})")
@@ -103,7 +103,7 @@ def basins(surface: Surface, metric: str = "loss", *, kind: str = "filled",
     artists = mark_minima(ax, surface, metric, min_persistence=min_persistence)
     if artists:
         ax.legend(handles=artists, loc="upper left", fontsize=7, framealpha=0.8)
-    _save(fig, out)
+    save_figure(fig, out)
     return fig
 
 
@@ -149,7 +149,7 @@ def persistence(surfaces: Surface | Mapping[str, Surface], metric: str = "loss",
     hi = max(hi, max(st["range"][1] for _, st in data.values()))
     pad = 0.05 * (hi - lo if hi > lo else 1.0)
     top = hi + 2 * pad                      # where "never dies" is drawn
-    fig = _new_figure(figsize, (11.5, 4.8))
+    fig = new_figure(figsize, (11.5, 4.8))
     ax, bx = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     ax.plot([lo - pad, top], [lo - pad, top], color="0.5", linewidth=0.8)
     ax.axhline(top, color="0.3", linestyle="--", linewidth=0.8)
@@ -196,5 +196,5 @@ def persistence(surfaces: Surface | Mapping[str, Surface], metric: str = "loss",
     bx.grid(True, axis="x", alpha=0.3)
     if title is not None:
         fig.suptitle(title)
-    _save(fig, out)
+    save_figure(fig, out)
     return fig

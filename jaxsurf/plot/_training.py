@@ -12,7 +12,7 @@ import textwrap
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from jaxsurf.plot._common import _save
+from jaxsurf.plot._common import save_figure
 
 __all__ = ["training_history", "training_curves"]
 
@@ -59,7 +59,7 @@ def training_history(history: list[dict[str, float]],
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    _save(fig, out, tight=False, any_format=True)
+    save_figure(fig, out, tight=False, any_format=True)
     return fig
 
 
@@ -101,5 +101,5 @@ def training_curves(history: list[dict[str, float]], out: str | os.PathLike | No
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    _save(fig, out, tight=False, any_format=True)
+    save_figure(fig, out, tight=False, any_format=True)
     return fig

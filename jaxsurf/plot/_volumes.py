@@ -8,9 +8,9 @@ import numpy as np
 from matplotlib import colors as mcolors
 from matplotlib.figure import Figure
 
-from jaxsurf.plot._checks import DEFAULT_CMAP, PathLike, _check_log, _metric_values
-from jaxsurf.plot._common import _cell_edges, _heatmap_range, _new_figure, _save
-from jaxsurf.plot._levels import _norm
+from jaxsurf.plot._checks import DEFAULT_CMAP, PathLike, check_log, metric_values
+from jaxsurf.plot._common import cell_edges, heatmap_range, new_figure, save_figure
+from jaxsurf.plot._levels import color_norm
 from jaxsurf.surface import Surface
 
 DEFAULT_VOLUME_LABELS = ("alpha (direction 1)", "beta (direction 2)", "gamma (direction 3)")
@@ -87,14 +87,14 @@ def slices(surface: Surface, metric: str = "loss", *, at: str | Sequence[float] 
         raise ValueError(f"slices() draws a volume (three directions, gammas set) but this "
                          f"surface has shape {surface.shape}; use contour()/heatmap() for a "
                          f"plane, line() for a line")
-    values = _metric_values(surface, metric)
+    values = metric_values(surface, metric)
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         raise ValueError(f"metric {metric!r} has no finite values in this volume")
     if log:
-        _check_log(values, metric)
-    lv = _heatmap_range(np.ma.masked_invalid(values), vmin, vmax, log)
-    norm = _norm(lv, log)
+        check_log(values, metric)
+    lv = heatmap_range(np.ma.masked_invalid(values), vmin, vmax, log)
+    norm = color_norm(lv, log)
     i, j, k = _slice_index(surface, values, at)
     la, lb, lg = _volume_labels(surface, labels)
     a = surface.alphas
@@ -104,12 +104,12 @@ def slices(surface: Surface, metric: str = "loss", *, at: str | Sequence[float] 
                (a[i], g[k])),
               (b, g, values[i, :, :], lb, lg, f"{la.split(' (')[0]} = {a[i]:.3g}",
                (b[j], g[k]))]
-    fig = _new_figure(figsize, (14.5, 4.4))
+    fig = new_figure(figsize, (14.5, 4.4))
     axes = [fig.add_subplot(1, 3, n + 1) for n in range(3)]
     mappables = []
     for ax, (x, y, Z, xl, yl, where, cut) in zip(axes, panels):
         Zm = np.ma.masked_invalid(Z)
-        ex, ey = np.meshgrid(_cell_edges(x), _cell_edges(y), indexing="ij")
+        ex, ey = np.meshgrid(cell_edges(x), cell_edges(y), indexing="ij")
         mappables.append(ax.pcolormesh(ex, ey, Zm, cmap=cmap, norm=norm, shading="flat"))
         mask = np.ma.getmaskarray(Zm)
         if mask.any():
@@ -117,8 +117,8 @@ def slices(surface: Surface, metric: str = "loss", *, at: str | Sequence[float] 
                           cmap=mcolors.ListedColormap(["0.8"]), shading="flat")
         ax.axvline(cut[0], color="white", linestyle="--", linewidth=0.8)
         ax.axhline(cut[1], color="white", linestyle="--", linewidth=0.8)
-        ax.set_xlim(*_cell_edges(x)[[0, -1]])
-        ax.set_ylim(*_cell_edges(y)[[0, -1]])
+        ax.set_xlim(*cell_edges(x)[[0, -1]])
+        ax.set_ylim(*cell_edges(y)[[0, -1]])
         ax.set_xlabel(xl)
         ax.set_ylabel(yl)
         masked = int(mask.sum())
@@ -129,5 +129,5 @@ def slices(surface: Surface, metric: str = "loss", *, at: str | Sequence[float] 
     fig.suptitle(title if title is not None else str(surface.metadata.get(
         "title", f"{metric}: orthogonal slices of a {values.shape[0]}x{values.shape[1]}x"
                  f"{values.shape[2]} volume")))
-    _save(fig, out)
+    save_figure(fig, out)
     return fig

@@ -1,64 +1,24 @@
-"""An interactive viewer: one self-contained HTML page of one or more Surfaces.
+"""The viewer's data: Surfaces and experiment folders as the page's JSON-ready groups.
 
-The page holds everything it needs (plotly.js, shipped with the ``plotly``
-Python package, is inlined; the data is embedded), so it opens offline, from
-a supplement or a lab wiki, with no server. Per plane it draws a rotatable
-3-D surface and a contour map of the same values; the hover text gives
-alpha, beta and every metric; a switcher picks the metric (loss, accuracy,
-their ``_sem`` standard errors ...) and a toggle draws ``log10`` of it; the
-solution (the origin) is starred; training paths and curves carried by the
-Surface are drawn on both views; several planes in one group share one colour
-scale, one set of contour levels and one z range; a volume is drawn one
-slice ``[:, :, k]`` at a time with a slider over gamma. Lines are drawn with
-all their metrics (accuracy in % on a right axis, ``_sem`` as ±2 SEM error
-bars).
-
-Orientation: ``surface.metrics[name][i, j]`` is the value at
-``(alphas[i], betas[j])``. Plotly indexes a surface's ``z`` as
-``z[row][column]`` with rows along y, so the page draws ``z[j][i] =
-metrics[name][i, j]`` with ``x = alphas`` and ``y = betas``.
-
-Paths and curves a Surface may carry (JSON metadata, set by the caller):
-``metadata["path_coordinates"]``: ``[[a, b], ...]`` (e.g. the PCA
-projection of a training trajectory, from :func:`jaxsurf.project`), with
-optional ``metadata["path_labels"]``; ``metadata["curves"]``: ``{name:
-[[a, b], ...]}`` (e.g. connectivity curves in the plane's coordinates).
-
-Values are embedded exactly (base64 of the float32 or float64 array), so the
-page shows the numbers of the file, not rounded copies. plotly.js is about
-4.8 MB of the page; a 51x51 plane adds about 30 kB per metric.
-
-Example:
-    >>> import numpy as np, jaxsurf as js
-    >>> a, b = np.linspace(-1, 1, 21), np.linspace(-0.5, 0.5, 11)
-    >>> A, B = np.meshgrid(a, b, indexing="ij")
-    >>> s = js.Surface(a, b, {"loss": A**2 + 4 * B**2 + 0.1})
-    >>> text = js.view.html(s, "page.html")
-
-    From the command line (Surface files, or an experiment's ``--out`` folder
-    with its ``results.json``)::
-
-        python -m jaxsurf view runs/resnet56_noskip_quick --out page.html
+Part of :mod:`jaxsurf.view` (its public face); :mod:`jaxsurf.view._page` turns
+these groups into the page.
 """
 
 from __future__ import annotations
 
 import base64
-import html as _html
-import json
 import os
-import re
-from importlib import resources
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from jaxsurf import _atomic, _json, _validate
+from jaxsurf._io import jsonfile as _json
 from jaxsurf.surface import Surface
 
-__all__ = ["default_out", "folder_groups", "html", "write"]
+__all__ = ["PathLike", "Surfaces", "folder_groups", "read_results", "surface_files",
+           "surface_groups"]
 
 PathLike = str | os.PathLike
 Surfaces = Surface | Mapping[str, Surface] | Sequence[Surface]
@@ -72,15 +32,6 @@ _TABLE = (("model", ("model",), None), ("data", ("dataset", "name"), None),
           ("lambda_max", ("curvature", "lambda_max"), None),
           ("sharpness", ("sharpness", "sharpness"), None))
 
-
-# --------------------------------------------------------------------------- data
-def _plotly_js() -> str:
-    try:
-        from plotly.offline import get_plotlyjs
-    except ImportError as err:
-        raise ImportError("the viewer needs plotly (its Python package ships plotly.js): "
-                          "pip install 'jaxsurf[viewer]'") from err
-    return get_plotlyjs()
 
 
 def _array(values: Any) -> dict[str, Any]:
@@ -170,7 +121,7 @@ def _named(surfaces: Surfaces) -> dict[str, Surface]:
     return named
 
 
-def _groups(surfaces: Surfaces) -> list[dict[str, Any]]:
+def surface_groups(surfaces: Surfaces) -> list[dict[str, Any]]:
     """Planes (and volumes) on the same grid in one group (one shared colour scale);
     lines in another.
 
@@ -212,7 +163,7 @@ def _cell(value: Any, scale: float | None) -> str:
     return f"{value:,d}" if isinstance(value, int) else f"{value:.4g}"
 
 
-def _read_results(folder: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+def read_results(folder: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """``folder/results.json`` and its variants, checked: a JSON object whose
     ``variants`` map names to objects; errors name the file."""
     path = folder / "results.json"
@@ -230,7 +181,7 @@ def _read_results(folder: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any
     return results, variants
 
 
-def _surface_files(folder: Path, vname: str, result: Mapping[str, Any]) -> list[tuple[str, Path]]:
+def surface_files(folder: Path, vname: str, result: Mapping[str, Any]) -> list[tuple[str, Path]]:
     """``(key, file)`` of the Surface files a variant names, each inside ``folder``."""
     where = f"{folder / 'results.json'}: variants[{vname!r}]['surfaces']"
     surfaces = result.get("surfaces") or {}
@@ -277,11 +228,11 @@ def folder_groups(folder: PathLike) -> tuple[list[dict[str, Any]], dict[str, Any
     """
     folder = Path(folder)
     path = folder / "results.json"
-    results, variants = _read_results(folder)
+    results, variants = read_results(folder)
     by_tag: dict[str, dict[str, dict[str, Any]]] = {}
     lines: list[dict[str, Any]] = []
     for vname, result in variants.items():
-        for key, file in _surface_files(folder, vname, result):
+        for key, file in surface_files(folder, vname, result):
             if not file.exists():
                 continue
             surface = Surface.load(file)
@@ -318,205 +269,3 @@ def folder_groups(folder: PathLike) -> tuple[list[dict[str, Any]], dict[str, Any
         if _get(r, ("dataset", "description"))))
     title = f"{results.get('experiment', folder.name)} ({results.get('preset', '?')})"
     return groups, table, title
-
-
-# --------------------------------------------------------------------------- page
-def _script_json(data: Any) -> str:
-    """JSON that is inert inside ``<script type="application/json">``.
-
-    ``<``, ``>`` and ``&`` are written as ``\\u003c``, ``\\u003e`` and ``\\u0026``
-    (they can only occur inside JSON strings, where ``JSON.parse`` turns them
-    back), so no value (``</script>``, ``<!--<script>``) can end the element or
-    switch the HTML parser into a script-escape state.
-    """
-    text = json.dumps(data, allow_nan=False, separators=(",", ":"))
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-
-
-_SLOT = re.compile(r"__(TITLE|PLOTLY|DATA|APP)__")
-
-
-def _app_js() -> str:
-    """The page's script, ``jaxsurf/_viewer.js`` (package data, so it can be read and
-    linted as JavaScript)."""
-    return (resources.files("jaxsurf") / "_viewer.js").read_text(encoding="utf-8")
-
-
-def _page(groups: list[dict[str, Any]], title: str, table: Mapping[str, Any] | None) -> str:
-    """The page: the template's four slots filled in one pass.
-
-    Each slot of :data:`_TEMPLATE` is filled once and the inserted text is
-    never searched again, so a title or metric named ``__APP__`` stays text.
-    The data reach the page only as inert JSON (:func:`_script_json`), read by
-    the viewer with ``JSON.parse``.
-    """
-    data = {"title": title, "groups": groups, "table": table}
-    parts = {"TITLE": _html.escape(title),
-             "PLOTLY": _plotly_js().replace("</script", "<\\/script").replace("<!--", "<\\!--"),
-             "DATA": _script_json(data), "APP": _app_js()}
-    return _SLOT.sub(lambda slot: parts[slot.group(1)], _TEMPLATE)
-
-
-def html(surfaces: Surfaces, path: PathLike | None = None, *, title: str | None = None,
-         table: Mapping[str, Any] | None = None) -> str:
-    """The viewer page of one or more Surfaces, as one self-contained HTML string.
-
-    Args:
-        surfaces: a Surface, a list of them, or ``{name: Surface}``. All planes
-            share one colour scale (compare like with like: skip vs no skip);
-            lines are drawn below them.
-        path: also write the page to this file (parent folders are created).
-        title: page title; default the single surface's title or "jaxsurf viewer".
-        table: optional ``{"columns": [...], "rows": [[...], ...]}`` shown above
-            the plots.
-
-    Returns:
-        The HTML text.
-
-    Example:
-        >>> text = html({"skip": s_skip, "no skip": s_noskip}, "compare.html")
-    """
-    groups = _groups(surfaces)
-    if title is None:
-        title = str(groups[0]["title"]) if isinstance(surfaces, Surface) else "jaxsurf viewer"
-    text = _page(groups, title, table)
-    if path is not None:
-        _write_text(Path(path), text)
-    return text
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic.write_text(path, text)
-
-
-def default_out(paths: Sequence[PathLike]) -> Path:
-    """Where a page goes by default: ``viewer.html`` in a folder, else beside the file.
-
-    Args:
-        paths: the inputs of :func:`write`; the first one decides.
-
-    Returns:
-        ``FOLDER/viewer.html`` for a folder, ``DIR/NAME.viewer.html`` for ``DIR/NAME.npz``.
-
-    Example:
-        >>> default_out(["runs/plane.npz"])
-        PosixPath('runs/plane.viewer.html')
-    """
-    first = Path(paths[0])
-    return first / "viewer.html" if first.is_dir() else first.with_suffix(".viewer.html")
-
-
-def _surface_path(path: Path) -> Path:
-    """The Surface file ``path`` names; like :meth:`Surface.load` (and ``jaxsurf
-    info``), ``runs/plane`` means ``runs/plane.npz`` when only that exists."""
-    if path.exists():
-        return path
-    npz = path.with_name(path.name + ".npz")
-    if path.suffix != ".npz" and npz.exists():
-        return npz
-    raise FileNotFoundError(f"no such Surface file or folder: {path}")
-
-
-def write(paths: Iterable[PathLike], out: PathLike | None = None, *, title: str | None = None,
-          missing_ok: bool = False) -> Path | None:
-    """Writes the page of Surface files and experiment folders (what ``jaxsurf view`` does).
-
-    Args:
-        paths: Surface files (``.npz``, or the reference tool's ``.h5``) and/or
-            experiment ``--out`` folders holding ``results.json``.
-        out: the page; default :func:`default_out`.
-        title: page title; default the experiment (one folder) or "jaxsurf viewer".
-        missing_ok: when plotly is not installed, print one line and return
-            None instead of raising (for scripts where the page is a bonus).
-
-    Returns:
-        The path written (None when skipped with ``missing_ok``).
-
-    Raises:
-        ValueError: ``out`` is one of the inputs (a Surface file, a folder's
-            ``results.json`` or a Surface it lists: the page never replaces
-            what it is made from), or a ``results.json`` is not an
-            experiment's (not a JSON object, ``variants`` not objects, a
-            Surface path outside its folder); the message names the file.
-        FileNotFoundError: a path that is neither a folder nor a Surface file
-            (``runs/plane`` is read as ``runs/plane.npz``, as by
-            :meth:`Surface.load`).
-
-    Example:
-        >>> _ = plane.save("runs/quickstart/plane.npz")
-        >>> _ = line_surface.save("runs/quickstart/line.npz")
-        >>> write(["runs/quickstart/plane.npz", "runs/quickstart/line.npz"], "page.html")
-        PosixPath('page.html')
-    """
-    paths = [Path(p) for p in paths]
-    if not paths:
-        raise ValueError("name at least one Surface file or experiment folder")
-    try:
-        _plotly_js()
-    except ImportError as err:
-        if not missing_ok:
-            raise
-        print(f"viewer.html not written: {err}")
-        return None
-    out = Path(out) if out is not None else default_out(paths)
-    inputs: list[Path] = []            # every file the page is made from: never overwritten
-    for p in paths:
-        if p.is_dir():
-            _, variants = _read_results(p)
-            inputs += [p / "results.json"] + [file for v, r in variants.items()
-                                               for _, file in _surface_files(p, v, r)]
-        else:
-            inputs.append(_surface_path(p))
-    _validate.output_not_input(out, inputs)
-    groups: list[dict[str, Any]] = []
-    files: dict[str, Surface] = {}
-    table = None
-    for p in paths:
-        if p.is_dir():
-            more, table, folder_title = folder_groups(p)
-            groups += more
-            title = title or (folder_title if len(paths) == 1 else None)
-        else:
-            file = _surface_path(p)
-            files[file.stem if file.stem not in files else str(file)] = Surface.load(file)
-    if files:
-        groups += _groups(files)
-    _write_text(out, _page(groups, title or "jaxsurf viewer", table))
-    return out
-
-
-_TEMPLATE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>__TITLE__</title>
-<style>
-body { font-family: system-ui, sans-serif; margin: 12px 18px; color: #222; }
-h1 { font-size: 1.3em; margin: 0 0 6px; } h2 { font-size: 1.05em; margin: 18px 0 4px; }
-#controls { position: sticky; top: 0; background: #fff; padding: 6px 0; z-index: 10;
-            border-bottom: 1px solid #ddd; }
-#controls label { margin-right: 16px; }
-table { border-collapse: collapse; font-size: 0.9em; margin: 8px 0; }
-td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
-td:first-child, th:first-child { text-align: left; }
-.row { display: flex; flex-wrap: wrap; gap: 10px; }
-.panel { border: 1px solid #e3e3e3; padding: 4px; }
-.panel h3 { font-size: 0.95em; margin: 2px 4px; }
-.plot { width: 470px; height: 420px; }
-.line { width: 620px; height: 380px; }
-.note { color: #666; font-size: 0.85em; margin: 2px 4px; white-space: pre-wrap; }
-</style>
-<script>__PLOTLY__</script>
-</head><body>
-<h1 id="title"></h1>
-<div id="controls">
-<label>metric <select id="metric"></select></label>
-<label><input type="checkbox" id="log"> log10 scale</label>
-<span class="note">drag to rotate the 3-D views; hover for alpha, beta and every metric</span>
-</div>
-<div id="table"></div>
-<div id="groups"></div>
-<script type="application/json" id="jaxsurf-data">__DATA__</script>
-<script>__APP__</script>
-</body></html>
-"""

@@ -46,7 +46,7 @@ import numpy as np
 import jaxsurf as js
 from benchmarks.common import SteadyTimer, fashion_mnist_subset, save_results
 from jaxsurf import models, train
-from jaxsurf._atomic import write_bytes
+from jaxsurf._io.atomic import write_bytes
 from jaxsurf.refine import FILLS, simulate
 
 MODELS = {"resnet20": lambda: models.resnet20(num_classes=10),

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 
 import jaxsurf as js
-from jaxsurf import _atomic
+from jaxsurf._io import atomic as _atomic
 
 if TYPE_CHECKING:
     import argparse

@@ -16,8 +16,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from jaxsurf import _modules, tree
-from jaxsurf._direction_io import DirectionFileError, load_directions, save_directions
-from jaxsurf._h5 import read_reference_directions
+from jaxsurf._io.directions import DirectionFileError, load_directions, save_directions
+from jaxsurf._io.h5 import read_reference_directions
 from jaxsurf._version import __version__
 from jaxsurf.directions import (between, describe_direction, normalize, orthogonalize,
                                 random_direction, random_plane)

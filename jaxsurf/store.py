@@ -24,10 +24,12 @@ neither reused nor overwritten.
 
 Reading opens only regular files inside the store (a part or
 ``request.json`` that is a symbolic link, a FIFO or a device is refused,
-naming it), caps ``request.json`` at :data:`jaxsurf._json.MAX_JSON_CHARS`
+naming it), caps ``request.json`` at :data:`jaxsurf._io.jsonfile.MAX_JSON_CHARS`
 and its nesting depth, and checks every part's arrays before reading
-them (:class:`jaxsurf._npz.NpzReader`: no more indices than the grid has
-points, no array above :func:`jaxsurf._limits.max_read_bytes`).
+them (:class:`jaxsurf._io.npz.NpzReader`: no more indices than the grid has
+points, no array above :func:`jaxsurf._limits.max_read_bytes`). ``request.json``
+is a :class:`jaxsurf._io.header.Header` of format ``"jaxsurf.store"`` (no
+``metadata`` field), read and checked like every jaxsurf file header.
 
 Example:
     >>> s = js.evaluate_plane(fn, params, d1, d2, data, grid, grid, store="runs/plane")
@@ -46,9 +48,10 @@ from typing import Any, Mapping, Sequence
 import jax
 import numpy as np
 
-from jaxsurf import _atomic, _json, tree
-from jaxsurf._npz import NpzReader
-from jaxsurf._version import __version__
+from jaxsurf import tree
+from jaxsurf._io import atomic, jsonfile
+from jaxsurf._io.header import Header
+from jaxsurf._io.npz import NpzReader
 from jaxsurf.tree import PyTree
 
 __all__ = ["StoreError", "StoreMismatchError", "PointStore", "make_request",
@@ -56,7 +59,7 @@ __all__ = ["StoreError", "StoreMismatchError", "PointStore", "make_request",
            "SAMPLE_ROWS"]
 
 FORMAT = "jaxsurf.store"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # == jaxsurf._io.header.FORMATS[FORMAT]
 FULL_HASH_BYTES = 256 * 2**20  # in-memory data up to this size is hashed in full
 SAMPLE_ROWS = 4096  # larger data: this many evenly spaced examples are hashed
 
@@ -161,10 +164,7 @@ def make_request(origin: PyTree | None, directions: Sequence[PyTree], coefficien
     """
     coefficients = np.ascontiguousarray(coefficients, np.float32)
     extra = {} if fingerprint is None else {"fingerprint": dict(fingerprint)}
-    return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "library_version": __version__,
+    return Header.new(FORMAT, **{
         "origin": None if origin is None else tree.fingerprint(origin),
         "directions": [tree.fingerprint(d) for d in directions],
         "coefficients": {"shape": list(coefficients.shape),
@@ -175,7 +175,7 @@ def make_request(origin: PyTree | None, directions: Sequence[PyTree], coefficien
         "batch_size": batch_size,
         "compute_dtype": compute_dtype,
         **extra,
-    }
+    }).to_dict()
 
 
 def _flatten(request: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -211,7 +211,7 @@ def _digest(request: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------- files
 def _create_once(path: Path, text: str) -> None:
     """Creates ``path`` with ``text`` unless it exists (atomic, exclusive)."""
-    tmp = _atomic.write_temp(path, lambda h: h.write(text.encode()))
+    tmp = atomic.write_temp(path, lambda h: h.write(text.encode()))
     try:
         os.link(tmp, path)
     except FileExistsError:
@@ -221,31 +221,26 @@ def _create_once(path: Path, text: str) -> None:
             os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    _atomic.fsync_dir(path.parent)
+    atomic.fsync_dir(path.parent)
 
 
 def _read_request(path: Path) -> dict[str, Any]:
     """The request stored in ``path`` (a regular file inside the store, bounded JSON)."""
     advice = f"delete the store directory {path.parent} to start over"
     try:
-        stored = _json.load(path, StoreError, folder=path.parent,
-                            what=f"the store request {path}")
+        stored = jsonfile.load(path, StoreError, folder=path.parent,
+                               what=f"the store request {path}")
     except StoreError as err:
         raise StoreError(f"{err}; {advice}") from None
     except OSError as err:  # missing, or unreadable
         raise StoreError(f"{path} is not a readable jaxsurf store request ({err}); "
                          f"{advice}") from err
-    if not isinstance(stored, dict) or stored.get("format") != FORMAT:
-        raise StoreError(f"{path} is not a jaxsurf store request; use another store path")
-    version = stored.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise StoreError(f"{path} is damaged: format_version must be a positive integer, got "
-                         f"{version!r}; delete the store directory {path.parent} to start over")
-    if version > FORMAT_VERSION:
-        raise StoreError(
-            f"the store {path.parent} was written by jaxsurf {stored.get('library_version')} in "
-            f"store format {stored['format_version']}, newer than this jaxsurf {__version__} "
-            f"reads (format {FORMAT_VERSION}); upgrade jaxsurf or use another store path")
+    if isinstance(stored, dict) and "format_version" not in stored:  # every store has one
+        stored = {**stored, "format_version": None}
+    Header.parse(stored, StoreError, str(path)).check(
+        FORMAT, StoreError, str(path), max_version=FORMAT_VERSION,
+        advice=f"; use another store path, or delete the store directory {path.parent} to "
+               f"start over")
     return stored
 
 
@@ -386,5 +381,5 @@ class PointStore:
                   "indices": np.concatenate(self._indices)}
         for i, name in enumerate(self.metric_names):
             arrays[f"metric_{i}"] = np.concatenate([v[name] for v in self._values])
-        _atomic.write_with(self._part, lambda h: np.savez(h, allow_pickle=False, **arrays))
+        atomic.write_with(self._part, lambda h: np.savez(h, allow_pickle=False, **arrays))
 

@@ -17,8 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,22 +24,18 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from jaxsurf import _atomic, _json, _limits, _validate
-from jaxsurf._npz import NpzReader
-from jaxsurf._version import __version__
+from jaxsurf import _validate
+from jaxsurf._io import h5, surfacefile
+from jaxsurf._io.surfacefile import SurfaceFileError
 
 __all__ = ["Surface", "SurfaceFileError", "SEM_SUFFIX"]
 
-FORMAT = "jaxsurf.surface"
-FORMAT_VERSION = 1
+FORMAT = surfacefile.FORMAT  # the file format lives in jaxsurf._io.surfacefile
+FORMAT_VERSION = surfacefile.FORMAT_VERSION
 
 # A metric ``name + SEM_SUFFIX`` holds the standard error of the mean of ``name``
 # (written by subsampled evaluation, drawn as a band by ``js.plot.line``).
 SEM_SUFFIX = "_sem"
-
-
-class SurfaceFileError(ValueError):
-    """A Surface file that cannot be read: missing, truncated, foreign or too new."""
 
 
 def _as_coordinates(values: Any, name: str) -> np.ndarray:
@@ -189,37 +183,18 @@ class Surface:
         """Writes the surface to ``path`` (``.npz``) atomically; returns the path.
 
         The file holds the coordinates and metrics bit for bit and the metadata
-        as JSON, so ``Surface.load(path)`` gives back an equal Surface.
+        as JSON, so ``Surface.load(path)`` gives back an equal Surface (the
+        format: :mod:`jaxsurf._io.surfacefile`).
         """
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_name(path.name + ".npz")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        header = {"format": FORMAT, "format_version": FORMAT_VERSION,
-                  "library_version": __version__, "metric_names": self.metric_names,
-                  "metadata": self.metadata}
-        try:
-            header_json = json.dumps(header, allow_nan=True)
-        except TypeError as err:
-            raise TypeError(f"Surface metadata must be JSON-serialisable: {err}") from err
-        arrays = {"alphas": self.alphas, "header": np.array(header_json)}
-        if self.betas is not None:
-            arrays["betas"] = self.betas
-        if self.gammas is not None:
-            arrays["gammas"] = self.gammas
-        for i, name in enumerate(self.metric_names):
-            arrays[f"metric_{i}"] = self.metrics[name]
-        if self.evaluated is not None:
-            arrays["evaluated"] = self.evaluated
-        return _atomic.write_with(path, lambda handle: np.savez(handle, allow_pickle=False,
-                                                                **arrays))
+        return surfacefile.write(path, surfacefile.Parts(
+            self.alphas, self.betas, self.gammas, self.metrics, self.metadata, self.evaluated))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Surface":
         """Reads a file written by :meth:`save` (which adds ``.npz`` to a path
         without it, so ``load`` accepts the same path), or a ``.h5`` surface of
         tomgoldstein/loss-landscape (orientation converted to ours, see
-        :mod:`jaxsurf._h5`); clear errors for bad files:
+        :mod:`jaxsurf._io.h5`); clear errors for bad files:
         ``FileNotFoundError`` when there is none, :class:`SurfaceFileError` for
         anything that is not an intact Surface file."""
         path = Path(path)
@@ -229,39 +204,12 @@ class Surface:
         if not path.exists():
             raise FileNotFoundError(f"no Surface file at {path}; write one with Surface.save")
         if path.suffix.lower() in (".h5", ".hdf5"):  # the loss-landscape tool's files
-            from jaxsurf._h5 import read_h5
-            return read_h5(path)
-        with NpzReader(path, SurfaceFileError, kind="Surface file") as npz:
-            if "header" not in npz or "alphas" not in npz:
-                raise SurfaceFileError(f"{path} is an .npz file but not a jaxsurf Surface "
-                                       f"(it has arrays {sorted(npz.names)})")
-            names, metadata = _read_header(path, npz.read("header", kinds="U", shape=()))
-            axes: dict[str, np.ndarray] = {}
-            try:
-                for axis in ("alphas", "betas", "gammas"):
-                    if axis in npz:
-                        axes[axis] = _as_coordinates(npz.read(
-                            axis, kinds="iuf", ndim=1, max_values=_limits.max_grid_points()),
-                            axis)
-            except ValueError as err:
-                if isinstance(err, SurfaceFileError):
-                    raise
-                raise SurfaceFileError(f"{path} holds bad coordinates: {err}") from err
-            grid = tuple(len(axes[a]) for a in ("alphas", "betas", "gammas") if a in axes)
-            _limits.check_grid_points(math.prod(grid), SurfaceFileError, str(path))
-            _limits.check_read_bytes(len(names) * math.prod(grid) * 8, SurfaceFileError,
-                                     f"{path}: {len(names)} metrics of {math.prod(grid):,} "
-                                     f"values")
-            missing = [f"metric_{i}" for i in range(len(names)) if f"metric_{i}" not in npz]
-            if missing:
-                raise SurfaceFileError(f"{path} is missing arrays {missing}: the file is damaged")
-            metrics = {name: npz.read(f"metric_{i}", kinds="biuf", shape=grid)
-                       for i, name in enumerate(names)}
-            evaluated = npz.read("evaluated", kinds="b", shape=grid) \
-                if "evaluated" in npz else None
+            parts = h5.read_h5(path)
+        else:
+            parts = surfacefile.read(path)
         try:
-            return cls(axes["alphas"], axes.get("betas"), metrics, metadata, axes.get("gammas"),
-                       evaluated)
+            return cls(parts.alphas, parts.betas, parts.metrics, parts.metadata, parts.gammas,
+                       parts.evaluated)
         except (ValueError, TypeError) as err:
             raise SurfaceFileError(f"{path} holds inconsistent arrays: {err}") from err
 
@@ -300,31 +248,6 @@ def _same_mask(a: np.ndarray | None, b: np.ndarray | None) -> bool:
     if a is None or b is None:
         return bool(np.all(b if a is None else a))
     return np.array_equal(a, b)
-
-
-def _read_header(path: Path, header_array: np.ndarray) -> tuple[list[str], dict[str, Any]]:
-    """The metric names and metadata of a Surface file's header, every field's type
-    checked (a :class:`SurfaceFileError` says which is wrong)."""
-    header = _json.loads(str(header_array), SurfaceFileError, f"the header of {path}")
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise SurfaceFileError(f"{path} is not a jaxsurf Surface file")
-    version = header.get("format_version", 1)  # absent only in hand-made headers
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise SurfaceFileError(f"{path} has a damaged header: format_version must be a "
-                               f"positive integer, got {version!r}")
-    if version > FORMAT_VERSION:
-        raise SurfaceFileError(
-            f"{path} was written by jaxsurf {header.get('library_version')} in file format "
-            f"{version}, newer than this jaxsurf {__version__} reads "
-            f"(format {FORMAT_VERSION}); upgrade jaxsurf")
-    names, metadata = header.get("metric_names"), header.get("metadata", {})
-    if not isinstance(names, list) or not isinstance(metadata, dict):
-        raise SurfaceFileError(f"{path} has a damaged header (metric names or metadata "
-                               f"missing)")
-    if not names or not all(isinstance(n, str) for n in names) or len(set(names)) < len(names):
-        raise SurfaceFileError(f"{path} has a damaged header: metric_names must be distinct "
-                               f"strings, got {names!r:.200}")
-    return names, metadata
 
 
 def _centre_value(surface: Surface, values: np.ndarray) -> float | None:

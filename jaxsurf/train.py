@@ -35,7 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxsurf import _atomic, _validate, batching
+from jaxsurf import _validate, batching
+from jaxsurf._io import atomic as _atomic
 from jaxsurf._engine.data import check_data_dtypes
 from jaxsurf._deprecation import deprecated_alias
 from jaxsurf.data.augment import augment
@@ -273,7 +274,7 @@ def fit(model: Any, data: dict[str, Any], config: TrainConfig = TrainConfig(), *
             state, opt_state = dict(saved["batch_stats"]), saved["opt_state"]
             key = jax.random.wrap_key_data(saved["key"])
             # rows after the checkpoint (each row is logged before its checkpoint) and a
-            # torn last line (see jaxsurf._atomic.append_line) are dropped
+            # torn last line (see jaxsurf._io.atomic.append_line) are dropped
             history = [h for h in read_log(out_dir / "log.jsonl") if h["epoch"] <= start_epoch]
             _atomic.write_text(out_dir / "log.jsonl",
                                "".join(json.dumps(h) + "\n" for h in history))
@@ -345,7 +346,7 @@ def read_log(path: str | Path) -> list[dict[str, float]]:
     """The per-epoch rows of a ``log.jsonl`` (empty if there is none).
 
     A torn last line (no newline: the run was killed while writing it) is
-    dropped; the log must be a regular file (see :func:`jaxsurf._atomic.read_json_lines`).
+    dropped; the log must be a regular file (see :func:`jaxsurf._io.atomic.read_json_lines`).
 
     Example:
         >>> _ = Path("log.jsonl").write_text('{"epoch": 1, "train_loss": 0.5}\\n{"epo')

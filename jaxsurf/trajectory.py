@@ -18,7 +18,7 @@ container types (FrozenDict, optax NamedTuples) and leaf types back.
 
 Reading refuses, naming the entry, a step directory holding a symbolic link,
 a FIFO or a device, orbax JSON metadata nested or sized beyond
-:mod:`jaxsurf._json`'s bounds, and a leaf whose saved shape needs more than
+:mod:`jaxsurf._io.jsonfile`'s bounds, and a leaf whose saved shape needs more than
 :func:`jaxsurf._limits.max_read_bytes`, all before orbax reads anything.
 
 Example:
@@ -49,7 +49,8 @@ from typing import Any, Iterator
 import jax
 import numpy as np
 
-from jaxsurf import _json, _limits, _validate, tree
+from jaxsurf import _limits, _validate, tree
+from jaxsurf._io import jsonfile
 from jaxsurf.tree import PyTree
 
 __all__ = ["TrajectoryRecorder", "load_trajectory"]
@@ -150,7 +151,7 @@ def _check_step_files(path: Path, step: int) -> None:
     """Refuses a step directory orbax should not read: an entry that is a symbolic link
     (it could stand for a file outside the trajectory), a FIFO (a reader would block)
     or a device (``/dev/zero`` never ends), and JSON metadata that is not bounded
-    (:func:`jaxsurf._json.loads`). Raises ``ValueError`` naming the step and the entry."""
+    (:func:`jaxsurf._io.jsonfile.loads`). Raises ``ValueError`` naming the step and the entry."""
     root = path / str(step)
     try:
         _check_entries(root)
@@ -172,7 +173,7 @@ def _check_entries(root: Path) -> None:
                 raise ValueError(f"{entry} is {kind}; a trajectory holds only regular files "
                                  f"inside its folder")
             if name in _JSON_FILES and stat.S_ISREG(mode):
-                _json.load(entry, ValueError, folder=folder)
+                jsonfile.load(entry, ValueError, folder=folder)
 
 
 def _check_sizes(saved: PyTree, path: Path, step: int, item: str) -> None:

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 import jaxsurf as js
-from jaxsurf import _atomic, _validate, cli
+from jaxsurf import _validate, cli
+from jaxsurf._io import atomic as _atomic
 from jaxsurf import store as store_lib
 
 GRID = np.linspace(-1.0, 1.0, 4)
@@ -253,7 +254,7 @@ def test_full_disk_names_the_store_and_the_points_saved(linear, tmp_path, monkey
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(path, write)
 
-    monkeypatch.setattr(store_lib._atomic, "write_with", full_after_first)
+    monkeypatch.setattr(store_lib.atomic, "write_with", full_after_first)
     store = tmp_path / "line.store"
     with pytest.raises(OSError, match=r"No space left on device while saving 2 finished points "
                                       r"to the store .*line.store; 2/8 points are saved there"
@@ -261,12 +262,12 @@ def test_full_disk_names_the_store_and_the_points_saved(linear, tmp_path, monkey
         js.evaluate_line(fn, params, direction, data, np.linspace(0, 1, 8), chunk_size=2,
                          store=store, progress=False)
     assert caught.value.errno == errno.ENOSPC
-    monkeypatch.setattr(store_lib._atomic, "write_with", real)
+    monkeypatch.setattr(store_lib.atomic, "write_with", real)
 
     def no_space(path, write):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(store_lib._atomic, "write_temp", no_space)  # request.json
+    monkeypatch.setattr(store_lib.atomic, "write_temp", no_space)  # request.json
     with pytest.raises(OSError, match=r"No space left on device while creating the store "
                                       r".*new.store \(no points are saved yet\)"):
         js.evaluate_line(fn, params, direction, data, GRID, store=tmp_path / "new.store",

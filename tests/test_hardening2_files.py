@@ -20,7 +20,7 @@ import pytest
 import jaxsurf as js
 from jaxsurf import _limits, cli
 from jaxsurf import store as store_lib
-from jaxsurf._npz import NpzReader, open_regular
+from jaxsurf._io.npz import NpzReader, open_regular
 
 
 def volume():

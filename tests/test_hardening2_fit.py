@@ -14,7 +14,8 @@ import optax
 import pytest
 
 import jaxsurf as js
-from jaxsurf import _atomic, train
+from jaxsurf import train
+from jaxsurf._io import atomic as _atomic
 
 connect = js.connect
 

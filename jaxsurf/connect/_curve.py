@@ -36,10 +36,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxsurf import _atomic, _json, _validate, batching, tree
+from jaxsurf import _validate, batching, tree
 from jaxsurf._engine.data import check_data_dtypes, check_not_empty_container
-from jaxsurf._json import loads
-from jaxsurf._npz import NpzReader
+from jaxsurf._io import atomic as _atomic, jsonfile as _json
+from jaxsurf._io.header import Header
+from jaxsurf._io.npz import NpzReader
 from jaxsurf._state import StatefulFn, from_float, state_for, to_float
 from jaxsurf.store import data_fingerprint, differences
 from jaxsurf.tree import PyTree
@@ -47,7 +48,7 @@ from jaxsurf.tree import PyTree
 __all__ = ["Curve", "KINDS", "line", "fit_curve", "load_curve", "curve_coefficients"]
 
 KINDS = ("bezier", "polychain")
-_FORMAT = "jaxsurf.curve/1"
+_FORMAT = "jaxsurf.curve"  # written as "jaxsurf.curve/1" (jaxsurf._io.header)
 
 
 def _check_kind(kind: str) -> None:
@@ -191,9 +192,9 @@ class Curve:
         for k, point in enumerate(self.points):
             for i, leaf in enumerate(jax.tree_util.tree_leaves(point)):
                 arrays[f"point{k}_leaf{i}"] = np.asarray(leaf)
-        header = {"format": _FORMAT, "kind": self.kind, "num_points": len(self.points),
-                  "leaf_paths": paths, "metadata": self.metadata}
-        arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+        header = Header.new(_FORMAT, metadata=self.metadata, kind=self.kind,
+                            num_points=len(self.points), leaf_paths=paths)
+        arrays["header"] = np.frombuffer(header.to_json().encode(), dtype=np.uint8)
         return _atomic.write_with(path, lambda handle: np.savez(handle, allow_pickle=False,
                                                                 **arrays))
 
@@ -222,16 +223,12 @@ def load_curve(path: str | os.PathLike, params_like: PyTree) -> Curve:
         if "header" not in npz:
             raise ValueError(f"{path} is not a jaxsurf curve file (no header); pass a file "
                              f"written by Curve.save")
-        header = loads(npz.read("header", kinds="u", ndim=1).tobytes(), ValueError,
-                       f"the header of {path}")
-        if not isinstance(header, dict) or header.get("format") != _FORMAT:
-            found = header.get("format") if isinstance(header, dict) else type(header).__name__
-            raise ValueError(f"{path} has format {found!r}, expected {_FORMAT}")
-        num_points, saved_paths = header.get("num_points"), header.get("leaf_paths")
+        header = Header.parse(npz.read("header", kinds="u", ndim=1).tobytes(), ValueError,
+                              str(path)).check(_FORMAT, ValueError, str(path))
+        num_points, saved_paths = header.fields.get("num_points"), header.fields.get("leaf_paths")
         if not (isinstance(num_points, int) and not isinstance(num_points, bool)
                 and 2 <= num_points <= len(npz.names)) or not isinstance(saved_paths, list) \
-                or header.get("kind") not in KINDS \
-                or not isinstance(header.get("metadata", {}), dict):
+                or header.fields.get("kind") not in KINDS:
             raise ValueError(f"{path} has a damaged header (num_points, leaf_paths, kind or "
                              f"metadata missing or of the wrong type); it was not written by "
                              f"Curve.save")
@@ -250,7 +247,7 @@ def load_curve(path: str | os.PathLike, params_like: PyTree) -> Curve:
                                        shape=tuple(np.shape(like))))
             points.append(jax.tree_util.tree_unflatten(treedef, leaves))
     tree.check_like(points[0], params_like, name="saved curve", reference_name="params_like")
-    return Curve(header["kind"], points, header.get("metadata", {}))
+    return Curve(header.fields["kind"], points, header.metadata)
 
 
 def line(params_a: PyTree, params_b: PyTree) -> Curve:

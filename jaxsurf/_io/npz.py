@@ -128,7 +128,7 @@ class NpzReader:
     Args:
         path: the file.
         error: the exception class raised for anything wrong with the file
-            (e.g. :class:`jaxsurf.surface.SurfaceFileError`).
+            (e.g. :class:`jaxsurf.SurfaceFileError`).
         what: how to call the file in messages (default: its path).
         kind: what the file should be, e.g. ``"Surface file"``.
         folder: the folder the file must lie in (see :func:`open_regular`),

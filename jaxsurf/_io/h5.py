@@ -22,7 +22,7 @@ Example:
     >>> with h5py.File("ref.h5", "w") as f:
     ...     f["xcoordinates"], f["ycoordinates"] = x, y
     ...     f["train_loss"] = np.arange(6.0).reshape(2, 3)   # Z[i, j] at (x[j], y[i])
-    >>> s = js.Surface.load("ref.h5")
+    >>> s = js.Surface.load("ref.h5")          # through read_h5
     >>> s.metrics["train_loss"]                 # [i, j] at (s.alphas[i], s.betas[j])
     array([[0., 3.],
            [1., 4.],
@@ -39,8 +39,10 @@ from typing import Any
 
 import numpy as np
 
-from jaxsurf import _atomic, _json, _limits, _validate
-from jaxsurf.surface import Surface, SurfaceFileError
+from jaxsurf import _limits, _validate
+from jaxsurf._io import atomic, jsonfile
+from jaxsurf._io.npz import open_regular
+from jaxsurf._io.surfacefile import Parts, SurfaceFileError
 
 __all__ = ["read_h5", "write_h5", "read_reference_directions"]
 
@@ -60,8 +62,6 @@ def _h5py() -> Any:
 
 def _open(path: Path) -> Any:
     """The HDF5 file at ``path`` (a regular file), open for reading."""
-    from jaxsurf._npz import open_regular
-
     open_regular(path, SurfaceFileError).close()  # no FIFO, no device
     try:
         return _h5py().File(path, "r")
@@ -123,15 +123,16 @@ def _jaxsurf_metadata(f: Any, path: Path) -> dict[str, Any] | None:
     if not isinstance(raw, (str, bytes)):
         raise SurfaceFileError(f"{path}: attribute {_METADATA_ATTR!r} must be JSON text, got "
                                f"{type(raw).__name__}; the file is damaged")
-    meta = _json.loads(raw, SurfaceFileError, f"attribute {_METADATA_ATTR!r} of {path}")
+    meta = jsonfile.loads(raw, SurfaceFileError, f"attribute {_METADATA_ATTR!r} of {path}")
     if not isinstance(meta, dict):
         raise SurfaceFileError(f"{path}: attribute {_METADATA_ATTR!r} must be a JSON object, "
                                f"got {type(meta).__name__}; the file is damaged")
     return meta
 
 
-def read_h5(path: str | os.PathLike) -> Surface:
-    """Reads a loss-landscape surface file, converting its orientation to ours.
+def read_h5(path: str | os.PathLike) -> Parts:
+    """Reads a loss-landscape surface file, converting its orientation to ours
+    (the parts of a Surface: :meth:`jaxsurf.Surface.load` makes the Surface).
 
     Every numeric dataset with one value per grid point becomes a metric
     under its own name (accuracies stay in percent, as in the file). In a file
@@ -150,7 +151,7 @@ def read_h5(path: str | os.PathLike) -> Surface:
 
     Example:
         >>> _ = js.export.write_h5(surface, "surface.h5")
-        >>> s = read_h5("surface.h5"); s.metrics["train_loss"].shape
+        >>> read_h5("surface.h5").metrics["train_loss"].shape
         (7, 7)
     """
     path = Path(path)
@@ -195,10 +196,7 @@ def read_h5(path: str | os.PathLike) -> Surface:
         meta.update({"unfilled": unfilled, "unfilled_marker": _UNFILLED})
     if isinstance(dir_file, str):
         meta["dir_file"] = dir_file
-    try:
-        return Surface(x, y, metrics, meta)
-    except (ValueError, TypeError) as err:
-        raise SurfaceFileError(f"{path} holds inconsistent arrays: {err}") from err
+    return Parts(x, y, None, metrics, meta, None)
 
 
 def _reference_name(name: str) -> tuple[str, float]:
@@ -210,8 +208,9 @@ def _reference_name(name: str) -> tuple[str, float]:
     return name, 1.0
 
 
-def write_h5(surface: Surface, path: str | os.PathLike) -> Path:
-    """Writes ``surface`` as a loss-landscape ``.h5`` file (atomically).
+def write_h5(surface: Any, path: str | os.PathLike) -> Path:
+    """Writes ``surface`` (a :class:`jaxsurf.Surface`) as a loss-landscape ``.h5`` file
+    (atomically).
 
     ``loss`` is written as ``train_loss`` and ``accuracy`` as ``train_acc`` in
     percent (the reference's names and unit); other metrics keep their names.
@@ -249,7 +248,7 @@ def write_h5(surface: Surface, path: str | os.PathLike) -> Path:
                 data = np.asarray(values, np.float64) * factor
                 f[target] = data if surface.betas is None else data.T
             f.attrs["jaxsurf_metadata"] = json.dumps(surface.metadata)
-    return _atomic.write_via_path(path, write)
+    return atomic.write_via_path(path, write)
 
 
 def read_reference_directions(path: str | os.PathLike) -> list[list[np.ndarray]]:

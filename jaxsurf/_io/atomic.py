@@ -25,8 +25,8 @@ Two kinds of file are written otherwise, on purpose:
 Nothing else in the package opens a file for writing.
 
 Example:
-    >>> from jaxsurf import _atomic
-    >>> _atomic.write_text("note.txt", "hello\\n")
+    >>> from jaxsurf._io import atomic
+    >>> atomic.write_text("note.txt", "hello\\n")
     PosixPath('note.txt')
 """
 
@@ -37,6 +37,8 @@ import secrets
 import stat
 from pathlib import Path
 from typing import IO, Any, Callable
+
+from jaxsurf._io.jsonfile import loads, read_bounded
 
 __all__ = ["temp_path", "fsync_dir", "fsync_file", "replace", "write_temp", "write_with",
            "write_bytes", "write_text", "write_via_path", "append_line", "read_json_lines"]
@@ -228,9 +230,9 @@ def read_json_lines(path: str | os.PathLike, error: type[Exception] = ValueError
     The reading half of the append protocol: a last line without its newline
     is a torn append (the run was killed while writing it) and is dropped, not
     an error. The log is opened only if it is a regular file inside its folder
-    (:func:`jaxsurf._npz.open_regular`), read up to
-    :data:`jaxsurf._json.MAX_JSON_CHARS`, and every line parsed with
-    :func:`jaxsurf._json.loads`; anything else raises ``error`` naming the file.
+    (:func:`jaxsurf._io.npz.open_regular`), read up to
+    :data:`jaxsurf._io.jsonfile.MAX_JSON_CHARS`, and every line parsed with
+    :func:`jaxsurf._io.jsonfile.loads`; anything else raises ``error`` naming the file.
     With ``key`` (e.g. ``"epoch"``), every line must be an object holding an
     integer under ``key``.
 
@@ -239,8 +241,6 @@ def read_json_lines(path: str | os.PathLike, error: type[Exception] = ValueError
         >>> read_json_lines("log.jsonl")
         [{'epoch': 1}]
     """
-    from jaxsurf._json import loads, read_bounded
-
     path = Path(path)
     try:
         data = read_bounded(path, error, folder=path.parent)

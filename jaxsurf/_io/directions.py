@@ -15,7 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -24,15 +23,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsurf import _atomic, _json, tree
-from jaxsurf._npz import NpzReader
-from jaxsurf.surface import metadata_from
+from jaxsurf import _validate, tree
+from jaxsurf._io import atomic
+from jaxsurf._io.header import Header
+from jaxsurf._io.npz import NpzReader
 from jaxsurf.tree import PyTree
 
 __all__ = ["save_directions", "load_directions", "DirectionFileError"]
 
 FORMAT = "jaxsurf.directions"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # == jaxsurf._io.header.FORMATS[FORMAT]
 
 
 class DirectionFileError(ValueError):
@@ -85,11 +85,11 @@ def save_directions(path: str | os.PathLike, *directions: PyTree,
             if k == 0:
                 leaves_info.append({"path": tree.leaf_path(p), "shape": list(arr.shape),
                                     "dtype": dtype})
-    header = {"format": FORMAT, "format_version": FORMAT_VERSION, "count": len(directions),
-              "leaves": leaves_info, "metadata": metadata_from(metadata)}
+    header = Header.new(FORMAT, metadata=_validate.json_safe(metadata, "metadata"),
+                        count=len(directions), leaves=leaves_info)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return _atomic.write_with(
-        path, lambda handle: np.savez(handle, header=np.array(json.dumps(header)),
+    return atomic.write_with(
+        path, lambda handle: np.savez(handle, header=np.array(header.to_json()),
                                       allow_pickle=False, **arrays))
 
 
@@ -131,11 +131,10 @@ def load_directions(path: str | os.PathLike, params_like: PyTree, *,
         if "header" not in npz:
             raise DirectionFileError(f"{path} is not a jaxsurf directions file (no header; it "
                                      f"has arrays {sorted(npz.names)[:5]})")
-        header = _json.loads(str(npz.read("header", kinds="U", shape=())), DirectionFileError,
-                             f"the header of {path}")
-        if not isinstance(header, dict) or header.get("format") != FORMAT:
-            raise DirectionFileError(f"{path} is not a jaxsurf directions file")
-        count, infos = header.get("count"), header.get("leaves")
+        header = Header.parse(str(npz.read("header", kinds="U", shape=())), DirectionFileError,
+                              str(path)).check(FORMAT, DirectionFileError, str(path),
+                                               max_version=FORMAT_VERSION)
+        count, infos = header.fields.get("count"), header.fields.get("leaves")
         if not isinstance(count, int) or isinstance(count, bool) or \
                 not isinstance(infos, list) or count < 1 or \
                 not all(isinstance(info, dict) for info in infos):
@@ -159,7 +158,7 @@ def load_directions(path: str | os.PathLike, params_like: PyTree, *,
                                                      tree.leaf_path(p), _dtype_of(leaf),
                                                      tuple(info["shape"]))))
             out.append(jax.tree_util.tree_unflatten(treedef, leaves))
-    return (out, header.get("metadata", {})) if with_metadata else out
+    return (out, header.metadata) if with_metadata else out
 
 
 def _dtype_of(leaf: Any) -> np.dtype:

@@ -9,7 +9,7 @@ turns every parse failure into the caller's error class with the file's name.
 
 :func:`load` and :func:`read_bounded` read such a file first: only a regular
 file (never a FIFO or a device; inside ``folder`` when one is given, and not a
-symbolic link there, see :func:`jaxsurf._npz.open_regular`), and never more
+symbolic link there, see :func:`jaxsurf._io.npz.open_regular`), and never more
 than :data:`MAX_JSON_CHARS` bytes of it.
 
 Example:
@@ -27,7 +27,7 @@ import json
 import os
 from typing import Any
 
-from jaxsurf._npz import open_regular
+from jaxsurf._io.npz import open_regular
 
 __all__ = ["MAX_JSON_CHARS", "MAX_JSON_DEPTH", "load", "loads", "read_bounded"]
 
@@ -100,7 +100,7 @@ def read_bounded(path: str | os.PathLike, error: type[Exception], *,
 
     Args:
         path: the file; opened only if it is a regular file
-            (:func:`jaxsurf._npz.open_regular`).
+            (:func:`jaxsurf._io.npz.open_regular`).
         error: the exception class raised for anything wrong with it.
         folder: the folder the file must lie in (no symbolic links), or ``None``
             for a file the user named.

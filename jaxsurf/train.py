@@ -23,9 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -35,16 +32,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxsurf import _validate, batching
+from jaxsurf import _fitloop, _validate, batching, tree
 from jaxsurf._io import atomic as _atomic
 from jaxsurf._engine.data import check_data_dtypes
 from jaxsurf._deprecation import deprecated_alias
 from jaxsurf.data.augment import augment
 from jaxsurf.evaluate import dataset_mean
 from jaxsurf.flax import eval_mode_kwargs, linen_metrics_fn
-from jaxsurf.interrupt import Interrupted, is_interrupt
 from jaxsurf.losses import get_loss
-from jaxsurf.progress import ProgressOption, ProgressTracker, make_sink
+from jaxsurf.progress import ProgressOption
+from jaxsurf.store import data_fingerprint
 
 __all__ = ["TrainConfig", "TrainResult", "make_schedule", "make_optimizer", "fit",
            "plot_history", "read_log", "best_epoch"]
@@ -251,79 +248,54 @@ def fit(model: Any, data: dict[str, Any], config: TrainConfig = TrainConfig(), *
     # exact train metrics on (up to) the first 10,000 training examples
     eval_train = evaluator(train, 10_000)
     eval_val = evaluator(data["val"]) if "val" in data else None
-
-    recorder, history, start_epoch = None, [], 0
-    if out_dir is not None:
-        from jaxsurf.trajectory import TrajectoryRecorder
-
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        _atomic.write_text(out_dir / "config.json",
-                           json.dumps(dataclasses.asdict(config), indent=1))
-        recorder = TrajectoryRecorder(out_dir / "trajectory")
-        if recorder.latest_step is not None:
-            start_epoch = recorder.latest_step
-            template = {"batch_stats": state, "opt_state": opt_state,
-                        "key": jax.random.key_data(key)}
-            params, saved = recorder.restore(start_epoch, params_like=params,
-                                             state_like=template)
-            if saved is None:
-                raise ValueError(f"the checkpoint of epoch {start_epoch} in {out_dir} has no "
-                                 f"training state (batch_stats, opt_state, key), so it was not "
-                                 f"written by fit(); pass a new out_dir")
-            state, opt_state = dict(saved["batch_stats"]), saved["opt_state"]
-            key = jax.random.wrap_key_data(saved["key"])
-            # rows after the checkpoint (each row is logged before its checkpoint) and a
-            # torn last line (see jaxsurf._io.atomic.append_line) are dropped
-            history = [h for h in read_log(out_dir / "log.jsonl") if h["epoch"] <= start_epoch]
-            _atomic.write_text(out_dir / "log.jsonl",
-                               "".join(json.dumps(h) + "\n" for h in history))
-            if log:
-                log(f"resuming from epoch {start_epoch} in {out_dir}")
-        else:
-            recorder.save(0, params, state={"batch_stats": state, "opt_state": opt_state,
-                                            "key": jax.random.key_data(key)})
     epoch_fn = _make_epoch(model, get_loss(config.loss), tx, config, _train_flags(model))
-    start = time.perf_counter()
-    sink = make_sink(progress)
-    saved_epoch = start_epoch
-    try:
-        for epoch in range(start_epoch + 1, config.epochs + 1):
-            t0 = time.perf_counter()
-            with ProgressTracker(sink, steps_per_epoch, unit="steps",
-                                 label=f"epoch {epoch}/{config.epochs}") as track:
-                params, state, opt_state, key, train_loss = epoch_fn(
-                    params, state, opt_state, key, x, y,
-                    report=track.update if sink is not None else None)
-            current = {"params": params, **state}
-            row = {"epoch": epoch, "train_step_loss": float(train_loss)}
-            row.update({f"train_{k}": v for k, v in eval_train(current).items()})
-            if eval_val is not None:
-                row.update({f"val_{k}": v for k, v in eval_val(current).items()})
-            row["seconds"] = time.perf_counter() - t0
-            history.append(row)
-            if recorder is not None and out_dir is not None:  # set together above
-                # the row first: a crash before the checkpoint leaves a row a resume drops
-                _atomic.append_line(out_dir / "log.jsonl", json.dumps(row))
-                recorder.save(epoch, params, state={"batch_stats": state, "opt_state": opt_state,
-                                                    "key": jax.random.key_data(key)})
-                saved_epoch = epoch
-            if log:
-                log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                             for k, v in row.items()))
-                if log is print:  # in order with the progress lines on stderr in a log
-                    sys.stdout.flush()
-    except BaseException as err:  # Ctrl-C / SIGTERM: the saved epochs are the resume point
-        if out_dir is None or isinstance(err, Interrupted) or not is_interrupt(err):
-            raise
-        raise Interrupted(saved_epoch, config.epochs, out_dir, unit="epochs") from None
-    finally:  # a crash mid-run still finishes the saves in flight
-        if recorder is not None:
-            recorder.close()
-    best = best_epoch(history)
-    return TrainResult({"params": params, **state}, history, best,
-                       time.perf_counter() - start,
+
+    def epoch(params: Any, carry: dict[str, Any], report: Callable[[int], None] | None
+              ) -> tuple[Any, dict[str, Any], dict[str, float]]:
+        params, state, opt_state, key, train_loss = epoch_fn(
+            params, carry["batch_stats"], carry["opt_state"], carry["key"], x, y, report=report)
+        current = {"params": params, **state}
+        row = {"train_step_loss": float(train_loss)}
+        row.update({f"train_{k}": v for k, v in eval_train(current).items()})
+        if eval_val is not None:
+            row.update({f"val_{k}": v for k, v in eval_val(current).items()})
+        return params, {"batch_stats": state, "opt_state": opt_state, "key": key}, row
+
+    folder = None
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        folder = _fitloop.Folder(out_dir, "config.json", "trajectory", noun="model",
+                                 argument="out_dir", writer="train.fit", save_initial=True,
+                                 added=_ADDED_SETTINGS)
+    fit_ = _fitloop.run(
+        epoch, params, {"batch_stats": state, "opt_state": opt_state, "key": key},
+        epochs=config.epochs, folder=folder,
+        settings=_settings(config, data, variables, steps_per_epoch) if folder else None,
+        log=log, describe=lambda row: " ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
+        resumed=lambda start: f"resuming from epoch {start} in {out_dir}",
+        progress=progress, steps=steps_per_epoch)
+    history = fit_.history
+    return TrainResult({"params": fit_.params, **fit_.state["batch_stats"]}, history,
+                       best_epoch(history), fit_.seconds,
                        str(out_dir / "trajectory") if out_dir is not None else None)
+
+
+# fields an earlier jaxsurf did not write to config.json (its runs resume unchecked by them)
+_ADDED_SETTINGS = ("data", "initial_variables", "schedule_steps")
+
+
+def _settings(config: TrainConfig, data: dict[str, Any], variables: dict[str, Any],
+              steps_per_epoch: int) -> dict[str, Any]:
+    """What identifies a run (``config.json``): the config, the schedule's length
+    (``epochs`` may grow on resume, but not under a schedule that decays over
+    them), the data of every split and the initial variables."""
+    return {**dataclasses.asdict(config),
+            "schedule_steps": (None if config.schedule == "constant"
+                               else config.epochs * steps_per_epoch),
+            "data": {split: data_fingerprint(data[split], batching.num_examples(data[split]))
+                     for split in data},
+            "initial_variables": tree.fingerprint(variables)}
 
 
 def best_epoch(history: list[dict[str, float]]) -> int:

@@ -20,13 +20,8 @@ Example:
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
 import math
 import os
-import time
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -36,13 +31,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxsurf import _validate, batching, tree
+from jaxsurf import _fitloop, _validate, batching, tree
 from jaxsurf._engine.data import check_data_dtypes, check_not_empty_container
-from jaxsurf._io import atomic as _atomic, jsonfile as _json
+from jaxsurf._io import atomic as _atomic
 from jaxsurf._io.header import Header
 from jaxsurf._io.npz import NpzReader
 from jaxsurf._state import StatefulFn, from_float, state_for, to_float
-from jaxsurf.store import data_fingerprint, differences
+from jaxsurf._fitloop import optimizer_fingerprint
+from jaxsurf.progress import ProgressOption
+from jaxsurf.store import data_fingerprint
 from jaxsurf.tree import PyTree
 
 __all__ = ["Curve", "KINDS", "line", "fit_curve", "load_curve", "curve_coefficients"]
@@ -323,80 +320,6 @@ def _fit_state(fn: Callable, params_a: PyTree, params_b: PyTree, state_policy: s
     return loss, (to_float(state_a), to_float(state_b)), "interpolate"
 
 
-_LEAF_TYPES = (bool, int, float, str, type(None))
-
-
-def describe_callable(value: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> Any:
-    """A JSON description of an optax transformation (or any callable): the names of
-    its functions and the constants their closures hold (learning rates, betas,
-    schedule lengths), recursively. Two optimizers built the same way describe
-    the same; settings kept outside closures are seen only as their type's name.
-
-    Example:
-        >>> describe_callable(optax.sgd(0.1)) == describe_callable(optax.sgd(0.2))
-        False
-    """
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)  # JSON has no NaN (and NaN != NaN would refuse every resume)
-    if isinstance(value, _LEAF_TYPES):
-        return value
-    if depth > 32 or id(value) in seen:
-        return "..."
-    seen = seen | {id(value)}
-
-    def inner(x: Any) -> Any:
-        return describe_callable(x, depth + 1, seen)
-
-    if isinstance(value, (np.ndarray, np.generic, jax.Array)):
-        arr = np.asarray(value)
-        return inner(arr.tolist()) if arr.size <= 16 else \
-            f"{arr.dtype}{list(arr.shape)}:{tree.fingerprint(arr)}"
-    if isinstance(value, (tuple, list)) and not hasattr(value, "_fields"):
-        return [inner(v) for v in value]
-    if isinstance(value, Mapping):
-        return {str(k): inner(v) for k, v in value.items()}
-    if isinstance(value, functools.partial):
-        return {"partial": inner(value.func), "args": inner(value.args),
-                "keywords": inner(value.keywords)}
-    if isinstance(value, type):
-        return f"{value.__module__}.{value.__qualname__}"
-    if isinstance(value, types.MethodType):
-        return {"method": inner(value.__func__), "self": inner(value.__self__)}
-    wrapped = getattr(value, "__wrapped__", None)  # jitted or decorated functions
-    if not isinstance(value, types.FunctionType) and wrapped is not None:
-        return inner(wrapped)
-    if isinstance(value, types.FunctionType):
-        cells = []
-        for cell in value.__closure__ or ():
-            try:
-                cells.append(cell.cell_contents)
-            except ValueError:  # an empty cell
-                cells.append(None)
-        return {"fn": f"{value.__module__}.{value.__qualname__}", "closure": inner(cells),
-                "defaults": inner(value.__defaults__ or ())}
-    if hasattr(value, "_fields"):  # optax's GradientTransformation is a NamedTuple
-        return {type(value).__qualname__: inner(tuple(value))}
-    return f"{type(value).__module__}.{type(value).__qualname__}"
-
-
-def _numbers(description: Any) -> list[Any]:
-    """The numbers in a :func:`describe_callable` description, in order (at most 32)."""
-    found: list[Any] = []
-
-    def walk(x: Any) -> None:
-        if isinstance(x, (int, float)) and not isinstance(x, bool):
-            found.append(x)
-        elif isinstance(x, list):
-            for v in x:
-                walk(v)
-        elif isinstance(x, dict):
-            for v in x.values():
-                walk(v)
-
-    walk(description)
-    return found[:32]
-
-
 def _key_data(key: Any) -> list[int]:
     data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
     return np.asarray(data).ravel().tolist()
@@ -407,41 +330,12 @@ def _fit_config(kind: str, num_bends: int, epochs: int, batch_size: int, params_
                 key: Any) -> dict[str, Any]:
     """What identifies a fit (``fit_config.json``): everything that changes the curve
     except ``fn``'s code and ``epochs`` (a resume may run more epochs)."""
-    optimizer = describe_callable(tx)
     return {"kind": kind, "num_bends": num_bends, "batch_size": batch_size,
             "params_a_fingerprint": tree.fingerprint(params_a),
             "params_b_fingerprint": tree.fingerprint(params_b), "num_examples": num_examples,
             "data": data_fingerprint(data, num_examples),
-            "optimizer_fingerprint": {"numbers": _numbers(optimizer), "sha256": hashlib.sha256(
-                json.dumps(optimizer, sort_keys=True, default=str).encode()).hexdigest()[:16]},
+            "optimizer_fingerprint": optimizer_fingerprint(tx),
             "key": _key_data(key), "epochs": epochs}
-
-
-def _read_config(path: Path) -> Any:
-    """The settings in a curve folder's ``fit_config.json`` (``None`` if missing); only a
-    regular file inside the folder is opened, and its JSON is bounded."""
-    try:
-        return _json.load(path, ValueError, folder=path.parent)
-    except FileNotFoundError:
-        return None
-
-
-def _check_resume(saved: Any, config: Mapping[str, Any], where: Path) -> None:
-    """Refuses a checkpoint_dir made for another fit, naming every field that differs."""
-    if not isinstance(saved, Mapping):
-        raise ValueError(f"{where / 'fit_config.json'} holds {type(saved).__name__}, not a "
-                         f"fit_curve settings object; use another checkpoint_dir")
-    if "data" not in saved or "optimizer_fingerprint" not in saved:
-        raise ValueError(f"{where} holds a curve fit by an earlier jaxsurf that did not record "
-                         f"the data and optimizer it was trained with, so resuming it could mix "
-                         f"two fits; use another checkpoint_dir or delete it")
-    differs = differences({k: v for k, v in saved.items() if k != "epochs"},
-                          {k: v for k, v in config.items() if k != "epochs"})
-    if differs:
-        raise ValueError(f"{where} holds a curve fit with other settings or data; these "
-                         f"differ:\n  " + "\n  ".join(differs)
-                         + "\nIt is neither resumed nor overwritten: use another "
-                           "checkpoint_dir, or delete it to start over.")
 
 
 def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTree, data: Any,
@@ -449,7 +343,8 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
               batch_size: int = 128, optimizer: optax.GradientTransformation | None = None,
               key: jax.Array | None = None, checkpoint_dir: str | os.PathLike | None = None,
               log: Callable[[str], None] | None = print, state_policy: str | None = None,
-              states: tuple[PyTree, PyTree] | None = None) -> Curve:
+              states: tuple[PyTree, PyTree] | None = None,
+              progress: ProgressOption = False) -> Curve:
     """Trains the bends of a curve from ``params_a`` to ``params_b`` to keep the loss low.
 
     Minimises ``E_{t ~ U[0,1]} fn(theta(t), batch)["loss"]`` over the bends
@@ -496,10 +391,18 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
             ``"interpolate"`` (for ``fn`` from an adapter of a model with state).
         states: ``(state_a, state_b)`` for ``"interpolate"`` when the end
             points are not the adapters' own arrays.
+        progress: steps within each epoch (see :mod:`jaxsurf.progress`):
+            ``False`` (default) for none, ``None`` for a bar on a terminal and
+            log lines otherwise, ``True`` or a callable.
 
     Returns:
         The fitted :class:`Curve`; ``metadata["history"]`` has the mean step
         loss and time of every epoch.
+
+    Raises:
+        jaxsurf.interrupt.Interrupted: on Ctrl-C or SIGTERM with
+            ``checkpoint_dir``, after the finished epochs are saved (a
+            ``KeyboardInterrupt``; call again with the same directory to resume).
 
     Example:
         >>> curve = fit_curve(fn, params_a, params_b, {"x": data["x"], "y": data["y"]},
@@ -538,46 +441,6 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
         config["state_policy"] = policy
         config["states_fingerprint"] = tree.fingerprint(state_ends)
 
-    history: list[dict[str, float]] = []
-    start_epoch, recorder, folder = 0, None, None
-    if checkpoint_dir is not None:
-        from jaxsurf.trajectory import TrajectoryRecorder
-
-        folder = Path(checkpoint_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        config_file, log_file = folder / "fit_config.json", folder / "log.jsonl"
-        saved_config = _read_config(config_file)
-        if saved_config is not None:
-            _check_resume(saved_config, config, folder)
-        recorder = TrajectoryRecorder(folder / "checkpoints", max_to_keep=2)
-        if recorder.latest_step is not None:
-            start_epoch = recorder.latest_step
-            if saved_config is None:
-                recorder.close()
-                raise ValueError(f"{folder} holds curve checkpoints but no fit_config.json, so "
-                                 f"what they were fitted for cannot be checked; use another "
-                                 f"checkpoint_dir")
-            if start_epoch > epochs:
-                recorder.close()
-                raise ValueError(
-                    f"{folder} holds a curve fitted for {start_epoch} epochs, more than "
-                    f"epochs={epochs}; its earlier epochs are not kept: pass epochs="
-                    f"{start_epoch} (or more, to train on) or use another checkpoint_dir")
-            template = {"opt_state": opt_state, "key": jax.random.key_data(rng)}
-            restored, saved = recorder.restore(start_epoch, params_like=bends,
-                                               state_like=template)
-            bends = list(restored)
-            assert saved is not None  # every epoch is saved with its state
-            opt_state, rng = saved["opt_state"], jax.random.wrap_key_data(saved["key"])
-            # rows of epochs after the checkpoint (the log is written first) are dropped,
-            # and so is a torn last line (see _atomic.append_line)
-            history = [row for row in _atomic.read_json_lines(log_file, key="epoch")
-                       if row["epoch"] <= start_epoch]
-            _atomic.write_text(log_file, "".join(json.dumps(row) + "\n" for row in history))
-            if log:
-                log(f"fit_curve: resuming after epoch {start_epoch} from {folder}")
-        _atomic.write_text(config_file, json.dumps(config, indent=1))
-
     def objective(bends_: list[PyTree], ends: tuple[PyTree, PyTree], t: jax.Array,
                   batch: Any, state_ends_: Any) -> jax.Array:
         weights = curve_coefficients(kind, num_bends, t, xp=jnp)
@@ -600,36 +463,42 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
         return optax.apply_updates(bends_, updates), opt_state_, key_, loss
 
     steps = n // batch_size
-    start = time.perf_counter()
-    try:
-        for epoch in range(start_epoch + 1, epochs + 1):
-            t0 = time.perf_counter()
-            rng, k_perm = jax.random.split(rng)
-            order = jax.random.permutation(k_perm, n)[: steps * batch_size]
-            losses = []
-            for index in order.reshape(steps, batch_size):
-                bends, opt_state, rng, loss = step(bends, opt_state, rng, index,
-                                                   (params_a, params_b), arrays, state_ends)
-                losses.append(loss)
-            row = {"epoch": epoch, "loss": float(jnp.mean(jnp.stack(losses))),
-                   "seconds": time.perf_counter() - t0}
-            history.append(row)
-            if recorder is not None and folder is not None:
-                # the row first: a crash before the checkpoint only leaves a row that a
-                # resume drops (after it, the checkpoint would lack its row)
-                _atomic.append_line(folder / "log.jsonl", json.dumps(row))
-                recorder.save(epoch, bends, state={"opt_state": opt_state,
-                                                   "key": jax.random.key_data(rng)})
-            if log:
-                log(f"fit_curve {kind} ({num_bends} bend{'s' if num_bends > 1 else ''}): "
-                    f"epoch {epoch}/{epochs} mean loss over t ~ U[0,1] {row['loss']:.4g} "
-                    f"({row['seconds']:.1f} s)")
-    finally:
-        if recorder is not None:
-            recorder.close()
+
+    def epoch(bends_: list[PyTree], carry: dict[str, Any],
+              report: Callable[[int], None] | None) -> tuple[list[PyTree], dict[str, Any],
+                                                             dict[str, float]]:
+        opt_state_, rng_ = carry["opt_state"], carry["key"]
+        rng_, k_perm = jax.random.split(rng_)
+        order = jax.random.permutation(k_perm, n)[: steps * batch_size]
+        losses = []
+        for i, index in enumerate(order.reshape(steps, batch_size)):
+            bends_, opt_state_, rng_, loss = step(bends_, opt_state_, rng_, index,
+                                                  (params_a, params_b), arrays, state_ends)
+            losses.append(loss)
+            if report is not None:
+                loss.block_until_ready()  # count steps finished, not just dispatched
+                report(i + 1)
+        return bends_, {"opt_state": opt_state_, "key": rng_}, \
+            {"loss": float(jnp.mean(jnp.stack(losses)))}
+
+    folder = None
+    if checkpoint_dir is not None:
+        folder = _fitloop.Folder(Path(checkpoint_dir), "fit_config.json", "checkpoints",
+                                 noun="curve", argument="checkpoint_dir", writer="fit_curve",
+                                 max_to_keep=2, required=("data", "optimizer_fingerprint"))
+    plural = "s" if num_bends > 1 else ""
+    fit = _fitloop.run(
+        epoch, bends, {"opt_state": opt_state, "key": rng}, epochs=epochs, folder=folder,
+        settings=config, log=log, progress=progress, steps=steps,
+        describe=lambda row: (f"fit_curve {kind} ({num_bends} bend{plural}): epoch "
+                              f"{row['epoch']}/{epochs} mean loss over t ~ U[0,1] "
+                              f"{row['loss']:.4g} ({row['seconds']:.1f} s)"),
+        resumed=lambda start_epoch: (f"fit_curve: resuming after epoch {start_epoch} from "
+                                     f"{checkpoint_dir}"))
+    bends, history = fit.params, fit.history
     meta = {**config, **({"state_policy": policy} if policy else {}),
             "fitted": True, "history": history,
-            "seconds": time.perf_counter() - start,
+            "seconds": fit.seconds,
             "optimizer": "adam(1e-3)" if optimizer is None else "given"}
     return Curve(kind, [params_a, *[jax.tree_util.tree_map(np.asarray, b) for b in bends],
                         params_b], meta)

@@ -9,17 +9,22 @@ For the checkout given (a directory holding ``jaxsurf/`` and ``experiments/``) i
   component starting with ``_`` (``len(__all__)`` and the names without a leading underscore
   that the imported module actually carries);
 - import cycles among ``jaxsurf/`` modules and among ``experiments/`` modules, from a static
-  (``ast``) import graph; module-level imports (``if TYPE_CHECKING:`` blocks left out) and
-  all imports (function-level ones too) are counted separately;
+  (``ast``) import graph, three ways: module-level imports (``module``; ``if TYPE_CHECKING:``
+  blocks left out), all run-time imports (``all``: function-level ones too) and every import
+  (``with_typing``: ``TYPE_CHECKING`` ones too);
 - private reach-ins: a name starting with ``_`` imported from another module
   (``from m import _x`` where ``_x`` is not a module), and a private module imported from
   outside the package that holds it (``tests/`` importing ``jaxsurf._atomic``);
-- lines of each ``experiments/*.py``;
-- distinct file-header formats: module constants named ``*FORMAT*`` whose value is a string
-  starting with ``"jaxsurf."`` (and whether a ``*FORMAT_VERSION*`` constant sits beside it);
+- file-header formats: module constants named ``*FORMAT*`` whose value is a string starting
+  with ``"jaxsurf."`` (the kinds of file; whether a ``*FORMAT_VERSION*`` constant sits beside
+  it), and the modules that build a header dict (``{"format": ...}``) or read one
+  (``.get("format")``): one header format means one module of each;
 - places that write files: ``open(..., "w"/"a"/"x"/"+")``, ``.write_text``, ``.write_bytes``,
-  ``np.save*``, ``savefig``, ``h5py.File(..., "w"/"a")``, outside the atomic writer (a module
-  whose file name contains ``atomic``).
+  ``np.save*``, ``savefig``, ``h5py.File(..., "w"/"a")``, ``os.replace``, outside the atomic
+  writer (a module whose file name contains ``atomic``, its calls, and the callbacks given to
+  it), and functions named ``*atomic*`` elsewhere (a second atomic writer);
+- lines of the experiment scripts (files with ``if __name__ == "__main__"``) and of the
+  shared experiment modules.
 
 It prints a table and, with ``--json``, writes the numbers and the details as JSON. The
 public-name count imports the checkout (in a subprocess with the checkout first on
@@ -244,6 +249,28 @@ def header_formats(parsed) -> list[dict]:
     return found
 
 
+def header_code(parsed) -> dict[str, list[str]]:
+    """Modules that build a file header themselves (a dict literal with a ``"format"`` key)
+    and modules that read one (``x.get("format")``, ``x["format"]``): one header format
+    means one module of each."""
+    builders, readers = set(), set()
+    for name, (_path, tree) in parsed.items():
+        if not name.startswith("jaxsurf"):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Dict) and any(
+                    isinstance(k, ast.Constant) and k.value == "format" for k in node.keys):
+                builders.add(name)
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                    node.func.attr == "get" and node.args and \
+                    isinstance(node.args[0], ast.Constant) and node.args[0].value == "format":
+                readers.add(name)
+            elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and \
+                    node.slice.value == "format":
+                readers.add(name)
+    return {"builders": sorted(builders), "readers": sorted(readers)}
+
+
 WRITE_MODES = set("wax+")
 
 
@@ -255,13 +282,49 @@ def mode_of(call: ast.Call, position: int) -> str | None:
     return str(arg.value) if isinstance(arg, ast.Constant) else None
 
 
+ATOMIC_CALLBACK_TAKERS = {"write_via_path", "write_temp", "write_with"}
+
+
+def is_atomic_call(node: ast.AST) -> bool:
+    """A call of the atomic writer: ``atomic.write_text(...)``, ``_atomic.write_with(...)``,
+    or one of its callback-taking functions imported by name."""
+    if not isinstance(node, ast.Call):
+        return False
+    func = node.func
+    if isinstance(func, ast.Attribute):
+        owner = func.value
+        return (isinstance(owner, ast.Name) and "atomic" in owner.id) or (
+            isinstance(owner, ast.Attribute) and "atomic" in owner.attr)
+    return isinstance(func, ast.Name) and func.id in ATOMIC_CALLBACK_TAKERS
+
+
 def writers(parsed) -> list[dict]:
+    """Calls that write a file themselves, not through the atomic writer.
+
+    Left out: calls of the atomic writer, writes inside a callback given to it (a lambda in
+    its arguments, or a function of the module passed to it by name), and everything in a
+    module whose file name contains ``atomic``. ``os.replace``/``os.rename`` outside it
+    count too (a hand-made atomic write).
+    """
     found = []
     for name, (path, tree) in parsed.items():
         if name.split(".")[0] not in WRITER_SOURCES or "atomic" in path.name:
             continue
+        covered: set[int] = set()
+        callbacks: set[str] = set()
         for node in ast.walk(tree):
-            if not isinstance(node, ast.Call):
+            if is_atomic_call(node):
+                assert isinstance(node, ast.Call)
+                for arg in [*node.args, *(k.value for k in node.keywords)]:
+                    covered.update(id(n) for n in ast.walk(arg))
+                    if isinstance(arg, ast.Name):
+                        callbacks.add(arg.id)
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and \
+                    node.name in callbacks:
+                covered.update(id(n) for n in ast.walk(node))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call) or id(node) in covered or is_atomic_call(node):
                 continue
             func = node.func
             attr = func.attr if isinstance(func, ast.Attribute) else (
@@ -286,9 +349,22 @@ def writers(parsed) -> list[dict]:
                 mode = mode_of(node, 1)
                 if mode and WRITE_MODES & set(mode):
                     kind = f"h5py.File({mode!r})"
+            elif attr in ("replace", "rename") and owner == "os":
+                kind = f"os.{attr}"
             if kind:
                 found.append({"module": name, "line": node.lineno, "kind": kind})
     return found
+
+
+def atomic_writers(parsed) -> list[dict]:
+    """Functions outside the atomic writer's module whose name says they write atomically
+    (a second atomic writer, or a wrapper of the first)."""
+    return [{"module": name, "line": node.lineno, "function": node.name}
+            for name, (path, tree) in parsed.items()
+            if name.split(".")[0] in WRITER_SOURCES and "atomic" not in path.name
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and "atomic" in node.name.lower()]
 
 
 def report(root: Path) -> dict:
@@ -326,15 +402,19 @@ def report(root: Path) -> dict:
             counts[item[key].split(".")[0]] += 1
         return dict(sorted(counts.items()))
 
-    exp_lines = {}
+    exp_lines, runnable = {}, set()
     for path in python_files(root, "experiments"):
         if path.parent == root / "experiments":
-            exp_lines[path.name] = len(path.read_text().splitlines())
-    helpers = sum(v for k, v in exp_lines.items() if k.startswith("_"))
-    scripts = sum(v for k, v in exp_lines.items() if not k.startswith("_"))
+            text = path.read_text()
+            exp_lines[path.name] = len(text.splitlines())
+            if "__name__ == \"__main__\"" in text or "__name__ == '__main__'" in text:
+                runnable.add(path.name)
+    helpers = sum(v for k, v in exp_lines.items() if k not in runnable)
+    scripts = sum(v for k, v in exp_lines.items() if k in runnable)
 
     formats = header_formats(core)
     write_sites = writers(core)
+    second = atomic_writers(core)
     publics = public_names(root, core)
     return {
         "checkout": str(root),
@@ -352,9 +432,13 @@ def report(root: Path) -> dict:
             private_names, "importer"), "items": private_names},
         "private_module_reach_ins": {"count": len(private_modules), "by_importer": by_group(
             private_modules, "importer"), "items": private_modules},
-        "experiment_lines": {"files": exp_lines, "scripts": scripts, "helpers": helpers},
-        "header_formats": {"count": len({f["value"] for f in formats}), "items": formats},
+        "experiment_lines": {"files": exp_lines, "scripts": scripts, "helpers": helpers,
+                             "runnable": sorted(runnable)},
+        "header_formats": {"count": len({f["value"] for f in formats}), "items": formats,
+                           "versioned": sum(f["version_constant"] for f in formats),
+                           **header_code(core)},
         "writers": {"count": len(write_sites), "items": write_sites},
+        "atomic_writers_outside_the_writer": {"count": len(second), "items": second},
     }
 
 
@@ -380,11 +464,14 @@ def print_table(r: dict) -> None:
         v = r[key]
         print(f"\n{key.replace('_', ' ')}: {v['count']}  {v['by_importer']}")
     e = r["experiment_lines"]
-    print(f"\nexperiment lines: scripts {e['scripts']}, helpers (_*.py) {e['helpers']}")
+    print(f"\nexperiment lines: scripts {e['scripts']}, shared modules {e['helpers']}")
     for name, n in e["files"].items():
-        print(f"  {name:24s} {n:>5d}")
+        print(f"  {name:24s} {n:>5d}  {'script' if name in e['runnable'] else 'shared'}")
     h = r["header_formats"]
-    print(f"\nfile-header formats: {h['count']}")
+    print(f"\nfile kinds with a header: {h['count']} ({h['versioned']} with a version constant); "
+          f"modules that build a header: {len(h['builders'])}, that read one: "
+          f"{len(h['readers'])}")
+    print(f"  build: {', '.join(h['builders'])}\n  read:  {', '.join(h['readers'])}")
     for f in h["items"]:
         print(f"  {f['module']:28s} {f['constant']} = {f['value']!r}"
               f"{'  (+ version constant)' if f['version_constant'] else ''}")
@@ -394,7 +481,12 @@ def print_table(r: dict) -> None:
         counts[item["module"]] += 1
     print(f"\nplaces that write files outside the atomic writer: {w['count']}")
     for name, n in sorted(counts.items()):
-        print(f"  {name:32s} {n}")
+        kinds = ", ".join(sorted({i["kind"] for i in w["items"] if i["module"] == name}))
+        print(f"  {name:32s} {n}  ({kinds})")
+    a = r["atomic_writers_outside_the_writer"]
+    print(f"\nfunctions named atomic outside the atomic writer: {a['count']}")
+    for item in a["items"]:
+        print(f"  {item['module']}.{item['function']} (line {item['line']})")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,7 +50,7 @@ import numpy as np
 
 from jaxsurf import tree
 from jaxsurf._io import atomic, jsonfile
-from jaxsurf._io.header import Header
+from jaxsurf._io.header import FORMATS, Header
 from jaxsurf._io.npz import NpzReader
 from jaxsurf.tree import PyTree
 
@@ -59,7 +59,7 @@ __all__ = ["StoreError", "StoreMismatchError", "PointStore", "make_request",
            "SAMPLE_ROWS"]
 
 FORMAT = "jaxsurf.store"
-FORMAT_VERSION = 1  # == jaxsurf._io.header.FORMATS[FORMAT]
+FORMAT_VERSION = FORMATS[FORMAT]  # the versions of every kind: jaxsurf._io.header
 FULL_HASH_BYTES = 256 * 2**20  # in-memory data up to this size is hashed in full
 SAMPLE_ROWS = 4096  # larger data: this many evenly spaced examples are hashed
 
@@ -209,21 +209,6 @@ def _digest(request: Mapping[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------- files
-def _create_once(path: Path, text: str) -> None:
-    """Creates ``path`` with ``text`` unless it exists (atomic, exclusive)."""
-    tmp = atomic.write_temp(path, lambda h: h.write(text.encode()))
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        pass
-    except OSError:  # no hard links here: not exclusive, but still atomic
-        if not path.exists():
-            os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    atomic.fsync_dir(path.parent)
-
-
 def _read_request(path: Path) -> dict[str, Any]:
     """The request stored in ``path`` (a regular file inside the store, bounded JSON)."""
     advice = f"delete the store directory {path.parent} to start over"
@@ -297,7 +282,8 @@ class PointStore:
             if foreign:
                 raise StoreError(f"{path} is a directory that is not a jaxsurf store (it holds "
                                  f"{foreign[:5]}); pass a new or empty directory as store")
-            _create_once(request_file, json.dumps(request, indent=1, sort_keys=True))
+            atomic.create_once(request_file,
+                               json.dumps(request, indent=1, sort_keys=True).encode())
         stored = _read_request(request_file)
         diff = differences(stored, request)
         if diff:

@@ -4,7 +4,8 @@ A file is first written to a hidden temporary file in the same folder,
 flushed to disk (``fsync``), renamed over the target (``os.replace``, atomic
 on POSIX and Windows) and the folder is fsynced, so a run killed at any
 moment leaves either the old file or the new one, never half of one. Used by
-point stores, :meth:`Surface.save`, curves, the exports (``.h5`` through
+point stores (their ``request.json`` through :func:`create_once`),
+:meth:`Surface.save`, curves, the exports (``.h5`` through
 :func:`write_via_path`), direction files, the viewer, every figure of
 :mod:`jaxsurf.plot`, and the ``fit_config.json`` / ``config.json`` of
 :func:`jaxsurf.connect.fit_curve` and :func:`jaxsurf.train.fit`.
@@ -41,7 +42,8 @@ from typing import IO, Any, Callable
 from jaxsurf._io.jsonfile import loads, read_bounded
 
 __all__ = ["temp_path", "fsync_dir", "fsync_file", "replace", "write_temp", "write_with",
-           "write_bytes", "write_text", "write_via_path", "append_line", "read_json_lines"]
+           "create_once", "write_bytes", "write_text", "write_via_path", "append_line",
+           "read_json_lines"]
 
 
 def temp_path(path: str | os.PathLike) -> Path:
@@ -155,6 +157,39 @@ def write_with(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) ->
         return replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def create_once(path: str | os.PathLike, data: bytes) -> Path:
+    """Creates ``path`` holding ``data`` unless it exists: atomic and exclusive.
+
+    The data are written to a temporary file (:func:`write_temp`) that is then
+    hard-linked to ``path`` (``os.link`` fails if ``path`` exists, so of two
+    processes creating the same file, one wins and the other keeps the
+    winner's); where the file system has no hard links it is renamed into
+    place (atomic, not exclusive). Used for a store's ``request.json``.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Example:
+        >>> _ = create_once("first.json", b"1")
+        >>> _ = create_once("first.json", b"2")
+        >>> Path("first.json").read_bytes()
+        b'1'
+    """
+    path = Path(path)
+    tmp = write_temp(path, lambda handle: handle.write(data))
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    except OSError:  # no hard links here: not exclusive, but still atomic
+        if not path.exists():
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+    return path
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -25,14 +25,14 @@ import numpy as np
 
 from jaxsurf import _validate, tree
 from jaxsurf._io import atomic
-from jaxsurf._io.header import Header
+from jaxsurf._io.header import FORMATS, Header
 from jaxsurf._io.npz import NpzReader
 from jaxsurf.tree import PyTree
 
 __all__ = ["save_directions", "load_directions", "DirectionFileError"]
 
 FORMAT = "jaxsurf.directions"
-FORMAT_VERSION = 1  # == jaxsurf._io.header.FORMATS[FORMAT]
+FORMAT_VERSION = FORMATS[FORMAT]  # the versions of every kind: jaxsurf._io.header
 
 
 class DirectionFileError(ValueError):

@@ -28,13 +28,13 @@ import numpy as np
 
 from jaxsurf import _limits, _validate
 from jaxsurf._io import atomic
-from jaxsurf._io.header import Header
+from jaxsurf._io.header import FORMATS, Header
 from jaxsurf._io.npz import NpzReader
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "Parts", "SurfaceFileError", "write", "read"]
 
 FORMAT = "jaxsurf.surface"
-FORMAT_VERSION = 1  # == jaxsurf._io.header.FORMATS[FORMAT]
+FORMAT_VERSION = FORMATS[FORMAT]  # the versions of every kind: jaxsurf._io.header
 AXES = ("alphas", "betas", "gammas")
 
 

@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
 
 import jaxsurf as js  # noqa: E402
-from experiments._data import fashion_mnist  # noqa: E402
+from experiments.data import fashion_mnist  # noqa: E402
 from jaxsurf import models, train  # noqa: E402
 
 FIGURES = Path(__file__).parent / "figures"

@@ -43,7 +43,8 @@ import jax
 import numpy as np
 
 import jaxsurf as js
-from experiments._data import fashion_mnist
+from experiments.data import fashion_mnist
+from experiments.report import write_text
 from jaxsurf import models, train
 
 connect = js.connect
@@ -291,9 +292,7 @@ def main(argv: list[str] | None = None) -> dict:
     for kind in args.models:
         results["models"][kind] = run_model(kind, data, preset, out)
     results["seconds"] = time.perf_counter() - start
-    tmp = out / ".results.json.tmp"
-    tmp.write_text(json.dumps(results, indent=1, default=float))
-    tmp.replace(out / "results.json")
+    write_text(out / "results.json", json.dumps(results, indent=1, default=float))
     print("\nbarriers (train loss; test error in points):")
     for kind, r in results["models"].items():
         for label, row in r["barriers"].items():

@@ -25,10 +25,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Sequence
 
-from experiments import _report, _settings
-from experiments._data import load_data
-from experiments._settings import CIFAR_TRAINING, FULL, QUICK, SMOKE
-from experiments._variant import Variant, train_and_measure
+from experiments import config as cfg
+from experiments import report as rep
+from experiments.config import CIFAR_TRAINING, FULL, QUICK, SMOKE
+from experiments.data import load_data
+from experiments.resnet56 import measure
 from jaxsurf import models
 from jaxsurf.interrupt import run_command
 
@@ -54,28 +55,32 @@ NETWORKS = {
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    args = _settings.parse_args(__doc__, PRESETS, argv, variants=VARIANTS)
-    out = _settings.output_dir(args, EXPERIMENT)
-    preset = args.preset_config
-    data = load_data(args.dataset, args.data_dir, preset, seed=args.seed)
-    config = _settings.train_config(CIFAR_TRAINING[args.preset], args)
-    # ---- train each variant; its final plane, line, curvature and sharpness
-    runs = []
+    args = cfg.parse_args(__doc__, PRESETS, argv, variants=VARIANTS)
+    out = cfg.output_dir(args, EXPERIMENT)
+
+    # ---- data
+    data = load_data(args.dataset, args.data_dir, args.preset_config, seed=args.seed)
+    config = cfg.train_config(CIFAR_TRAINING[args.preset], args)
+
+    # ---- each net: train or reuse, js.random_plane, js.evaluate_plane / evaluate_line
+    # on every --surface-split, figures, js.hessian and js.sharpness (resnet56.measure)
+    reports = []
     for variant in args.variants:
         model_name, build = NETWORKS[args.preset][variant]
         note = "" if args.preset != "smoke" else "smoke-test stand-in"
-        runs.append(train_and_measure(
-            Variant(variant, model_name, build(data.num_classes), config, note),
-            data, args, out))
-    # ---- report: the variants side by side, results.json, the summary table
+        report, _ = measure(variant, model_name, build(data.num_classes), note, config,
+                            data, args, out)
+        reports.append(report)
+
+    # ---- the two planes side by side on one colour scale; results.json, the table
     comparisons = {}
-    planes = _report.comparable(runs, out, EXPERIMENT, args, VARIANTS)
+    planes = rep.comparable(reports, out, EXPERIMENT, args, VARIANTS)
     if len(planes) > 1:
-        comparisons["final"] = _report.compare_planes(
+        comparisons["final"] = rep.compare_planes(
             out, "compare_final", planes,
             f"DenseNet-BC vs ResNet of similar size, {data.label()}, final epoch: loss")
-    return _report.finish(out, EXPERIMENT, args,
-                          _settings.command_line("experiments.densenet", argv), runs, comparisons)
+    return rep.finish(out, EXPERIMENT, args, cfg.command_line("experiments.densenet", argv),
+                      reports, comparisons)
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ import numpy as np
 
 import jaxsurf as js
 from jaxsurf import models, train
-from experiments._data import fashion_mnist
-from experiments._surfaces import evaluate_stored
+from experiments.data import fashion_mnist
+from experiments.report import stored, write_text
 from jaxsurf.interrupt import run_command
 
 # ----------------------------------------------------------------- config
@@ -80,9 +80,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     # the library's stores keep finished points: a rerun evaluates nothing again
     alphas, grid = np.linspace(-1, 1, LINE_POINTS), np.linspace(-1, 1, args.grid)
-    line = evaluate_stored(out / "line.store", lambda store: js.evaluate_line(
+    line = stored(out / "line.store", lambda store: js.evaluate_line(
         fn, params, d1, subset, alphas, batch_size=500, metadata=meta, store=store))
-    plane = evaluate_stored(out / "plane.store", lambda store: js.evaluate_plane(
+    plane = stored(out / "plane.store", lambda store: js.evaluate_plane(
         fn, params, d1, d2, subset, grid, grid, batch_size=500, metadata=meta, store=store))
 
     figures = {"line": js.plot.line(line, out=out / "line.png", title="1-D filter-normalized"),
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
         "figures": [str(out / f"{name}.png") for name in ("training_curves", *figures)],
         "paraview": str(vtp), "viewer": str(viewer) if viewer else None,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    write_text(out / "summary.json", json.dumps(summary, indent=1))
     text = "\n".join([
         f"SmallCNN ({models.num_params(result.variables['params'])} params) on Fashion-MNIST, "
         f"{len(result.history)} epochs: test accuracy {100 * test['accuracy']:.2f} %",
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"figures: {', '.join(summary['figures'])}",
         f"ParaView: {summary['paraview']}, interactive page: {summary['viewer']}",
         f"total time {summary['total_seconds']:.0f} s"])
-    (out / "summary.txt").write_text(text + "\n")
+    write_text(out / "summary.txt", text + "\n")
     print(text)
     return summary
 

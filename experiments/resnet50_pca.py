@@ -33,13 +33,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from experiments import _report, _settings, _surfaces
-from experiments._data import Data, load_data
-from experiments._settings import FULL, QUICK, SMOKE
-from experiments._variant import Variant, VariantRun, train_and_measure
 import jaxsurf as js
+from experiments import config as cfg
+from experiments import report as rep
+from experiments.config import FULL, QUICK, SMOKE
+from experiments.data import load_data
+from experiments.resnet56 import measure
 from jaxsurf import models, train
-from jaxsurf.pca import pca_directions, project
 from jaxsurf.interrupt import run_command
 
 # ----------------------------------------------------------------- config
@@ -79,17 +79,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         parser.add_argument("--noskip", action="store_true",
                             help="run only the net without shortcuts (= --variants noskip)")
 
-    args = _settings.parse_args(__doc__, PRESETS, argv, variants=VARIANTS,
-                             datasets=("fashion_mnist", "cifar10", "imagenet"),
-                             add_arguments=add_arguments,
-                             min_epochs=2)  # epochs 0..2: the two PCs of a path of 3 points
+    args = cfg.parse_args(__doc__, PRESETS, argv, variants=VARIANTS,
+                          datasets=("fashion_mnist", "cifar10", "imagenet"),
+                          add_arguments=add_arguments,
+                          min_epochs=2)  # epochs 0..2: the two PCs of a path of 3 points
     if args.noskip:
         args.variants = ["noskip"]
-    out = _settings.output_dir(args, EXPERIMENT)
+    out = cfg.output_dir(args, EXPERIMENT)
     preset = args.preset_config
+
+    # ---- data
     data = load_data(args.dataset, args.data_dir, preset, seed=args.seed)
     arch = ARCHITECTURE[args.preset]
-    config = _settings.train_config(TRAINING[args.preset], args)
+    config = cfg.train_config(TRAINING[args.preset], args)
     layers = 2 + 3 * sum(arch["stages"])
     name = f"ResNet-{layers}"
     if arch["width"] != 64:
@@ -98,59 +100,58 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.dataset != "imagenet":
         note = (note + "; " if note else "") + f"small {args.dataset} inputs, ImageNet stem"
 
-    # ---- train each variant; its final plane, line, curvature and sharpness
-    runs = []
+    reports = []
     for variant in args.variants:
+        # ---- train or reuse, js.random_plane, js.evaluate_plane / evaluate_line on
+        # every --surface-split, figures, js.hessian and js.sharpness (resnet56.measure)
         model = models.ResNetImageNet(stages=arch["stages"], width=arch["width"],
                                       skip=variant == "skip", num_classes=data.num_classes)
-        run = train_and_measure(Variant(variant, name, model, config, note),
-                                 data, args, out)
-        pca_plane(run, data, args, f"{name} {variant}, {data.label()}")
-        runs.append(run)
+        report, trained = measure(variant, name, model, note, config, data, args, out)
+        fn, params = js.flax.adapt(model, trained.variables, loss=config.loss)
+        title = f"{name} {variant}, {data.label()}"
 
-    # ---- report: the variants side by side, results.json, the summary table
+        # ---- the PCA directions of the training path (one checkpoint per epoch,
+        # epoch 0 = the initialisation) and the path projected onto them
+        trajectory = report.file("train") / "trajectory"
+        (d1, d2), ratio = js.pca_directions(trajectory, ignore="biasbn", params_like=params)
+        coords = js.project(trajectory, params, [d1, d2], params_like=params)
+        ratio = [float(r) for r in ratio]
+
+        # ---- the loss on a grid around the final params that covers the path
+        lo, hi = coords.min(axis=0), coords.max(axis=0)
+        pad = PCA_MARGIN * np.maximum(hi - lo, 1e-3)
+        alphas = np.linspace(lo[0] - pad[0], hi[0] + pad[0], preset.grid)
+        betas = np.linspace(lo[1] - pad[1], hi[1] + pad[1], preset.grid)
+        meta = report.metadata("pca", (d1, d2), data, args.seed, len(trained.history),
+                               directions_kind="pca of the trajectory (ignore=biasbn)",
+                               explained_variance_ratio=ratio)
+        plane = rep.stored(report.file("plane_pca.store"), lambda store: js.evaluate_plane(
+            fn, params, d1, d2, data.subset(preset.surface_examples), alphas, betas,
+            batch_size=preset.eval_batch_size, metadata=meta, store=store))
+        report.add("pca", plane)
+
+        # ---- the plane with the path drawn on it
+        epochs = list(range(len(coords)))       # train.fit records epochs 0 (init) .. N
+        report.figure("pca_path", lambda p: js.plot.pca_path(
+            plane, coords, explained_variance_ratio=ratio, epochs=epochs, out=p,
+            log=rep.wide_range(plane), title=f"{title}: loss in the PCA plane, training path"))
+        report.result["pca"] = {"explained_variance_ratio": ratio,
+                                "path_coordinates": coords.tolist(), "epochs": epochs,
+                                "margin": PCA_MARGIN}
+        reports.append(report)
+
+    # ---- the variants side by side (random and PCA planes); results.json, the table
     comparisons = {}
     for tag, what, labels in (
             ("final", "random filter-normalized plane", None),
             ("pca", "PCA plane", ("PC1 of the variant's own path", "PC2 of its path"))):
-        planes = _report.comparable(runs, out, EXPERIMENT, args, VARIANTS, tag)
+        planes = rep.comparable(reports, out, EXPERIMENT, args, VARIANTS, tag)
         if len(planes) > 1:
-            comparisons[tag] = _report.compare_planes(
+            comparisons[tag] = rep.compare_planes(
                 out, f"compare_{tag}", planes,
                 f"{name} with and without skips, {data.label()}: loss, {what}", labels)
-    return _report.finish(out, EXPERIMENT, args,
-                          _settings.command_line("experiments.resnet50_pca", argv), runs,
-                          comparisons)
-
-
-def pca_plane(run: VariantRun, data: Data, args: argparse.Namespace,
-              title: str) -> None:
-    """PCA directions of the run's trajectory, the plane around the final params
-    covering the projected path, and the figure of both."""
-    preset = args.preset_config
-    trajectory = run.dir / "train" / "trajectory"
-    (d1, d2), ratio = pca_directions(trajectory, ignore="biasbn", params_like=run.params)
-    coords = project(trajectory, run.params, [d1, d2], params_like=run.params)
-    lo, hi = coords.min(axis=0), coords.max(axis=0)
-    pad = PCA_MARGIN * np.maximum(hi - lo, 1e-3)
-    alphas = np.linspace(lo[0] - pad[0], hi[0] + pad[0], preset.grid)
-    betas = np.linspace(lo[1] - pad[1], hi[1] + pad[1], preset.grid)
-    meta = {"model": run.variant.model_name, "variant": run.variant.name,
-            "loss": run.variant.config.loss, "epoch": len(run.history),
-            "directions_kind": "pca of the trajectory (ignore=biasbn)",
-            "explained_variance_ratio": [float(r) for r in ratio]}
-    plane, _ = _surfaces.plane_and_line(run, "pca", run.params, run.fn, data, preset, args.seed,
-                                     meta, directions=(d1, d2), alphas=alphas, betas=betas,
-                                     line=False)
-    path = run.dir / "pca_path.png"
-    epochs = list(range(len(coords)))       # train.fit records epochs 0 (init) .. N
-    js.plot.pca_path(plane, coords, explained_variance_ratio=ratio, epochs=epochs, out=path,
-              log=_surfaces.wide_range(plane),
-              title=f"{title}: loss in the PCA plane, training path")
-    run.result["figures"]["pca_path"] = _report.relative(path, run.dir.parent)
-    run.result["pca"] = {"explained_variance_ratio": [float(r) for r in ratio],
-                         "path_coordinates": coords.tolist(), "epochs": epochs,
-                         "margin": PCA_MARGIN}
+    return rep.finish(out, EXPERIMENT, args,
+                      cfg.command_line("experiments.resnet50_pca", argv), reports, comparisons)
 
 
 if __name__ == "__main__":

@@ -21,18 +21,33 @@ whole training set, 300 epochs of SGD, 51x51 on [-1, 1]^2 over the whole
 training set; for a GPU).
 """
 
+# How this file reads: the config (presets derived from the shared SMOKE, QUICK,
+# FULL with dataclasses.replace), then main (data, each variant, the planes at
+# the no-skip net's best epoch, the comparison, results.json) and measure, the
+# steps for one network in order: train or reuse, js.flax.adapt, js.random_plane,
+# js.evaluate_plane and js.evaluate_line on every --surface-split, figures,
+# js.hessian (lambda_max, trace) and js.sharpness. densenet, taaf and
+# resnet50_pca measure their networks with this same `measure`; the shared
+# modules only load data (experiments.data), parse the command line
+# (experiments.config) and file the numbers (experiments.report).
+
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import time
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
+import jax
+import numpy as np
+
 import jaxsurf as js
-from experiments import _report, _settings, _surfaces, _training
-from experiments._data import load_data
-from experiments._settings import CIFAR_TRAINING, FULL, QUICK, SMOKE
-from experiments._variant import Variant, VariantRun, train_and_measure
+from experiments import config as cfg
+from experiments import report as rep
+from experiments.config import CIFAR_TRAINING, FULL, QUICK, SMOKE, Preset
+from experiments.data import Data, load_data
 from jaxsurf import models, train
 from jaxsurf.interrupt import run_command
 
@@ -57,7 +72,7 @@ ARCHITECTURE = {  # (depth, width) per depth and preset
 }
 
 
-def main(argv: Sequence[str] | None = None, *, depth: int = 56, doc: str = __doc__
+def main(argv: Sequence[str] | None = None, *, depth: int = 56, doc: str | None = __doc__
          ) -> dict[str, Any]:
     """Runs the experiment for a ResNet of ``depth`` (56 or 110) and returns results.json."""
     experiment = f"resnet{depth}"
@@ -66,63 +81,180 @@ def main(argv: Sequence[str] | None = None, *, depth: int = 56, doc: str = __doc
         parser.add_argument("--noskip", action="store_true",
                             help="run only the net without shortcuts (= --variants noskip)")
 
-    args = _settings.parse_args(doc, PRESETS[depth], argv, variants=VARIANTS,
-                                add_arguments=add_arguments)
+    args = cfg.parse_args(doc or "", PRESETS[depth], argv, variants=VARIANTS,
+                          add_arguments=add_arguments)
     if args.noskip:
         args.variants = ["noskip"]
-    out = _settings.output_dir(args, experiment)
-    preset = args.preset_config
+    out = cfg.output_dir(args, experiment)
+    preset: Preset = args.preset_config
+
+    # ---- data
     data = load_data(args.dataset, args.data_dir, preset, seed=args.seed)
     layers, width = ARCHITECTURE[depth][args.preset]
-    config = _settings.train_config(CIFAR_TRAINING[args.preset], args)
+    config = cfg.train_config(CIFAR_TRAINING[args.preset], args)
     name = f"ResNet-{layers}" + ("" if width == 16 else f" (width {width})")
     note = "" if layers == depth else f"smoke-test stand-in for ResNet-{depth}"
 
-    # ---- train each variant; its final plane, line, curvature and sharpness
-    runs: list[VariantRun] = []
+    # ---- each variant: train, its final plane and line, curvature and sharpness
     # the no-skip net first: the skip net is also drawn at the no-skip net's best epoch
+    measured: list[tuple[Any, rep.VariantReport, train.TrainResult]] = []
     for variant in sorted(args.variants, key=lambda v: v != "noskip"):
         model = models.ResNetCIFAR(depth=layers, width=width, skip=variant == "skip",
                                    num_classes=data.num_classes)
-        runs.append(train_and_measure(Variant(variant, name, model, config, note),
-                                      data, args, out))
+        measured.append((model, *measure(variant, name, model, note, config, data, args,
+                                         out)))
+    reports = [report for _, report, _ in measured]
 
-    # ---- surfaces at the no-skip net's best epoch (restored from the trajectory)
-    best = _noskip_best_epoch(runs, out)
-    for run in runs:
-        run.result["noskip_best_epoch"] = best
-        epochs = len(run.history)
-        if best is None or best == epochs or best > epochs:
+    # ---- the plane and line at the no-skip net's best epoch (from the trajectory)
+    best = _noskip_best_epoch(measured, out)
+    for model, report, trained in measured:
+        report.result["noskip_best_epoch"] = best
+        if best is None or best >= len(trained.history):
             continue           # nothing to add: the final plane is that epoch's plane
         tag = f"epoch{best}"
-        variables = _training.restore_epoch(run.dir / "train", best, run.variables)
-        fn, params = js.flax.adapt(run.variant.model, variables, loss=config.loss)
-        directions = _surfaces.random_plane(params, args.seed)
-        meta = {"model": name, "variant": run.variant.name, "loss": config.loss, "epoch": best}
-        plane, line = _surfaces.plane_and_line(run, tag, params, fn, data, preset, args.seed,
-                                               meta, directions=directions)
-        _surfaces.variant_figures(run, tag, plane, line,
-                                  f"{name} {run.variant.name}, {data.label()}, epoch {best} "
+        variables = rep.restore_epoch(report.file("train"), best, trained.variables)
+        fn, params = js.flax.adapt(model, variables, loss=config.loss)
+        directions = js.random_plane(jax.random.key(args.seed), params, "filter", "biasbn")
+        plane_and_line(report, tag, fn, params, directions,
+                       data.subset(preset.surface_examples), preset,
+                       report.metadata(tag, directions, data, args.seed, best))
+        report.plane_figures(tag, f"{name} {report.name}, {data.label()}, epoch {best} "
                                   f"(best of no-skip)")
 
-    # ---- report: skip and no-skip side by side, results.json, the summary table
+    # ---- skip and no-skip side by side; results.json and the summary table
     comparisons = {}
     for tag in ["final"] + ([f"epoch{best}"] if best else []):
-        planes = _report.comparable(runs, out, experiment, args, VARIANTS, tag)
+        planes = rep.comparable(reports, out, experiment, args, VARIANTS, tag)
         if len(planes) > 1:
             when = "final epoch" if tag == "final" else f"epoch {best} (best of no-skip)"
-            comparisons[tag] = _report.compare_planes(
+            comparisons[tag] = rep.compare_planes(
                 out, f"compare_{tag}", planes,
                 f"{name} with and without skips, {data.label()}, {when}: loss")
-    return _report.finish(out, experiment, args, _settings.command_line(
-        f"experiments.{experiment}", argv), runs, comparisons)
+    return rep.finish(out, experiment, args,
+                      cfg.command_line(f"experiments.{experiment}", argv), reports, comparisons)
 
 
-def _noskip_best_epoch(runs: Sequence[VariantRun], out: Path) -> int | None:
+def measure(variant: str, model_name: str, model: Any, note: str, config: train.TrainConfig,
+            data: Data, args: argparse.Namespace, out: Path
+            ) -> tuple[rep.VariantReport, train.TrainResult]:
+    """Trains one network (or reuses its finished training) and measures it at its
+    final epoch, in ``out/<variant>/``: the training run and curves, the
+    filter-normalized random plane and line on every ``--surface-split``
+    (``plane_final*.npz``, ``line_final*.npz``) with their figures, and the
+    curvature and sharpness numbers."""
+    preset: Preset = args.preset_config
+    seed, folder = args.seed, out / variant
+    started = time.perf_counter()
+
+    # ---- train, or reuse the finished run in out/<variant>/train
+    rep.check_same_training(folder, model_name, model, config, data)
+    trained = train.fit(model, {s: data.splits[s] for s in ("train", "val")}, config,
+                        out_dir=folder / "train")
+    fn, params = js.flax.adapt(model, trained.variables, loss=config.loss)
+    report = rep.VariantReport.of_training(out, variant, model_name, model, note, config,
+                                           trained, params, data, args)
+    epoch = len(trained.history)
+    title = f"{model_name} {variant}, {data.label()}, epoch {epoch}"
+
+    # ---- Li et al.'s filter-normalized random directions (biases and BatchNorm zeroed)
+    directions = js.random_plane(jax.random.key(seed), params, "filter", "biasbn")
+
+    # ---- the plane and the line along d1, on the training set and each held-out split
+    for split in args.surface_split:
+        tag = "final" if split == "train" else f"final_{split}"
+        subset = data.subset(preset.surface_examples, split)
+        if not len(subset["y"]):
+            report.skip_split(split)
+            continue
+        plane_and_line(report, tag, fn, params, directions, subset, preset,
+                       report.metadata(tag, directions, data, seed, epoch, split))
+    held_out = [s for s in args.surface_split if s != "train" and f"final_{s}" in report.planes]
+    report.plane_figures("final", title, basins=True)
+    report.split_figures("final", held_out, title)
+
+    # ---- curvature (js.hessian) and sharpness (js.sharpness) on a fixed subset
+    subset = data.subset(preset.analysis_examples)
+    request = {"params": js.tree.fingerprint(params), "examples": preset.analysis_examples,
+               "seed": seed, "loss": config.loss}
+    info = report.result
+    info["curvature"] = rep.reuse_json(
+        report.file("curvature.json"),
+        {**request, "iterations": preset.lanczos_iterations,
+         "probes": preset.hutchinson_samples},
+        lambda: curvature(fn, params, subset, preset, seed))
+    info["sharpness"] = rep.reuse_json(
+        report.file("sharpness.json"), {**request, "samples": preset.sharpness_samples},
+        lambda: sharpness(fn, params, subset, preset, seed))
+    info["seconds"]["curvature"] = info["curvature"].get("seconds")
+    info["seconds"]["sharpness"] = info["sharpness"].get("seconds")
+    info["seconds_this_run"] = time.perf_counter() - started
+    print(f"{model_name} {variant}: " + ", ".join(
+        f"{k} {info[k]:.4g}" for k in ("train_loss", "val_loss", "val_accuracy", "val_mae")
+        if isinstance(info.get(k), float)) + f"; {info['seconds_this_run']:.0f} s")
+    return report, trained
+
+
+def plane_and_line(report: rep.VariantReport, tag: str, fn: Any, params: Any,
+                   directions: tuple[Any, Any], subset: dict, preset: Preset,
+                   metadata: dict) -> None:
+    """The preset's grid on ``[-range, range]^2`` around ``params`` and the line
+    along ``d1``, each kept in the library's resumable store (a rerun evaluates
+    nothing twice) and saved as ``plane_<tag>.npz`` / ``line_<tag>.npz``."""
+    d1, d2 = directions
+    r, batch = preset.range, preset.eval_batch_size
+    grid = np.linspace(-r, r, preset.grid)
+    plane = rep.stored(report.file(f"plane_{tag}.store"), lambda store: js.evaluate_plane(
+        fn, params, d1, d2, subset, grid, grid, batch_size=batch, metadata=metadata,
+        store=store))
+    line = rep.stored(report.file(f"line_{tag}.store"), lambda store: js.evaluate_line(
+        fn, params, d1, subset, np.linspace(-r, r, preset.line_points), batch_size=batch,
+        metadata=metadata, store=store))
+    report.add(tag, plane, line)
+
+
+def curvature(fn: Any, params: Any, subset: dict, preset: Preset, seed: int
+              ) -> dict[str, Any]:
+    """lambda_max (Lanczos, tolerance 1e-3) and the Hutchinson trace of the Hessian."""
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        lams, _ = js.hessian.top_eigenpairs(
+            fn, params, subset, k=1, key=jax.random.key(seed + 101),
+            batch_size=preset.eval_batch_size, num_iterations=preset.lanczos_iterations,
+            tol=1e-3)
+    converged = not any("Lanczos stopped" in str(w.message) for w in caught)
+    trace, stderr = js.hessian.trace(fn, params, subset, key=jax.random.key(seed + 102),
+                                     num_samples=preset.hutchinson_samples,
+                                     batch_size=preset.eval_batch_size)
+    return {"examples": int(len(subset["y"])), "lambda_max": float(lams[0]),
+            "lanczos_iterations": preset.lanczos_iterations,
+            "lanczos_converged_tol_1e-3": converged, "trace": trace, "trace_stderr": stderr,
+            "hutchinson_samples": preset.hutchinson_samples,
+            "seconds": time.perf_counter() - start}
+
+
+def sharpness(fn: Any, params: Any, subset: dict, preset: Preset, seed: int
+              ) -> dict[str, Any]:
+    """SAM sharpness (rho 0.05) and |w|-scaled average-case sharpness (sigma 0.05)."""
+    start = time.perf_counter()
+    sam = js.sharpness.sam_sharpness(fn, params, subset, rho=0.05,
+                                     batch_size=preset.eval_batch_size)
+    mean, stderr = js.sharpness.average_sharpness(
+        fn, params, subset, key=jax.random.key(seed + 103), sigma=0.05,
+        num_samples=preset.sharpness_samples, scale="weight",
+        batch_size=preset.eval_batch_size)
+    return {"examples": int(len(subset["y"])), "sam_rho_0.05": sam,
+            "average_weight_scaled_sigma_0.05": mean, "average_stderr": stderr,
+            "average_samples": preset.sharpness_samples,
+            "seconds": time.perf_counter() - start}
+
+
+def _noskip_best_epoch(measured: Sequence[tuple[Any, rep.VariantReport, train.TrainResult]],
+                       out: Path) -> int | None:
     """Best validation epoch of the no-skip net: from this run, or from its log in ``out``."""
-    for run in runs:
-        if run.variant.name == "noskip":
-            return run.best_epoch if run.history else None
+    for _, report, trained in measured:
+        if report.name == "noskip":
+            return trained.best_epoch if trained.history else None
     history = train.read_log(out / "noskip" / "train" / "log.jsonl")
     return train.best_epoch(history) if history else None
 

@@ -31,10 +31,11 @@ import dataclasses
 import argparse
 from typing import Any, Sequence
 
-from experiments import _report, _settings
-from experiments._data import load_data
-from experiments._settings import FULL, QUICK, SMOKE
-from experiments._variant import Variant, train_and_measure
+from experiments import config as cfg
+from experiments import report as rep
+from experiments.config import FULL, QUICK, SMOKE
+from experiments.data import load_data
+from experiments.resnet56 import measure
 from jaxsurf import models, train
 from jaxsurf.interrupt import run_command
 
@@ -77,34 +78,37 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         parser.add_argument("--width", type=_positive_int, default=None,
                             help="units per hidden layer (paper: 6000 or 9000; default: preset)")
 
-    args = _settings.parse_args(__doc__, PRESETS, argv, datasets=("gene_expression",),
-                             losses=("mae", "mse"), variants=VARIANTS,
-                             add_arguments=add_arguments)
-    out = _settings.output_dir(args, EXPERIMENT, width=args.width)
-    preset = args.preset_config
-    data = load_data("gene_expression", args.data_dir, preset, seed=args.seed)
+    args = cfg.parse_args(__doc__, PRESETS, argv, datasets=("gene_expression",),
+                          losses=("mae", "mse"), variants=VARIANTS, add_arguments=add_arguments)
+    out = cfg.output_dir(args, EXPERIMENT, width=args.width)
+
+    # ---- data: D-GEX from --data-dir, else the SYNTHETIC stand-in (flagged everywhere)
+    data = load_data("gene_expression", args.data_dir, args.preset_config, seed=args.seed)
     width = WIDTH[args.preset] if args.width is None else args.width
-    config = _settings.train_config(TRAINING[args.preset], args)
+    config = cfg.train_config(TRAINING[args.preset], args)
     outputs = data.splits["train"]["y"].shape[1]
-    # ---- train each variant; its final plane, line, curvature and sharpness
-    runs = []
+
+    # ---- each net: train or reuse, js.random_plane, js.evaluate_plane / evaluate_line
+    # on every --surface-split, figures, js.hessian and js.sharpness (resnet56.measure)
+    reports = []
     for variant in args.variants:
         taaf = variant == "taaf"
         model = models.DenseRegressor(hidden=HIDDEN_LAYERS, width=width, outputs=outputs,
                                       dropout=DROPOUT, activation="tanh", taaf=taaf)
         name = f"Dense {HIDDEN_LAYERS}x{width} " + ("TAAF(tanh)" if taaf else "tanh")
         note = "" if width in (6000, 9000) else f"width {width} instead of the paper's 6000/9000"
-        runs.append(train_and_measure(Variant(variant, name, model, config, note),
-                                       data, args, out))
-    # ---- report: the variants side by side, results.json, the summary table
+        report, _ = measure(variant, name, model, note, config, data, args, out)
+        reports.append(report)
+
+    # ---- the two planes side by side on one colour scale; results.json, the table
     comparisons = {}
-    planes = _report.comparable(runs, out, EXPERIMENT, args, VARIANTS)
+    planes = rep.comparable(reports, out, EXPERIMENT, args, VARIANTS)
     if len(planes) > 1:
-        comparisons["final"] = _report.compare_planes(
+        comparisons["final"] = rep.compare_planes(
             out, "compare_final", planes,
             f"plain vs TAAF, {data.label()}, final epoch: {args.loss} loss")
-    return _report.finish(out, EXPERIMENT, args, _settings.command_line("experiments.taaf", argv),
-                          runs, comparisons, extra={"width": width})
+    return rep.finish(out, EXPERIMENT, args, cfg.command_line("experiments.taaf", argv),
+                      reports, comparisons, extra={"width": width})
 
 
 if __name__ == "__main__":

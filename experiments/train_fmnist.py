@@ -15,7 +15,8 @@ import json
 from pathlib import Path
 
 import jaxsurf as js
-from experiments._data import fashion_mnist
+from experiments.data import fashion_mnist
+from experiments.report import write_text
 from jaxsurf import models, train
 from jaxsurf.interrupt import run_command
 
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
                "train_seconds_this_run": result.seconds,
                "train_seconds_total": sum(h["seconds"] for h in result.history),
                "history": result.history}
-    (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    write_text(out / "results.json", json.dumps(results, indent=1, default=str))
     print(f"{name}: test accuracy {100 * test['accuracy']:.2f} % after {args.epochs} epochs, "
           f"{results['train_seconds_total']:.0f} s of training")
     return results

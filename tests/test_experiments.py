@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import jaxsurf as js
-from experiments import _settings, _surfaces, _training
+from experiments import config as cfg
+from experiments import report as rep
 
 MODULES = {  # module -> its variants
     "resnet56": ("skip", "noskip"),
@@ -139,11 +140,11 @@ def test_restore_epoch_matches_final_params(smoke_runs):
     model = models.ResNetCIFAR(depth=8, width=8, skip=False)
     like = model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
     r = results["variants"]["noskip"]
-    restored = _training.restore_epoch(out / "noskip" / "train", r["epochs"], like)
+    restored = rep.restore_epoch(out / "noskip" / "train", r["epochs"], like)
     plane = js.Surface.load(out / r["surfaces"]["plane_final"])
     assert js.tree.fingerprint(restored["params"]) == plane.metadata["params_fingerprint"]
     assert set(restored) == {"params", "batch_stats"}
-    first = _training.restore_epoch(out / "noskip" / "train", 0, like)   # the initialisation
+    first = rep.restore_epoch(out / "noskip" / "train", 0, like)   # the initialisation
     assert js.tree.fingerprint(first["params"]) != plane.metadata["params_fingerprint"]
 
 
@@ -161,30 +162,30 @@ def test_surface_stats_of_a_bowl():
     grid = np.linspace(-1, 1, 41)
     a, b = np.meshgrid(grid, grid, indexing="ij")
     bowl = js.Surface(grid, grid, {"loss": 1.0 + a ** 2 + 4 * b ** 2})
-    stats = _surfaces.surface_stats(bowl)
+    stats = rep.surface_stats(bowl)
     assert stats["minimum"] == pytest.approx(1.0) and stats["at_origin"] == pytest.approx(1.0)
     for r in (0.25, 0.5, 1.0):       # mean of r^2 cos^2 + 4 r^2 sin^2 over the circle
         assert stats["mean_at_radius"][str(r)] == pytest.approx(1 + 2.5 * r * r, rel=5e-3)
     # below 2x the minimum: inside the ellipse a^2 + 4 b^2 < 1, area pi/2 of 4
     assert stats["fraction_below_2x_min"] == pytest.approx(np.pi / 8, abs=0.03)
     narrow = js.Surface(grid / 2, grid, {"loss": bowl.metrics["loss"]})
-    assert _surfaces.surface_stats(narrow)["mean_at_radius"]["1.0"] is None
+    assert rep.surface_stats(narrow)["mean_at_radius"]["1.0"] is None
 
 
 def test_command_line_options():
-    presets = {"smoke": _settings.Preset(train_examples=8, val_examples=4, test_examples=0,
+    presets = {"smoke": cfg.Preset(train_examples=8, val_examples=4, test_examples=0,
                                       epochs=1, grid=3, range=1.0, line_points=3,
                                       surface_examples=4, analysis_examples=4,
                                       lanczos_iterations=2, hutchinson_samples=2,
                                       sharpness_samples=2)}
-    args = _settings.parse_args("doc", presets, ["--preset", "smoke", "--out", "x", "--grid", "9",
+    args = cfg.parse_args("doc", presets, ["--preset", "smoke", "--out", "x", "--grid", "9",
                                               "--range", "2", "--loss", "mse",
                                               "--variants", "noskip"],
                              variants=("skip", "noskip"))
     assert args.preset_config.grid == 9 and args.preset_config.range == 2.0
     assert args.loss == "mse" and args.variants == ["noskip"]
     with pytest.raises(SystemExit):
-        _settings.parse_args("doc", presets, ["--preset", "smoke", "--out", "x", "--variants",
+        cfg.parse_args("doc", presets, ["--preset", "smoke", "--out", "x", "--variants",
                                            "dense"], variants=("skip", "noskip"))
 
 
@@ -275,17 +276,91 @@ def test_final_plane_on_every_split_and_its_basins(smoke_runs):
 
 
 def test_surface_split_option():
-    presets = {"smoke": _settings.Preset(train_examples=8, val_examples=4, test_examples=0,
+    presets = {"smoke": cfg.Preset(train_examples=8, val_examples=4, test_examples=0,
                                       epochs=1, grid=3, range=1.0, line_points=3,
                                       surface_examples=4, analysis_examples=4,
                                       lanczos_iterations=2, hutchinson_samples=2,
                                       sharpness_samples=2)}
 
     def parse(*argv):
-        return _settings.parse_args("doc", presets, ["--preset", "smoke", "--out", "x", *argv])
+        return cfg.parse_args("doc", presets, ["--preset", "smoke", "--out", "x", *argv])
 
     assert parse().surface_split == ["train", "val"]
     assert parse("--surface-split", "test,val").surface_split == ["train", "val", "test"]
     assert parse("--surface-split", "val").surface_split == ["train", "val"]
     with pytest.raises(SystemExit):
         parse("--surface-split", "holdout")
+
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+
+
+def _imports(path: Path) -> set[str]:
+    """The modules a file imports (``from experiments import report`` gives
+    ``experiments.report``), function-level and ``TYPE_CHECKING`` ones included."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
+def _calls(path: Path) -> set[str]:
+    """Dotted names the file calls, e.g. ``js.evaluate_plane``."""
+    import ast
+
+    def dotted(node):
+        if isinstance(node, ast.Name):
+            return node.id
+        if isinstance(node, ast.Attribute):
+            head = dotted(node.value)
+            return f"{head}.{node.attr}" if head else None
+        return None
+
+    return {name for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Call) and (name := dotted(node.func))}
+
+
+def test_item5_experiments_call_the_library_themselves_without_import_cycles():
+    """Issue 24, item 5: each experiment shows its method (``js.random_plane``,
+    ``js.evaluate_*``, ``js.hessian``) in its own file; the shared modules are
+    only data, config and the report writer, and nothing imports in a cycle."""
+    modules = {f"experiments.{p.stem}": p for p in EXPERIMENTS.glob("*.py")
+               if p.stem != "__init__"}
+    graph = {name: {m for m in _imports(path) if m in modules and m != name}
+             for name, path in modules.items()}
+
+    def reaches(start, goal, seen=()):
+        return any(m == goal or (m not in seen and reaches(m, goal, (*seen, m)))
+                   for m in graph[start])
+
+    cycles = sorted(name for name in graph if reaches(name, name))
+    assert not cycles, f"import cycles among {cycles}: {graph}"
+    runnable = {name for name, path in modules.items()
+                if 'if __name__ == "__main__":' in path.read_text()}
+    shared = set().union(*graph.values()) - runnable   # imported, and not an experiment
+    assert shared == {"experiments.config", "experiments.data", "experiments.report"}
+    for name in modules:   # public library only: no jaxsurf._private modules, except
+        imported = _imports(modules[name])   # the one atomic writer (not public yet)
+        private = sorted(m for m in imported if m.startswith("jaxsurf.")
+                         and any(part.startswith("_") for part in m.split(".")[1:])
+                         and "atomic" not in m and f"{m}.atomic" not in imported)
+        assert not private, f"{name} reaches into {private}"
+    steps = {"resnet56": {"train.fit", "js.flax.adapt", "js.random_plane",
+                          "js.evaluate_plane", "js.evaluate_line",
+                          "js.hessian.top_eigenpairs", "js.hessian.trace",
+                          "js.sharpness.sam_sharpness", "js.sharpness.average_sharpness"},
+             "resnet50_pca": {"js.pca_directions", "js.project", "js.evaluate_plane",
+                              "js.plot.pca_path"},
+             "quickstart": {"train.fit", "js.random_plane", "js.evaluate_plane",
+                            "js.evaluate_line"},
+             "connectivity": {"train.fit", "connect.fit_curve", "connect.evaluate_curve",
+                              "js.evaluate_plane"}}
+    for name, wanted in steps.items():
+        missing = wanted - _calls(EXPERIMENTS / f"{name}.py")
+        assert not missing, f"experiments/{name}.py does not call {sorted(missing)} itself"

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from experiments._settings import Preset
+from experiments.config import Preset
 from jaxsurf.data.fashion_mnist import load_fashion_mnist
 from jaxsurf.data.preprocess import channel_stats, standardize
 

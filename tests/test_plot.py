@@ -91,11 +91,11 @@ def test_filled_and_surface3d_orientation():
 
 
 def test_surface3d_quads_match_grid():
-    from jaxsurf.plot._surface3d import _quads
+    from jaxsurf.plot._surface3d import surface_quads
     A, B = np.meshgrid(ALPHAS, BETAS, indexing="ij")
     Z = linear(A, B)
     Z[2, 1] = np.nan
-    verts, face_z = _quads(A, B, Z)
+    verts, face_z = surface_quads(A, B, Z)
     # 4x2 cells; the NaN node at (2, 1) touches 4 of them
     assert verts.shape == (8 - 4, 4, 3)
     np.testing.assert_allclose(linear(verts[..., 0], verts[..., 1]), verts[..., 2])
@@ -258,17 +258,17 @@ def overlapping(boxes) -> list:
 @pytest.mark.parametrize("betas", [np.linspace(-1, 1, 11), np.linspace(-0.5, 0.5, 7)])
 def test_surface3d_tick_labels_and_z_label_do_not_collide(betas):
     """The quickstart's square plane drew "1.00" of alpha on top of "-1.00" of beta."""
-    from jaxsurf.plot._surface3d import _drawn_tick_labels
+    from jaxsurf.plot._surface3d import drawn_tick_labels
     s = make_plane(alphas=np.linspace(-1, 1, 11), betas=betas, fn=bowl)
     fig = plot.surface3d(s)
     renderer = drawn(fig)
     ax = fig.axes[0]
-    ticks = {name: [t.get_window_extent(renderer) for _, t in _drawn_tick_labels(axis)]
+    ticks = {name: [t.get_window_extent(renderer) for _, t in drawn_tick_labels(axis)]
              for name, axis in (("x", ax.xaxis), ("y", ax.yaxis), ("z", ax.zaxis))}
     assert all(len(b) >= 2 for b in ticks.values()), "every axis keeps labelled ticks"
     assert not overlapping([b for boxes in ticks.values() for b in boxes])
     assert all(t.get_text() and "." not in t.get_text() or len(t.get_text()) <= 5
-               for _, t in _drawn_tick_labels(ax.xaxis))   # "-0.5", "1", not "-1.00"
+               for _, t in drawn_tick_labels(ax.xaxis))   # "-0.5", "1", not "-1.00"
     zlabel = ax.zaxis.label.get_window_extent(renderer)
     assert not any(zlabel.overlaps(b) for b in ticks["z"])
 

@@ -56,7 +56,7 @@ def surface3d(surface: Surface, metric: str = "loss", *, zmax: float | None = No
     surface = check_surface(surface, "surface3d", plane=True)
     X, Y, Z, n_masked = plane_grid(surface, metric, "surface3d")
     height = _heights(Z.filled(np.nan), metric, zmax, log)
-    verts, face_z = _quads(X, Y, height)
+    verts, face_z = surface_quads(X, Y, height)
     if len(verts) == 0:
         raise ValueError(f"surface3d(): every grid cell touches a non-finite value of "
                          f"{metric!r}; nothing to draw (use heatmap() to see where)")
@@ -107,7 +107,7 @@ def _facing_away(verts: np.ndarray, box: tuple[float, float, float],
     return normal @ eye < 0
 
 
-def _drawn_tick_labels(axis: Any) -> list[tuple[float, Any]]:
+def drawn_tick_labels(axis: Any) -> list[tuple[float, Any]]:
     """``(value, label Text)`` of the labelled major ticks inside the axis range."""
     lo, hi = sorted(axis.get_view_interval())
     span = hi - lo
@@ -128,10 +128,10 @@ def _drop_colliding_ticks(fig: Figure, ax: Any) -> None:
     canvas.draw()
     renderer = canvas.get_renderer()
     kept = [text.get_window_extent(renderer).padded(8)
-            for _, text in _drawn_tick_labels(ax.xaxis)]
+            for _, text in drawn_tick_labels(ax.xaxis)]
     for axis in (ax.yaxis, ax.zaxis):
         drop = []
-        for value, text in _drawn_tick_labels(axis):
+        for value, text in drawn_tick_labels(axis):
             box = text.get_window_extent(renderer).padded(8)
             if any(box.overlaps(other) for other in kept):
                 drop.append(value)
@@ -170,7 +170,7 @@ def _heights(values: np.ndarray, metric: str, zmax: float | None, log: bool) -> 
     return out
 
 
-def _quads(X: np.ndarray, Y: np.ndarray, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def surface_quads(X: np.ndarray, Y: np.ndarray, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Corner coordinates ``(k, 4, 3)`` and mean height of each cell whose corners are finite."""
     corners = [(slice(None, -1), slice(None, -1)), (slice(1, None), slice(None, -1)),
                (slice(1, None), slice(1, None)), (slice(None, -1), slice(1, None))]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from jaxsurf import _modules, tree
+from jaxsurf import tree
 from jaxsurf._io.directions import DirectionFileError, load_directions, save_directions
 from jaxsurf._io.h5 import read_reference_directions
 from jaxsurf._version import __version__
@@ -81,10 +81,5 @@ assert set(_LAZY_SUBMODULES) <= set(__all__), "list every lazy submodule in __al
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY_SUBMODULES:
-        module = importlib.import_module(f"jaxsurf.{name}")
-        _modules.explain_loaded()  # js.sharpness(...) says what to call
-        return module
+        return importlib.import_module(f"jaxsurf.{name}")
     raise AttributeError(f"module 'jaxsurf' has no attribute {name!r}")
-
-
-_modules.explain_loaded()

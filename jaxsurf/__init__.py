@@ -21,8 +21,8 @@ from jaxsurf._io.h5 import read_reference_directions
 from jaxsurf._version import __version__
 from jaxsurf.directions import (between, describe_direction, normalize, orthogonalize,
                                 random_direction, random_plane)
-from jaxsurf.evaluate import (dataset_mean, evaluate_line, evaluate_plane, evaluate_points,
-                              evaluate_volume, interpolate)
+from jaxsurf.evaluate import (Engine, dataset_mean, evaluate_line, evaluate_plane,
+                              evaluate_points, evaluate_volume, interpolate)
 from jaxsurf.pca import pca_directions, project
 from jaxsurf.progress import ProgressBar, ProgressInfo
 from jaxsurf.refine import Refine
@@ -65,6 +65,7 @@ __all__ = [
     "evaluate_plane",
     "evaluate_volume",
     "evaluate_points",
+    "Engine",
     "dataset_mean",
     "TrajectoryRecorder",
     "load_trajectory",

@@ -13,25 +13,21 @@ Example:
 
 from __future__ import annotations
 
-import difflib
-import functools
-import inspect
 import json
 import math
-from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
 from jaxsurf._limits import env_int
 
-F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = ["OneShotIteratorError", "coefficients", "finite_tree", "grid", "int_in_range",
-           "format_bytes", "json_safe", "known_options", "MAX_POINTS", "MAX_POINTS_ENV",
+           "format_bytes", "json_safe", "MAX_POINTS", "MAX_POINTS_ENV",
            "max_points", "non_negative_int", "output_not_input", "point_count", "positive_int",
            "positive_number",
-           "real_array", "reiterable", "suggest_keywords", "unique_str_keys", "user_metadata"]
+           "real_array", "reiterable", "unique_str_keys", "user_metadata"]
 
 
 # --------------------------------------------------------------------------- numbers
@@ -410,48 +406,6 @@ def user_metadata(metadata: Mapping[str, Any] | None, reserved: Collection[str],
             f"overridden (the library keys are listed in docs/robustness.md); put your own "
             f"facts under other names, e.g. {{'user_{taken[0]}': ...}}")
     return out
-
-
-def known_options(options: Mapping[str, Any], allowed: Iterable[str], where: str) -> None:
-    """Refuses an option keyword ``where`` does not take, suggesting the closest one.
-
-    Example:
-        >>> known_options({"chunksize": 4}, ["chunk_size"], "js.evaluate_line")
-        Traceback (most recent call last):
-        TypeError: js.evaluate_line got an unknown option 'chunksize' (did you mean ...
-    """
-    allowed = sorted(allowed)
-    for key in options:
-        if key not in allowed:
-            close = difflib.get_close_matches(key, allowed, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise TypeError(f"{where} got an unknown option {key!r}{hint}; its options are "
-                            f"{allowed}")
-
-
-def suggest_keywords(where: str) -> Callable[[F], F]:
-    """Decorator: an unknown keyword argument raises :func:`known_options`'s
-    error (naming ``where`` and the closest keyword) instead of Python's.
-
-    Example:
-        >>> @suggest_keywords("js.f")
-        ... def f(*, chunk_size=None):
-        ...     return chunk_size
-        >>> f(chunksize=2)
-        Traceback (most recent call last):
-        TypeError: js.f got an unknown option 'chunksize' (did you mean 'chunk_size'?); ...
-    """
-    def decorate(func: F) -> F:
-        keywords = {name for name, p in inspect.signature(func).parameters.items()
-                    if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
-
-        @functools.wraps(func)
-        def call(*args: Any, **kwargs: Any) -> Any:
-            known_options({k: v for k, v in kwargs.items() if k not in keywords},
-                          sorted(keywords), where)
-            return func(*args, **kwargs)
-        return call  # type: ignore[return-value]
-    return decorate
 
 
 def finite_tree(items: Iterable[tuple[str, Any]], what: str, hint: str) -> None:

@@ -40,11 +40,9 @@ Example:
 
 from __future__ import annotations
 
-import os
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
-from jax.sharding import Mesh
 
 from jaxsurf import _validate, tree
 from jaxsurf._engine.execute import execute
@@ -52,16 +50,15 @@ from jaxsurf._engine.job import check_integer_leaves
 from jaxsurf._engine.means import dataset_mean
 from jaxsurf._engine.metadata import (LIBRARY_METADATA_KEYS, USER_MAY_SET, run_surface,
                                       shared_normalization)
+from jaxsurf._engine.options import Engine, takes_engine
 from jaxsurf._engine.plan import DEFAULT_CHUNK_SIZE
 from jaxsurf._state import bind, interpolate_recomputed, plan_interpolation
 from jaxsurf.directions import describe_direction
-from jaxsurf.distributed import Device
-from jaxsurf.progress import ProgressOption
 from jaxsurf.surface import Surface
 from jaxsurf.tree import PyTree
 
 __all__ = ["evaluate_points", "evaluate_line", "evaluate_plane", "evaluate_volume",
-           "interpolate", "dataset_mean", "DEFAULT_CHUNK_SIZE"]
+           "interpolate", "dataset_mean", "Engine", "DEFAULT_CHUNK_SIZE"]
 
 Fn = Callable[[PyTree, PyTree], Any]
 
@@ -72,16 +69,9 @@ def _as_grid(values: Any, name: str) -> np.ndarray:
     return _validate.grid(values, name, float32=True)
 
 
-@_validate.suggest_keywords("js.evaluate_points")
+@takes_engine("js.evaluate_points")
 def evaluate_points(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree], data: Any,
-                    coefficients: Any, *, batch_size: int | None = None,
-                    points_per_step: int = 1, chunk_size: int | None = None,
-                    devices: Sequence[Device] | None = None, mesh: Mesh | None = None,
-                    compute_dtype: Any = None, progress: ProgressOption = None,
-                    store: str | os.PathLike | None = None,
-                    subsample: int | float | None = None,
-                    subsample_seed: int = 0, fingerprint: Mapping[str, Any] | None = None,
-                    max_points: int | None = None) -> dict[str, np.ndarray]:
+                    coefficients: Any, *, engine: Engine = Engine()) -> dict[str, np.ndarray]:
     """Exact dataset means of ``fn`` at ``origin + sum_k coefficients[p, k] * directions[k]``.
 
     Args:
@@ -95,6 +85,10 @@ def evaluate_points(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree],
             with ``store``, read once more per chunk, so it must be
             re-iterable).
         coefficients: finite array ``(num_points, len(directions))``.
+        engine: the options below as one :class:`jaxsurf.Engine` (frozen,
+            validated when made). Each option may also be given as a keyword,
+            as before; a keyword given together with ``engine=`` overrides that
+            field.
         batch_size: examples per batch for in-memory data (default
             ``min(n, 512)``); ignored for streams. With data parallelism each
             device evaluates whole batches of this size.
@@ -156,25 +150,14 @@ def evaluate_points(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree],
         >>> vals = js.evaluate_points(fn, params, [d1], data, np.array([[0.], [0.5]]))
     """
     fn, _ = bind(fn, origin)  # the origin's own BatchNorm statistics (jaxsurf._state.bind)
-    values, _, _ = execute(fn, origin, directions, data, coefficients, batch_size=batch_size,
-                             points_per_step=points_per_step, chunk_size=chunk_size,
-                             devices=devices, mesh=mesh, compute_dtype=compute_dtype,
-                             progress=progress, store=store, subsample=subsample,
-                             subsample_seed=subsample_seed, fingerprint=fingerprint,
-                             max_points=max_points)
+    values, _, _ = execute(fn, origin, directions, data, coefficients, engine)
     return values
 
 
-@_validate.suggest_keywords("js.evaluate_line")
+@takes_engine("js.evaluate_line")
 def evaluate_line(fn: Fn, params: PyTree, direction: PyTree, data: Any, alphas: Any, *,
-                  batch_size: int | None = None, metadata: Mapping[str, Any] | None = None,
-                  store: str | os.PathLike | None = None, progress: ProgressOption = None,
-                  filter_axis: Any = None,
-        points_per_step: int = 1, chunk_size: int | None = None,
-        devices: Sequence[Device] | None = None, mesh: Mesh | None = None,
-        compute_dtype: Any = None, subsample: int | float | None = None,
-        subsample_seed: int = 0, fingerprint: Mapping[str, Any] | None = None,
-        max_points: int | None = None) -> Surface:
+                  metadata: Mapping[str, Any] | None = None, filter_axis: Any = None,
+                  engine: Engine = Engine()) -> Surface:
     """Metrics along the line ``params + alpha * direction``.
 
     Args:
@@ -193,7 +176,8 @@ def evaluate_line(fn: Fn, params: PyTree, direction: PyTree, data: Any, alphas: 
         filter_axis: the layout the direction's normalization is checked and
             recorded against (as in :func:`jaxsurf.normalize`; default inferred).
         points_per_step, chunk_size, devices, mesh, compute_dtype, subsample,
-            subsample_seed, fingerprint, max_points: as in :func:`evaluate_points`.
+            subsample_seed, fingerprint, max_points, engine: as in
+            :func:`evaluate_points` (every option also a field of :class:`jaxsurf.Engine`).
 
     Returns:
         A line :class:`Surface`; ``metrics[name][i]`` is at ``alphas[i]``.
@@ -205,36 +189,26 @@ def evaluate_line(fn: Fn, params: PyTree, direction: PyTree, data: Any, alphas: 
         ...                         store="runs/line")
     """
     alphas = _as_grid(alphas, "alphas")
-    _validate.point_count([len(alphas)], "js.evaluate_line", max_points)
+    _validate.point_count([len(alphas)], "js.evaluate_line", engine.max_points)
     tree.check_like(direction, params)
     info = {"directions": [describe_direction(direction, params, filter_axis=filter_axis)],
             "params_fingerprint": tree.fingerprint(params)}
     info.update(shared_normalization(info["directions"]))
     return run_surface("line", fn, params, [direction], data, alphas, None,
-                        alphas[:, None], info, metadata, batch_size=batch_size, store=store,
-                        progress=progress,
-        points_per_step=points_per_step, chunk_size=chunk_size, devices=devices, mesh=mesh,
-        compute_dtype=compute_dtype, subsample=subsample, subsample_seed=subsample_seed,
-        fingerprint=fingerprint, max_points=max_points)
+                        alphas[:, None], info, metadata, engine=engine)
 
 
-@_validate.suggest_keywords("js.evaluate_plane")
+@takes_engine("js.evaluate_plane")
 def evaluate_plane(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, data: Any, alphas: Any,
-                   betas: Any, *, batch_size: int | None = None,
-                   metadata: Mapping[str, Any] | None = None,
-                   store: str | os.PathLike | None = None, progress: ProgressOption = None,
+                   betas: Any, *, metadata: Mapping[str, Any] | None = None,
                    filter_axis: Any = None, refine: Any = None,
-        points_per_step: int = 1, chunk_size: int | None = None,
-        devices: Sequence[Device] | None = None, mesh: Mesh | None = None,
-        compute_dtype: Any = None, subsample: int | float | None = None,
-        subsample_seed: int = 0, fingerprint: Mapping[str, Any] | None = None,
-        max_points: int | None = None) -> Surface:
+                   engine: Engine = Engine()) -> Surface:
     """Metrics on the plane ``params + alpha * d1 + beta * d2``.
 
     Args:
         fn, params, data, batch_size, metadata, store, progress, filter_axis,
             points_per_step, chunk_size, devices, mesh, compute_dtype, subsample,
-            subsample_seed, fingerprint, max_points: as in :func:`evaluate_line`.
+            subsample_seed, fingerprint, max_points, engine: as in :func:`evaluate_line`.
         d1, d2: directions shaped like ``params``.
         alphas, betas: finite 1-D coordinates along ``d1`` and ``d2``.
         refine: ``None`` (every point evaluated) or a :class:`jaxsurf.Refine`:
@@ -256,7 +230,7 @@ def evaluate_plane(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, data: Any, al
     """
     alphas = _as_grid(alphas, "alphas")
     betas = _as_grid(betas, "betas")
-    _validate.point_count([len(alphas), len(betas)], "js.evaluate_plane", max_points)
+    _validate.point_count([len(alphas), len(betas)], "js.evaluate_plane", engine.max_points)
     tree.check_like(d1, params, name="d1")
     tree.check_like(d2, params, name="d2")
     grid_a, grid_b = np.meshgrid(alphas, betas, indexing="ij")
@@ -271,22 +245,14 @@ def evaluate_plane(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, data: Any, al
         from jaxsurf import refine as refine_lib  # imports this module: loaded on use
         run = refine_lib.runner(refine, alphas, betas)
     return run("plane", fn, params, [d1, d2], data, alphas, betas, coefficients,
-               info, metadata, batch_size=batch_size, store=store, progress=progress,
-        points_per_step=points_per_step, chunk_size=chunk_size, devices=devices, mesh=mesh,
-        compute_dtype=compute_dtype, subsample=subsample, subsample_seed=subsample_seed,
-        fingerprint=fingerprint, max_points=max_points)
+               info, metadata, engine=engine)
 
 
-@_validate.suggest_keywords("js.evaluate_volume")
+@takes_engine("js.evaluate_volume")
 def evaluate_volume(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, d3: PyTree, data: Any,
-                    alphas: Any, betas: Any, gammas: Any, *, batch_size: int | None = None,
+                    alphas: Any, betas: Any, gammas: Any, *,
                     metadata: Mapping[str, Any] | None = None,
-                    store: str | os.PathLike | None = None, progress: ProgressOption = None,
-        points_per_step: int = 1, chunk_size: int | None = None,
-        devices: Sequence[Device] | None = None, mesh: Mesh | None = None,
-        compute_dtype: Any = None, subsample: int | float | None = None,
-        subsample_seed: int = 0, fingerprint: Mapping[str, Any] | None = None,
-        max_points: int | None = None) -> Surface:
+                    engine: Engine = Engine()) -> Surface:
     """Metrics in the volume ``params + alpha * d1 + beta * d2 + gamma * d3``.
 
     The same engine as :func:`evaluate_plane` (devices, stores, progress);
@@ -296,7 +262,7 @@ def evaluate_volume(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, d3: PyTree, 
     Args:
         fn, params, data, batch_size, metadata, store, progress, points_per_step,
             chunk_size, devices, mesh, compute_dtype, subsample, subsample_seed,
-            fingerprint, max_points: as in :func:`evaluate_line`.
+            fingerprint, max_points, engine: as in :func:`evaluate_line`.
         d1, d2, d3: directions shaped like ``params`` (e.g. from
             :func:`jaxsurf.volume.random_directions` or the eigenvectors of
             :func:`jaxsurf.hessian.top_eigenpairs`); how each is normalized is
@@ -318,7 +284,7 @@ def evaluate_volume(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, d3: PyTree, 
     grids = []
     for name, values in (("alphas", alphas), ("betas", betas), ("gammas", gammas)):
         grids.append(_as_grid(values, name))  # strictly increasing (jaxsurf._validate.grid)
-    _validate.point_count([len(g) for g in grids], "js.evaluate_volume", max_points)
+    _validate.point_count([len(g) for g in grids], "js.evaluate_volume", engine.max_points)
     for name, d in (("d1", d1), ("d2", d2), ("d3", d3)):
         tree.check_like(d, params, name=name)
     points = np.meshgrid(*grids, indexing="ij")
@@ -331,23 +297,13 @@ def evaluate_volume(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, d3: PyTree, 
             "params_fingerprint": tree.fingerprint(params),
             **shared_normalization(descriptions)}
     return run_surface("volume", fn, params, [d1, d2, d3], data, grids[0], grids[1],
-                        coefficients, info, metadata, gammas=grids[2], batch_size=batch_size,
-                        store=store, progress=progress,
-        points_per_step=points_per_step, chunk_size=chunk_size, devices=devices, mesh=mesh,
-        compute_dtype=compute_dtype, subsample=subsample, subsample_seed=subsample_seed,
-        fingerprint=fingerprint, max_points=max_points)
+                        coefficients, info, metadata, gammas=grids[2], engine=engine)
 
 
-@_validate.suggest_keywords("js.interpolate")
+@takes_engine("js.interpolate")
 def interpolate(fn: Fn, params_a: PyTree, params_b: PyTree, data: Any, alphas: Any, *,
-                batch_size: int | None = None, metadata: Mapping[str, Any] | None = None,
-                store: str | os.PathLike | None = None, progress: ProgressOption = None,
-                state_policy: str | None = None, recompute_data: Any = None,
-        points_per_step: int = 1, chunk_size: int | None = None,
-        devices: Sequence[Device] | None = None, mesh: Mesh | None = None,
-        compute_dtype: Any = None, subsample: int | float | None = None,
-        subsample_seed: int = 0, fingerprint: Mapping[str, Any] | None = None,
-        max_points: int | None = None) -> Surface:
+                metadata: Mapping[str, Any] | None = None, state_policy: str | None = None,
+                recompute_data: Any = None, engine: Engine = Engine()) -> Surface:
     """Metrics along ``(1 - alpha) * params_a + alpha * params_b``.
 
     ``alpha = 0`` is exactly ``params_a`` and ``alpha = 1`` exactly
@@ -356,7 +312,7 @@ def interpolate(fn: Fn, params_a: PyTree, params_b: PyTree, data: Any, alphas: A
     Args:
         fn, data, batch_size, metadata, store, progress, points_per_step, chunk_size,
             devices, mesh, compute_dtype, subsample, subsample_seed, fingerprint,
-            max_points: as in :func:`evaluate_line`.
+            max_points, engine: as in :func:`evaluate_line`.
         params_a, params_b: the two end points (same structure, shapes, dtypes).
         alphas: finite 1-D coordinates.
         state_policy: for ``fn`` from an adapter of a model with state
@@ -377,7 +333,7 @@ def interpolate(fn: Fn, params_a: PyTree, params_b: PyTree, data: Any, alphas: A
         ('interpolation', (41,))
     """
     alphas = _as_grid(alphas, "alphas")
-    _validate.point_count([len(alphas)], "js.interpolate", max_points)
+    _validate.point_count([len(alphas)], "js.interpolate", engine.max_points)
     tree.check_like(params_b, params_a, name="params_b", reference_name="params_a")
     check_integer_leaves(None, [params_a, params_b], ["params_a", "params_b"])
     coefficients = np.stack([1.0 - alphas, alphas], axis=1)
@@ -389,19 +345,11 @@ def interpolate(fn: Fn, params_a: PyTree, params_b: PyTree, data: Any, alphas: A
         _validate.user_metadata(metadata, (LIBRARY_METADATA_KEYS | set(info)) - USER_MAY_SET,
                                 "js.interpolate")
         return interpolate_recomputed(fn, params_a, params_b, data, alphas, recompute_data,
-                                      batch_size, info, metadata,
-                                      {"progress": progress, "store": store,
-                                       "points_per_step": points_per_step,
-                                       "chunk_size": chunk_size, "devices": devices, "mesh": mesh,
-                                       "compute_dtype": compute_dtype, "subsample": subsample,
-                                       "subsample_seed": subsample_seed,
-                                       "fingerprint": fingerprint, "max_points": max_points})
+                                      engine.batch_size, info, metadata,
+                                      {k: v for k, v in engine.keywords().items()
+                                       if k != "batch_size"})
     fn, params_a, params_b, state_facts = plan_interpolation(fn, params_a, params_b,
                                                              state_policy)
     info.update(state_facts)
     return run_surface("interpolation", fn, None, [params_a, params_b], data, alphas, None,
-                        coefficients, info, metadata, batch_size=batch_size, store=store,
-                        progress=progress,
-        points_per_step=points_per_step, chunk_size=chunk_size, devices=devices, mesh=mesh,
-        compute_dtype=compute_dtype, subsample=subsample, subsample_seed=subsample_seed,
-        fingerprint=fingerprint, max_points=max_points)
+                        coefficients, info, metadata, engine=engine)

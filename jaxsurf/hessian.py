@@ -31,11 +31,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import warnings
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import Any, Callable, Literal, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -46,10 +45,10 @@ from jaxsurf import _validate, batching, tree
 from jaxsurf._deprecation import deprecated_alias
 from jaxsurf.directions import describe_direction
 from jaxsurf.distributed import Device
-from jaxsurf.progress import ProgressOption
 from jaxsurf import store as store_lib
 from jaxsurf._engine.means import check_float_params, labels_check, mean_over_batches
 from jaxsurf._engine.metadata import run_surface
+from jaxsurf._engine.options import Engine, takes_engine
 from jaxsurf._engine.pointwise import execute_pointwise
 from jaxsurf._engine.metrics import accumulator_dtype, scalar_metric
 from jaxsurf._state import bind
@@ -76,6 +75,7 @@ def _batch_hvp(scalar: Callable, params: PyTree, vector: PyTree, batch: PyTree) 
     return jax.jvp(grad, (params,), (vector,))[1]
 
 
+@takes_engine("js.hessian.hvp_operator")
 def hvp_operator(fn: Fn, params: PyTree, data: Any, *, metric: str = "loss",
                  batch_size: int | None = None) -> Callable[[PyTree], PyTree]:
     """A reusable ``v -> H v`` for the exact dataset-mean Hessian at ``params``.
@@ -139,6 +139,7 @@ def _flat_operator(fn: Fn, params: PyTree, data: Any, metric: str,
     return (lambda p, v: mean(p, v).astype(dtype)), flat.astype(dtype), unravel
 
 
+@takes_engine("js.hessian.hvp")
 def hvp(fn: Fn, params: PyTree, data: Any, vector: PyTree, *, metric: str = "loss",
         batch_size: int | None = None) -> PyTree:
     """Hessian-vector product ``H v`` of the exact dataset-mean metric.
@@ -154,7 +155,8 @@ def hvp(fn: Fn, params: PyTree, data: Any, vector: PyTree, *, metric: str = "los
             once), or an iterable of batches (read once).
         vector: pytree shaped like ``params``.
         metric: which entry of ``fn``'s dict to differentiate.
-        batch_size: examples per batch for in-memory data.
+        batch_size: examples per batch for in-memory data; also taken from
+            ``engine=js.Engine(batch_size=...)`` (its only field used here).
 
     Returns:
         ``H v`` as a pytree with the structure and dtypes of ``params``.
@@ -289,6 +291,7 @@ def _canonical_sign(v: jax.Array) -> jax.Array:
     return v * jnp.sign(v[jnp.argmax(jnp.abs(v))])
 
 
+@takes_engine("js.hessian.top_eigenpairs")
 def top_eigenpairs(fn: Fn, params: PyTree, data: Any, *, k: int = 1, key: jax.Array,
                    batch_size: int | None = None, num_iterations: int | None = None,
                    which: Literal["largest", "smallest"] = "largest", tol: float | None = 1e-5,
@@ -314,7 +317,8 @@ def top_eigenpairs(fn: Fn, params: PyTree, data: Any, *, k: int = 1, key: jax.Ar
         data: in-memory arrays or a re-iterable stream of batches.
         k: how many eigenpairs.
         key: random key for the start vector.
-        batch_size: examples per batch for in-memory data.
+        batch_size: examples per batch for in-memory data; also taken from
+            ``engine=js.Engine(batch_size=...)`` (its only field used here).
         num_iterations: most Lanczos steps (default ``min(num_params, 50 + 10 k)``).
         which: ``"largest"`` or ``"smallest"`` algebraic eigenvalues.
         tol: relative residual for early stopping; ``None`` runs all
@@ -353,6 +357,7 @@ def top_eigenpairs(fn: Fn, params: PyTree, data: Any, *, k: int = 1, key: jax.Ar
     return theta[order].astype(np.float64), pytrees
 
 
+@takes_engine("js.hessian.hessian_plane")
 def hessian_plane(fn: Fn, params: PyTree, data: Any, *, key: jax.Array,
                   batch_size: int | None = None, num_iterations: int | None = None,
                   metric: str = "loss") -> tuple[PyTree, PyTree]:
@@ -375,6 +380,7 @@ def hessian_plane(fn: Fn, params: PyTree, data: Any, *, key: jax.Array,
 
 
 # --------------------------------------------------------------------------- trace, density
+@takes_engine("js.hessian.trace")
 def trace(fn: Fn, params: PyTree, data: Any, *, key: jax.Array, num_samples: int = 100,
           batch_size: int | None = None, metric: str = "loss") -> tuple[float, float]:
     """Hutchinson's estimate of ``tr H`` with Rademacher probes.
@@ -404,6 +410,7 @@ def trace(fn: Fn, params: PyTree, data: Any, *, key: jax.Array, num_samples: int
     return float(samples.mean()), float(samples.std(ddof=1) / math.sqrt(num_samples))
 
 
+@takes_engine("js.hessian.spectral_density")
 def spectral_density(fn: Fn, params: PyTree, data: Any, *, key: jax.Array,
                      num_probes: int = 1, num_iterations: int = 100,
                      grid: Any | None = None, sigma: float | None = None,
@@ -471,12 +478,12 @@ def _broadened(nodes: np.ndarray, weights: np.ndarray, grid: Any | None, sigma: 
 
 
 # --------------------------------------------------------------------------- convexity
+@takes_engine("js.hessian.convexity_map",
+              uses=("batch_size", "store", "progress", "devices", "chunk_size"))
 def convexity_map(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, data: Any, alphas: Any,
                   betas: Any, *, key: jax.Array, num_iterations: int = 20,
-                  batch_size: int | None = None, metric: str = "loss",
-                  store: str | os.PathLike | None = None, progress: ProgressOption = None,
-                  devices: Sequence[Device] | None = None, chunk_size: int | None = None,
-                  metadata: Mapping[str, Any] | None = None) -> Surface:
+                  metric: str = "loss", metadata: Mapping[str, Any] | None = None,
+                  engine: Engine = Engine()) -> Surface:
     """Extreme Hessian eigenvalues over a plane, and Li et al.'s ``|lambda_min/lambda_max|``.
 
     At every grid point ``params + alphas[i] d1 + betas[j] d2`` one Lanczos
@@ -509,6 +516,9 @@ def convexity_map(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, data: Any, alp
         chunk_size: points between saves and progress reports (default: one
             per device).
         metadata: extra JSON-serialisable facts to keep.
+        engine: a :class:`jaxsurf.Engine` with the options above (``batch_size``,
+            ``store``, ``progress``, ``devices``, ``chunk_size``; the others are
+            refused), or those options as keywords.
 
     Returns:
         A plane :class:`~jaxsurf.Surface` with metrics ``lambda_max``,
@@ -534,7 +544,7 @@ def convexity_map(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, data: Any, alp
 
     def point_fn(index: int, device: Device) -> dict[str, float]:
         if device not in operators:  # the data go to each device once
-            matvec, flat, _ = _flat_operator(fn, params, data, metric, batch_size)
+            matvec, flat, _ = _flat_operator(fn, params, data, metric, engine.batch_size)
             operators[device] = (matvec, flat)
         matvec, flat = operators[device]
         i, j = divmod(index, len(betas))
@@ -550,13 +560,14 @@ def convexity_map(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, data: Any, alp
         data_print = store_lib.data_fingerprint(data, num_examples)
     request = {"convexity": {"metric": metric, "num_iterations": m,
                              "key": np.asarray(jax.random.key_data(key)).tolist()},
-               "data": data_print, "batch_size": batch_size}
+               "data": data_print, "batch_size": engine.batch_size}
 
     def evaluator(fn_: Any, origin: PyTree, directions: list[PyTree], data_: Any,
-                  coefficients: np.ndarray, batch_size: int | None = None, **options: Any
+                  coefficients: np.ndarray, engine: Engine
                   ) -> tuple[dict[str, np.ndarray], int, dict[str, Any]]:
         return execute_pointwise(point_fn, ["lambda_max", "lambda_min"], origin, directions,
-                                 coefficients, request, num_examples=num_examples, **options)
+                                 coefficients, request, num_examples=num_examples,
+                                 engine=engine)
 
     grid_a, grid_b = np.meshgrid(alphas, betas, indexing="ij")
     coefficients = np.stack([grid_a.ravel(), grid_b.ravel()], axis=1)
@@ -564,9 +575,7 @@ def convexity_map(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, data: Any, alp
             "directions": [describe_direction(d, params) for d in (d1, d2)],
             "params_fingerprint": tree.fingerprint(params)}
     surface = run_surface("convexity", fn, params, [d1, d2], data, alphas, betas,
-                          coefficients, info, metadata, evaluator=evaluator, store=store,
-                          progress=progress, devices=devices, chunk_size=chunk_size,
-                          batch_size=batch_size)
+                          coefficients, info, metadata, evaluator=evaluator, engine=engine)
     lam_max, lam_min = surface.metrics["lambda_max"], surface.metrics["lambda_min"]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.abs(lam_min / lam_max)

@@ -36,7 +36,7 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable, TextIO, Union
+from typing import Any, Callable, TextIO, Union
 
 __all__ = ["ProgressInfo", "ProgressBar", "ProgressLog", "ProgressTracker", "ProgressOption",
            "make_sink", "format_line", "log_line"]
@@ -286,6 +286,7 @@ def make_sink(progress: ProgressOption) -> Callable[[ProgressInfo], object] | No
         >>> make_sink(False) is None
         True
     """
+    check_progress(progress)
     if progress is None:
         stderr = sys.stderr
         if stderr is None:  # pythonw, some daemons: nowhere to write
@@ -296,8 +297,19 @@ def make_sink(progress: ProgressOption) -> Callable[[ProgressInfo], object] | No
         return ProgressBar()
     if progress is False:
         return None
-    if callable(progress):
-        return progress
+    return progress
+
+
+def check_progress(progress: Any) -> None:
+    """Refuses a ``progress=`` that is not ``None``, ``True``, ``False`` or a callable.
+
+    Example:
+        >>> check_progress("yes")
+        Traceback (most recent call last):
+        TypeError: progress must be None (a bar when stderr is a terminal, else log lines), ...
+    """
+    if progress is None or isinstance(progress, bool) or callable(progress):
+        return
     raise TypeError(f"progress must be None (a bar when stderr is a terminal, else log "
                     f"lines), True, False or a callable taking a "
                     f"jaxsurf.progress.ProgressInfo; got {progress!r}")

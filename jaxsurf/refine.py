@@ -48,6 +48,7 @@ import numpy as np
 from jaxsurf import _validate
 from jaxsurf._engine.execute import execute
 from jaxsurf._engine.metadata import run_surface
+from jaxsurf._engine.options import Engine
 from jaxsurf.surface import Surface
 
 __all__ = ["FILLS", "SCALES", "Refine", "bilinear_fill", "cell_midpoints", "plan_start",
@@ -291,9 +292,9 @@ class _Refiner:
     ``execute`` (it is ``run_surface``'s ``evaluator``) and keeps the mask and the log."""
 
     def __init__(self, settings: Refine, alphas: np.ndarray, betas: np.ndarray,
-                 engine: Callable[..., Any] | None = None) -> None:
+                 evaluator: Callable[..., Any] | None = None) -> None:
         self.settings = settings
-        self.engine = engine or execute  # simulate() passes a lookup
+        self.evaluator = evaluator or execute  # simulate() passes a lookup
         self.alphas = np.asarray(alphas, np.float64)
         self.betas = np.asarray(betas, np.float64)
         self.shape = (len(alphas), len(betas))
@@ -325,7 +326,7 @@ class _Refiner:
                                    - _bilinear(cell, scaled, self.alphas, self.betas, ii, jj))))
 
     def __call__(self, fn: Any, origin: Any, directions: Any, data: Any,
-                 coefficients: np.ndarray | None, **options: Any
+                 coefficients: np.ndarray | None, engine: Engine = Engine()
                  ) -> tuple[dict[str, np.ndarray], int, dict[str, Any]]:
         values: dict[str, np.ndarray] = {}
         evaluated_total = 0
@@ -338,8 +339,8 @@ class _Refiner:
             if flat.size == 0:
                 self.levels.append({"level": label, "cells": cells, "points": 0, "evaluated": 0})
                 return
-            got, evaluated, where = self.engine(fn, origin, directions, data, coefficients,
-                                                only=flat, **options)
+            got, evaluated, where = self.evaluator(fn, origin, directions, data,
+                                                   coefficients, engine, only=flat)
             if not values:
                 values = {k: np.zeros(self.shape, np.float32) for k in got}
                 if self.settings.metric not in got:
@@ -421,15 +422,15 @@ def runner(settings: Refine, alphas: np.ndarray, betas: np.ndarray
 
     Returns:
         ``run(kind, fn, origin, directions, data, alphas, betas, coefficients,
-        info, metadata, **options) -> Surface`` with ``surface.evaluated`` set.
+        info, metadata, engine=...) -> Surface`` with ``surface.evaluated`` set.
     """
     if not isinstance(settings, Refine):
         raise TypeError(f"refine must be a js.Refine (e.g. js.Refine(tol=0.01)) or None, got "
                         f"{type(settings).__name__}")
     refiner = _Refiner(settings, alphas, betas)
 
-    def run(*args: Any, **options: Any) -> Surface:
-        surface = run_surface(*args, evaluator=refiner, **options)
+    def run(*args: Any, engine: Engine = Engine()) -> Surface:
+        surface = run_surface(*args, evaluator=refiner, engine=engine)
         metadata = {**surface.metadata, **refiner.facts()}
         return dataclasses.replace(surface, metadata=metadata, evaluated=refiner.mask.copy())
 
@@ -475,7 +476,7 @@ def simulate(surface: Surface, settings: Refine) -> Surface:
                ) -> tuple[dict[str, np.ndarray], int, dict[str, Any]]:
         return flat, len(only), {}
 
-    refiner = _Refiner(settings, surface.alphas, surface.betas, engine=lookup)
+    refiner = _Refiner(settings, surface.alphas, surface.betas, evaluator=lookup)
     values, evaluated, _ = refiner(None, None, None, None, None)
     shape = surface.shape
     return Surface(surface.alphas, surface.betas,

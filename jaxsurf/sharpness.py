@@ -44,6 +44,7 @@ from jaxsurf import _validate, tree
 from jaxsurf._engine.means import (check_float_params, labels_check, mean_over_batches,
                                    on_device)
 from jaxsurf._engine.metrics import scalar_metric
+from jaxsurf._engine.options import takes_engine
 from jaxsurf._state import bind
 from jaxsurf.tree import PyTree
 
@@ -95,6 +96,7 @@ def _ascent_step(delta: PyTree, grad: PyTree, radius: PyTree, step: float) -> Py
         delta, grad, radius)
 
 
+@takes_engine("js.sharpness.epsilon_sharpness")
 def epsilon_sharpness(fn: Fn, params: PyTree, data: Any, *, epsilon: float = 1e-3,
                       steps: int = 10, step_size: float | None = None,
                       metric: str = "loss", batch_size: int | None = None) -> float:
@@ -123,7 +125,8 @@ def epsilon_sharpness(fn: Fn, params: PyTree, data: Any, *, epsilon: float = 1e-
         step_size: fraction of the box radius per step (default
             ``2.5 / steps``).
         metric: the entry of ``fn``'s dict to perturb.
-        batch_size: examples per batch for in-memory data.
+        batch_size: examples per batch for in-memory data; also taken from
+            ``engine=js.Engine(batch_size=...)`` (its only field used here).
 
     Returns:
         The sharpness (a float; 0 for a perfectly flat box).
@@ -154,6 +157,7 @@ def _increase_along(objective: _Objective, params: PyTree, base: float,
     return objective.loss(tree.add(params, delta)) - base
 
 
+@takes_engine("js.sharpness.sam_sharpness")
 def sam_sharpness(fn: Fn, params: PyTree, data: Any, *, rho: float = 0.05,
                   metric: str = "loss", batch_size: int | None = None) -> float:
     """First-order worst-case loss increase in the Euclidean ball of radius ``rho``.
@@ -185,6 +189,7 @@ def sam_sharpness(fn: Fn, params: PyTree, data: Any, *, rho: float = 0.05,
     return _increase_along(objective, params, base, tree.scale(grad, rho / norm))
 
 
+@takes_engine("js.sharpness.adaptive_sharpness")
 def adaptive_sharpness(fn: Fn, params: PyTree, data: Any, *, rho: float = 0.5,
                        eta: float = 0.01, metric: str = "loss",
                        batch_size: int | None = None) -> float:
@@ -234,6 +239,7 @@ def _gaussian(key: jax.Array, params: PyTree, sigma: float, scale: str) -> PyTre
     return jax.tree_util.tree_unflatten(treedef, noise)
 
 
+@takes_engine("js.sharpness.average_sharpness")
 def average_sharpness(fn: Fn, params: PyTree, data: Any, *, key: jax.Array,
                       sigma: float = 0.01, num_samples: int = 20,
                       scale: Literal["none", "weight"] = "none", antithetic: bool = True,

@@ -14,7 +14,7 @@ PUBLIC = {
     "read_reference_directions",
     # evaluation
     "evaluate_line", "evaluate_plane", "evaluate_volume", "evaluate_points", "interpolate",
-    "dataset_mean",
+    "dataset_mean", "Engine",
     # trajectories
     "TrajectoryRecorder", "load_trajectory", "pca_directions", "project",
     # submodules, loaded on first use

@@ -5,7 +5,7 @@ Example:
     >>> fn = lambda p, b: jnp.mean((b["x"] * p["w"]) ** 2)
     >>> values, evaluated, facts = execute(fn, {"w": jnp.ones(())}, [{"w": jnp.ones(())}],
     ...                                    {"x": jnp.arange(4.0)}, [[0.0], [1.0]],
-    ...                                    progress=False)
+    ...                                    Engine(progress=False))
     >>> values["loss"].tolist(), evaluated, facts["num_examples"]
     ([3.5, 14.0], 2, 4)
 """
@@ -13,11 +13,11 @@ Example:
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Sequence
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, PartitionSpec
+from jax.sharding import PartitionSpec
 
 from jaxsurf import _validate, batching, distributed, subsample as subsample_lib
 from jaxsurf import store as store_lib
@@ -26,9 +26,10 @@ from jaxsurf._engine.data import (check_data_dtypes, check_not_empty_container, 
 from jaxsurf._engine.job import Job, as_compute_dtype, check_directions, default_progress
 from jaxsurf._engine.loop import ChunkFn, open_store, run_chunks
 from jaxsurf._engine.metrics import Fn, with_note
+from jaxsurf._engine.options import Engine
 from jaxsurf._engine.plan import plan
 from jaxsurf._engine.programs import sums_program, values_program
-from jaxsurf.progress import ProgressOption, ProgressTracker, make_sink
+from jaxsurf.progress import ProgressTracker, make_sink
 from jaxsurf.tree import PyTree
 
 __all__ = ["execute", "evaluate_in_memory", "evaluate_stream_once", "evaluate_stream_stored"]
@@ -157,54 +158,42 @@ def evaluate_stream_stored(job: Job, data: Iterable[PyTree], store_path: str | o
 
 
 def execute(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree], data: Any,
-              coefficients: Any, *, batch_size: int | None = None, points_per_step: int = 1,
-              chunk_size: int | None = None, devices: Sequence[distributed.Device] | None = None,
-              mesh: Mesh | None = None, compute_dtype: Any = None,
-              progress: ProgressOption = None, store: str | os.PathLike | None = None,
-              subsample: int | float | None = None, subsample_seed: int = 0,
-              only: np.ndarray | None = None, fingerprint: Any = None,
-              max_points: int | None = None,
-              ) -> tuple[dict[str, np.ndarray], int, dict[str, Any]]:
+            coefficients: Any, engine: Engine = Engine(), *, only: np.ndarray | None = None,
+            ) -> tuple[dict[str, np.ndarray], int, dict[str, Any]]:
     """:func:`evaluate_points`, also returning how many points were evaluated
     (the rest came from the store) and facts about how they were evaluated.
 
-    ``only`` (sorted unique indices into ``coefficients``) evaluates just those
-    points while a store stays keyed by the whole grid (used by
-    :mod:`jaxsurf.refine`); the returned arrays are full length, meaningful
-    at ``only`` (and at points the store already held).
-
-    ``fingerprint`` (a JSON-serialisable dict) is mixed into a store's request
-    and recorded in the facts; ``max_points`` raises the limit on the number
-    of points (see :func:`jaxsurf._validate.max_points`)."""
-    if fingerprint is not None:
-        if not isinstance(fingerprint, Mapping) or not fingerprint:
-            raise TypeError(f"fingerprint must be a non-empty dict of JSON values (e.g. "
-                            f"{{'model': 'v2', 'loss': 'mse'}}), got {fingerprint!r:.80}")
-        fingerprint = _validate.json_safe(fingerprint, "fingerprint")
+    ``engine`` (an :class:`~jaxsurf._engine.options.Engine`, validated when it
+    was made) carries every option. ``only`` (sorted unique indices into
+    ``coefficients``) evaluates just those points while a store stays keyed
+    by the whole grid (used by :mod:`jaxsurf.refine`); the returned arrays are
+    full length, meaningful at ``only`` (and at points the store already held).
+    ``engine.fingerprint`` is mixed into a store's request and recorded in the
+    facts."""
     reference = check_directions(origin, directions)
     coefficients = _validate.coefficients(coefficients, len(directions))
-    _validate.point_count([len(coefficients)], "js.evaluate_points", max_points)
-    _validate.positive_int(points_per_step, "points_per_step")
-    if chunk_size is not None:
-        _validate.positive_int(chunk_size, "chunk_size")
-    dtype = as_compute_dtype(compute_dtype)
+    _validate.point_count([len(coefficients)], "js.evaluate_points", engine.max_points)
+    dtype = as_compute_dtype(engine.compute_dtype)
     check_not_empty_container(data)
     if batching.is_in_memory(data):
         data = batching.to_host_arrays(data)   # PyTorch tensors, say
+    fingerprint = engine.fingerprint
     facts: dict[str, Any] = {} if fingerprint is None else {"fingerprint": fingerprint}
-    if subsample is not None:
-        data, facts["subsample"] = subsample_lib.draw(data, subsample, subsample_seed)
+    if engine.subsample is not None:
+        data, facts["subsample"] = subsample_lib.draw(data, engine.subsample,
+                                                      engine.subsample_seed)
     split = None
     if batching.is_in_memory(data):
-        split = batching.split_batches(data, batch_size)
+        split = batching.split_batches(data, engine.batch_size)
         check_data_dtypes(data)
     num_wanted = len(coefficients) if only is None else len(only)
-    mesh, chunk = plan(num_wanted, chunk_size, devices, mesh, split)
-    sink = make_sink(default_progress(progress, mesh))
+    mesh, chunk = plan(num_wanted, engine.chunk_size, engine.devices, engine.mesh, split)
+    sink = make_sink(default_progress(engine.progress, mesh))
     job = Job(with_note(fn), origin, list(directions), reference, coefficients, mesh, chunk,
-               points_per_step, dtype, sink,
-               sem_population=facts["subsample"]["of"] if subsample is not None else None,
-               only=only, fingerprint=fingerprint)
+              engine.points_per_step, dtype, sink,
+              sem_population=facts["subsample"]["of"] if engine.subsample is not None else None,
+              only=only, fingerprint=None if fingerprint is None else dict(fingerprint))
+    store = engine.store
     if split is not None:
         values, evaluated = evaluate_in_memory(job, data, split, store)
         facts["num_examples"] = split.num_examples

@@ -1,10 +1,12 @@
 """The chunk loop (progress, interrupts, the ``only=`` subset) and opening stores.
 
 Example:
+    >>> from jaxsurf._engine.options import Engine
     >>> from jaxsurf._engine.pointwise import execute_pointwise
     >>> w = {"w": jnp.zeros(2)}
     >>> values, done, _ = execute_pointwise(lambda i, device: {"i": float(i)}, ["i"],
-    ...                                     w, [w], [[0.0], [1.0]], {}, progress=False)
+    ...                                     w, [w], [[0.0], [1.0]], {},
+    ...                                     engine=Engine(progress=False))
     >>> done, values["i"].tolist()   # run_chunks ran two chunks of one point
     (2, [0.0, 1.0])
 """

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 from jaxsurf import _validate, batching, tree
 from jaxsurf._engine.data import layout_for
 from jaxsurf._engine.metrics import Fn, accumulator_dtype, trace_metrics, with_note
+from jaxsurf._engine.options import takes_engine
 from jaxsurf._engine.programs import metric_sums
 from jaxsurf._state import bind
 from jaxsurf.tree import PyTree
@@ -36,12 +37,16 @@ from jaxsurf.tree import PyTree
 __all__ = ["dataset_mean", "mean_over_batches", "OnDevice", "on_device", "check_float_params"]
 
 
+@takes_engine("js.dataset_mean")
 def dataset_mean(fn: Fn, data: Any, *, batch_size: int | None = None
                  ) -> Callable[[PyTree], dict[str, float]]:
     """A reusable exact evaluator ``params -> {metric: dataset mean}``.
 
     The data is split and put on the device once, and one jitted program is
     reused for every call (e.g. a validation pass after each training epoch).
+    ``batch_size`` (examples per batch, default ``min(n, 512)``) may also come
+    from ``engine=js.Engine(batch_size=...)``; it is the only engine option
+    used here.
 
     Example:
         >>> val = dataset_mean(lambda p, b: {"loss": jnp.mean(b["x"] * p)},

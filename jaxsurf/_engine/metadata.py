@@ -18,6 +18,7 @@ import numpy as np
 from jaxsurf import _validate, batching
 from jaxsurf._engine.execute import execute
 from jaxsurf._engine.metrics import Fn
+from jaxsurf._engine.options import Engine
 from jaxsurf._state import bind
 from jaxsurf._version import __version__
 from jaxsurf.surface import Surface
@@ -50,27 +51,21 @@ def library_facts() -> dict[str, Any]:
             "backend": jax.default_backend()}
 
 
-def option_names() -> set[str]:
-    """The keyword options of the evaluation engine (what ``**options`` may hold)."""
-    import inspect
-    return {name for name, p in inspect.signature(execute).parameters.items()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY}
-
-
 def run_surface(kind: str, fn: Fn, origin: PyTree | None, directions: list[PyTree], data: Any,
-                 alphas: Any, betas: Any | None, coefficients: np.ndarray,
-                 info: dict[str, Any], metadata: Mapping[str, Any] | None,
-                 gammas: Any | None = None,
-                 evaluator: Callable[..., Any] | None = None, **options: Any) -> Surface:
+                alphas: Any, betas: Any | None, coefficients: np.ndarray,
+                info: dict[str, Any], metadata: Mapping[str, Any] | None,
+                gammas: Any | None = None, evaluator: Callable[..., Any] | None = None,
+                engine: Engine = Engine()) -> Surface:
+    """Runs ``evaluator`` (default :func:`~jaxsurf._engine.execute.execute`) with the
+    options ``engine`` and builds the Surface with its metadata."""
     entry = ENTRY_POINTS.get(kind, f"js.evaluate ({kind})")
-    _validate.known_options(options, option_names(), entry)
     reserved = (LIBRARY_METADATA_KEYS | set(info)) - USER_MAY_SET
     user_metadata = _validate.user_metadata(metadata, reserved, entry)  # before the work
     fn, model_state = bind(fn, origin)  # the params' own BatchNorm statistics (_state.bind)
     info = {"model_state": model_state, **info}  # an interpolation's plan says its own
     start = time.perf_counter()
     values, evaluated, where = (evaluator or execute)(fn, origin, directions, data,
-                                                        coefficients, **options)
+                                                        coefficients, engine)
     seconds = time.perf_counter() - start
     shape = (len(alphas),) if betas is None else (len(alphas), len(betas))
     if gammas is not None:
@@ -81,8 +76,7 @@ def run_surface(kind: str, fn: Fn, origin: PyTree | None, directions: list[PyTre
         warnings.warn(f"{kind}: non-finite values at {nonfinite} points (diverged loss?); they "
                       f"are kept as NaN/inf in the Surface and masked in plots", RuntimeWarning,
                       stacklevel=3)
-    batch_size = options.get("batch_size")
-    store = options.get("store")
+    batch_size, store = engine.batch_size, engine.store
     n = where.pop("num_examples")  # examples each value averages (the subset's, if any)
     meta = {
         "kind": kind,
@@ -90,7 +84,7 @@ def run_surface(kind: str, fn: Fn, origin: PyTree | None, directions: list[PyTre
         "num_examples": n,
         "batch_size": (batching.resolve_batch_size(batch_size, n) if batching.is_in_memory(data)
                        else "stream"),
-        "points_per_step": options.get("points_per_step", 1),
+        "points_per_step": engine.points_per_step,
         **where,
         "nonfinite": nonfinite,
         "points_evaluated": evaluated,

@@ -35,9 +35,7 @@ def plan_chunks(num_points: int, chunk_size: int | None, num_devices: int) -> tu
 def make_mesh(num_points: int, chunk_size: int | None, devices: Sequence[distributed.Device] | None,
                mesh: Mesh | None, split: batching.SplitData | None) -> Mesh:
     """The ``("points", "data")`` mesh of a request (see :mod:`jaxsurf.distributed`)."""
-    if mesh is not None:
-        if devices is not None:
-            raise ValueError("pass devices= or mesh=, not both")
+    if mesh is not None:  # (devices= with mesh= is refused by the Engine options)
         mesh = distributed.as_mesh(mesh)
         if split is None and mesh.shape["data"] > 1:
             raise ValueError(f"a mesh with a 'data' axis of {mesh.shape['data']} devices needs "

@@ -10,14 +10,13 @@ Example:
     >>> w = {"w": jnp.zeros(2)}
     >>> values, evaluated, facts = execute_pointwise(
     ...     lambda i, device: {"x": float(i) / 2}, ["x"], w, [w, w],
-    ...     [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0]], {}, progress=False)
+    ...     [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0]], {}, engine=Engine(progress=False))
     >>> values["x"].tolist(), evaluated
     ([0.0, 0.5, 1.0], 3)
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any, Callable, Sequence
 
 import jax
@@ -26,8 +25,9 @@ import numpy as np
 from jaxsurf import _validate, distributed
 from jaxsurf._engine.job import Job, default_progress
 from jaxsurf._engine.loop import ChunkFn, open_store, run_chunks
+from jaxsurf._engine.options import Engine
 from jaxsurf._engine.plan import plan
-from jaxsurf.progress import ProgressOption, make_sink
+from jaxsurf.progress import make_sink
 from jaxsurf.tree import PyTree
 
 __all__ = ["PointFn", "execute_pointwise"]
@@ -44,9 +44,7 @@ def _no_fn(params: PyTree, batch: PyTree) -> Any:
 def execute_pointwise(point_fn: PointFn, names: list[str], origin: PyTree,
                       directions: Sequence[PyTree], coefficients: Any,
                       request: dict[str, Any], *, num_examples: int | None = None,
-                      devices: Sequence[distributed.Device] | None = None,
-                      chunk_size: int | None = None, progress: ProgressOption = None,
-                      store: str | os.PathLike | None = None,
+                      engine: Engine = Engine(),
                       ) -> tuple[dict[str, np.ndarray], int, dict[str, Any]]:
     """Runs ``point_fn`` at every grid point through the engine's chunk loop.
 
@@ -58,24 +56,22 @@ def execute_pointwise(point_fn: PointFn, names: list[str], origin: PyTree,
         request: what else decides the values (data fingerprint, settings,
             random key), recorded in the store's request.
         num_examples: examples behind each value (for the metadata).
-        devices: devices to spread the points over (default: the default
-            device).
-        chunk_size: points per chunk (default: one per device): how often the
-            store saves and the progress reports.
-        progress: as in :func:`jaxsurf.evaluate_points`.
-        store: a directory that keeps finished points (float32, as every store).
+        engine: the options; this path uses ``devices`` (default: the default
+            device), ``chunk_size`` (points per chunk, default one per device:
+            how often the store saves and the progress reports), ``progress``
+            and ``store`` (finished points kept as float32, as every store).
 
     Returns:
         ``(values, points evaluated, facts)``; without a store the values
         keep ``point_fn``'s precision (float64).
     """
     coefficients = _validate.coefficients(coefficients, len(directions))
-    devices = [jax.devices()[0]] if devices is None else list(
-        distributed.plan_mesh(1, devices, data_parallel=False).devices.flat)
-    if chunk_size is not None:
-        _validate.positive_int(chunk_size, "chunk_size")
-    mesh, chunk = plan(len(coefficients), chunk_size or len(devices), devices, None, None)
-    sink = make_sink(default_progress(progress, mesh))
+    store = engine.store
+    devices = [jax.devices()[0]] if engine.devices is None else list(
+        distributed.plan_mesh(1, engine.devices, data_parallel=False).devices.flat)
+    mesh, chunk = plan(len(coefficients), engine.chunk_size or len(devices), devices, None,
+                       None)
+    sink = make_sink(default_progress(engine.progress, mesh))
     job = Job(_no_fn, origin, list(directions), origin, coefficients, mesh, chunk, 1, None, sink)
     todo = np.arange(job.num_points)
     values = {k: np.zeros(job.num_points, np.float64) for k in names}

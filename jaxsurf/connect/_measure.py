@@ -19,11 +19,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsurf import batching, tree
+from jaxsurf._engine.options import Engine, takes_engine
 from jaxsurf._state import STATE_POLICIES, StatefulFn, from_float, to_float
 from jaxsurf._version import __version__
 from jaxsurf.connect._curve import Curve, check_t, end_states
 from jaxsurf.evaluate import evaluate_points
-from jaxsurf.progress import ProgressOption
 from jaxsurf.surface import Surface, metadata_from
 from jaxsurf.tree import PyTree
 
@@ -263,13 +263,13 @@ def _plan_curve(fn: Callable, curve: Curve, data: Any, ts: np.ndarray,
         "batch_norm": "interpolated: (1 - t) * state_a + t * state_b"}
 
 
+@takes_engine("js.connect.evaluate_curve")
 def evaluate_curve(fn: Callable[[PyTree, Any], Any], curve: Curve, data: Any, ts: Any, *,
                    state_policy: str | None = None, recompute_data: Any = None,
                    states: tuple[PyTree, PyTree] | None = None,
                    recompute: BatchStatsRecompute | None = None,
-                   batch_size: int | None = None, metadata: Mapping[str, Any] | None = None,
-                   store: str | os.PathLike | None = None, progress: ProgressOption = None,
-                   **options: Any) -> Surface:
+                   metadata: Mapping[str, Any] | None = None,
+                   engine: Engine = Engine()) -> Surface:
     """Exact data-set means of ``fn`` at ``curve.at(t)`` for every ``t`` in ``ts``.
 
     Runs on the evaluation engine (:func:`jaxsurf.evaluate_points`: devices,
@@ -313,7 +313,9 @@ def evaluate_curve(fn: Callable[[PyTree, Any], Any], curve: Curve, data: Any, ts
             end points are not the adapters' own arrays (e.g. a loaded curve).
         recompute: a :class:`BatchStatsRecompute` (for ``fn`` over Linen
             variables), or ``None``; not with ``state_policy``.
-        batch_size, metadata, store, progress, options: as in
+        metadata: as in :func:`jaxsurf.evaluate_line`.
+        engine: a :class:`jaxsurf.Engine`, or its options as keywords
+            (``batch_size``, ``store``, ``progress``, ``chunk_size``, ...), as in
             :func:`jaxsurf.evaluate_line` (``batch_size`` also splits
             ``recompute_data``).
 
@@ -337,7 +339,8 @@ def evaluate_curve(fn: Callable[[PyTree, Any], Any], curve: Curve, data: Any, ts
     start = time.perf_counter()
     if recompute is None:
         fn, points, coefficients, facts = _plan_curve(fn, curve, data, ts, state_policy,
-                                                      recompute_data, states, batch_size)
+                                                      recompute_data, states,
+                                                      engine.batch_size)
     else:
         if state_policy is not None or recompute_data is not None or states is not None:
             raise ValueError("recompute= (a BatchStatsRecompute, for fn over Linen variables) "
@@ -353,8 +356,7 @@ def evaluate_curve(fn: Callable[[PyTree, Any], Any], curve: Curve, data: Any, ts
             points.append({"params": params, "batch_stats": recompute(params)})
         coefficients = np.eye(len(ts))
         facts = {"batch_norm": f"recomputed at every t over {recompute.num_examples} examples"}
-    values = evaluate_points(fn, None, points, data, coefficients, batch_size=batch_size,
-                             store=store, progress=progress, **options)
+    values = evaluate_points(fn, None, points, data, coefficients, engine=engine)
     meta = {"kind": "curve", "curve_kind": curve.kind, "num_bends": curve.num_bends,
             "params_a_fingerprint": tree.fingerprint(curve.params_a),
             "params_b_fingerprint": tree.fingerprint(curve.params_b),
@@ -363,7 +365,7 @@ def evaluate_curve(fn: Callable[[PyTree, Any], Any], curve: Curve, data: Any, ts
             else "stream",
             "axis_labels": ["t (0: params_a, 1: params_b)"],
             "seconds": time.perf_counter() - start, "library_version": __version__,
-            "store": None if store is None else os.fspath(store),
+            "store": None if engine.store is None else os.fspath(engine.store),
             **metadata_from(metadata)}
     return Surface(ts, None, values, meta)
 

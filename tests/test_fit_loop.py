@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import signal
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -26,7 +27,7 @@ def _toy(steps=4):
     """A noisy SGD fit whose every step draws from the key in its state."""
     tx = optax.sgd(0.1, momentum=0.9)
 
-    def epoch(params, state, report):
+    def epoch(params: Any, state, report):
         key, opt = state["key"], state["opt_state"]
         losses = []
         for i in range(steps):
@@ -49,7 +50,7 @@ def _folder(path, **kw):
                            argument="folder", writer="the test", **kw)
 
 
-def _run(path, epochs=3, settings=None, progress=False, **kw):
+def _run(path, epochs=3, settings=None, progress: Any = False, **kw):
     epoch, params, state = _toy()
     return _fitloop.run(epoch, params, state, epochs=epochs, folder=_folder(path, **kw),
                         settings=settings or {"lr": 0.1, "epochs": epochs}, log=None,
@@ -203,7 +204,7 @@ def test_item3_train_fit_refuses_to_resume_with_changed_settings_or_data(tmp_pat
     # continued the saved run with the new settings (config.json was just overwritten)
     config = train.TrainConfig(epochs=1, batch_size=32, eval_batch_size=128)
     train.fit(TinyNet(), DATA, config, out_dir=tmp_path, log=None, progress=False)
-    again = dict(out_dir=tmp_path, log=None, progress=False)
+    again: dict[str, Any] = {"out_dir": tmp_path, "log": None, "progress": False}
     with pytest.raises(ValueError, match=r"(?s)holds a model fit with other settings or "
                                          r"data; these differ:\n  learning_rate: stored 0\.05, "
                                          r"requested 0\.1\n.*use another out_dir"):

@@ -13,7 +13,7 @@ rest, the same way for both:
   :class:`jaxsurf.trajectory.TrajectoryRecorder`; the epoch's log row is
   appended to ``log.jsonl`` *before* its checkpoint (a crash in between only
   leaves a row that a resume drops), whole and fsynced
-  (:func:`jaxsurf._atomic.append_line`); a torn last line is dropped on resume.
+  (:func:`jaxsurf._io.atomic.append_line`); a torn last line is dropped on resume.
 * **resume**: a folder that holds checkpoints resumes from the last complete
   one, bit for bit as an uninterrupted run (the key and optimizer state are
   in the checkpoint). The settings file (the fingerprint of data and settings)
@@ -376,7 +376,7 @@ def _open(folder: Folder, params: PyTree, state: PyTree, settings: Mapping[str, 
                                                   jax.tree_util.tree_leaves(restored))
             state = _unstored(saved, state)
             # rows after the checkpoint (each row is logged before its checkpoint) and a
-            # torn last line (see jaxsurf._atomic.append_line) are dropped
+            # torn last line (see jaxsurf._io.atomic.append_line) are dropped
             history = [row for row in _atomic.read_json_lines(log_file, key="epoch")
                        if row["epoch"] <= start_epoch]
             _atomic.write_text(log_file, "".join(json.dumps(row) + "\n" for row in history))

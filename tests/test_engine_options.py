@@ -76,46 +76,67 @@ def _same(a, b):
         np.testing.assert_array_equal(np.asarray(a[k]), np.asarray(b[k]))
 
 
-def test_item2_every_entry_point_accepts_engine_and_matches_keywords():
-    fn, params, data, d1, d2, d3 = _problem()
-    kw = {"batch_size": 6, "chunk_size": 2, "progress": False}
-    eng = js.Engine(**kw)
-    _same(js.evaluate_points(fn, params, [d1], data, [[0.0], [0.5]], **kw),
-          js.evaluate_points(fn, params, [d1], data, [[0.0], [0.5]], engine=eng))
-    pairs = [
-        (lambda **o: js.evaluate_line(fn, params, d1, data, GRID, **o)),
-        (lambda **o: js.evaluate_plane(fn, params, d1, d2, data, GRID, GRID, **o)),
-        (lambda **o: js.evaluate_plane(fn, params, d1, d2, data, np.linspace(-1, 1, 5),
-                                       np.linspace(-1, 1, 5), refine=js.Refine(tol=0.5, start=1),
-                                       **o)),
-        (lambda **o: js.evaluate_volume(fn, params, d1, d2, d3, data, GRID[:2], GRID[:2],
-                                        GRID[:2], **o)),
-        (lambda **o: js.interpolate(fn, params, js.tree.add(params, d1), data, GRID, **o)),
-        (lambda **o: js.connect.evaluate_curve(fn, js.connect.line(params, js.tree.add(
-            params, d1)), data, np.linspace(0, 1, 3), **o)),
-    ]
-    for run in pairs:
-        by_keywords, by_engine = run(**kw), run(engine=eng)
-        _same(by_keywords.metrics, by_engine.metrics)
-        assert by_engine.metadata.get("batch_size", 6) == 6
-    _same(js.dataset_mean(fn, data, batch_size=6)(params),
-          js.dataset_mean(fn, data, engine=js.Engine(batch_size=6))(params))
-    one = js.Engine(batch_size=6)
+KW = {"batch_size": 6, "chunk_size": 2, "progress": False}
+
+
+def _surfaces(fn, params, data, d1, d2, d3):
+    """Entry points returning a Surface (or values), called with the options ``o``."""
+    far = js.tree.add(params, d1)
+    five = np.linspace(-1, 1, 5)
     key = jax.random.key(0)
-    for call in (lambda **o: js.hessian.hvp(fn, params, data, d1, **o),
-                 lambda **o: js.hessian.hvp_operator(fn, params, data, **o)(d1),
-                 lambda **o: js.hessian.top_eigenpairs(fn, params, data, key=key, **o)[0],
-                 lambda **o: js.hessian.trace(fn, params, data, key=key, num_samples=4, **o),
-                 lambda **o: js.sharpness.epsilon_sharpness(fn, params, data, **o),
-                 lambda **o: js.sharpness.sam_sharpness(fn, params, data, **o)):
-        a, b = call(batch_size=6), call(engine=one)
-        for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
-            np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
-    cm_kw = js.hessian.convexity_map(fn, params, d1, d2, data, GRID[:2], GRID[:2], key=key,
-                                     num_iterations=3, **kw)
-    cm_engine = js.hessian.convexity_map(fn, params, d1, d2, data, GRID[:2], GRID[:2],
-                                         key=key, num_iterations=3, engine=eng)
-    _same(cm_kw.metrics, cm_engine.metrics)
+    return {
+        "evaluate_points": lambda **o: js.evaluate_points(fn, params, [d1], data,
+                                                          [[0.0], [0.5]], **o),
+        "evaluate_line": lambda **o: js.evaluate_line(fn, params, d1, data, GRID, **o),
+        "evaluate_plane": lambda **o: js.evaluate_plane(fn, params, d1, d2, data, GRID, GRID,
+                                                        **o),
+        "evaluate_plane(refine=)": lambda **o: js.evaluate_plane(
+            fn, params, d1, d2, data, five, five, refine=js.Refine(tol=0.5, start=1), **o),
+        "evaluate_volume": lambda **o: js.evaluate_volume(fn, params, d1, d2, d3, data,
+                                                          GRID[:2], GRID[:2], GRID[:2], **o),
+        "interpolate": lambda **o: js.interpolate(fn, params, far, data, GRID, **o),
+        "connect.evaluate_curve": lambda **o: js.connect.evaluate_curve(
+            fn, js.connect.line(params, far), data, np.linspace(0, 1, 3), **o),
+        "hessian.convexity_map": lambda **o: js.hessian.convexity_map(
+            fn, params, d1, d2, data, GRID[:2], GRID[:2], key=key, num_iterations=3, **o),
+    }
+
+
+def _batch_size_only(fn, params, data, d1):
+    """Entry points that use only ``batch_size`` of the engine."""
+    key = jax.random.key(0)
+    return {
+        "dataset_mean": lambda **o: js.dataset_mean(fn, data, **o)(params),
+        "hessian.hvp": lambda **o: js.hessian.hvp(fn, params, data, d1, **o),
+        "hessian.hvp_operator": lambda **o: js.hessian.hvp_operator(fn, params, data, **o)(d1),
+        "hessian.top_eigenpairs": lambda **o: js.hessian.top_eigenpairs(
+            fn, params, data, key=key, **o)[0],
+        "hessian.trace": lambda **o: js.hessian.trace(fn, params, data, key=key,
+                                                      num_samples=4, **o),
+        "sharpness.epsilon_sharpness": lambda **o: js.sharpness.epsilon_sharpness(
+            fn, params, data, **o),
+        "sharpness.sam_sharpness": lambda **o: js.sharpness.sam_sharpness(fn, params, data, **o),
+    }
+
+
+@pytest.mark.parametrize("entry", list(_surfaces(*[None] * 6)))
+def test_item2_every_entry_point_accepts_engine_and_matches_keywords(entry):
+    fn, params, data, d1, d2, d3 = _problem()
+    run = _surfaces(fn, params, data, d1, d2, d3)[entry]
+    by_keywords, by_engine = run(**KW), run(engine=js.Engine(**KW))
+    if isinstance(by_keywords, js.Surface):
+        assert by_engine.metadata.get("batch_size", 6) == 6
+        by_keywords, by_engine = by_keywords.metrics, by_engine.metrics
+    _same(by_keywords, by_engine)
+
+
+@pytest.mark.parametrize("entry", list(_batch_size_only(*[None] * 4)))
+def test_item2_functions_using_batch_size_accept_engine_too(entry):
+    fn, params, data, d1, *_ = _problem()
+    run = _batch_size_only(fn, params, data, d1)[entry]
+    a, b = run(batch_size=6), run(engine=js.Engine(batch_size=6))
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
 def test_item2_a_keyword_overrides_that_field_of_engine(tmp_path):

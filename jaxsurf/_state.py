@@ -320,13 +320,15 @@ def estimate_from_updates(update: Callable[[PyTree, Any], PyTree], state: PyTree
 
 def interpolate_recomputed(fn: Callable, params_a: PyTree, params_b: PyTree, data: Any,
                            alphas: Any, recompute_data: Any, batch_size: int | None,
-                           info: dict, metadata: Any, options: dict) -> Any:
+                           info: dict, metadata: Any, options: dict,
+                           evaluate_points: Callable[..., Any]) -> Any:
     """``js.interpolate`` with ``state_policy="recompute"``: at every alpha the
     statistics are re-estimated from ``recompute_data`` (training-mode passes),
-    then the point is evaluated exactly on ``data``."""
+    then the point is evaluated exactly on ``data`` with ``evaluate_points``
+    (:func:`jaxsurf.evaluate.evaluate_points`, passed in by its caller: this
+    module sits below the evaluators and does not import them)."""
     from jaxsurf import batching
     from jaxsurf._version import __version__
-    from jaxsurf.evaluate import evaluate_points
     from jaxsurf.surface import Surface, metadata_from
 
     stateful = getattr(fn, "jaxsurf_state", None)

@@ -347,7 +347,7 @@ def interpolate(fn: Fn, params_a: PyTree, params_b: PyTree, data: Any, alphas: A
         return interpolate_recomputed(fn, params_a, params_b, data, alphas, recompute_data,
                                       engine.batch_size, info, metadata,
                                       {k: v for k, v in engine.keywords().items()
-                                       if k != "batch_size"})
+                                       if k != "batch_size"}, evaluate_points)
     fn, params_a, params_b, state_facts = plan_interpolation(fn, params_a, params_b,
                                                              state_policy)
     info.update(state_facts)

@@ -54,16 +54,6 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "app": ("jaxsurf.cli", "jaxsurf._compute_cli", "jaxsurf._cli_outputs", "jaxsurf.__main__"),
 }
 
-# Upward imports and cycles that other work of the same round is still removing; each is
-# checked by test_item7_known_exceptions_are_gone (xfail until it passes), none is
-# tolerated anywhere else. Empty this when they are gone.
-KNOWN_UPWARD: set[tuple[str, str]] = {
-    # _state.interpolate_recomputed calls evaluate.evaluate_points (evaluate <-> _state)
-    ("jaxsurf._state", "jaxsurf.evaluate"),
-}
-KNOWN_CYCLE_MEMBERS: set[str] = {"jaxsurf._state"}
-
-
 def report_module() -> types.ModuleType:
     spec = importlib.util.spec_from_file_location(
         "architecture_report", ROOT / "scripts" / "architecture_report.py")
@@ -117,7 +107,7 @@ def test_item7_every_module_has_a_layer():
 
 
 def test_item7_no_upward_imports():
-    found = upward_imports(graph("jaxsurf")) - KNOWN_UPWARD
+    found = upward_imports(graph("jaxsurf"))
     names = list(LAYERS)
     assert not found, "upward imports (a module imports a higher layer):\n" + "\n".join(
         f"  {a} ({names[layer_of(a)]}) imports {b} ({names[layer_of(b)]})"
@@ -125,7 +115,8 @@ def test_item7_no_upward_imports():
 
 
 def test_item7_no_import_cycles_in_jaxsurf():
-    found = [c for c in cycles(graph("jaxsurf")) if not set(c) & KNOWN_CYCLE_MEMBERS]
+    # (evaluate <-> _state is gone: _state.interpolate_recomputed is given evaluate_points)
+    found = cycles(graph("jaxsurf"))
     assert not found, f"import cycles: {found}"
 
 
@@ -134,12 +125,6 @@ def test_item7_no_import_cycles_in_experiments_and_the_library_never_imports_the
     assert not found, f"import cycles among experiments/: {found}"
     edges = parsed_graph("jaxsurf")[1]
     assert not [e for e in edges if e[1].split(".")[0] == "experiments"]
-
-
-@pytest.mark.xfail(strict=False, reason="other work of this round removes them")
-def test_item7_known_exceptions_are_gone():
-    assert not upward_imports(graph("jaxsurf")) & KNOWN_UPWARD
-    assert not cycles(graph("jaxsurf"))
 
 
 def test_item7_the_checker_sees_an_upward_import_and_a_cycle():

@@ -173,13 +173,17 @@ def test_item2_a_misspelled_keyword_still_suggests_the_right_one():
         js.evaluate_line(fn, params, d1, data, GRID, engine={"batch_size": 4})
 
 
-def test_item2_engine_options_a_function_does_not_use_are_refused():
+def test_item2_engine_options_a_function_does_not_use_are_ignored_unless_they_change_values():
     fn, params, data, d1, *_ = _problem()
+    key = jax.random.key(0)
+    shared = js.Engine(batch_size=4, store="runs/x", progress=False, chunk_size=2)
+    plain = js.hessian.trace(fn, params, data, key=key, batch_size=4)
+    assert js.hessian.trace(fn, params, data, key=key, engine=shared) == plain
     with pytest.raises(ValueError, match=r"js.hessian.trace does not use the engine options "
-                                         r"\['store'\].*dataclasses.replace\(engine, "
-                                         r"store=None\)"):
-        js.hessian.trace(fn, params, data, key=jax.random.key(0),
-                         engine=js.Engine(batch_size=4, store="runs/x"))
+                                         r"\['compute_dtype'\].*they change values.*"
+                                         r"dataclasses.replace\(engine, compute_dtype=None\)"):
+        js.hessian.trace(fn, params, data, key=key,
+                         engine=js.Engine(batch_size=4, compute_dtype="bfloat16"))
     with pytest.raises(TypeError, match="js.dataset_mean got an unknown option 'store'"):
         js.dataset_mean(fn, data, store="runs/x")
 

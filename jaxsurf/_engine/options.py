@@ -40,6 +40,11 @@ __all__ = ["Engine", "takes_engine", "unknown_keyword", "OPTION_NAMES"]
 
 R = TypeVar("R")
 
+# Options that change the values computed: a function that does not use one of them
+# refuses an engine= that sets it. The others (how points are run, shown, stored)
+# are ignored where they do not apply, so one Engine serves every call.
+VALUE_OPTIONS = frozenset({"compute_dtype", "subsample", "subsample_seed"})
+
 
 @dataclasses.dataclass(frozen=True)
 class Engine:
@@ -54,9 +59,12 @@ class Engine:
     ``progress``, ``devices``, ``chunk_size``), :func:`jaxsurf.dataset_mean`,
     the :mod:`jaxsurf.hessian` and :mod:`jaxsurf.sharpness` functions. The
     keyword arguments of the same names keep working; a keyword given
-    together with ``engine=`` overrides that field. A function refuses an
-    ``engine=`` whose fields it does not use are set (say
-    ``dataclasses.replace(engine, store=None)``), rather than ignore them.
+    together with ``engine=`` overrides that field. One ``Engine`` serves
+    every call: fields that only say how points are run, shown or stored
+    (``progress``, ``store``, ``chunk_size`` ...) are ignored by a function
+    that has no use for them, but one that would change the values
+    (``compute_dtype``, ``subsample``, ``subsample_seed``) is refused there
+    rather than silently ignored.
 
     Build variants with :func:`dataclasses.replace` (it validates again).
 
@@ -225,11 +233,12 @@ def takes_engine(where: str, uses: Collection[str] | None = None
                                 f"js.Engine(batch_size=256)) or None, got "
                                 f"{type(engine).__name__}")
             if engine is not None:
-                unused = sorted(set(engine.changed()) - used)
+                unused = sorted(set(engine.changed()) & VALUE_OPTIONS - used)
                 if unused:
                     raise ValueError(
                         f"{where} does not use the engine options {unused} set in engine= "
-                        f"(it uses {sorted(used)}); pass dataclasses.replace(engine, "
+                        f"(it uses {sorted(used)}), and they change values; pass "
+                        f"dataclasses.replace(engine, "
                         f"{', '.join(f'{k}={getattr(defaults, k)!r}' for k in unused)})")
             if not whole:
                 if engine is not None:

@@ -44,7 +44,7 @@ import numpy as np
 
 import jaxsurf as js
 from experiments.data import fashion_mnist
-from experiments.report import write_text
+from experiments.report import save_text
 from jaxsurf import models, train
 
 connect = js.connect
@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> dict:
     for kind in args.models:
         results["models"][kind] = run_model(kind, data, preset, out)
     results["seconds"] = time.perf_counter() - start
-    write_text(out / "results.json", json.dumps(results, indent=1, default=float))
+    save_text(out / "results.json", json.dumps(results, indent=1, default=float))
     print("\nbarriers (train loss; test error in points):")
     for kind, r in results["models"].items():
         for label, row in r["barriers"].items():

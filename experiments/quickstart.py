@@ -23,7 +23,7 @@ import numpy as np
 import jaxsurf as js
 from jaxsurf import models, train
 from experiments.data import fashion_mnist
-from experiments.report import stored, write_text
+from experiments.report import save_text, stored
 from jaxsurf.interrupt import run_command
 
 # ----------------------------------------------------------------- config
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
         "figures": [str(out / f"{name}.png") for name in ("training_curves", *figures)],
         "paraview": str(vtp), "viewer": str(viewer) if viewer else None,
     }
-    write_text(out / "summary.json", json.dumps(summary, indent=1))
+    save_text(out / "summary.json", json.dumps(summary, indent=1))
     text = "\n".join([
         f"SmallCNN ({models.num_params(result.variables['params'])} params) on Fashion-MNIST, "
         f"{len(result.history)} epochs: test accuracy {100 * test['accuracy']:.2f} %",
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"figures: {', '.join(summary['figures'])}",
         f"ParaView: {summary['paraview']}, interactive page: {summary['viewer']}",
         f"total time {summary['total_seconds']:.0f} s"])
-    write_text(out / "summary.txt", text + "\n")
+    save_text(out / "summary.txt", text + "\n")
     print(text)
     return summary
 

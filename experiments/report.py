@@ -63,14 +63,14 @@ def jsonable(value: Any) -> Any:
         return None
     return value
 
-def write_text(path: Path, text: str) -> None:
+def save_text(path: Path, text: str) -> None:
     """Writes ``text`` through the library's one atomic writer: a crash mid-write
     leaves the old file."""
     _atomic.write_text(path, text)
 
 def write_json(path: Path, value: Any) -> None:
     """Writes ``value`` as JSON atomically (NaN and inf as null)."""
-    write_text(path, json.dumps(jsonable(value), indent=1, default=str))
+    save_text(path, json.dumps(jsonable(value), indent=1, default=str))
 
 
 # ----------------------------------------------------------------- reuse

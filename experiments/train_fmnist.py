@@ -16,7 +16,7 @@ from pathlib import Path
 
 import jaxsurf as js
 from experiments.data import fashion_mnist
-from experiments.report import write_text
+from experiments.report import save_text
 from jaxsurf import models, train
 from jaxsurf.interrupt import run_command
 
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
                "train_seconds_this_run": result.seconds,
                "train_seconds_total": sum(h["seconds"] for h in result.history),
                "history": result.history}
-    write_text(out / "results.json", json.dumps(results, indent=1, default=str))
+    save_text(out / "results.json", json.dumps(results, indent=1, default=str))
     print(f"{name}: test accuracy {100 * test['accuracy']:.2f} % after {args.epochs} epochs, "
           f"{results['train_seconds_total']:.0f} s of training")
     return results

@@ -263,7 +263,7 @@ def run_model(kind: str, data: dict, preset: Preset, out: Path) -> dict:
 
 # ----------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--preset", choices=sorted(PRESETS), default="quick")
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--data-dir", default=None)

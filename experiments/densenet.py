@@ -55,7 +55,7 @@ NETWORKS = {
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    args = cfg.parse_args(__doc__, PRESETS, argv, variants=VARIANTS)
+    args = cfg.parse_args(__doc__ or "", PRESETS, argv, variants=VARIANTS)
     out = cfg.output_dir(args, EXPERIMENT)
 
     # ---- data

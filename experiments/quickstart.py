@@ -38,7 +38,7 @@ SEED = 0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--out", default="runs/quickstart", help="output directory")
     parser.add_argument("--data-dir", default=None,
                         help="folder with the Fashion-MNIST *-ubyte.gz files "

@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         parser.add_argument("--noskip", action="store_true",
                             help="run only the net without shortcuts (= --variants noskip)")
 
-    args = cfg.parse_args(__doc__, PRESETS, argv, variants=VARIANTS,
+    args = cfg.parse_args(__doc__ or "", PRESETS, argv, variants=VARIANTS,
                           datasets=("fashion_mnist", "cifar10", "imagenet"),
                           add_arguments=add_arguments,
                           min_epochs=2)  # epochs 0..2: the two PCs of a path of 3 points

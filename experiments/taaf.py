@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         parser.add_argument("--width", type=_positive_int, default=None,
                             help="units per hidden layer (paper: 6000 or 9000; default: preset)")
 
-    args = cfg.parse_args(__doc__, PRESETS, argv, datasets=("gene_expression",),
+    args = cfg.parse_args(__doc__ or "", PRESETS, argv, datasets=("gene_expression",),
                           losses=("mae", "mse"), variants=VARIANTS, add_arguments=add_arguments)
     out = cfg.output_dir(args, EXPERIMENT, width=args.width)
 

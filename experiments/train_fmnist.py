@@ -27,7 +27,7 @@ CONFIG = train.TrainConfig(epochs=4, batch_size=128, optimizer="nesterov", learn
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--model", default="resnet20", help=f"one of {models.available()}")
     parser.add_argument("--noskip", action="store_true", help="remove every shortcut")
     parser.add_argument("--epochs", type=int, default=CONFIG.epochs)

@@ -229,6 +229,14 @@ def public_names(root: Path, parsed) -> dict[str, dict]:
 
 
 def header_formats(parsed) -> list[dict]:
+    tables = set()  # keys of module-level dicts named *FORMAT*: {kind: newest version}
+    for _name, (_path, tree) in parsed.items():
+        for node in tree.body:
+            target = node.target if isinstance(node, ast.AnnAssign) else (
+                node.targets[0] if isinstance(node, ast.Assign) else None)
+            if isinstance(target, ast.Name) and "FORMAT" in target.id.upper() and \
+                    isinstance(node.value, ast.Dict):
+                tables.update(k.value for k in node.value.keys if isinstance(k, ast.Constant))
     found = []
     for name, (_path, tree) in parsed.items():
         if not name.startswith("jaxsurf"):
@@ -243,7 +251,8 @@ def header_formats(parsed) -> list[dict]:
         for key, value in consts.items():
             if "FORMAT" in key.upper() and "VERSION" not in key.upper() and \
                     isinstance(value, str) and value.startswith("jaxsurf."):
-                versioned = any("VERSION" in k.upper() and "FORMAT" in k.upper() for k in consts)
+                versioned = value in tables or any(
+                    "VERSION" in k.upper() and "FORMAT" in k.upper() for k in consts)
                 found.append({"module": name, "constant": key, "value": value,
                               "version_constant": versioned})
     return found
@@ -468,13 +477,13 @@ def print_table(r: dict) -> None:
     for name, n in e["files"].items():
         print(f"  {name:24s} {n:>5d}  {'script' if name in e['runnable'] else 'shared'}")
     h = r["header_formats"]
-    print(f"\nfile kinds with a header: {h['count']} ({h['versioned']} with a version constant); "
+    print(f"\nfile kinds with a header: {h['count']} ({h['versioned']} with a version number); "
           f"modules that build a header: {len(h['builders'])}, that read one: "
           f"{len(h['readers'])}")
     print(f"  build: {', '.join(h['builders'])}\n  read:  {', '.join(h['readers'])}")
     for f in h["items"]:
         print(f"  {f['module']:28s} {f['constant']} = {f['value']!r}"
-              f"{'  (+ version constant)' if f['version_constant'] else ''}")
+              f"{'  (+ version number)' if f['version_constant'] else ''}")
     w = r["writers"]
     counts = defaultdict(int)
     for item in w["items"]:

@@ -25,8 +25,8 @@ from jaxsurf.evaluate import (Engine, dataset_mean, evaluate_line, evaluate_plan
                               evaluate_points, evaluate_volume, interpolate)
 from jaxsurf.pca import pca_directions, project
 from jaxsurf.progress import ProgressBar, ProgressInfo
-from jaxsurf.refine import Refine
-from jaxsurf.store import StoreError, StoreMismatchError
+from jaxsurf._refine import Refine
+from jaxsurf._store import StoreError, StoreMismatchError
 from jaxsurf.surface import Surface, SurfaceFileError
 from jaxsurf.trajectory import TrajectoryRecorder, load_trajectory
 from jaxsurf.volume import random_directions

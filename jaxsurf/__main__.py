@@ -1,6 +1,6 @@
 """``python -m jaxsurf``: see :mod:`jaxsurf.cli`."""
 
-from jaxsurf.cli import main
+from jaxsurf._cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -18,7 +18,7 @@ rest, the same way for both:
   one, bit for bit as an uninterrupted run (the key and optimizer state are
   in the checkpoint). The settings file (the fingerprint of data and settings)
   must match the request; a folder made for other data or settings is
-  refused, naming every field that differs (:func:`jaxsurf.store.differences`).
+  refused, naming every field that differs (:func:`jaxsurf._store.differences`).
 * **interrupts**: the log append and the checkpoint of a finished epoch are
   written with SIGINT/SIGTERM held back (:func:`jaxsurf.interrupt.deferred`),
   so a finished epoch is never lost; Ctrl-C or SIGTERM then raises
@@ -55,7 +55,7 @@ from jaxsurf import tree
 from jaxsurf._io import atomic as _atomic, jsonfile as _json
 from jaxsurf.interrupt import Interrupted, deferred, is_interrupt
 from jaxsurf.progress import ProgressOption, ProgressTracker, make_sink
-from jaxsurf.store import differences
+from jaxsurf._store import differences
 from jaxsurf.tree import PyTree
 
 __all__ = ["Folder", "Fit", "run", "check_settings", "optimizer_fingerprint",

@@ -327,7 +327,7 @@ def interpolate_recomputed(fn: Callable, params_a: PyTree, params_b: PyTree, dat
     then the point is evaluated exactly on ``data`` with ``evaluate_points``
     (:func:`jaxsurf.evaluate.evaluate_points`, passed in by its caller: this
     module sits below the evaluators and does not import them)."""
-    from jaxsurf import batching
+    from jaxsurf import _batching as batching
     from jaxsurf._version import __version__
     from jaxsurf.surface import Surface, metadata_from
 

@@ -242,7 +242,7 @@ def evaluate_plane(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, data: Any, al
             **shared_normalization(descriptions)}
     run = run_surface
     if refine is not None:
-        from jaxsurf import refine as refine_lib  # imports this module: loaded on use
+        from jaxsurf import _refine as refine_lib  # imports this module: loaded on use
         run = refine_lib.runner(refine, alphas, betas)
     return run("plane", fn, params, [d1, d2], data, alphas, betas, coefficients,
                info, metadata, engine=engine)

@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsurf import _validate, batching
+from jaxsurf import _validate, _batching as batching
 from jaxsurf.surface import SEM_SUFFIX
 from jaxsurf.tree import PyTree
 

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxsurf import _fitloop, _validate, batching, tree
+from jaxsurf import _fitloop, _validate, _batching as batching, tree
 from jaxsurf._io import atomic as _atomic
 from jaxsurf._engine.data import check_data_dtypes
 from jaxsurf._deprecation import deprecated_alias
@@ -41,7 +41,7 @@ from jaxsurf.evaluate import dataset_mean
 from jaxsurf.flax import eval_mode_kwargs, linen_metrics_fn
 from jaxsurf.losses import get_loss
 from jaxsurf.progress import ProgressOption
-from jaxsurf.store import data_fingerprint
+from jaxsurf._store import data_fingerprint
 
 __all__ = ["TrainConfig", "TrainResult", "make_schedule", "make_optimizer", "fit",
            "plot_history", "read_log", "best_epoch"]

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxsurf import cli
+from jaxsurf import _cli as cli
 from jaxsurf.surface import Surface
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jaxsurf as js
-from jaxsurf import cli
-from jaxsurf import store as store_lib
+from jaxsurf import _cli as cli
+from jaxsurf import _store as store_lib
 
 GRID = np.linspace(-1.0, 1.0, 4)
 

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 import jaxsurf as js
-from jaxsurf import _validate, cli
+from jaxsurf import _validate, _cli as cli
 from jaxsurf._io import atomic as _atomic
-from jaxsurf import store as store_lib
+from jaxsurf import _store as store_lib
 
 GRID = np.linspace(-1.0, 1.0, 4)
 

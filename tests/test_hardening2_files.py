@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 import jaxsurf as js
-from jaxsurf import _limits, cli
-from jaxsurf import store as store_lib
+from jaxsurf import _limits, _cli as cli
+from jaxsurf import _store as store_lib
 from jaxsurf._io.npz import NpzReader, open_regular
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import jaxsurf as js
-from jaxsurf import cli
+from jaxsurf import _cli as cli
 
 pytest.importorskip("plotly")
 from jaxsurf import view  # noqa: E402

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import jaxsurf as js
-from jaxsurf import store as store_lib
+from jaxsurf import _store as store_lib
 from jaxsurf._io import atomic
 from jaxsurf._io.header import FORMATS, Header
 from jaxsurf._version import __version__

@@ -1,40 +1,254 @@
-"""The public API is pinned: a name leaves ``js.__all__`` only on purpose
-(with a deprecation alias), and every listed name resolves."""
+"""The public API is pinned: every public namespace (``jaxsurf`` and each module or
+package whose dotted path has no part starting with ``_``) exports exactly the
+names below in ``__all__``. Adding or removing a name is a deliberate, reviewed
+change: edit :data:`NAMESPACES` (and, for a removal, keep the old name working as a
+deprecated alias listed in :data:`DEPRECATED`). The implementation lives in
+private modules; a public module is a face that re-exports it (issue 24)."""
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
+import types
+import warnings
+
+import pytest
+
 import jaxsurf as js
 
-PUBLIC = {
-    "__version__", "tree", "Surface", "SurfaceFileError", "ProgressInfo", "ProgressBar",
-    "StoreError", "StoreMismatchError", "DirectionFileError", "Refine",
-    # directions
-    "random_direction", "random_directions", "normalize", "orthogonalize", "between",
-    "random_plane", "describe_direction", "save_directions", "load_directions",
-    "read_reference_directions",
-    # evaluation
-    "evaluate_line", "evaluate_plane", "evaluate_volume", "evaluate_points", "interpolate",
-    "dataset_mean", "Engine",
-    # trajectories
-    "TrajectoryRecorder", "load_trajectory", "pca_directions", "project",
-    # submodules, loaded on first use
-    "plot", "export", "flax", "equinox", "losses", "hessian", "sharpness", "pca",
-    "topology", "view", "connect",
+# --- pinned (generated from the tree, then reviewed: edit by hand)
+NAMESPACES: dict[str, list[str]] = {
+    "jaxsurf": [
+        "DirectionFileError", "Engine", "ProgressBar", "ProgressInfo", "Refine", "StoreError",
+        "StoreMismatchError", "Surface", "SurfaceFileError", "TrajectoryRecorder", "__version__",
+        "between", "connect", "dataset_mean", "describe_direction", "equinox", "evaluate_line",
+        "evaluate_plane", "evaluate_points", "evaluate_volume", "export", "flax", "hessian",
+        "interpolate", "load_directions", "load_trajectory", "losses", "normalize",
+        "orthogonalize", "pca", "pca_directions", "plot", "project", "random_direction",
+        "random_directions", "random_plane", "read_reference_directions", "save_directions",
+        "sharpness", "topology", "tree", "view",
+    ],
+    "jaxsurf.batching": [
+    ],
+    "jaxsurf.cli": [
+        "Command", "main", "register",
+    ],
+    "jaxsurf.connect": [
+        "Barrier", "BatchStatsRecompute", "Curve", "CurvePlane", "Group", "KINDS",
+        "PermutationSpec", "align", "apply_permutation", "barrier", "curve_coefficients",
+        "curve_path", "curve_plane", "evaluate_curve", "fit_curve", "line", "load_curve",
+        "mlp_spec", "recompute_batch_stats", "resnet_spec", "weight_matching",
+    ],
+    "jaxsurf.data": [
+        "FASHION_MNIST_CLASSES", "IDXFormatError", "N_LANDMARKS", "N_TARGETS", "augment",
+        "channel_stats", "fake_image_dataset", "find_dgex_files", "find_fashion_mnist",
+        "load_fashion_mnist", "load_gene_expression", "load_tfds", "random_crop", "random_flip",
+        "read_idx", "split_validation", "standardize", "synthetic_gene_expression",
+    ],
+    "jaxsurf.data.augment": [
+        "augment", "random_crop", "random_flip",
+    ],
+    "jaxsurf.data.fashion_mnist": [
+        "CLASS_NAMES", "DEFAULT_DIRS", "find_fashion_mnist", "load_fashion_mnist", "standardize",
+    ],
+    "jaxsurf.data.gene_expression": [
+        "N_LANDMARKS", "N_TARGETS", "SYNTHETIC_SIZES", "find_dgex_files", "load_gene_expression",
+        "synthetic_gene_expression",
+    ],
+    "jaxsurf.data.idx": [
+        "IDXFormatError", "read_idx",
+    ],
+    "jaxsurf.data.preprocess": [
+        "channel_stats", "split_validation", "standardize",
+    ],
+    "jaxsurf.data.tfds_loader": [
+        "DEFAULT_SPLITS", "IMAGE_SHAPES", "NUM_CLASSES", "center_crop_resize",
+        "fake_image_dataset", "load_tfds",
+    ],
+    "jaxsurf.directions": [
+        "METHODS", "between", "describe_direction", "normalize", "orthogonalize",
+        "random_direction", "random_plane",
+    ],
+    "jaxsurf.distributed": [
+        "AXES", "as_mesh", "broadcast_from_first", "mesh_shape", "plan_mesh", "put",
+        "spans_processes", "to_host",
+    ],
+    "jaxsurf.equinox": [
+        "adapt",
+    ],
+    "jaxsurf.evaluate": [
+        "DEFAULT_CHUNK_SIZE", "Engine", "dataset_mean", "evaluate_line", "evaluate_plane",
+        "evaluate_points", "evaluate_volume", "interpolate",
+    ],
+    "jaxsurf.export": [
+        "height_field", "write_csv", "write_h5", "write_vti", "write_vtp",
+    ],
+    "jaxsurf.flax": [
+        "adapt", "eval_mode_kwargs", "linen_metrics_fn", "split_batch",
+    ],
+    "jaxsurf.hessian": [
+        "convexity_map", "dataset_mean", "hessian_plane", "hvp", "hvp_operator",
+        "mean_over_batches", "plot_convexity", "plot_spectrum", "spectral_density",
+        "top_eigenpairs", "trace",
+    ],
+    "jaxsurf.interrupt": [
+        "EXIT_STATUS", "Interrupted", "deferred", "is_interrupt", "report", "run_command",
+        "terminate_as_interrupt",
+    ],
+    "jaxsurf.losses": [
+        "LOSSES", "accuracy", "check_labels", "cross_entropy", "get_loss", "label_classes", "mae",
+        "mse",
+    ],
+    "jaxsurf.models": [
+        "BasicBlock", "Bottleneck", "DenseNetBC", "DenseRegressor", "ResNet50", "ResNetCIFAR",
+        "ResNetImageNet", "SmallCNN", "TAAF", "available", "build", "densenet_bc100",
+        "densenet_bc_small", "num_params", "resnet110", "resnet20", "resnet50", "resnet56",
+    ],
+    "jaxsurf.models.dense": [
+        "DenseRegressor", "TAAF",
+    ],
+    "jaxsurf.models.densenet": [
+        "DenseNetBC", "densenet_bc100", "densenet_bc_small",
+    ],
+    "jaxsurf.models.resnet_cifar": [
+        "BasicBlock", "ResNetCIFAR", "resnet110", "resnet20", "resnet56",
+    ],
+    "jaxsurf.models.resnet_imagenet": [
+        "Bottleneck", "ResNet50", "ResNetImageNet", "resnet50",
+    ],
+    "jaxsurf.models.small_cnn": [
+        "SmallCNN",
+    ],
+    "jaxsurf.pca": [
+        "DEFAULT_MEMORY_BUDGET", "pca_directions", "plot_path", "project",
+    ],
+    "jaxsurf.plot": [
+        "basins", "compare", "connectivity_lines", "connectivity_plane", "contour",
+        "contour_levels", "convexity", "difference", "filled", "heatmap", "line", "mark_minima",
+        "pca_path", "persistence", "slices", "spectrum", "surface3d", "training_curves",
+        "training_history",
+    ],
+    "jaxsurf.progress": [
+        "ProgressBar", "ProgressInfo", "ProgressLog", "ProgressOption", "ProgressTracker",
+        "format_line", "log_line", "make_sink",
+    ],
+    "jaxsurf.refine": [
+        "Refine", "simulate",
+    ],
+    "jaxsurf.sharpness": [
+        "adaptive_sharpness", "average_sharpness", "epsilon_sharpness", "sam_sharpness",
+    ],
+    "jaxsurf.store": [
+        "StoreError", "StoreMismatchError",
+    ],
+    "jaxsurf.subsample": [
+        "Moments", "SEM_SUFFIX", "batch_moments", "draw", "merge", "merge_replicas",
+        "standard_error",
+    ],
+    "jaxsurf.surface": [
+        "SEM_SUFFIX", "Surface", "SurfaceFileError",
+    ],
+    "jaxsurf.topology": [
+        "Basin", "DEFAULT_RELATIVE_THRESHOLD", "merge_tree", "persistence", "summary",
+    ],
+    "jaxsurf.train": [
+        "TrainConfig", "TrainResult", "best_epoch", "fit", "make_optimizer", "make_schedule",
+        "plot_history", "read_log",
+    ],
+    "jaxsurf.trajectory": [
+        "TrajectoryRecorder", "load_trajectory",
+    ],
+    "jaxsurf.tree": [
+        "PyTree", "add", "axpy", "check_arrays", "check_finite", "check_like", "dot",
+        "fingerprint", "is_float_leaf", "leaf_path", "norm", "scale", "sub", "to_numpy",
+        "zeros_like",
+    ],
+    "jaxsurf.view": [
+        "default_out", "folder_groups", "html", "write",
+    ],
+    "jaxsurf.volume": [
+        "random_directions",
+    ],
 }
 
+DEPRECATED: dict[str, tuple[str, list[str]]] = {
+    "jaxsurf.batching": ("jaxsurf._batching", [
+        "DEFAULT_BATCH_SIZE", "SplitData", "is_in_memory", "iter_batches", "num_examples",
+        "split_batches", "to_host_arrays",
+    ]),
+    "jaxsurf.cli": ("jaxsurf._cli", [
+        "COMMANDS", "UsageError", "beside", "describe", "plot_surface",
+    ]),
+    "jaxsurf.refine": ("jaxsurf._refine", [
+        "FILLS", "SCALES", "bilinear_fill", "cell_midpoints", "plan_start", "quadratic_fill",
+        "runner",
+    ]),
+    "jaxsurf.store": ("jaxsurf._store", [
+        "FULL_HASH_BYTES", "PointStore", "SAMPLE_ROWS", "data_fingerprint", "differences",
+        "make_request", "stream_fingerprint",
+    ]),
+}
+# --- end pinned
 
-def test_all_is_pinned():
-    assert set(js.__all__) == PUBLIC, (
-        f"added: {sorted(set(js.__all__) - PUBLIC)}, removed: {sorted(PUBLIC - set(js.__all__))}")
-    assert len(js.__all__) == len(set(js.__all__)), "a name is listed twice in js.__all__"
+
+def public_namespaces() -> list[str]:
+    found = ["jaxsurf"]
+    for info in pkgutil.walk_packages(js.__path__, "jaxsurf."):
+        if not any(part.startswith("_") for part in info.name.split(".")[1:]):
+            found.append(info.name)
+    return sorted(found)
+
+
+def test_every_public_namespace_is_pinned():
+    found = set(public_namespaces())
+    assert found == set(NAMESPACES), (
+        f"unpinned: {sorted(found - set(NAMESPACES))}, gone: {sorted(set(NAMESPACES) - found)}")
+
+
+@pytest.mark.parametrize("namespace", sorted(NAMESPACES))
+def test_all_is_pinned(namespace):
+    module = importlib.import_module(namespace)
+    names = list(module.__all__)
+    pinned = set(NAMESPACES[namespace])
+    assert set(names) == pinned, (
+        f"{namespace}: added {sorted(set(names) - pinned)}, removed {sorted(pinned - set(names))}")
+    assert len(names) == len(set(names)), f"a name is listed twice in {namespace}.__all__"
+
+
+@pytest.mark.parametrize("namespace", sorted(NAMESPACES))
+def test_every_pinned_name_resolves(namespace):
+    module = importlib.import_module(namespace)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # a public name never warns
+        for name in NAMESPACES[namespace]:
+            assert getattr(module, name) is not None or name == "__version__", (namespace, name)
+
+
+@pytest.mark.parametrize("namespace", sorted(DEPRECATED))
+def test_deprecated_aliases_warn_and_resolve(namespace):
+    module = importlib.import_module(namespace)
+    private, names = DEPRECATED[namespace]
+    implementation = importlib.import_module(private)
+    for name in names:
+        assert name not in module.__all__, (namespace, name)
+        with pytest.warns(DeprecationWarning, match=rf"{namespace}\.{name}\b"):
+            value = getattr(module, name)
+        assert value is getattr(implementation, name), (namespace, name)
+
+
+@pytest.mark.parametrize("namespace", sorted(DEPRECATED))
+def test_faces_hold_no_internals(namespace):
+    """A face module defines nothing itself: what it holds is its ``__all__``, the
+    deprecation hook, and module dunders."""
+    module = importlib.import_module(namespace)
+    extra = {name for name in vars(module) if not name.startswith("_")} - set(module.__all__)
+    assert extra <= {"moved_names", "annotations"}, (namespace, sorted(extra))
 
 
 def test_every_public_name_resolves():
-    """Each name is what it says: a function, a class, a module, or the version string,
-    and defined in jaxsurf (not a stray re-export or a placeholder)."""
-    import inspect
-    import types
-
+    """Each name of ``js`` is what it says: a function, a class, a module, or the
+    version string, and defined in jaxsurf (not a stray re-export or a placeholder)."""
     for name in js.__all__:
         value = getattr(js, name)
         if name == "__version__":
@@ -55,3 +269,5 @@ def test_an_unknown_name_says_so():
         assert "evaluate_surface" in str(err)
     else:  # pragma: no cover
         raise AssertionError("js.evaluate_surface should not exist")
+    with pytest.raises(AttributeError, match="no_such_name"):
+        js.store.no_such_name  # noqa: B018

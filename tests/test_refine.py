@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jaxsurf as js
-from jaxsurf import refine as refine_lib
+from jaxsurf import _refine as refine_lib
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 DATA = {"x": np.linspace(0.0, 1.0, 6, dtype=np.float32)[:, None]}  # fn's mean: 0.5 * 0

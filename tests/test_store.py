@@ -17,7 +17,7 @@ import pytest
 
 import jaxsurf as js
 from helpers import classification_data, mlp_fn
-from jaxsurf import store as store_lib
+from jaxsurf import _store as store_lib
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ALPHAS, BETAS = np.linspace(-1, 1, 5), np.linspace(-0.5, 0.5, 4)  # 20 points

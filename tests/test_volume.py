@@ -134,7 +134,7 @@ def test_surface_volume_save_load_summary(tmp_path):
 
 
 def test_info_cli_reads_a_volume(tmp_path, capsys):
-    from jaxsurf import cli
+    from jaxsurf import _cli as cli
 
     path = make_volume().save(tmp_path / "v.npz")
     cli.main(["info", str(path)])

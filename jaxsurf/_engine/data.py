@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsurf import batching, tree
+from jaxsurf import _batching as batching, tree
 from jaxsurf.tree import PyTree
 
 __all__ = ["Layout", "layout_for", "check_data_dtypes", "check_not_empty_container",

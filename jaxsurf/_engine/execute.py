@@ -19,8 +19,8 @@ import jax
 import numpy as np
 from jax.sharding import PartitionSpec
 
-from jaxsurf import _validate, batching, distributed, subsample as subsample_lib
-from jaxsurf import store as store_lib
+from jaxsurf import _validate, _batching as batching, distributed, subsample as subsample_lib
+from jaxsurf import _store as store_lib
 from jaxsurf._engine.data import (check_data_dtypes, check_not_empty_container, layout_for,
                                   stream_length)
 from jaxsurf._engine.job import Job, as_compute_dtype, check_directions, default_progress

@@ -20,10 +20,10 @@ import jax
 import numpy as np
 
 from jaxsurf import distributed, interrupt
-from jaxsurf import store as store_lib
+from jaxsurf import _store as store_lib
 from jaxsurf._engine.job import Job
 from jaxsurf.progress import ProgressTracker
-from jaxsurf.store import PointStore, StoreError
+from jaxsurf._store import PointStore, StoreError
 
 __all__ = ["ChunkFn", "run_chunks", "write_chunk", "create_store", "open_store"]
 

@@ -26,7 +26,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from jaxsurf import _validate, batching, tree
+from jaxsurf import _validate, _batching as batching, tree
 from jaxsurf._engine.data import layout_for
 from jaxsurf._engine.metrics import Fn, accumulator_dtype, trace_metrics, with_note
 from jaxsurf._engine.options import takes_engine

@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 import jax
 import numpy as np
 
-from jaxsurf import _validate, batching
+from jaxsurf import _validate, _batching as batching
 from jaxsurf._engine.execute import execute
 from jaxsurf._engine.metrics import Fn
 from jaxsurf._engine.options import Engine

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsurf import batching, tree
+from jaxsurf import _batching as batching, tree
 from jaxsurf._engine.options import Engine, takes_engine
 from jaxsurf._state import STATE_POLICIES, StatefulFn, from_float, to_float
 from jaxsurf._version import __version__

@@ -19,12 +19,12 @@ from jaxsurf import tree
 from jaxsurf._io.directions import DirectionFileError, load_directions, save_directions
 from jaxsurf._io.h5 import read_reference_directions
 from jaxsurf._version import __version__
-from jaxsurf.directions import (between, describe_direction, normalize, orthogonalize,
+from jaxsurf._directions import (between, describe_direction, normalize, orthogonalize,
                                 random_direction, random_plane)
-from jaxsurf.evaluate import (Engine, dataset_mean, evaluate_line, evaluate_plane,
+from jaxsurf._evaluate import (Engine, dataset_mean, evaluate_line, evaluate_plane,
                               evaluate_points, evaluate_volume, interpolate)
 from jaxsurf.pca import pca_directions, project
-from jaxsurf.progress import ProgressBar, ProgressInfo
+from jaxsurf._progress import ProgressBar, ProgressInfo
 from jaxsurf._refine import Refine
 from jaxsurf._store import StoreError, StoreMismatchError
 from jaxsurf.surface import Surface, SurfaceFileError
@@ -35,8 +35,19 @@ from jaxsurf.volume import random_directions
 # (matplotlib), js.export, js.flax (flax), js.equinox (equinox), js.losses, js.hessian,
 # js.sharpness, js.topology, js.view (plotly), js.connect (optax; scipy for alignment).
 if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__ loads them
-    from jaxsurf import (connect, equinox, export, flax, hessian, losses, pca, plot,
-                         sharpness, topology, view)
+    from jaxsurf import (
+    connect,
+    equinox,
+    export,
+    flax,
+    hessian,
+    _losses as losses,
+    pca,
+    plot,
+    sharpness,
+    topology,
+    view,
+)
 
 _LAZY_SUBMODULES = ("plot", "export", "flax", "equinox", "losses", "hessian", "sharpness", "pca",
                     "topology", "view", "connect")

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NoReturn, Sequence
 
-from jaxsurf import _validate, interrupt
+from jaxsurf import _validate, _interrupt as interrupt
 from jaxsurf._cli_outputs import KINDS, beside, describe, plot_surface, write_vtp
 from jaxsurf.surface import Surface, SurfaceFileError
 

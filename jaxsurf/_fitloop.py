@@ -20,7 +20,7 @@ rest, the same way for both:
   must match the request; a folder made for other data or settings is
   refused, naming every field that differs (:func:`jaxsurf._store.differences`).
 * **interrupts**: the log append and the checkpoint of a finished epoch are
-  written with SIGINT/SIGTERM held back (:func:`jaxsurf.interrupt.deferred`),
+  written with SIGINT/SIGTERM held back (:func:`jaxsurf._interrupt.deferred`),
   so a finished epoch is never lost; Ctrl-C or SIGTERM then raises
   :class:`jaxsurf.interrupt.Interrupted` saying how many epochs are saved where.
 * **progress**: steps within each epoch (``progress=`` as in
@@ -53,8 +53,8 @@ import numpy as np
 
 from jaxsurf import tree
 from jaxsurf._io import atomic as _atomic, jsonfile as _json
-from jaxsurf.interrupt import Interrupted, deferred, is_interrupt
-from jaxsurf.progress import ProgressOption, ProgressTracker, make_sink
+from jaxsurf._interrupt import Interrupted, deferred, is_interrupt
+from jaxsurf._progress import ProgressOption, ProgressTracker, make_sink
 from jaxsurf._store import differences
 from jaxsurf.tree import PyTree
 

@@ -45,7 +45,7 @@ import jax
 from jaxsurf import _state, tree
 from jaxsurf._engine.metrics import loss_metrics
 from jaxsurf.flax import split_batch
-from jaxsurf.losses import get_loss
+from jaxsurf._losses import get_loss
 from jaxsurf.tree import PyTree
 
 __all__ = ["adapt"]

@@ -40,7 +40,7 @@ import jax
 
 from jaxsurf import _state, tree
 from jaxsurf._engine.metrics import loss_metrics
-from jaxsurf.losses import get_loss
+from jaxsurf._losses import get_loss
 from jaxsurf.tree import PyTree
 
 __all__ = ["adapt", "linen_metrics_fn", "split_batch", "eval_mode_kwargs"]

@@ -43,8 +43,8 @@ from jax.flatten_util import ravel_pytree
 
 from jaxsurf import _validate, _batching as batching, tree
 from jaxsurf._deprecation import deprecated_alias
-from jaxsurf.directions import describe_direction
-from jaxsurf.distributed import Device
+from jaxsurf._directions import describe_direction
+from jaxsurf._distributed import Device
 from jaxsurf import _store as store_lib
 from jaxsurf._engine.means import check_float_params, labels_check, mean_over_batches
 from jaxsurf._engine.metadata import run_surface

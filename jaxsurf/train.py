@@ -37,10 +37,10 @@ from jaxsurf._io import atomic as _atomic
 from jaxsurf._engine.data import check_data_dtypes
 from jaxsurf._deprecation import deprecated_alias
 from jaxsurf.data.augment import augment
-from jaxsurf.evaluate import dataset_mean
+from jaxsurf._evaluate import dataset_mean
 from jaxsurf.flax import eval_mode_kwargs, linen_metrics_fn
-from jaxsurf.losses import get_loss
-from jaxsurf.progress import ProgressOption
+from jaxsurf._losses import get_loss
+from jaxsurf._progress import ProgressOption
 from jaxsurf._store import data_fingerprint
 
 __all__ = ["TrainConfig", "TrainResult", "make_schedule", "make_optimizer", "fit",

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import jax
 
 from jaxsurf import _validate
-from jaxsurf.directions import normalize, orthogonalize, random_direction
+from jaxsurf._directions import normalize, orthogonalize, random_direction
 from jaxsurf.tree import PyTree
 
 __all__ = ["random_directions"]

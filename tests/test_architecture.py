@@ -26,18 +26,21 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS: dict[str, tuple[str, ...]] = {
     # what everything uses: pytrees, checks, limits, interrupts, progress, batches, devices
     "base": ("jaxsurf._version", "jaxsurf._limits", "jaxsurf._deprecation", "jaxsurf._modules",
-             "jaxsurf.tree", "jaxsurf._validate", "jaxsurf.interrupt", "jaxsurf.progress",
-             "jaxsurf._layout", "jaxsurf.batching", "jaxsurf._batching", "jaxsurf.distributed",
-             "jaxsurf.losses"),
+             "jaxsurf.tree", "jaxsurf._validate", "jaxsurf.interrupt", "jaxsurf._interrupt",
+             "jaxsurf.progress", "jaxsurf._progress", "jaxsurf._layout", "jaxsurf.batching",
+             "jaxsurf._batching", "jaxsurf.distributed", "jaxsurf._distributed", "jaxsurf.losses",
+             "jaxsurf._losses"),
     # files: the one atomic writer, headers, npz/h5/json/vtk readers and writers; the
     # objects that are files (Surface, the store, trajectories)
     "io": ("jaxsurf._io", "jaxsurf._io.*", "jaxsurf.surface", "jaxsurf.store", "jaxsurf._store",
            "jaxsurf.trajectory"),
     # directions in parameter space, and the model-state policies
-    "directions": ("jaxsurf.directions", "jaxsurf.pca", "jaxsurf.volume", "jaxsurf._state"),
+    "directions": ("jaxsurf.directions", "jaxsurf._directions", "jaxsurf.pca", "jaxsurf.volume",
+                   "jaxsurf._state"),
     # the one evaluation engine, its public evaluators, and the one resumable fit loop
-    "engine": ("jaxsurf._engine", "jaxsurf._engine.*", "jaxsurf.evaluate", "jaxsurf.refine",
-               "jaxsurf._refine", "jaxsurf.subsample", "jaxsurf._fitloop"),
+    "engine": ("jaxsurf._engine", "jaxsurf._engine.*", "jaxsurf.evaluate", "jaxsurf._evaluate",
+               "jaxsurf.refine", "jaxsurf._refine", "jaxsurf.subsample", "jaxsurf._subsample",
+               "jaxsurf._fitloop"),
     # model adapters: a framework's model -> fn(params, batch), params
     "adapters": ("jaxsurf.flax", "jaxsurf.equinox"),
     # measures built on the engine: curvature, sharpness, topology, connectivity

@@ -9,7 +9,7 @@ from jax.sharding import Mesh
 
 import jaxsurf as js
 from helpers import classification_data, dense_params, mlp_fn
-from jaxsurf import distributed
+from jaxsurf import _distributed as distributed
 
 ONE = jax.local_devices()[:1]
 

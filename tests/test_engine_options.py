@@ -14,7 +14,7 @@ import pytest
 
 import jaxsurf as js
 from jaxsurf import _validate
-from jaxsurf import evaluate as evaluate_module
+from jaxsurf import _evaluate as evaluate_module
 
 GRID = np.array([-0.5, 0.0, 0.5])
 

@@ -19,7 +19,7 @@ import pytest
 import jaxsurf as js
 from helpers import classification_data
 from jaxsurf import _fitloop, train
-from jaxsurf.interrupt import Interrupted
+from jaxsurf._interrupt import Interrupted
 
 
 # --------------------------------------------------------------------------- a toy fit

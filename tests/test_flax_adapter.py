@@ -87,7 +87,7 @@ def test_adapter_errors_are_clear():
 
 
 def test_mae_takes_integer_labels_like_mse():
-    from jaxsurf.losses import mae, mse
+    from jaxsurf._losses import mae, mse
     outputs = jnp.array([[2.0, 0.0, 0.0], [0.0, 0.5, 1.0]])
     labels = jnp.array([0, 1])
     one_hot = jax.nn.one_hot(labels, 3)

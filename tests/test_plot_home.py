@@ -11,7 +11,7 @@ import pytest
 from matplotlib.figure import Figure
 
 import jaxsurf as js
-from jaxsurf import hessian, pca, subsample, surface, train
+from jaxsurf import hessian, pca, _subsample as subsample, surface, train
 from jaxsurf._io import atomic as _atomic
 
 ROOT = Path(__file__).resolve().parents[1]

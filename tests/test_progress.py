@@ -9,7 +9,7 @@ import pytest
 
 import jaxsurf as js
 from helpers import classification_data, mlp_fn
-from jaxsurf.progress import (ProgressBar, ProgressInfo, ProgressLog, ProgressTracker,
+from jaxsurf._progress import (ProgressBar, ProgressInfo, ProgressLog, ProgressTracker,
                               format_line, log_line, make_sink)
 
 

@@ -11,7 +11,7 @@ from jax.sharding import Mesh
 
 import jaxsurf as js
 from helpers import classification_data, dense_params, mlp_fn
-from jaxsurf import subsample
+from jaxsurf import _subsample as subsample
 
 ONE = jax.local_devices()[:1]
 

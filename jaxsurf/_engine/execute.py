@@ -19,7 +19,8 @@ import jax
 import numpy as np
 from jax.sharding import PartitionSpec
 
-from jaxsurf import _validate, _batching as batching, distributed, subsample as subsample_lib
+from jaxsurf import _batching as batching, _distributed as distributed, _validate
+from jaxsurf import _subsample as subsample_lib
 from jaxsurf import _store as store_lib
 from jaxsurf._engine.data import (check_data_dtypes, check_not_empty_container, layout_for,
                                   stream_length)
@@ -29,7 +30,7 @@ from jaxsurf._engine.metrics import Fn, with_note
 from jaxsurf._engine.options import Engine
 from jaxsurf._engine.plan import plan
 from jaxsurf._engine.programs import sums_program, values_program
-from jaxsurf.progress import ProgressTracker, make_sink
+from jaxsurf._progress import ProgressTracker, make_sink
 from jaxsurf.tree import PyTree
 
 __all__ = ["execute", "evaluate_in_memory", "evaluate_stream_once", "evaluate_stream_stored"]

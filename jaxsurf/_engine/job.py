@@ -15,9 +15,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
-from jaxsurf import distributed, tree
+from jaxsurf import _distributed as distributed, tree
 from jaxsurf._engine.metrics import Fn, LabelCheck, cast_floats, trace_metrics
-from jaxsurf.progress import ProgressInfo, ProgressOption
+from jaxsurf._progress import ProgressInfo, ProgressOption
 from jaxsurf.tree import PyTree
 
 __all__ = ["check_directions", "check_integer_leaves", "as_compute_dtype", "Job",

@@ -19,10 +19,10 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from jaxsurf import distributed, interrupt
+from jaxsurf import _distributed as distributed, _interrupt as interrupt
 from jaxsurf import _store as store_lib
 from jaxsurf._engine.job import Job
-from jaxsurf.progress import ProgressTracker
+from jaxsurf._progress import ProgressTracker
 from jaxsurf._store import PointStore, StoreError
 
 __all__ = ["ChunkFn", "run_chunks", "write_chunk", "create_store", "open_store"]

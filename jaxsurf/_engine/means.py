@@ -133,7 +133,7 @@ def labels_check(fn: Fn, params: PyTree) -> Callable[..., None]:
     batch leaf holds the labels; a ``fn`` without a built-in loss checks nothing.
 
     Example:
-        >>> from jaxsurf.losses import cross_entropy
+        >>> from jaxsurf._losses import cross_entropy
         >>> from jaxsurf._engine.metrics import loss_metrics
         >>> fn = lambda p, b: loss_metrics(cross_entropy, b["x"] @ p, b["y"])
         >>> labels_check(fn, jnp.ones((2, 3)))({"x": jnp.ones((4, 2)), "y": np.arange(4)})

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsurf import _validate, losses, tree
+from jaxsurf import _validate, _losses as losses, tree
 from jaxsurf.tree import PyTree
 
 __all__ = ["Fn", "FN_NOTE", "as_metric_dict", "with_note", "metric_shapes", "cast_floats",
@@ -107,7 +107,7 @@ class LabelCheck:
     loss: str
 
     def check(self, data: PyTree, what: str = "data") -> None:
-        """Raises ``ValueError`` (see :func:`jaxsurf.losses.check_labels`) if the
+        """Raises ``ValueError`` (see :func:`jaxsurf._losses.check_labels`) if the
         labels of ``data`` (structured like the traced batch) leave the range."""
         for path, leaf in jax.tree_util.tree_flatten_with_path(data)[0]:
             if path == self.path:

@@ -33,8 +33,8 @@ from jax.sharding import Mesh
 
 from jaxsurf import _validate
 from jaxsurf._engine.job import as_compute_dtype
-from jaxsurf.distributed import Device
-from jaxsurf.progress import ProgressOption, check_progress
+from jaxsurf._distributed import Device
+from jaxsurf._progress import ProgressOption, check_progress
 
 __all__ = ["Engine", "takes_engine", "unknown_keyword", "OPTION_NAMES"]
 

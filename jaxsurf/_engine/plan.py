@@ -13,7 +13,7 @@ from typing import Sequence
 import jax
 from jax.sharding import Mesh
 
-from jaxsurf import _batching as batching, distributed
+from jaxsurf import _batching as batching, _distributed as distributed
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "plan_chunks", "make_mesh", "plan"]
 

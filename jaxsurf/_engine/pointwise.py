@@ -22,12 +22,12 @@ from typing import Any, Callable, Sequence
 import jax
 import numpy as np
 
-from jaxsurf import _validate, distributed
+from jaxsurf import _validate, _distributed as distributed
 from jaxsurf._engine.job import Job, default_progress
 from jaxsurf._engine.loop import ChunkFn, open_store, run_chunks
 from jaxsurf._engine.options import Engine
 from jaxsurf._engine.plan import plan
-from jaxsurf.progress import make_sink
+from jaxsurf._progress import make_sink
 from jaxsurf.tree import PyTree
 
 __all__ = ["PointFn", "execute_pointwise"]

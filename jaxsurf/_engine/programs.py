@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import PartitionSpec
 
-from jaxsurf import distributed, subsample as subsample_lib, tree
+from jaxsurf import _distributed as distributed, _subsample as subsample_lib, tree
 from jaxsurf._engine.metrics import Fn, as_metric_dict, cast_floats
 from jaxsurf.tree import PyTree
 

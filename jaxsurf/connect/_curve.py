@@ -38,7 +38,7 @@ from jaxsurf._io.header import Header
 from jaxsurf._io.npz import NpzReader
 from jaxsurf._state import StatefulFn, from_float, state_for, to_float
 from jaxsurf._fitloop import optimizer_fingerprint
-from jaxsurf.progress import ProgressOption
+from jaxsurf._progress import ProgressOption
 from jaxsurf._store import data_fingerprint
 from jaxsurf.tree import PyTree
 

@@ -23,7 +23,7 @@ from jaxsurf._engine.options import Engine, takes_engine
 from jaxsurf._state import STATE_POLICIES, StatefulFn, from_float, to_float
 from jaxsurf._version import __version__
 from jaxsurf.connect._curve import Curve, check_t, end_states
-from jaxsurf.evaluate import evaluate_points
+from jaxsurf._evaluate import evaluate_points
 from jaxsurf.surface import Surface, metadata_from
 from jaxsurf.tree import PyTree
 

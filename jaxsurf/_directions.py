@@ -1,0 +1,322 @@
+"""Directions in parameter space: random, normalized, orthogonalized, between.
+
+A direction is a pytree with exactly the structure, shapes and dtypes of the
+params. Filter normalization (Li et al., 2018, Sec. 4) rescales every filter
+of a random direction to the norm of the matching filter of the weights, so
+that plots of networks whose weights differ by per-filter scale factors
+(harmless under BatchNorm) become comparable.
+
+Where a filter lies depends on the framework: Flax kernels keep the output
+channel on the **last** axis (``[kh, kw, in, out]``, ``[in, out]``: filter
+``kernel[..., j]``), Equinox and PyTorch-style weights on the **first**
+(``(out, in, kh, kw)``, ``(out, in)``: filter ``weight[o]``). ``filter_axis=None``
+infers it from the container; see :mod:`jaxsurf._layout` for the table and
+for how ``ignore="biasbn"`` finds biases and normalization parameters.
+
+Example:
+    >>> import jax, jaxsurf as js
+    >>> params = {"Dense_0": {"kernel": jax.numpy.ones((3, 2)), "bias": jax.numpy.ones(2)}}
+    >>> d = js.normalize(js.random_direction(jax.random.key(0), params), params)
+    >>> d["Dense_0"]["bias"]  # biases and BatchNorm parameters get zero under "biasbn"
+    Array([0., 0.], dtype=float32)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+
+from jaxsurf import tree
+from jaxsurf._layout import CONVENTIONS, LeafLayout, assumed_paths, describe_axes, leaf_layouts
+from jaxsurf.tree import PyTree
+
+__all__ = ["METHODS", "random_direction", "normalize", "orthogonalize", "between",
+           "random_plane", "describe_direction"]
+
+METHODS = ("filter", "layer", "weight", "none")
+IGNORES = ("biasbn", None)
+_EPS = 1e-10  # as Li et al.'s reference: avoids 0/0 for all-zero random filters
+
+
+def random_direction(key: jax.Array, params: PyTree) -> PyTree:
+    """A Gaussian direction shaped like ``params`` (non-float leaves get zeros).
+
+    Args:
+        key: a ``jax.random`` key.
+        params: any pytree of arrays.
+
+    Returns:
+        A pytree with the structure, shapes and dtypes of ``params`` whose float
+        leaves are independent standard normal draws.
+
+    Example:
+        >>> d = js.random_direction(jax.random.key(0), {"w": jnp.zeros((2, 2))})
+    """
+    tree.check_arrays(params)
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    keys = jax.random.split(key, max(len(leaves), 1))
+    drawn = [jax.random.normal(k, jnp.shape(x), jnp.asarray(x).dtype) if tree.is_float_leaf(x)
+             else jnp.zeros_like(x) for k, x in zip(keys, leaves)]
+    return jax.tree_util.tree_unflatten(treedef, drawn)
+
+
+def _filter_norms(x: jax.Array, filter_axes: tuple[int, ...] = ()) -> jax.Array:
+    """Norm of each filter (the slices indexed by ``filter_axes``; the other axes
+    are summed over), with kept dims so it broadcasts against ``x``. Default:
+    the last axis indexes the filters."""
+    axes = filter_axes or (x.ndim - 1,)
+    x32 = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    reduce = tuple(a for a in range(x.ndim) if a not in axes)
+    return jnp.sqrt(jnp.sum(x32 * x32, axis=reduce, keepdims=True))
+
+
+def _whole_norm(x: jax.Array) -> jax.Array:
+    x32 = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    return jnp.sqrt(jnp.sum(x32 * x32))
+
+
+def _norms(x: jax.Array, layout: LeafLayout) -> jax.Array:
+    """Per-filter norms under ``layout`` (the whole leaf when it has no filter axes)."""
+    if layout.filter_axes is None or x.ndim <= 1:
+        return _whole_norm(x)
+    return _filter_norms(x, layout.filter_axes)
+
+
+def _normalize_leaf(d: jax.Array, w: jax.Array, layout: LeafLayout, method: str,
+                    ignore: str | None, convention: str) -> jax.Array:
+    if not tree.is_float_leaf(d):
+        return d
+    if ignore == "biasbn" and layout.ignorable:
+        return jnp.zeros_like(d)
+    if convention == "loss-landscape" and layout.ignorable:
+        return w.astype(d.dtype)  # the reference copies the weights (d.copy_(w))
+    if method == "none":
+        return d
+    if method == "weight":
+        factor = w if convention == "loss-landscape" else jnp.abs(w)
+        return (d * factor).astype(d.dtype)
+    if method == "filter":
+        scale = _norms(w, layout) / (_norms(d, layout) + _EPS)
+    else:  # "layer"
+        scale = _whole_norm(w) / (_whole_norm(d) + _EPS)
+    return (d * scale).astype(d.dtype)
+
+
+def _check_options(method: str, ignore: Any, convention: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"unknown normalization method {method!r}; use one of {METHODS}")
+    if ignore not in IGNORES:
+        raise ValueError(f"unknown ignore option {ignore!r}; use 'biasbn' or None")
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown convention {convention!r}; use one of {CONVENTIONS}")
+
+
+def normalize(direction: PyTree, params: PyTree, method: str = "filter",
+              ignore: Literal["biasbn"] | None = "biasbn", filter_axis: Any = None, *,
+              convention: str = "jaxsurf") -> PyTree:
+    """Rescales ``direction`` against ``params``, leaf by leaf.
+
+    Args:
+        direction: pytree shaped like ``params``.
+        params: the weights the direction is normalized against.
+        method: ``"filter"`` — each filter of ``d`` gets the norm of the
+            matching filter of ``params`` (a leaf of ``ndim <= 1`` that is not
+            ignored counts as one filter); ``"layer"`` — each leaf gets the norm
+            of the matching params leaf; ``"weight"`` — ``d * |params|``
+            elementwise (``d * params`` under ``convention="loss-landscape"``);
+            ``"none"`` — unchanged.
+        ignore: ``"biasbn"`` gives biases and normalization parameters (by role,
+            whatever their shape, and every leaf of ``ndim <= 1``) a zero
+            direction; ``None`` keeps them.
+        filter_axis: which axis indexes the filters. ``None`` infers it from
+            the container: Equinox layers keep the output channel first
+            (``weight[o]`` is a filter), Flax last (``kernel[..., j]``); other
+            containers get the last axis, assumed (a custom Equinox module's
+            arrays, or a leaf named ``weight``, warn naming the leaves). An int
+            applies to every leaf of ``ndim >= 2``; a pytree shaped like
+            ``params`` (ints, tuples of ints, ``None`` for the whole leaf) or a
+            callable ``(path, leaf) -> axis`` chooses per leaf (one giving every
+            leaf the same axis warns: it selected nothing).
+            See :mod:`jaxsurf._layout` and ``docs/frameworks.md``.
+        convention: ``"jaxsurf"`` (default) or ``"loss-landscape"``, the
+            semantics of tomgoldstein/loss-landscape: with ``ignore=None`` the
+            direction of every bias/normalization/1-D leaf is a copy of the
+            weights, ``"weight"`` is ``d * w``, and embedding rows and
+            transposed-convolution input channels are the filters.
+
+    Returns:
+        The normalized direction, with the structure and dtypes of ``params``.
+
+    Raises:
+        ValueError: a direction unlike ``params`` (naming the leaf), an axis a
+            leaf does not have, or ``ignore="biasbn"`` leaving no leaf to move.
+
+    Example:
+        >>> key = jax.random.key(0)
+        >>> d = js.normalize(js.random_direction(key, params), params, "filter", "biasbn")
+        >>> norm = lambda p: float(jnp.linalg.norm(p["Dense_0"]["kernel"][:, 0]))  # filter 0
+        >>> bool(np.isclose(norm(d), norm(params)))   # scaled to the filter's norm
+        True
+    """
+    _check_options(method, ignore, convention)
+    tree.check_arrays(params)
+    tree.check_like(direction, params)
+    layouts = leaf_layouts(params, filter_axis, convention)
+    moved = [l for l, w in zip(layouts, jax.tree_util.tree_leaves(params))
+             if tree.is_float_leaf(w) and not (ignore == "biasbn" and l.ignorable)]
+    if ignore == "biasbn" and not moved and layouts:
+        raise ValueError(
+            f"ignore='biasbn' ignored every leaf of the params ({len(layouts)} leaves, all "
+            f"biases, normalization parameters or of ndim <= 1), so the direction would be "
+            f"all zero; pass ignore=None to move them (e.g. for a model of vectors only)")
+    d_leaves, treedef = jax.tree_util.tree_flatten(direction)
+    out = [_normalize_leaf(jnp.asarray(d), jnp.asarray(w), layout, method, ignore, convention)
+           for d, w, layout in zip(d_leaves, jax.tree_util.tree_leaves(params), layouts)]
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def orthogonalize(direction: PyTree, against: PyTree) -> PyTree:
+    """Removes from ``direction`` its component along ``against`` (Gram–Schmidt).
+
+    Returns the projection residual ``d - (<d, a> / <a, a>) a``, so that
+    ``<result, a> = 0`` (its norm shrinks by the removed component).
+    Note that this breaks exact filter normalization of ``direction``; in high
+    dimension two random directions are already nearly orthogonal
+    (cosine ~ 1/sqrt(num_params)), which is why Li et al. do not orthogonalize.
+
+    Example:
+        >>> d2 = js.orthogonalize(d2, d1)
+    """
+    tree.check_like(direction, against, name="direction", reference_name="against")
+    squared = tree.dot(against, against)
+    if not float(squared) > 0:
+        raise ValueError(
+            "cannot orthogonalize against an all-zero direction (its norm is 0, the "
+            "projection would be NaN); check how `against` was made (e.g. filter "
+            "normalization against all-zero params gives a zero direction)")
+    coefficient = tree.dot(direction, against) / squared
+    return tree.axpy(-coefficient, against, direction)
+
+
+def between(params_a: PyTree, params_b: PyTree) -> PyTree:
+    """The direction ``params_b - params_a`` (from solution a to solution b).
+
+    Example:
+        >>> d = js.between(params_a, params_b)   # params_a + 1.0 * d == params_b
+        >>> bool(jnp.allclose(js.tree.axpy(1.0, d, params_a)["Dense_0"]["kernel"],
+        ...                   params_b["Dense_0"]["kernel"]))
+        True
+    """
+    tree.check_like(params_b, params_a, name="params_b", reference_name="params_a")
+    return tree.sub(params_b, params_a)
+
+
+def random_plane(key: jax.Array, params: PyTree, method: str = "filter",
+                 ignore: Literal["biasbn"] | None = "biasbn",
+                 orthogonal: bool = False, filter_axis: Any = None, *,
+                 convention: str = "jaxsurf") -> tuple[PyTree, PyTree]:
+    """Two normalized random directions, as Li et al. draw for a 2-D plot.
+
+    Args:
+        key: random key; the two directions use ``jax.random.split(key)``.
+        params: weights at the centre of the plot.
+        method, ignore, filter_axis, convention: as in :func:`normalize`.
+        orthogonal: if True, the second direction is orthogonalized against the
+            first and then normalized again.
+
+    Raises:
+        ValueError: as :func:`normalize`, or when the first direction is all
+            zero (e.g. filter normalization against all-zero params).
+
+    Example:
+        >>> d1, d2 = js.random_plane(jax.random.key(0), params)
+    """
+    k1, k2 = jax.random.split(key)
+    d1 = normalize(random_direction(k1, params), params, method, ignore, filter_axis,
+                   convention=convention)
+    d2 = normalize(random_direction(k2, params), params, method, ignore, filter_axis,
+                   convention=convention)
+    if not float(tree.norm(d1)) > 0:
+        raise ValueError(
+            f"the {method}-normalized random direction is all zero: the params are zero on "
+            f"every leaf it moves (normalization scales a direction to the params' norms); "
+            f"use method='none' for params at the origin, or pass the trained params")
+    if orthogonal:
+        d2 = normalize(orthogonalize(d2, d1), params, method, ignore, filter_axis,
+                       convention=convention)
+    return d1, d2
+
+
+def _rtol_for(dtype: Any, rtol: float | None) -> float:
+    """The tolerance a norm check can promise in ``dtype``: 1e-3, or 4 ulps where
+    the dtype is coarser (bfloat16: 0.03; float16: 4e-3)."""
+    if rtol is not None:
+        return rtol
+    return max(1e-3, 4 * float(jnp.finfo(dtype).eps))
+
+
+def describe_direction(direction: PyTree, params: PyTree, rtol: float | None = None, *,
+                       filter_axis: Any = None) -> dict[str, Any]:
+    """What can be read off a direction: norm, fingerprint, and which
+    normalization it satisfies against ``params`` (checked, not remembered).
+
+    Args:
+        direction: pytree like ``params`` (checked: a mismatch names the leaf).
+        params: the weights.
+        rtol: relative tolerance of the norm checks; default 1e-3, widened to
+            4 ulps of each leaf's dtype (bfloat16 directions are checked to 3%).
+        filter_axis: the layout to check against (as in :func:`normalize`);
+            ``None`` infers it from the container. Only this layout is
+            certified: a direction normalized over another axis reads
+            ``"layer"`` or ``"unknown"``.
+
+    Returns:
+        ``{"norm", "fingerprint", "normalization", "ignore", "filter_axes",
+        "layout", "assumed_leaves"}`` where ``normalization`` is ``"filter"``,
+        ``"layer"`` or ``"unknown"``; ``ignore`` is ``"biasbn"`` when every bias,
+        normalization parameter and leaf of ``ndim <= 1`` is zero (also when
+        there is none), else ``None``; ``filter_axes`` maps each checked leaf
+        to its filter axes; ``layout`` is ``"given"`` (``filter_axis``),
+        ``"inferred"`` (every weight leaf in a known container: Flax names,
+        Equinox layers) or ``"assumed"`` (some leaf got the last axis for want
+        of one: those are ``assumed_leaves``, and ``"filter"`` holds only under
+        that assumption).
+
+    Example:
+        >>> js.describe_direction(js.normalize(d, params), params)["normalization"]
+        'filter'
+    """
+    tree.check_like(direction, params)
+    tree.check_finite(direction)
+    layouts = leaf_layouts(params, filter_axis)
+    assumed = assumed_paths(layouts) if filter_axis is None else []
+    triples = [(jnp.asarray(d), jnp.asarray(w), l) for d, w, l in
+               zip(jax.tree_util.tree_leaves(direction), jax.tree_util.tree_leaves(params),
+                   layouts) if tree.is_float_leaf(d)]
+    small = [d for d, _, l in triples if l.ignorable]
+    # with no such leaf the two settings agree; report the default
+    ignore = "biasbn" if all(bool(jnp.all(d == 0)) for d in small) else None
+
+    def matches(norm_fn) -> bool:
+        checked = False
+        for d, w, layout in triples:
+            if ignore == "biasbn" and layout.ignorable:
+                continue
+            nd, nw = norm_fn(d, layout), norm_fn(w, layout)
+            if not bool(jnp.allclose(nd, nw, rtol=_rtol_for(d.dtype, rtol), atol=1e-6)):
+                return False
+            checked = True
+        return checked
+
+    normalization = "unknown"
+    if matches(_norms):
+        normalization = "filter"
+    elif matches(lambda x, _: _whole_norm(x)):
+        normalization = "layer"
+    return {"norm": float(tree.norm(direction)), "fingerprint": tree.fingerprint(direction),
+            "normalization": normalization, "ignore": ignore,
+            "filter_axes": describe_axes(layouts),
+            "layout": "given" if filter_axis is not None else "assumed" if assumed else "inferred",
+            "assumed_leaves": assumed}

@@ -31,7 +31,7 @@ from experiments.config import CIFAR_TRAINING, FULL, QUICK, SMOKE
 from experiments.data import load_data
 from experiments.resnet56 import measure
 from jaxsurf import models
-from jaxsurf._interrupt import run_command
+from jaxsurf.interrupt import run_command
 
 # ----------------------------------------------------------------- config
 EXPERIMENT = "densenet"

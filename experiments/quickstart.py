@@ -24,7 +24,7 @@ import jaxsurf as js
 from jaxsurf import models, train
 from experiments.data import fashion_mnist
 from experiments.report import save_text, stored
-from jaxsurf._interrupt import run_command
+from jaxsurf.interrupt import run_command
 
 # ----------------------------------------------------------------- config
 EPOCHS = 2

@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from experiments import resnet56
-from jaxsurf._interrupt import run_command
+from jaxsurf.interrupt import run_command
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

@@ -49,7 +49,7 @@ from experiments import report as rep
 from experiments.config import CIFAR_TRAINING, FULL, QUICK, SMOKE, Preset
 from experiments.data import Data, load_data
 from jaxsurf import models, train
-from jaxsurf._interrupt import run_command
+from jaxsurf.interrupt import run_command
 
 # ----------------------------------------------------------------- config
 VARIANTS = ("skip", "noskip")

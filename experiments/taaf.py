@@ -37,7 +37,7 @@ from experiments.config import FULL, QUICK, SMOKE
 from experiments.data import load_data
 from experiments.resnet56 import measure
 from jaxsurf import models, train
-from jaxsurf._interrupt import run_command
+from jaxsurf.interrupt import run_command
 
 # ----------------------------------------------------------------- config
 EXPERIMENT = "taaf"

@@ -18,7 +18,7 @@ import jaxsurf as js
 from experiments.data import fashion_mnist
 from experiments.report import save_text
 from jaxsurf import models, train
-from jaxsurf._interrupt import run_command
+from jaxsurf.interrupt import run_command
 
 # ----------------------------------------------------------------- config
 CONFIG = train.TrainConfig(epochs=4, batch_size=128, optimizer="nesterov", learning_rate=0.1,

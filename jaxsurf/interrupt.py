@@ -25,10 +25,10 @@ Example:
 """
 
 from jaxsurf._deprecation import moved_names
-from jaxsurf._interrupt import Interrupted
+from jaxsurf._interrupt import Interrupted, run_command
 
-__all__ = ["Interrupted"]
+__all__ = ["Interrupted", "run_command"]
 
 # public before the face was narrowed (issue 24): they warn, then resolve as before
 __getattr__ = moved_names(__name__, "jaxsurf._interrupt", ("deferred",
-    "terminate_as_interrupt", "run_command", "report", "is_interrupt", "EXIT_STATUS",))
+    "terminate_as_interrupt", "report", "is_interrupt", "EXIT_STATUS",))

@@ -92,7 +92,7 @@ NAMESPACES: dict[str, list[str]] = {
         "top_eigenpairs", "trace",
     ],
     "jaxsurf.interrupt": [
-        "Interrupted",
+        "Interrupted", "run_command",
     ],
     "jaxsurf.losses": [
         "accuracy", "cross_entropy", "get_loss", "mae", "mse",
@@ -185,8 +185,7 @@ DEPRECATED: dict[str, tuple[str, list[str]]] = {
         "DEFAULT_CHUNK_SIZE", "LIBRARY_METADATA_KEYS",
     ]),
     "jaxsurf.interrupt": ("jaxsurf._interrupt", [
-        "EXIT_STATUS", "deferred", "is_interrupt", "report", "run_command",
-        "terminate_as_interrupt",
+        "EXIT_STATUS", "deferred", "is_interrupt", "report", "terminate_as_interrupt",
     ]),
     "jaxsurf.losses": ("jaxsurf._losses", [
         "LOSSES", "check_labels", "label_classes",

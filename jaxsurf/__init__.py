@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from jaxsurf import tree
+from jaxsurf import _tree as tree
 from jaxsurf._io.directions import DirectionFileError, load_directions, save_directions
 from jaxsurf._io.h5 import read_reference_directions
 from jaxsurf._version import __version__
@@ -23,13 +23,13 @@ from jaxsurf._directions import (between, describe_direction, normalize, orthogo
                                 random_direction, random_plane)
 from jaxsurf._evaluate import (Engine, dataset_mean, evaluate_line, evaluate_plane,
                               evaluate_points, evaluate_volume, interpolate)
-from jaxsurf.pca import pca_directions, project
+from jaxsurf._pca import pca_directions, project
 from jaxsurf._progress import ProgressBar, ProgressInfo
 from jaxsurf._refine import Refine
 from jaxsurf._store import StoreError, StoreMismatchError
-from jaxsurf.surface import Surface, SurfaceFileError
-from jaxsurf.trajectory import TrajectoryRecorder, load_trajectory
-from jaxsurf.volume import random_directions
+from jaxsurf._surface import Surface, SurfaceFileError
+from jaxsurf._trajectory import TrajectoryRecorder, load_trajectory
+from jaxsurf._volume import random_directions
 
 # Submodules that pull in heavier dependencies load on first use: js.plot
 # (matplotlib), js.export, js.flax (flax), js.equinox (equinox), js.losses, js.hessian,
@@ -37,15 +37,15 @@ from jaxsurf.volume import random_directions
 if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__ loads them
     from jaxsurf import (
     connect,
-    equinox,
+    _equinox as equinox,
     export,
-    flax,
-    hessian,
+    _flax as flax,
+    _hessian as hessian,
     _losses as losses,
-    pca,
+    _pca as pca,
     plot,
-    sharpness,
-    topology,
+    _sharpness as sharpness,
+    _topology as topology,
     view,
 )
 

@@ -28,7 +28,7 @@ import jax
 import numpy as np
 
 from jaxsurf import _validate
-from jaxsurf.tree import PyTree, leaf_path
+from jaxsurf._tree import PyTree, leaf_path
 
 __all__ = ["SplitData", "is_in_memory", "num_examples", "split_batches", "iter_batches",
            "to_host_arrays", "DEFAULT_BATCH_SIZE"]

@@ -29,7 +29,7 @@ from typing import Callable, NoReturn, Sequence
 
 from jaxsurf import _validate, _interrupt as interrupt
 from jaxsurf._cli_outputs import KINDS, beside, describe, plot_surface, write_vtp
-from jaxsurf.surface import Surface, SurfaceFileError
+from jaxsurf._surface import Surface, SurfaceFileError
 
 __all__ = ["main", "register", "COMMANDS", "Command", "UsageError", "describe",
            "plot_surface", "beside"]

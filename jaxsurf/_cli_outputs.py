@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from jaxsurf.surface import Surface
+from jaxsurf._surface import Surface
 
 __all__ = ["KINDS", "beside", "describe", "plot_surface", "write_vtp"]
 

@@ -153,7 +153,7 @@ class Checkpoint:
     def read(self, params_like: Any) -> tuple[Any, Any]:
         """``(params, state)`` of the step; ``params`` restored into ``params_like``'s
         structure (shapes and dtypes checked), ``state`` as saved (or ``None``)."""
-        from jaxsurf.trajectory import TrajectoryRecorder
+        from jaxsurf._trajectory import TrajectoryRecorder
 
         with TrajectoryRecorder(self.trajectory) as recorder:
             return recorder.restore(self.step, params_like=params_like)
@@ -180,7 +180,7 @@ def find_checkpoint(path: str | os.PathLike, step: int | None = None,
     path = Path(path)
     if not path.is_dir():
         raise ComputeError(f"{option} {path}: no such directory; give the folder "
-                           f"jaxsurf.train.fit wrote (out_dir) or a TrajectoryRecorder folder")
+                           f"jaxsurf._train.fit wrote (out_dir) or a TrajectoryRecorder folder")
     run_dir = None
     if (path / "trajectory").is_dir():
         run_dir, path = path, path / "trajectory"
@@ -253,7 +253,7 @@ class FlaxLinenLoader:
         import jax
 
         import jaxsurf as js
-        from jaxsurf.flax import eval_mode_kwargs, split_batch
+        from jaxsurf._flax import eval_mode_kwargs, split_batch
 
         inputs, _ = split_batch({k: v[:1] for k, v in batch.items()})
         try:

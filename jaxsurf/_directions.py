@@ -28,9 +28,9 @@ from typing import Any, Literal
 import jax
 import jax.numpy as jnp
 
-from jaxsurf import tree
+from jaxsurf import _tree as tree
 from jaxsurf._layout import CONVENTIONS, LeafLayout, assumed_paths, describe_axes, leaf_layouts
-from jaxsurf.tree import PyTree
+from jaxsurf._tree import PyTree
 
 __all__ = ["METHODS", "random_direction", "normalize", "orthogonalize", "between",
            "random_plane", "describe_direction"]

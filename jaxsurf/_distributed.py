@@ -38,7 +38,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxsurf.tree import PyTree
+from jaxsurf._tree import PyTree
 
 __all__ = ["AXES", "plan_mesh", "as_mesh", "mesh_shape", "spans_processes", "put", "to_host",
            "broadcast_from_first"]

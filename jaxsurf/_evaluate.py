@@ -44,7 +44,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from jaxsurf import _validate, tree
+from jaxsurf import _validate, _tree as tree
 from jaxsurf._engine.execute import execute
 from jaxsurf._engine.job import check_integer_leaves
 from jaxsurf._engine.means import dataset_mean
@@ -54,8 +54,8 @@ from jaxsurf._engine.options import Engine, takes_engine
 from jaxsurf._engine.plan import DEFAULT_CHUNK_SIZE
 from jaxsurf._state import bind, interpolate_recomputed, plan_interpolation
 from jaxsurf._directions import describe_direction
-from jaxsurf.surface import Surface
-from jaxsurf.tree import PyTree
+from jaxsurf._surface import Surface
+from jaxsurf._tree import PyTree
 
 __all__ = ["evaluate_points", "evaluate_line", "evaluate_plane", "evaluate_volume",
            "interpolate", "dataset_mean", "Engine", "DEFAULT_CHUNK_SIZE"]

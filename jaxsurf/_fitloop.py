@@ -51,12 +51,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsurf import tree
+from jaxsurf import _tree as tree
 from jaxsurf._io import atomic as _atomic, jsonfile as _json
 from jaxsurf._interrupt import Interrupted, deferred, is_interrupt
 from jaxsurf._progress import ProgressOption, ProgressTracker, make_sink
 from jaxsurf._store import differences
-from jaxsurf.tree import PyTree
+from jaxsurf._tree import PyTree
 
 __all__ = ["Folder", "Fit", "run", "check_settings", "optimizer_fingerprint",
            "describe_callable", "LOG"]
@@ -342,7 +342,7 @@ def _open(folder: Folder, params: PyTree, state: PyTree, settings: Mapping[str, 
           ) -> tuple[Any, PyTree, PyTree, list[dict[str, Any]], int]:
     """Checks the folder's settings, restores its last checkpoint (if any) and
     writes the settings: ``(recorder, params, state, history, start_epoch)``."""
-    from jaxsurf.trajectory import TrajectoryRecorder
+    from jaxsurf._trajectory import TrajectoryRecorder
 
     path = folder.path
     path.mkdir(parents=True, exist_ok=True)

@@ -47,7 +47,7 @@ from typing import Any
 
 import jax
 
-from jaxsurf.tree import PyTree, leaf_path
+from jaxsurf._tree import PyTree, leaf_path
 
 __all__ = ["LeafLayout", "leaf_layouts", "CONVENTIONS", "describe_axes", "assumed_paths"]
 

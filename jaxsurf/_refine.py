@@ -49,7 +49,7 @@ from jaxsurf import _validate
 from jaxsurf._engine.execute import execute
 from jaxsurf._engine.metadata import run_surface
 from jaxsurf._engine.options import Engine
-from jaxsurf.surface import Surface
+from jaxsurf._surface import Surface
 
 __all__ = ["FILLS", "SCALES", "Refine", "bilinear_fill", "cell_midpoints", "plan_start",
            "quadratic_fill", "runner", "simulate"]

@@ -36,8 +36,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsurf import tree
-from jaxsurf.tree import PyTree
+from jaxsurf import _tree as tree
+from jaxsurf._tree import PyTree
 
 __all__ = ["StatefulFn", "register", "state_of", "bind", "lookup", "plan_interpolation",
            "STATE_POLICIES", "OF_PARAMS", "OF_FN", "NO_STATE"]
@@ -329,7 +329,7 @@ def interpolate_recomputed(fn: Callable, params_a: PyTree, params_b: PyTree, dat
     module sits below the evaluators and does not import them)."""
     from jaxsurf import _batching as batching
     from jaxsurf._version import __version__
-    from jaxsurf.surface import Surface, metadata_from
+    from jaxsurf._surface import Surface, metadata_from
 
     stateful = getattr(fn, "jaxsurf_state", None)
     if not isinstance(stateful, StatefulFn) or stateful.recompute is None:

@@ -48,11 +48,11 @@ from typing import Any, Mapping, Sequence
 import jax
 import numpy as np
 
-from jaxsurf import tree
+from jaxsurf import _tree as tree
 from jaxsurf._io import atomic, jsonfile
 from jaxsurf._io.header import FORMATS, Header
 from jaxsurf._io.npz import NpzReader
-from jaxsurf.tree import PyTree
+from jaxsurf._tree import PyTree
 
 __all__ = ["StoreError", "StoreMismatchError", "PointStore", "make_request",
            "data_fingerprint", "stream_fingerprint", "differences", "FULL_HASH_BYTES",

@@ -39,8 +39,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsurf import _validate, _batching as batching
-from jaxsurf.surface import SEM_SUFFIX
-from jaxsurf.tree import PyTree
+from jaxsurf._surface import SEM_SUFFIX
+from jaxsurf._tree import PyTree
 
 __all__ = ["Moments", "draw", "batch_moments", "merge", "merge_replicas", "standard_error",
            "SEM_SUFFIX"]

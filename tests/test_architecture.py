@@ -26,26 +26,26 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS: dict[str, tuple[str, ...]] = {
     # what everything uses: pytrees, checks, limits, interrupts, progress, batches, devices
     "base": ("jaxsurf._version", "jaxsurf._limits", "jaxsurf._deprecation", "jaxsurf._modules",
-             "jaxsurf.tree", "jaxsurf._validate", "jaxsurf.interrupt", "jaxsurf._interrupt",
-             "jaxsurf.progress", "jaxsurf._progress", "jaxsurf._layout", "jaxsurf.batching",
-             "jaxsurf._batching", "jaxsurf.distributed", "jaxsurf._distributed", "jaxsurf.losses",
-             "jaxsurf._losses"),
+             "jaxsurf.tree", "jaxsurf._tree", "jaxsurf._validate", "jaxsurf.interrupt",
+             "jaxsurf._interrupt", "jaxsurf.progress", "jaxsurf._progress", "jaxsurf._layout",
+             "jaxsurf.batching", "jaxsurf._batching", "jaxsurf.distributed",
+             "jaxsurf._distributed", "jaxsurf.losses", "jaxsurf._losses"),
     # files: the one atomic writer, headers, npz/h5/json/vtk readers and writers; the
     # objects that are files (Surface, the store, trajectories)
-    "io": ("jaxsurf._io", "jaxsurf._io.*", "jaxsurf.surface", "jaxsurf.store", "jaxsurf._store",
-           "jaxsurf.trajectory"),
+    "io": ("jaxsurf._io", "jaxsurf._io.*", "jaxsurf.surface", "jaxsurf._surface", "jaxsurf.store",
+           "jaxsurf._store", "jaxsurf.trajectory", "jaxsurf._trajectory"),
     # directions in parameter space, and the model-state policies
-    "directions": ("jaxsurf.directions", "jaxsurf._directions", "jaxsurf.pca", "jaxsurf.volume",
-                   "jaxsurf._state"),
+    "directions": ("jaxsurf.directions", "jaxsurf._directions", "jaxsurf.pca", "jaxsurf._pca",
+                   "jaxsurf.volume", "jaxsurf._volume", "jaxsurf._state"),
     # the one evaluation engine, its public evaluators, and the one resumable fit loop
     "engine": ("jaxsurf._engine", "jaxsurf._engine.*", "jaxsurf.evaluate", "jaxsurf._evaluate",
                "jaxsurf.refine", "jaxsurf._refine", "jaxsurf.subsample", "jaxsurf._subsample",
                "jaxsurf._fitloop"),
     # model adapters: a framework's model -> fn(params, batch), params
-    "adapters": ("jaxsurf.flax", "jaxsurf.equinox"),
+    "adapters": ("jaxsurf.flax", "jaxsurf._flax", "jaxsurf.equinox", "jaxsurf._equinox"),
     # measures built on the engine: curvature, sharpness, topology, connectivity
-    "measures": ("jaxsurf.hessian", "jaxsurf.sharpness", "jaxsurf.topology", "jaxsurf.connect",
-                 "jaxsurf.connect.*"),
+    "measures": ("jaxsurf.hessian", "jaxsurf._hessian", "jaxsurf.sharpness", "jaxsurf._sharpness",
+                 "jaxsurf.topology", "jaxsurf._topology", "jaxsurf.connect", "jaxsurf.connect.*"),
     # what draws and exports
     "views": ("jaxsurf.plot", "jaxsurf.plot.*", "jaxsurf.view", "jaxsurf.view.*",
               "jaxsurf.export"),
@@ -53,7 +53,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "face": ("jaxsurf",),
     # the thesis's zoo beside the core, never imported by it
     "zoo": ("jaxsurf.models", "jaxsurf.models.*", "jaxsurf.data", "jaxsurf.data.*",
-            "jaxsurf.train"),
+            "jaxsurf.train", "jaxsurf._train"),
     # the command line: an application of the library
     "app": ("jaxsurf.cli", "jaxsurf._cli", "jaxsurf._compute_cli", "jaxsurf._cli_outputs",
             "jaxsurf.__main__"),

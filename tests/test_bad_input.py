@@ -8,7 +8,7 @@ import pytest
 
 import jaxsurf as js
 from helpers import classification_data, mlp_fn
-from jaxsurf import surface as surface_lib
+from jaxsurf import _surface as surface_lib
 
 
 @pytest.fixture
@@ -148,7 +148,8 @@ def test_bad_options(problem):
 
 # --------------------------------------------------------------------------- trajectories
 def test_trajectory_directory_missing_or_empty(tmp_path):
-    from jaxsurf import trajectory  # a missing module or function fails here, never skips
+    # a missing module or function fails here, never skips
+    from jaxsurf import _trajectory as trajectory
 
     with pytest.raises(FileNotFoundError, match="no trajectory at .*TrajectoryRecorder"):
         trajectory.load_trajectory(tmp_path / "missing")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from jaxsurf import _cli as cli
-from jaxsurf.surface import Surface
+from jaxsurf._surface import Surface
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from jaxsurf import _cli as cli
-from jaxsurf.surface import Surface
+from jaxsurf._surface import Surface
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -11,7 +11,7 @@ import pytest
 
 import jaxsurf as js
 from jaxsurf import _cli as cli
-from jaxsurf.surface import Surface
+from jaxsurf._surface import Surface
 
 
 @pytest.fixture

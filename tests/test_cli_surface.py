@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import jaxsurf as js
-from jaxsurf import _compute_cli, _cli as cli, train
+from jaxsurf import _compute_cli, _cli as cli, _train as train
 
 
 class TinyNet(nn.Module):

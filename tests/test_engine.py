@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import jaxsurf as js
-from jaxsurf import _validate, hessian
+from jaxsurf import _validate, _hessian as hessian
 
 
 def _problem():

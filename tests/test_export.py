@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from jaxsurf import export
-from jaxsurf.surface import Surface
+from jaxsurf._surface import Surface
 
 ALPHAS = np.linspace(-1.0, 1.0, 5)
 BETAS = np.array([-0.5, 0.1, 0.5])

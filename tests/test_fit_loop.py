@@ -18,7 +18,7 @@ import pytest
 
 import jaxsurf as js
 from helpers import classification_data
-from jaxsurf import _fitloop, train
+from jaxsurf import _fitloop, _train as train
 from jaxsurf._interrupt import Interrupted
 
 

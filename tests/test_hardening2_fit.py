@@ -14,7 +14,7 @@ import optax
 import pytest
 
 import jaxsurf as js
-from jaxsurf import train
+from jaxsurf import _train as train
 from jaxsurf._io import atomic as _atomic
 
 connect = js.connect

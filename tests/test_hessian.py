@@ -10,7 +10,7 @@ from jax.flatten_util import ravel_pytree
 from matplotlib.figure import Figure
 
 import jaxsurf as js
-from jaxsurf import hessian
+from jaxsurf import _hessian as hessian
 from helpers import classification_data, dense_params, mlp_fn
 
 

@@ -19,7 +19,7 @@ import pytest
 
 import jaxsurf as js
 from helpers import classification_data, dense_params, mlp_fn
-from jaxsurf import _cli as cli, _interrupt as interrupt, train
+from jaxsurf import _cli as cli, _interrupt as interrupt, _train as train
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import jaxsurf as js
-from jaxsurf.pca import pca_directions, project
+from jaxsurf._pca import pca_directions, project
 from jaxsurf.plot import pca_path
-from jaxsurf.trajectory import TrajectoryRecorder
+from jaxsurf._trajectory import TrajectoryRecorder
 
 
 def random_trajectory(n=7, seed=0):

@@ -9,7 +9,7 @@ from matplotlib.contour import ContourSet
 from matplotlib.figure import Figure
 
 from jaxsurf import plot
-from jaxsurf.surface import Surface
+from jaxsurf._surface import Surface
 
 ALPHAS = np.linspace(-1.0, 1.0, 5)
 BETAS = np.array([-0.5, 0.1, 0.5])  # uneven on purpose

@@ -11,7 +11,8 @@ import pytest
 from matplotlib.figure import Figure
 
 import jaxsurf as js
-from jaxsurf import hessian, pca, _subsample as subsample, surface, train
+from jaxsurf import _hessian as hessian, _pca as pca, _subsample as subsample
+from jaxsurf import _surface as surface, _train as train
 from jaxsurf._io import atomic as _atomic
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from jaxsurf import sharpness
+from jaxsurf import _sharpness as sharpness
 from helpers import classification_data, dense_params, mlp_fn
 
 N_EXAMPLES = 13

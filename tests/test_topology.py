@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jaxsurf as js
-from jaxsurf import topology
-from jaxsurf.surface import Surface
+from jaxsurf import _topology as topology
+from jaxsurf._surface import Surface
 
 pytest.importorskip("gudhi")
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import jaxsurf as js
-from jaxsurf import train
+from jaxsurf import _train as train
 
 
 class TinyNet(nn.Module):
@@ -33,7 +33,7 @@ CONFIG = train.TrainConfig(epochs=2, batch_size=64, optimizer="nesterov", learni
 def test_one_epoch_lowers_the_loss_and_logs(tmp_path):
     model = TinyNet()
     variables = model.init(jax.random.key(0), DATA["train"]["x"][:2])
-    from jaxsurf.flax import linen_metrics_fn
+    from jaxsurf._flax import linen_metrics_fn
     before = linen_metrics_fn(model)(variables, DATA["val"])
     result = train.fit(model, DATA, CONFIG, out_dir=tmp_path, variables=variables, log=None)
     assert result.history[-1]["val_loss"] < float(before["loss"])

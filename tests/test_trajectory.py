@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxsurf.trajectory import TrajectoryRecorder, load_trajectory
+from jaxsurf._trajectory import TrajectoryRecorder, load_trajectory
 
 
 def mixed_params(seed):

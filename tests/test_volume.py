@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import jaxsurf as js
-from jaxsurf.surface import Surface
+from jaxsurf._surface import Surface
 
 ALPHAS = np.array([-0.5, 0.0, 0.75])
 BETAS = np.array([-1.0, -0.2, 0.3, 1.0])

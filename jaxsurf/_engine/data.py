@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsurf import _batching as batching, tree
-from jaxsurf.tree import PyTree
+from jaxsurf import _batching as batching, _tree as tree
+from jaxsurf._tree import PyTree
 
 __all__ = ["Layout", "layout_for", "check_data_dtypes", "check_not_empty_container",
            "stream_length"]

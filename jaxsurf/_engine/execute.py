@@ -31,7 +31,7 @@ from jaxsurf._engine.options import Engine
 from jaxsurf._engine.plan import plan
 from jaxsurf._engine.programs import sums_program, values_program
 from jaxsurf._progress import ProgressTracker, make_sink
-from jaxsurf.tree import PyTree
+from jaxsurf._tree import PyTree
 
 __all__ = ["execute", "evaluate_in_memory", "evaluate_stream_once", "evaluate_stream_stored"]
 

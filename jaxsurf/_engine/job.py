@@ -15,10 +15,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
-from jaxsurf import _distributed as distributed, tree
+from jaxsurf import _distributed as distributed, _tree as tree
 from jaxsurf._engine.metrics import Fn, LabelCheck, cast_floats, trace_metrics
 from jaxsurf._progress import ProgressInfo, ProgressOption
-from jaxsurf.tree import PyTree
+from jaxsurf._tree import PyTree
 
 __all__ = ["check_directions", "check_integer_leaves", "as_compute_dtype", "Job",
            "default_progress"]

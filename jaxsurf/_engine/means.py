@@ -26,13 +26,13 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from jaxsurf import _validate, _batching as batching, tree
+from jaxsurf import _validate, _batching as batching, _tree as tree
 from jaxsurf._engine.data import layout_for
 from jaxsurf._engine.metrics import Fn, accumulator_dtype, trace_metrics, with_note
 from jaxsurf._engine.options import takes_engine
 from jaxsurf._engine.programs import metric_sums
 from jaxsurf._state import bind
-from jaxsurf.tree import PyTree
+from jaxsurf._tree import PyTree
 
 __all__ = ["dataset_mean", "mean_over_batches", "OnDevice", "on_device", "check_float_params"]
 

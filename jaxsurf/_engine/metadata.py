@@ -21,8 +21,8 @@ from jaxsurf._engine.metrics import Fn
 from jaxsurf._engine.options import Engine
 from jaxsurf._state import bind
 from jaxsurf._version import __version__
-from jaxsurf.surface import Surface
-from jaxsurf.tree import PyTree
+from jaxsurf._surface import Surface
+from jaxsurf._tree import PyTree
 
 __all__ = ["LIBRARY_METADATA_KEYS", "USER_MAY_SET", "ENTRY_POINTS", "run_surface",
            "shared_normalization", "library_facts"]

@@ -15,8 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsurf import _validate, _losses as losses, tree
-from jaxsurf.tree import PyTree
+from jaxsurf import _validate, _losses as losses, _tree as tree
+from jaxsurf._tree import PyTree
 
 __all__ = ["Fn", "FN_NOTE", "as_metric_dict", "with_note", "metric_shapes", "cast_floats",
            "scalar_metric", "accumulator_dtype", "loss_metrics", "LabelCheck", "trace_metrics"]

@@ -28,7 +28,7 @@ from jaxsurf._engine.loop import ChunkFn, open_store, run_chunks
 from jaxsurf._engine.options import Engine
 from jaxsurf._engine.plan import plan
 from jaxsurf._progress import make_sink
-from jaxsurf.tree import PyTree
+from jaxsurf._tree import PyTree
 
 __all__ = ["PointFn", "execute_pointwise"]
 

@@ -15,9 +15,9 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import PartitionSpec
 
-from jaxsurf import _distributed as distributed, _subsample as subsample_lib, tree
+from jaxsurf import _distributed as distributed, _subsample as subsample_lib, _tree as tree
 from jaxsurf._engine.metrics import Fn, as_metric_dict, cast_floats
-from jaxsurf.tree import PyTree
+from jaxsurf._tree import PyTree
 
 if TYPE_CHECKING:
     from jaxsurf._engine.job import Job

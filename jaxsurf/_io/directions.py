@@ -23,11 +23,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsurf import _validate, tree
+from jaxsurf import _validate, _tree as tree
 from jaxsurf._io import atomic
 from jaxsurf._io.header import FORMATS, Header
 from jaxsurf._io.npz import NpzReader
-from jaxsurf.tree import PyTree
+from jaxsurf._tree import PyTree
 
 __all__ = ["save_directions", "load_directions", "DirectionFileError"]
 

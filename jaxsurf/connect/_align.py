@@ -30,8 +30,8 @@ from typing import Any, Mapping, Sequence
 import jax
 import numpy as np
 
-from jaxsurf import tree
-from jaxsurf.tree import PyTree
+from jaxsurf import _tree as tree
+from jaxsurf._tree import PyTree
 
 __all__ = ["Group", "PermutationSpec", "weight_matching", "apply_permutation", "align",
            "mlp_spec", "resnet_spec"]

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxsurf import _fitloop, _validate, _batching as batching, tree
+from jaxsurf import _fitloop, _validate, _batching as batching, _tree as tree
 from jaxsurf._engine.data import check_data_dtypes, check_not_empty_container
 from jaxsurf._io import atomic as _atomic
 from jaxsurf._io.header import Header
@@ -40,7 +40,7 @@ from jaxsurf._state import StatefulFn, from_float, state_for, to_float
 from jaxsurf._fitloop import optimizer_fingerprint
 from jaxsurf._progress import ProgressOption
 from jaxsurf._store import data_fingerprint
-from jaxsurf.tree import PyTree
+from jaxsurf._tree import PyTree
 
 __all__ = ["Curve", "KINDS", "line", "fit_curve", "load_curve", "curve_coefficients"]
 

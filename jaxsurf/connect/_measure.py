@@ -18,14 +18,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsurf import _batching as batching, tree
+from jaxsurf import _batching as batching, _tree as tree
 from jaxsurf._engine.options import Engine, takes_engine
 from jaxsurf._state import STATE_POLICIES, StatefulFn, from_float, to_float
 from jaxsurf._version import __version__
 from jaxsurf.connect._curve import Curve, check_t, end_states
 from jaxsurf._evaluate import evaluate_points
-from jaxsurf.surface import Surface, metadata_from
-from jaxsurf.tree import PyTree
+from jaxsurf._surface import Surface, metadata_from
+from jaxsurf._tree import PyTree
 
 __all__ = ["BatchStatsRecompute", "recompute_batch_stats", "evaluate_curve", "Barrier",
            "barrier", "CurvePlane", "curve_plane", "curve_path"]
@@ -36,7 +36,7 @@ _PROBE = 65536.0  # running value used to read a BatchNorm layer's momentum off 
 # --------------------------------------------------------------------------- BatchNorm
 def _inputs(data: Any, input_key: str | None) -> Any:
     if isinstance(data, (dict, tuple, list)):
-        from jaxsurf.flax import split_batch
+        from jaxsurf._flax import split_batch
 
         return split_batch(data, input_key)[0]
     return data
@@ -92,7 +92,7 @@ class BatchStatsRecompute:
     def __init__(self, model: Any, data: Any, *, batch_size: int | None = None,
                  input_key: str | None = None,
                  train_kwargs: Mapping[str, Any] | None = None) -> None:
-        from jaxsurf.flax import eval_mode_kwargs
+        from jaxsurf._flax import eval_mode_kwargs
 
         x = np.asarray(_inputs(data, input_key))
         self.num_examples = int(x.shape[0])

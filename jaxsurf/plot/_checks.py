@@ -7,7 +7,7 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from jaxsurf.surface import Surface
+from jaxsurf._surface import Surface
 
 DEFAULT_LABELS = ("alpha (direction 1)", "beta (direction 2)")
 DEFAULT_CMAP = "viridis"

@@ -26,7 +26,7 @@ from jaxsurf.plot._checks import (
 )
 from jaxsurf.plot._levels import (check_levels_hit, color_norm, colorbar_extend, contour_levels,
                                   level_format)
-from jaxsurf.surface import Surface
+from jaxsurf._surface import Surface
 
 
 # --------------------------------------------------------------------------- drawing helpers

@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from jaxsurf.plot._checks import PathLike, check_log, check_surface, metric_values
 from jaxsurf.plot._common import new_figure, save_figure
 from jaxsurf.plot._planes import contour
-from jaxsurf.surface import Surface
+from jaxsurf._surface import Surface
 
 
 def connectivity_lines(paths: Mapping[str, Surface], *, loss: str = "loss",

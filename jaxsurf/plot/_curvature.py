@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 from jaxsurf.plot._checks import betas_of
 from jaxsurf.plot._common import save_figure
-from jaxsurf.surface import Surface
+from jaxsurf._surface import Surface
 
 __all__ = ["spectrum", "convexity"]
 

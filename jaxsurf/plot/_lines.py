@@ -17,7 +17,7 @@ from jaxsurf.plot._checks import (
     plot_title,
 )
 from jaxsurf.plot._common import new_figure, save_figure
-from jaxsurf.surface import SEM_SUFFIX, Surface
+from jaxsurf._surface import SEM_SUFFIX, Surface
 
 
 def line(surface: Surface, metrics: str | Sequence[str] | None = None, *, log: bool = False,

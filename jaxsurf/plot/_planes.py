@@ -39,7 +39,7 @@ from jaxsurf.plot._common import (
     shade_masked,
 )
 from jaxsurf.plot._levels import color_norm, contour_levels
-from jaxsurf.surface import Surface
+from jaxsurf._surface import Surface
 
 
 def contour(surface: Surface, metric: str = "loss", *,

@@ -23,7 +23,7 @@ from jaxsurf.plot._checks import (
     plot_title,
 )
 from jaxsurf.plot._common import axis_limits, new_figure, save_figure
-from jaxsurf.surface import Surface
+from jaxsurf._surface import Surface
 
 
 def surface3d(surface: Surface, metric: str = "loss", *, zmax: float | None = None,

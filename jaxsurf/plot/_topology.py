@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from jaxsurf.plot._checks import DEFAULT_CMAP, PathLike, check_surface
 from jaxsurf.plot._common import new_figure, save_figure
 from jaxsurf.plot._planes import contour, filled, heatmap
-from jaxsurf.surface import Surface
+from jaxsurf._surface import Surface
 
 
 def mark_minima(ax: Axes, surface: Surface, metric: str = "loss", *,
@@ -36,7 +36,7 @@ def mark_minima(ax: Axes, surface: Surface, metric: str = "loss", *,
     Example:
         >>> fig = contour(s); artists = mark_minima(fig.axes[0], s)
     """
-    from jaxsurf import topology
+    from jaxsurf import _topology as topology
 
     surface = check_surface(surface, "mark_minima", plane=True)
     stats = topology.summary(surface, metric, min_persistence)
@@ -88,7 +88,7 @@ def basins(surface: Surface, metric: str = "loss", *, kind: str = "filled",
     Example:
         >>> fig = basins(plane, log=True, out="runs/basins.png")
     """
-    from jaxsurf import topology
+    from jaxsurf import _topology as topology
 
     draw = {"filled": filled, "contour": contour, "heatmap": heatmap}
     if kind not in draw:
@@ -135,7 +135,7 @@ def persistence(surfaces: Surface | Mapping[str, Surface], metric: str = "loss",
     Example:
         >>> fig = persistence({"skip": s_skip, "no skip": s_noskip}, out="runs/pd.png")
     """
-    from jaxsurf import topology
+    from jaxsurf import _topology as topology
 
     if isinstance(surfaces, Surface):
         surfaces = {str(surfaces.metadata.get("title", metric)): surfaces}

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from jaxsurf.plot._checks import DEFAULT_CMAP, PathLike, check_log, metric_values
 from jaxsurf.plot._common import cell_edges, heatmap_range, new_figure, save_figure
 from jaxsurf.plot._levels import color_norm
-from jaxsurf.surface import Surface
+from jaxsurf._surface import Surface
 
 DEFAULT_VOLUME_LABELS = ("alpha (direction 1)", "beta (direction 2)", "gamma (direction 3)")
 

@@ -41,7 +41,7 @@ Example:
         python -m jaxsurf view runs/resnet56_noskip_quick --out page.html
 """
 
-from jaxsurf.surface import Surface  # noqa: F401  (kept importable from here, as before)
+from jaxsurf._surface import Surface  # noqa: F401  (kept importable from here, as before)
 from jaxsurf.view._data import PathLike, Surfaces, folder_groups  # noqa: F401
 from jaxsurf.view._page import default_out, html, write
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from jaxsurf._io import jsonfile as _json
-from jaxsurf.surface import Surface
+from jaxsurf._surface import Surface
 
 __all__ = ["PathLike", "Surfaces", "folder_groups", "read_results", "surface_files",
            "surface_groups"]

@@ -18,7 +18,7 @@ from typing import Any
 
 from jaxsurf import _validate
 from jaxsurf._io import atomic as _atomic
-from jaxsurf.surface import Surface
+from jaxsurf._surface import Surface
 from jaxsurf.view._data import PathLike, Surfaces, folder_groups, read_results, \
     surface_files, surface_groups
 

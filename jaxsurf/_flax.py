@@ -1,0 +1,257 @@
+"""Flax adapters: one call turns a model into ``(fn, params)`` for jaxsurf.
+
+* Linen: ``adapt(module, variables)`` with ``variables = {'params': ...,
+  'batch_stats': ...}``. ``params`` is ``variables['params']``; every other
+  collection (BatchNorm running statistics) stays fixed, as in Li et al.,
+  where BatchNorm runs in evaluation mode with the running statistics.
+* NNX: ``adapt(model)``. ``params`` is a plain nested dict of the model's
+  ``nnx.Param`` values; the rest of the state (``BatchStat``, RNG state) stays
+  fixed, and the model is put in evaluation mode on a copy.
+
+The state each model came with is recorded for its params (see
+:mod:`jaxsurf._state`): ``js.interpolate(fn, pa, pb, ...)`` between two
+adapted models moves the running statistics with the weights, so each end
+point is exactly that model (``state_policy="fixed"`` holds model A's).
+Evaluating model B's params with model A's ``fn`` uses B's statistics:
+``fn(pb, batch)`` looks them up, and every jaxsurf entry point that traces
+``fn`` binds them first (:func:`jaxsurf._state.bind`; recorded in
+``metadata["model_state"]``). Under your own ``jax.jit``/``jax.grad`` the
+params are tracers and ``fn`` uses its own state: use B's ``fn`` there.
+Flax kernels keep the filter (output channel) on the last axis.
+
+Batches are ``(inputs, targets)`` tuples or dicts; for dicts the keys are
+given by ``input_key`` / ``target_key`` or found among common names (``x``,
+``image``, ``inputs`` / ``y``, ``label``, ``targets``).
+
+Example:
+    >>> fn, params = js.flax.adapt(model, variables, loss="cross_entropy")
+    >>> metrics = fn(params, {"x": data["x"], "y": data["y"]})   # batch means
+    >>> sorted(metrics)
+    ['accuracy', 'loss']
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from typing import Any, Callable, Mapping
+
+import jax
+
+from jaxsurf import _state, _tree as tree
+from jaxsurf._engine.metrics import loss_metrics
+from jaxsurf._losses import get_loss
+from jaxsurf._tree import PyTree
+
+__all__ = ["adapt", "linen_metrics_fn", "split_batch", "eval_mode_kwargs"]
+
+INPUT_KEYS = ("x", "image", "images", "inputs", "input", "features")
+TARGET_KEYS = ("y", "label", "labels", "targets", "target")
+_EVAL_FLAGS = {"train": False, "training": False, "is_training": False,
+               "deterministic": True, "use_running_average": True}
+
+
+def split_batch(batch: Any, input_key: str | None = None,
+                target_key: str | None = None) -> tuple[Any, Any]:
+    """``(inputs, targets)`` from a tuple/list batch or a dict batch."""
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        return batch[0], batch[1]
+    if isinstance(batch, Mapping):
+        def pick(given: str | None, candidates: tuple[str, ...], role: str) -> Any:
+            if given is not None:
+                if given not in batch:
+                    raise KeyError(f"batch has no key {given!r} for the {role}; it has "
+                                   f"{sorted(batch)}")
+                return batch[given]
+            for key in candidates:
+                if key in batch:
+                    return batch[key]
+            raise KeyError(f"cannot tell which batch entry holds the {role}: keys are "
+                           f"{sorted(batch)}; pass {role[:-1] if role.endswith('s') else role}"
+                           f"_key=... to js.flax.adapt")
+        return (pick(input_key, INPUT_KEYS, "inputs"), pick(target_key, TARGET_KEYS, "target"))
+    raise TypeError(f"a batch must be an (inputs, targets) tuple or a dict, got "
+                    f"{type(batch).__name__}")
+
+
+def eval_mode_kwargs(call: Callable) -> dict[str, Any]:
+    """Keyword flags that put a Linen ``__call__`` in evaluation mode, read off
+    its signature (``train=False``, ``deterministic=True``, ...)."""
+    try:
+        names = inspect.signature(call).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {name: value for name, value in _EVAL_FLAGS.items() if name in names}
+
+
+def adapt(model: Any, variables: Mapping[str, Any] | None = None, *,
+          loss: str | Callable = "cross_entropy", input_key: str | None = None,
+          target_key: str | None = None, apply_kwargs: Mapping[str, Any] | None = None,
+          include_state: bool = False) -> tuple[Callable[[PyTree, Any], Any], PyTree]:
+    """Turns a Flax Linen module (with its variables) or an NNX model into
+    ``(fn, params)``.
+
+    Args:
+        model: a ``flax.linen.Module`` or a ``flax.nnx.Module``.
+        variables: Linen variables ``{'params': ..., 'batch_stats': ...}``
+            (not used for NNX).
+        loss: ``"cross_entropy"`` (with ``accuracy``), ``"mse"``, ``"mae"``, or
+            a callable ``loss(outputs, targets) -> scalar | dict``.
+        input_key, target_key: dict-batch keys, if not one of the common names.
+        apply_kwargs: extra keywords for the Linen ``apply``; by default the
+            evaluation-mode flag found in the signature (``train=False``,
+            ``deterministic=True``, ...).
+        include_state: Linen only: ``params`` is then every collection
+            (``{'params': ..., 'batch_stats': ...}``), so directions can move
+            the running statistics too, as the reference tool's
+            ``--dir_type states`` does (``ignore="biasbn"`` still zeroes them:
+            they belong to normalization layers).
+
+    Returns:
+        ``fn(params, batch) -> {'loss': ..., ...}`` (batch means) and the
+        trainable params pytree that directions are drawn against.
+
+    Example:
+        >>> fn, params = js.flax.adapt(model, variables, loss="cross_entropy")
+        >>> sorted(params)      # the trainable params; fn holds the batch_stats
+        ['BatchNorm_0', 'Dense_0', 'Dense_1']
+    """
+    if type(model).__module__.split(".")[0] == "equinox" or any(
+            c.__module__.startswith("equinox") for c in type(model).__mro__[1:]):
+        raise TypeError(f"{type(model).__name__} is an Equinox module: use "
+                        f"js.equinox.adapt(model, state) instead of js.flax.adapt")
+    loss_fn = get_loss(loss)
+    try:
+        from flax import nnx
+    except ImportError:  # pragma: no cover - very old flax
+        nnx = None
+    if nnx is not None and isinstance(model, nnx.Module):
+        if include_state:
+            raise ValueError("include_state=True is for Linen; for NNX, evaluate your own "
+                             "fn over nnx.split(model) states")
+        return _adapt_nnx(nnx, model, loss_fn, input_key, target_key)
+    if variables is None or "params" not in variables:
+        raise ValueError("a Linen module needs its variables, e.g. "
+                         "adapt(module, module.init(key, x)); they must hold 'params'")
+    if include_state:
+        every = dict(variables)
+        tree.check_arrays(every)
+        metrics_all = linen_metrics_fn(model, loss=loss_fn, input_key=input_key,
+                                       target_key=target_key, apply_kwargs=apply_kwargs)
+        return metrics_all, every
+    frozen = {k: v for k, v in variables.items() if k != "params"}
+    params = variables["params"]
+    tree.check_arrays(params)
+    metrics_of = linen_metrics_fn(model, loss=loss_fn, input_key=input_key,
+                                  target_key=target_key, apply_kwargs=apply_kwargs)
+
+    def apply(params: PyTree, state: PyTree, batch: Any) -> Any:
+        return metrics_of({"params": params, **state}, batch)
+
+    def fn(params: PyTree, batch: Any) -> Any:  # params from another adapt: their own state
+        return apply(params, _state.lookup(params, frozen)[0], batch)
+
+    recompute = _linen_recompute(model, input_key, target_key)
+    fn.jaxsurf_state = _state.StatefulFn(frozen, params, apply,  # type: ignore[attr-defined]
+                                         recompute)
+    _state.register(params, frozen)
+    return fn, params
+
+
+_TRAIN_FLAGS = {"train": True, "training": True, "is_training": True,
+                "use_running_average": False}
+
+
+def _linen_recompute(module: Any, input_key: str | None, target_key: str | None
+                     ) -> Callable | None:
+    """``recompute(params, state, batches) -> state`` with ``batch_stats`` re-estimated
+    in training mode (dropout off where a ``deterministic`` flag allows), or None
+    when the module has no training-mode flag."""
+    try:
+        names = inspect.signature(module.__call__).parameters
+    except (TypeError, ValueError):
+        return None
+    flags = {k: v for k, v in _TRAIN_FLAGS.items() if k in names}
+    if not flags:
+        return None
+    if "deterministic" in names:
+        flags["deterministic"] = True
+
+    @jax.jit  # params are an argument: compiled once, not once per point
+    def update_with(params: PyTree, other: PyTree, start: PyTree, inputs: Any) -> PyTree:
+        _, new = module.apply({"params": params, **other, "batch_stats": start}, inputs,
+                              mutable=["batch_stats"], rngs={"dropout": jax.random.key(0)},
+                              **flags)
+        return new["batch_stats"]
+
+    def recompute(params: PyTree, state: PyTree, batches: list) -> PyTree:
+        other = {k: v for k, v in state.items() if k != "batch_stats"}
+        pairs = [(split_batch(b, input_key, target_key)[0], n) for b, n in batches]
+        stats = _state.estimate_from_updates(
+            lambda start, inputs: update_with(params, other, start, inputs),
+            state["batch_stats"], pairs)
+        return {**state, "batch_stats": stats}
+
+    return recompute
+
+
+def linen_metrics_fn(module: Any, *, loss: str | Callable = "cross_entropy",
+                     input_key: str | None = None, target_key: str | None = None,
+                     apply_kwargs: Mapping[str, Any] | None = None,
+                     ) -> Callable[[Mapping[str, Any], Any], Any]:
+    """``fn(variables, batch)`` for a Linen module in evaluation mode: like
+    :func:`adapt` but over *all* variables (e.g. to evaluate while BatchNorm
+    statistics change during training).
+
+    Example:
+        >>> p, s = variables["params"], variables["batch_stats"]
+        >>> metrics = linen_metrics_fn(model)({"params": p, "batch_stats": s},
+        ...                                   (data["x"], data["y"]))
+        >>> sorted(metrics)
+        ['accuracy', 'loss']
+    """
+    loss_fn = get_loss(loss)
+    kwargs = dict(eval_mode_kwargs(module.__call__) if apply_kwargs is None else apply_kwargs)
+
+    def fn(variables: Mapping[str, Any], batch: Any) -> Any:
+        inputs, targets = split_batch(batch, input_key, target_key)
+        return loss_metrics(loss_fn, module.apply(variables, inputs, **kwargs), targets)
+
+    return fn
+
+
+def _adapt_nnx(nnx: Any, model: Any, loss_fn: Callable, input_key: str | None,
+               target_key: str | None) -> tuple[Callable, PyTree]:
+    model = copy.deepcopy(model)
+    model.eval()
+    graphdef, param_state, rest = nnx.split(model, nnx.Param, ...)
+    params = nnx.to_pure_dict(param_state)
+
+    def apply(params: PyTree, rest: PyTree, batch: Any) -> Any:
+        state = jax.tree_util.tree_map(lambda x: x, param_state)
+        nnx.replace_by_pure_dict(state, params)
+        inputs, targets = split_batch(batch, input_key, target_key)
+        outputs = nnx.merge(graphdef, state, rest)(inputs)
+        return loss_metrics(loss_fn, outputs, targets)
+
+    def fn(params: PyTree, batch: Any) -> Any:  # params from another adapt: their own state
+        return apply(params, _state.lookup(params, rest)[0], batch)
+
+    @jax.jit  # params are an argument: compiled once, not once per point
+    def update_with(params: PyTree, start: PyTree, inputs: Any) -> PyTree:
+        state = jax.tree_util.tree_map(lambda x: x, param_state)
+        nnx.replace_by_pure_dict(state, params)
+        net = nnx.merge(graphdef, state, start)
+        net.train()
+        net(inputs)
+        return nnx.split(net, nnx.Param, ...)[2]
+
+    def recompute(params: PyTree, rest: PyTree, batches: list) -> PyTree:
+        pairs = [(split_batch(b, input_key, target_key)[0], n) for b, n in batches]
+        return _state.estimate_from_updates(
+            lambda start, inputs: update_with(params, start, inputs), rest, pairs)
+
+    fn.jaxsurf_state = _state.StatefulFn(rest, params, apply,  # type: ignore[attr-defined]
+                                         recompute)
+    _state.register(params, rest)
+    return fn, params

@@ -75,4 +75,5 @@ def moved_names(face: str, module: str, names: Iterable[str]) -> Callable[[str],
         raise AttributeError(f"module {face!r} has no attribute {name!r}")
 
     __getattr__.deprecated = known  # type: ignore[attr-defined]
+    __getattr__.module = module  # type: ignore[attr-defined]
     return __getattr__

@@ -25,7 +25,11 @@ Example:
 
 from __future__ import annotations
 
-from jaxsurf._io.export import height_field, write_csv, write_vti, write_vtp
+from jaxsurf._deprecation import moved_names
+from jaxsurf._io.export import write_csv, write_vti, write_vtp
 from jaxsurf._io.h5 import write_h5
 
-__all__ = ["write_vtp", "write_vti", "write_csv", "write_h5", "height_field"]
+__all__ = ["write_csv", "write_h5", "write_vti", "write_vtp"]
+
+# public before the face was narrowed (issue 24): it warns, then resolves as before
+__getattr__ = moved_names(__name__, "jaxsurf._io.export", ("height_field",))

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from jaxsurf import export
+from jaxsurf._io.export import height_field
 from jaxsurf._surface import Surface
 
 ALPHAS = np.linspace(-1.0, 1.0, 5)
@@ -93,7 +94,7 @@ def test_non_finite_nodes_drop_their_quads(tmp_path):
 
 def test_clip_log_scale(tmp_path):
     s = make_plane()
-    raw, z, valid = export.height_field(s, zmax=3.0, log=True, scale_z=2.0)
+    raw, z, valid = height_field(s, zmax=3.0, log=True, scale_z=2.0)
     np.testing.assert_allclose(z, 2.0 * np.log10(np.minimum(s["loss"], 3.0)))
     arrays = read_vtp(export.write_vtp(s, tmp_path / "c.vtp", "accuracy", zmax=0.8))
     np.testing.assert_allclose(arrays["Points"][:, 2], np.minimum(s["accuracy"], 0.8).ravel())

@@ -82,7 +82,7 @@ NAMESPACES: dict[str, list[str]] = {
         "evaluate_volume", "interpolate",
     ],
     "jaxsurf.export": [
-        "height_field", "write_csv", "write_h5", "write_vti", "write_vtp",
+        "write_csv", "write_h5", "write_vti", "write_vtp",
     ],
     "jaxsurf.flax": [
         "adapt", "linen_metrics_fn",
@@ -183,6 +183,9 @@ DEPRECATED: dict[str, tuple[str, list[str]]] = {
     ]),
     "jaxsurf.evaluate": ("jaxsurf._evaluate", [
         "DEFAULT_CHUNK_SIZE", "LIBRARY_METADATA_KEYS",
+    ]),
+    "jaxsurf.export": ("jaxsurf._io.export", [
+        "height_field",
     ]),
     "jaxsurf.flax": ("jaxsurf._flax", [
         "eval_mode_kwargs", "split_batch",

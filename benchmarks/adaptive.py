@@ -45,7 +45,7 @@ import numpy as np
 
 import jaxsurf as js
 from benchmarks.common import SteadyTimer, fashion_mnist_subset, save_results
-from jaxsurf import models, _train as train
+from jaxsurf import models, train
 from jaxsurf._io.atomic import write_bytes
 from jaxsurf._refine import FILLS, simulate
 

@@ -23,7 +23,7 @@ import numpy as np
 
 import jaxsurf as js
 from benchmarks.common import MLP, save_results, time_call
-from jaxsurf import _hessian as hessian
+from jaxsurf import hessian
 
 try:
     from jaxsurf.models import resnet20

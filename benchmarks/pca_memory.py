@@ -61,7 +61,7 @@ def layer_shapes(num_params: int) -> list[tuple[int, ...]]:
 
 def write_trajectory(path: Path, num_params: int, num_checkpoints: int) -> dict:
     """A drifting random walk with shrinking steps, recorded one checkpoint per step."""
-    from jaxsurf._trajectory import TrajectoryRecorder
+    from jaxsurf.trajectory import TrajectoryRecorder
 
     rng = np.random.default_rng(0)
     shapes = layer_shapes(num_params)
@@ -113,7 +113,7 @@ def _sample(direction, index: np.ndarray) -> list[float]:
 def child_streaming(path: str, budget: int, index: np.ndarray) -> dict:
     import orbax.checkpoint  # noqa: F401  (imports are counted in "after imports")
 
-    from jaxsurf._pca import pca_directions
+    from jaxsurf.pca import pca_directions
 
     after_imports = _rss_mb()
     start = time.perf_counter()

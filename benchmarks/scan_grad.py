@@ -26,7 +26,7 @@ import numpy as np
 
 import jaxsurf as js
 from benchmarks.common import save_results, time_call
-from jaxsurf import _hessian as hessian
+from jaxsurf import hessian
 from jaxsurf.models import resnet20
 
 

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 
 import jaxsurf as js  # noqa: E402
 from experiments.data import fashion_mnist  # noqa: E402
-from jaxsurf import models, _train as train  # noqa: E402
+from jaxsurf import models, train  # noqa: E402
 
 FIGURES = Path(__file__).parent / "figures"
 RUN = Path("runs/resnet8_curvature")

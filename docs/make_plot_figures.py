@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxsurf import plot
-from jaxsurf._surface import Surface
+from jaxsurf.surface import Surface
 
 FIGURES = Path(__file__).resolve().parent / "figures"
 ALPHAS = np.linspace(-1.0, 1.0, 31)

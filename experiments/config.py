@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from jaxsurf import _train as train
+from jaxsurf import train
 
 
 LOSS_NAMES = {"ce": "cross_entropy", "cross_entropy": "cross_entropy", "mse": "mse", "mae": "mae"}

@@ -45,7 +45,7 @@ import numpy as np
 import jaxsurf as js
 from experiments.data import fashion_mnist
 from experiments.report import save_text
-from jaxsurf import models, _train as train
+from jaxsurf import models, train
 
 connect = js.connect
 

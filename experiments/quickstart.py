@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 import jaxsurf as js
-from jaxsurf import models, _train as train
+from jaxsurf import models, train
 from experiments.data import fashion_mnist
 from experiments.report import save_text, stored
 from jaxsurf.interrupt import run_command

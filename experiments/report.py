@@ -30,7 +30,7 @@ import numpy as np
 
 import jaxsurf as js
 from experiments.data import Data
-from jaxsurf import models, _train as train
+from jaxsurf import models, train
 from jaxsurf._io import atomic as _atomic
 
 if TYPE_CHECKING:

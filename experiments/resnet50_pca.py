@@ -39,7 +39,7 @@ from experiments import report as rep
 from experiments.config import FULL, QUICK, SMOKE
 from experiments.data import load_data
 from experiments.resnet56 import measure
-from jaxsurf import models, _train as train
+from jaxsurf import models, train
 from jaxsurf.interrupt import run_command
 
 # ----------------------------------------------------------------- config

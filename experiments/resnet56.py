@@ -48,7 +48,7 @@ from experiments import config as cfg
 from experiments import report as rep
 from experiments.config import CIFAR_TRAINING, FULL, QUICK, SMOKE, Preset
 from experiments.data import Data, load_data
-from jaxsurf import models, _train as train
+from jaxsurf import models, train
 from jaxsurf.interrupt import run_command
 
 # ----------------------------------------------------------------- config

@@ -17,7 +17,7 @@ from pathlib import Path
 import jaxsurf as js
 from experiments.data import fashion_mnist
 from experiments.report import save_text
-from jaxsurf import models, _train as train
+from jaxsurf import models, train
 from jaxsurf.interrupt import run_command
 
 # ----------------------------------------------------------------- config

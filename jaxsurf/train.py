@@ -20,6 +20,7 @@ Example:
 """
 
 from jaxsurf._train import (
+    OPTIMIZERS,
     TrainConfig,
     TrainResult,
     best_epoch,
@@ -30,5 +31,5 @@ from jaxsurf._train import (
     read_log,
 )
 
-__all__ = ["TrainConfig", "TrainResult", "best_epoch", "fit", "make_optimizer",
+__all__ = ["OPTIMIZERS", "TrainConfig", "TrainResult", "best_epoch", "fit", "make_optimizer",
            "make_schedule", "plot_history", "read_log"]

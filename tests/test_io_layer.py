@@ -215,7 +215,7 @@ def test_item4_new_files_keep_the_fields_older_readers_look_for(tmp_path):
 def test_item4_the_io_layer_imports_nothing_above_it():
     """No ``surface <-> _h5`` cycle: ``jaxsurf/_io`` imports only its own modules and the
     library's bottom (limits, validation, tree, version)."""
-    allowed = {"jaxsurf._limits", "jaxsurf._validate", "jaxsurf.tree", "jaxsurf._version",
+    allowed = {"jaxsurf._limits", "jaxsurf._validate", "jaxsurf._tree", "jaxsurf._version",
                "jaxsurf._io"}
     package = Path(js.__file__).parent / "_io"
     for module in sorted(package.glob("*.py")):

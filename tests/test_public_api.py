@@ -148,8 +148,8 @@ NAMESPACES: dict[str, list[str]] = {
         "Basin", "DEFAULT_RELATIVE_THRESHOLD", "merge_tree", "persistence", "summary",
     ],
     "jaxsurf.train": [
-        "TrainConfig", "TrainResult", "best_epoch", "fit", "make_optimizer", "make_schedule",
-        "plot_history", "read_log",
+        "OPTIMIZERS", "TrainConfig", "TrainResult", "best_epoch", "fit", "make_optimizer",
+        "make_schedule", "plot_history", "read_log",
     ],
     "jaxsurf.trajectory": [
         "TrajectoryRecorder", "load_trajectory",

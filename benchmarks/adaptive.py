@@ -47,7 +47,8 @@ import jaxsurf as js
 from benchmarks.common import SteadyTimer, fashion_mnist_subset, save_results
 from jaxsurf import models, train
 from jaxsurf._io.atomic import write_bytes
-from jaxsurf._refine import FILLS, simulate
+from jaxsurf._refine import FILLS
+from jaxsurf.refine import simulate
 
 MODELS = {"resnet20": lambda: models.resnet20(num_classes=10),
           "resnet20_noshort": lambda: models.resnet20(skip=False, num_classes=10),

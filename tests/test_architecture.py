@@ -187,6 +187,6 @@ def test_item6_viewer_script_is_valid_javascript():
 def test_item6_view_keeps_its_public_names():
     from jaxsurf import view
 
-    assert sorted(view.__all__) == ["default_out", "folder_groups", "html", "write"]
+    assert sorted(view.__all__) == ["html", "write"]    # default_out, folder_groups: deprecated
     assert all(callable(getattr(view, name)) for name in view.__all__)
     assert sys.modules["jaxsurf.view"] is view

@@ -21,6 +21,7 @@ from jaxsurf import _cli as cli
 
 pytest.importorskip("plotly")
 from jaxsurf import view  # noqa: E402
+from jaxsurf.view import _data as view_data  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -131,7 +132,7 @@ def test_item_view_results_json_bad_gives_a_clear_error_naming_the_file(
     plane().save(tmp_path / "x.npz")                 # a real Surface outside the folder
     (folder / "results.json").write_text(content)
     with pytest.raises(ValueError, match=message) as err:
-        view.folder_groups(folder)
+        view_data.folder_groups(folder)
     assert str(folder / "results.json") in str(err.value)
     assert cli.main(["view", str(folder)]) == 2      # one line, no traceback
     err_text = capsys.readouterr().err
@@ -164,7 +165,7 @@ def test_item_view_results_json_symlink_out_of_the_folder_is_refused(tmp_path):
     (folder / "results.json").write_text(json.dumps(
         {"variants": {"a": {"surfaces": {"plane_x": "inside.npz"}}}}))
     with pytest.raises(ValueError, match="lies outside"):
-        view.folder_groups(folder)
+        view_data.folder_groups(folder)
 
 
 # ------------------------------------------------------------------ skips that hid regressions

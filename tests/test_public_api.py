@@ -159,7 +159,7 @@ NAMESPACES: dict[str, list[str]] = {
         "sub", "zeros_like",
     ],
     "jaxsurf.view": [
-        "default_out", "folder_groups", "html", "write",
+        "html", "write",
     ],
     "jaxsurf.volume": [
         "random_directions",
@@ -216,6 +216,9 @@ DEPRECATED: dict[str, tuple[str, list[str]]] = {
     ]),
     "jaxsurf.tree": ("jaxsurf._tree", [
         "check_arrays", "check_finite", "is_float_leaf", "to_numpy",
+    ]),
+    "jaxsurf.view": ("jaxsurf.view._page", [
+        "default_out", "folder_groups",
     ]),
 }
 # --- end pinned

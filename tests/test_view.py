@@ -110,7 +110,7 @@ def experiment_folder(tmp_path):
 
 def test_experiment_folder_every_variant_and_the_table(tmp_path):
     out = experiment_folder(tmp_path)
-    groups, table, title = view.folder_groups(out)
+    groups, table, title = view_page.folder_groups(out)
     assert title == "resnet56 (smoke)"
     assert [(g["title"], g["kind"], len(g["items"])) for g in groups] == [
         ("final planes", "plane", 2), ("pca planes", "plane", 2), ("lines", "line", 2)]

@@ -41,8 +41,13 @@ Example:
         python -m jaxsurf view runs/resnet56_noskip_quick --out page.html
 """
 
+from jaxsurf._deprecation import moved_names
 from jaxsurf._surface import Surface  # noqa: F401  (kept importable from here, as before)
-from jaxsurf.view._data import PathLike, Surfaces, folder_groups  # noqa: F401
-from jaxsurf.view._page import default_out, html, write
+from jaxsurf.view._data import PathLike, Surfaces  # noqa: F401
+from jaxsurf.view._page import html, write
 
-__all__ = ["default_out", "folder_groups", "html", "write"]
+__all__ = ["html", "write"]
+
+# public before the face was narrowed (issue 24): they warn, then resolve as before (the
+# command line's helpers: the default output path, a results folder's figure groups)
+__getattr__ = moved_names(__name__, "jaxsurf.view._page", ("default_out", "folder_groups"))

@@ -1,21 +1,5 @@
-"""Command line: ``python -m jaxsurf {surface,plot,vtp,csv,info,view} ...``.
-
-``surface`` computes a Surface from a saved checkpoint (see
-:mod:`jaxsurf._compute_cli`); the others post-process a saved Surface file.
-
-Example:
-    python -m jaxsurf surface --model jaxsurf.models:SmallCNN --checkpoint runs/cnn \\
-        --data fashion_mnist --x -1:1:21 --y -1:1:21 --out runs/cnn/surface
-    python -m jaxsurf info runs/plane.npz
-    python -m jaxsurf plot runs/plane.npz --kind contour --vmin 0.1 --vmax 10 --vlevel 0.5
-    python -m jaxsurf vtp runs/plane.npz --zmax 10 --log
-    python -m jaxsurf csv runs/line.npz
-
-Each subcommand is one entry of :data:`COMMANDS`: a help line, a function that
-adds its arguments, and a function that runs it (returning the exit status).
-Adding one is :func:`register` (``name``, ``help``, ``add_arguments``, ``run``).
-An interrupt (Ctrl-C, SIGTERM) ends with one line and status 130.
-"""
+"""The implementation of :mod:`jaxsurf.cli`; its public face, with the
+documentation and examples, is ``jaxsurf/cli.py``."""
 
 from __future__ import annotations
 

@@ -1,31 +1,5 @@
-"""Curvature of the exact dataset-mean loss: Hessian-vector products, extreme
-eigenpairs (Lanczos), trace (Hutchinson), spectral density (stochastic Lanczos
-quadrature), Hessian-eigenvector planes and convexity maps.
-
-Every quantity here is about the Hessian of the *whole data set's* mean loss
-``L(w) = (1/N) sum_i loss_i(w)``, never of one mini-batch. Hessian-vector
-products are forward-over-reverse (``jax.jvp`` of ``jax.grad``) per batch;
-for in-memory data the batches are put on the device once and every product
-runs one jitted step per batch, accumulating on the device with the short
-last batch weighted by its size (see :func:`mean_over_batches` for why this is a
-loop of jitted steps and not a ``lax.scan``). The jitted step takes the
-params and the vector as traced arguments, so Lanczos, Hutchinson and
-convexity maps compile it once.
-
-Cost, in units of one HVP over the data (about 2.5 gradients: 2.3x for
-ResNet-20 and 2.6x for a dense net on CPU, ``benchmarks/hvp_cost.py``):
-``top_eigenpairs`` ``num_iterations``;
-``trace`` ``num_samples``; ``spectral_density`` ``num_probes *
-num_iterations``; ``convexity_map`` ``grid points * num_iterations``.
-
-Example:
-    >>> import jax, numpy as np, jaxsurf as js
-    >>> values, vectors = js.hessian.top_eigenpairs(fn, params, data, k=2,
-    ...                                              key=jax.random.key(0))
-    >>> d1, d2 = vectors                      # or js.hessian.hessian_plane(...)
-    >>> s = js.evaluate_plane(fn, params, d1, d2, data, np.linspace(-1, 1, 21),
-    ...                       np.linspace(-1, 1, 21))
-"""
+"""The implementation of :mod:`jaxsurf.hessian`; its public face, with the
+documentation and examples, is ``jaxsurf/hessian.py``."""
 
 from __future__ import annotations
 

@@ -1,16 +1,5 @@
-"""Pytree helpers shared by directions, evaluation and curvature code.
-
-Every function here treats a pytree of arrays as one long vector: ``dot``
-sums over all leaves, ``check_like`` compares structure, shapes and dtypes and
-names the first leaf that differs.
-
-Example:
-    >>> import jax.numpy as jnp
-    >>> from jaxsurf import tree
-    >>> p = {"w": jnp.ones((2, 3)), "b": jnp.zeros(3)}
-    >>> float(tree.dot(p, p))
-    6.0
-"""
+"""The implementation of :mod:`jaxsurf.tree`; its public face, with the
+documentation and examples, is ``jaxsurf/tree.py``."""
 
 from __future__ import annotations
 

@@ -1,15 +1,5 @@
-"""Batch-mean losses and metrics for ``fn(params, batch)``.
-
-Each loss maps ``(outputs, targets)`` to a dict of scalars that are means over
-the batch, ready to be returned by ``fn``. Classification losses also report
-``accuracy`` when the targets are integer labels (or one-hot rows).
-
-Example:
-    >>> import jax.numpy as jnp
-    >>> from jaxsurf._losses import get_loss
-    >>> get_loss("cross_entropy")(jnp.array([[2.0, 0.0]]), jnp.array([0]))["accuracy"]
-    Array(1., dtype=float32)
-"""
+"""The implementation of :mod:`jaxsurf.losses`; its public face, with the
+documentation and examples, is ``jaxsurf/losses.py``."""
 
 from __future__ import annotations
 

@@ -1,23 +1,9 @@
-"""Export a :class:`~jaxsurf.Surface` for other tools: ParaView ``.vtp``/``.vti`` and CSV.
+"""The ParaView (``.vtp``/``.vti``) and CSV writers behind :mod:`jaxsurf.export` (its
+public face, with the documentation and examples).
 
-The writers behind the public :mod:`jaxsurf.export` (which also re-exports
-:func:`jaxsurf._io.h5.write_h5`). Every file goes through
-:func:`jaxsurf._io.atomic.write_text`. The I/O layer sits below
-:mod:`jaxsurf.surface`, so a Surface is recognised by its fields, not imported.
-
-``write_vtp`` writes a VTK XML PolyData height field: one point per grid
-node at ``(alpha, beta, z)`` and one quad per grid cell, which ParaView opens
-directly (File → Open) for lit, rotatable renderings. ``write_vti`` writes a
-volume (three directions) as VTK ImageData for volume rendering and
-iso-surfaces.
-
-Example:
-    >>> import numpy as np, jaxsurf as js
-    >>> a, b = np.linspace(-1, 1, 31), np.linspace(-0.5, 0.5, 21)
-    >>> A, B = np.meshgrid(a, b, indexing="ij")
-    >>> s = js.Surface(a, b, {"loss": A**2 + 4 * B**2 + 0.1})
-    >>> js.export.write_vtp(s, "loss.vtp", log=True)
-    PosixPath('loss.vtp')
+Every file goes through :func:`jaxsurf._io.atomic.write_text`. The I/O layer
+sits below :mod:`jaxsurf.surface`, so a Surface is recognised by its fields,
+not imported.
 """
 
 from __future__ import annotations

@@ -90,8 +90,13 @@ def test_item3_fit_loop_never_loses_a_finished_epoch_to_ctrl_c_while_saving(tmp_
         return append(path, line)
 
     monkeypatch.setattr(_fitloop._atomic, "append_line", interrupted_append)
-    with pytest.raises(Interrupted) as stop:
-        _run(tmp_path / "c")
+    # Ctrl-C's usual handler, even if pytest started as a background job (SIGINT ignored)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(Interrupted) as stop:
+            _run(tmp_path / "c")
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert stop.value.saved == 1
     monkeypatch.setattr(_fitloop._atomic, "append_line", append)
     lines = []

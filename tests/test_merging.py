@@ -1,0 +1,237 @@
+"""Model merging (js.connect.merge, slerp, task_plane, plane_through) and paths
+(js.connect.evaluate_path): known answers, properties, bad input."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import jaxsurf as js
+from jaxsurf import connect
+from helpers import classification_data, dense_params, mlp_fn
+
+METHODS = ("linear", "task_arithmetic", "ties", "dare", "dare_ties")
+
+
+# --------------------------------------------------------------------------- TIES
+def test_ties_four_entries_worked_by_hand():
+    """base b = [1, 1, 1, 1]; task vectors
+        tau_1 = [ 4, -1,  0.5, -3]     top half by magnitude: [ 4,  0,   0, -3]
+        tau_2 = [-2,  3, -0.1, -1]     top half by magnitude: [-2,  3,   0,  0]
+        tau_3 = [ 1,  2, -5,    0.5]   top half by magnitude: [ 0,  2,  -5,  0]
+    elected signs (sum of trimmed): [+2 -> +, +5 -> +, -5 -> -, -3 -> -]
+    disjoint means: [4 / 1, (3 + 2) / 2, -5 / 1, -3 / 1] = [4, 2.5, -5, -3]
+    merged = b + 0.5 * [4, 2.5, -5, -3] = [3, 2.25, -1.5, -0.5]."""
+    base = {"w": jnp.ones(4)}
+    taus = [[4.0, -1.0, 0.5, -3.0], [-2.0, 3.0, -0.1, -1.0], [1.0, 2.0, -5.0, 0.5]]
+    fts = [{"w": base["w"] + jnp.array(t)} for t in taus]
+    out = connect.merge(base, fts, method="ties", density=0.5, scale=0.5)
+    np.testing.assert_allclose(out["w"], [3.0, 2.25, -1.5, -0.5], rtol=1e-6)
+    # weights: (2, 1, 1) -> weighted trimmed [8,0,0,-6], [-2,3,0,0], [0,2,-5,0];
+    # signs [+, +, -, -]; means [8/2, 5/2, -5/1, -6/2] = [4, 2.5, -5, -3]
+    out_w = connect.merge(base, fts, method="ties", density=0.5, weights=[2.0, 1.0, 1.0])
+    np.testing.assert_allclose(out_w["w"], 1.0 + np.array([4.0, 2.5, -5.0, -3.0]), rtol=1e-6)
+    # density 1: no trim; signs of the sums [3, 4, -4.6, -3.5]; means of agreeing entries
+    full = connect.merge(base, fts, method="ties", density=1.0)
+    np.testing.assert_allclose(full["w"], 1.0 + np.array([2.5, 2.5, -2.55, -2.0]), rtol=1e-6)
+
+
+def test_ties_trim_scope_leaf_or_global():
+    base = {"a": jnp.zeros(2), "b": jnp.zeros(2)}
+    ft = {"a": jnp.array([10.0, 9.0]), "b": jnp.array([1.0, 2.0])}
+    leaf = connect.merge(base, [ft], method="ties", density=0.5)
+    glob = connect.merge(base, [ft], method="ties", density=0.5, trim="global")
+    assert leaf["a"].tolist() == [10.0, 0.0] and leaf["b"].tolist() == [0.0, 2.0]
+    assert glob["a"].tolist() == [10.0, 9.0] and glob["b"].tolist() == [0.0, 0.0]
+
+
+def test_task_arithmetic_and_linear():
+    base = {"w": jnp.array([1.0, 2.0])}
+    fts = [{"w": jnp.array([2.0, 2.0])}, {"w": jnp.array([1.0, 5.0])}]
+    ta = connect.merge(base, fts, method="task_arithmetic", scale=0.5, weights=[1.0, -1.0])
+    np.testing.assert_allclose(ta["w"], [1.0 + 0.5, 2.0 - 1.5])
+    lin = connect.merge(base, fts, method="linear", weights=[3.0, 1.0])
+    np.testing.assert_allclose(lin["w"], [1.75, 2.75])
+
+
+def test_non_float_leaves_come_from_base_and_dtypes_are_kept():
+    base = {"w": jnp.ones(3, jnp.bfloat16), "step": jnp.array(3)}
+    ft = {"w": jnp.full(3, 2.0, jnp.bfloat16), "step": jnp.array(7)}
+    for method in METHODS:
+        key = jax.random.key(0) if "dare" in method else None
+        out = connect.merge(base, [ft], method=method, key=key)
+        assert out["w"].dtype == jnp.bfloat16
+        assert int(out["step"]) == 3
+
+
+# --------------------------------------------------------------------------- DARE
+def test_dare_keeps_a_density_share_and_rescales():
+    base = {"w": jnp.zeros(20000)}
+    tau = jnp.asarray(np.random.default_rng(0).uniform(1.0, 2.0, 20000), jnp.float32)
+    out = connect.merge(base, [{"w": tau}], method="dare", density=0.3,
+                        key=jax.random.key(1))["w"]
+    kept = np.asarray(out) != 0
+    assert abs(kept.mean() - 0.3) < 0.015
+    np.testing.assert_allclose(np.asarray(out)[kept], np.asarray(tau)[kept] / 0.3, rtol=1e-6)
+    again = connect.merge(base, [{"w": tau}], method="dare", density=0.3,
+                          key=jax.random.key(1))["w"]
+    np.testing.assert_array_equal(out, again)  # the same key, the same merge
+    other = connect.merge(base, [{"w": tau}], method="dare", density=0.3,
+                          key=jax.random.key(2))["w"]
+    assert not np.array_equal(out, other)
+
+
+def test_dare_is_unbiased_over_keys():
+    base = {"w": jnp.ones(50), "v": jnp.zeros((2, 3))}
+    rng = np.random.default_rng(1)
+    ft = {"w": jnp.asarray(1 + rng.normal(size=50), jnp.float32),
+          "v": jnp.asarray(rng.normal(size=(2, 3)), jnp.float32)}
+    runs = [connect.merge(base, [ft], method="dare", density=0.25, key=jax.random.key(k))
+            for k in range(2000)]
+    for name in ("w", "v"):
+        mean = np.mean([np.asarray(r[name]) for r in runs], axis=0)
+        tau = np.asarray(ft[name]) - np.asarray(base[name])
+        # standard error of the mean of tau * Bernoulli(0.25) / 0.25 over 2000 draws
+        se = np.abs(tau) * np.sqrt(0.75 / 0.25 / 2000)
+        assert np.all(np.abs(mean - np.asarray(ft[name])) <= 5 * se + 1e-6)
+
+
+def test_dare_ties_drops_then_elects():
+    base = {"w": jnp.zeros(1000)}
+    fts = [{"w": jnp.ones(1000)}, {"w": -0.5 * jnp.ones(1000)}]
+    out = np.asarray(connect.merge(base, fts, method="dare_ties", density=0.5,
+                                   key=jax.random.key(0))["w"])
+    # each entry: kept of model 1 -> 2.0 (its sign wins over -1.0); only model 2 -> -1.0
+    assert set(np.unique(out).tolist()) <= {0.0, 2.0, -1.0}
+    assert abs((out == 2.0).mean() - 0.5) < 0.06
+    assert abs((out == -1.0).mean() - 0.25) < 0.06
+
+
+# --------------------------------------------------------------------------- self merge
+@st.composite
+def _params(draw):
+    shapes = draw(st.lists(st.tuples(st.integers(1, 4), st.integers(1, 3)), min_size=1,
+                           max_size=3))
+    values = st.floats(-100, 100, allow_nan=False, width=32)
+    return {f"l{i}": jnp.asarray(np.array(draw(st.lists(values, min_size=a * b,
+                                                        max_size=a * b)),
+                                          np.float32).reshape(a, b))
+            for i, (a, b) in enumerate(shapes)}
+
+
+@settings(max_examples=25, deadline=None)
+@given(params=_params(), n=st.integers(1, 3), density=st.floats(0.05, 1.0),
+       scale=st.floats(-2.0, 2.0, allow_nan=False))
+def test_merging_a_model_with_itself_returns_it(params, n, density, scale):
+    for method in METHODS:
+        kw = {} if method in ("linear", "task_arithmetic") else {"density": density}
+        if "dare" in method:
+            kw["key"] = jax.random.key(0)
+        out = connect.merge(params, [params] * n, method=method,
+                            scale=1.0 if method == "linear" else scale, **kw)
+        for name in params:
+            np.testing.assert_array_equal(out[name], params[name])
+    # a soup of copies of one model is that model, whatever the base
+    other = jax.tree.map(lambda x: x + 1.0, params)
+    soup = connect.merge(other, [params] * n, method="linear")
+    for name in params:
+        np.testing.assert_allclose(soup[name], params[name], rtol=1e-6, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- bad input
+def test_merge_bad_input_is_explained():
+    base = {"a": jnp.zeros(3), "b": jnp.zeros(2)}
+    ft = {"a": jnp.ones(3), "b": jnp.ones(2)}
+    with pytest.raises(ValueError, match=r"finetuned\[1\].*\['b'\]"):
+        connect.merge(base, [ft, {"a": jnp.ones(3), "b": jnp.ones(4)}], method="linear")
+    with pytest.raises(ValueError, match=r"\['c'\]|leaf"):
+        connect.merge(base, [{**ft, "c": jnp.ones(1)}], method="linear")
+    with pytest.raises(TypeError, match="list or tuple"):
+        connect.merge(base, ft, method="linear")  # type: ignore[arg-type]
+    for bad in (0.0, -0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match=r"density must be a number in \(0, 1\]"):
+            connect.merge(base, [ft], method="ties", density=bad)
+    with pytest.raises(ValueError, match="pass key="):
+        connect.merge(base, [ft], method="dare", density=0.5)
+    with pytest.raises(ValueError, match="pass key="):
+        connect.merge(base, [ft], method="dare_ties")
+    with pytest.raises(ValueError, match="one number per fine-tuned model: 1 model"):
+        connect.merge(base, [ft], method="task_arithmetic", weights=[1.0, 2.0])
+    with pytest.raises(ValueError, match="unknown merge method"):
+        connect.merge(base, [ft], method="soup")
+    with pytest.raises(ValueError, match="density is used by"):
+        connect.merge(base, [ft], method="task_arithmetic", density=0.5)
+    with pytest.raises(ValueError, match="takes no scale"):
+        connect.merge(base, [ft], method="linear", scale=0.5)
+    with pytest.raises(ValueError, match="non-negative weights"):
+        connect.merge(base, [ft, ft], method="ties", weights=[1.0, -1.0])
+
+
+# --------------------------------------------------------------------------- slerp
+def test_slerp_of_orthogonal_vectors():
+    a = {"w": jnp.array([3.0, 0.0, 0.0]), "n": jnp.array(1)}
+    b = {"w": jnp.array([0.0, 3.0, 0.0]), "n": jnp.array(1)}
+    mid = connect.slerp(a, b, 0.5)
+    np.testing.assert_allclose(mid["w"], [3 / np.sqrt(2), 3 / np.sqrt(2), 0.0], rtol=1e-6)
+    third = connect.slerp(a, b, 1 / 3)
+    np.testing.assert_allclose(third["w"], [3 * np.cos(np.pi / 6), 3 * np.sin(np.pi / 6), 0],
+                               rtol=1e-6, atol=1e-6)
+    assert connect.slerp(a, b, 0.0) is a and connect.slerp(a, b, 1) is b
+    # exact at the ends also when computed (no shortcut): t just inside the interval
+    np.testing.assert_allclose(connect.slerp(a, b, 1e-9)["w"], a["w"], atol=1e-7)
+
+
+def test_slerp_per_leaf_and_colinear_fallback():
+    a = {"x": jnp.array([1.0, 0.0]), "y": jnp.array([2.0, 2.0])}
+    b = {"x": jnp.array([0.0, 1.0]), "y": jnp.array([4.0, 4.0])}   # y colinear: linear
+    mid = connect.slerp(a, b, 0.5)
+    np.testing.assert_allclose(mid["x"], [np.sqrt(0.5)] * 2, rtol=1e-6)
+    np.testing.assert_allclose(mid["y"], [3.0, 3.0], rtol=1e-6)
+    z = connect.slerp({"w": jnp.zeros(2)}, {"w": jnp.ones(2)}, 0.25)
+    np.testing.assert_allclose(z["w"], [0.25, 0.25])
+
+
+def test_slerp_bad_input():
+    a, b = {"w": jnp.ones(2)}, {"w": jnp.ones(2)}
+    for t in (-0.1, 1.5, float("nan"), [0.5, 0.6]):
+        with pytest.raises(ValueError, match=r"t must"):
+            connect.slerp(a, b, t)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"\['w'\]"):
+        connect.slerp(a, {"w": jnp.ones(3)}, 0.5)
+
+
+# --------------------------------------------------------------------------- planes
+def test_task_plane_corners_are_the_models():
+    data = classification_data(n=64)
+    base = dense_params(jax.random.key(0))
+    ft_a = jax.tree.map(lambda x: x + 0.3, dense_params(jax.random.key(1)))
+    ft_b = dense_params(jax.random.key(2))
+    d1, d2 = connect.task_plane(base, ft_a, ft_b)
+    s = js.evaluate_plane(mlp_fn, base, d1, d2, data, [0.0, 0.5, 1.0], [0.0, 0.5, 1.0],
+                          progress=False)
+    loss = s.metrics["loss"]
+    for (i, j), params in (((0, 0), base), ((2, 0), ft_a), ((0, 2), ft_b)):
+        np.testing.assert_allclose(loss[i, j], mlp_fn(params, data)["loss"], rtol=1e-5)
+    soup = connect.merge(base, [ft_a, ft_b], method="linear")
+    np.testing.assert_allclose(loss[1, 1], mlp_fn(soup, data)["loss"], rtol=1e-5)
+    assert abs(s.metadata["directions_cosine"]) > 0.0
+    with pytest.raises(ValueError, match="ft_a equals base"):
+        connect.task_plane(base, base, ft_b)
+
+
+def test_plane_through_three_points():
+    rng = np.random.default_rng(0)
+    p = [{"w": jnp.asarray(rng.normal(size=5), jnp.float32)} for _ in range(3)]
+    origin, d1, d2, coords = connect.plane_through(*p)
+    assert coords.shape == (3, 2)
+    assert abs(float(js.tree.dot(d1, d2))) < 1e-6
+    np.testing.assert_allclose(float(js.tree.norm(d1)), 1.0, rtol=1e-6)
+    for k in range(3):
+        back = js.tree.axpy(coords[k, 1], d2, js.tree.axpy(coords[k, 0], d1, origin))
+        np.testing.assert_allclose(back["w"], p[k]["w"], atol=1e-5)
+    with pytest.raises(ValueError, match="lies on the line"):
+        connect.plane_through(p[0], p[1], js.tree.axpy(2.0, js.tree.sub(p[1], p[0]), p[0]))

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jaxsurf as js
+from jaxsurf.store import StoreMismatchError
 from jaxsurf import connect
 from helpers import classification_data, dense_params, mlp_fn
 
@@ -235,3 +236,131 @@ def test_plane_through_three_points():
         np.testing.assert_allclose(back["w"], p[k]["w"], atol=1e-5)
     with pytest.raises(ValueError, match="lies on the line"):
         connect.plane_through(p[0], p[1], js.tree.axpy(2.0, js.tree.sub(p[1], p[0]), p[0]))
+
+
+# --------------------------------------------------------------------------- paths
+def bowl_fn(params, batch):
+    """|w|^2 (a quadratic bowl), written as a batch mean."""
+    return {"loss": jnp.sum(params["w"] ** 2) * jnp.mean(batch["x"] ** 2)}
+
+
+BOWL_DATA = {"x": np.ones((37, 1), np.float32)}
+
+
+def test_evaluate_path_along_a_great_circle_is_flat():
+    rng = np.random.default_rng(0)
+    u, v = np.linalg.qr(rng.normal(size=(10, 2)))[0].T
+    a, b = {"w": jnp.asarray(3 * u, jnp.float32)}, {"w": jnp.asarray(3 * v, jnp.float32)}
+    ts = np.linspace(0, 1, 21)
+    s = connect.evaluate_path(bowl_fn, lambda t: connect.slerp(a, b, t), BOWL_DATA, ts,
+                              batch_size=8, progress=False)
+    assert s.metadata["kind"] == "path"
+    np.testing.assert_allclose(s.metrics["loss"], 9.0, rtol=1e-5)
+    assert connect.barrier(s).height < 1e-4
+    # the straight line between the same points dips inside the bowl: the barrier of
+    # -loss is 9 / 2 at t = 1/2, and the path values are the line's
+    line = connect.evaluate_path(bowl_fn, lambda t: js.tree.axpy(t, js.tree.sub(b, a), a),
+                                 BOWL_DATA, ts, progress=False)
+    np.testing.assert_allclose(line.metrics["loss"], 9.0 * ((1 - ts) ** 2 + ts ** 2), rtol=1e-5)
+    dip = js.Surface(ts, None, {"loss": -line.metrics["loss"]})
+    assert connect.barrier(dip).height == pytest.approx(4.5, rel=1e-5)
+    ref = js.interpolate(bowl_fn, a, b, BOWL_DATA, ts, progress=False)
+    np.testing.assert_allclose(line.metrics["loss"], ref.metrics["loss"], rtol=1e-6)
+
+
+def test_evaluate_path_on_a_curve_equals_evaluate_curve():
+    data = classification_data(n=50)
+    pa, pb = dense_params(jax.random.key(0)), dense_params(jax.random.key(1))
+    bend = jax.tree.map(lambda x, y: 0.5 * (x + y) + 0.2, pa, pb)
+    curve = connect.Curve("bezier", [pa, bend, pb])
+    ts = [0.0, 0.25, 0.5, 1.0]
+    a = connect.evaluate_path(mlp_fn, curve, data, ts, progress=False)
+    b = connect.evaluate_curve(mlp_fn, curve, data, ts, progress=False)
+    np.testing.assert_allclose(a.metrics["loss"], b.metrics["loss"], rtol=1e-5)
+
+
+def test_evaluate_path_store_keyed_by_path_fingerprint(tmp_path):
+    data = classification_data(n=40)
+    pa, pb = dense_params(jax.random.key(0)), dense_params(jax.random.key(1))
+    path = lambda t: connect.slerp(pa, pb, t)  # noqa: E731
+    ts = np.linspace(0, 1, 5)
+    store = tmp_path / "store"
+    first = connect.evaluate_path(mlp_fn, path, data, ts, store=store,
+                                  path_fingerprint={"path": "slerp"}, progress=False)
+    again = connect.evaluate_path(mlp_fn, path, data, ts, store=store,
+                                  path_fingerprint={"path": "slerp"}, progress=False)
+    np.testing.assert_array_equal(first.metrics["loss"], again.metrics["loss"])
+    assert again.metadata["path_fingerprint"] == {"path": "slerp"}
+    with pytest.raises(StoreMismatchError):
+        connect.evaluate_path(mlp_fn, path, data, ts, store=store,
+                              path_fingerprint={"path": "other"}, progress=False)
+    with pytest.raises(StoreMismatchError):   # another path, same name
+        connect.evaluate_path(mlp_fn, lambda t: connect.slerp(pb, pa, t), data, ts,
+                              store=store, path_fingerprint={"path": "slerp"}, progress=False)
+
+
+def test_evaluate_path_batchnorm_policies():
+    import flax.linen as nn
+    import optax
+
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x, train: bool = False):
+            x = nn.Dense(6, name="dense")(x)
+            x = nn.BatchNorm(use_running_average=not train, name="bn")(x)
+            return nn.Dense(3, name="head")(nn.relu(x))
+
+    data = classification_data(n=45)
+    model = Net()
+    va, vb = (model.init(jax.random.key(k), data["x"][:2]) for k in (0, 1))
+    va = {**va, "batch_stats": {"bn": {"mean": jnp.full((6,), 0.3), "var": jnp.full((6,), 2.0)}}}
+    vb = {**vb, "batch_stats": {"bn": {"mean": jnp.full((6,), -0.2), "var": jnp.full((6,), 0.5)}}}
+    fn, pa = js.flax.adapt(model, va)
+    fn_b, pb = js.flax.adapt(model, vb)
+    path = lambda t: connect.slerp(pa, pb, t)  # noqa: E731
+    ts = [0.0, 0.4, 1.0]
+    s = connect.evaluate_path(fn, path, data, ts, progress=False)
+    assert s.metadata["state_policy"] == "interpolate"
+    assert s.metrics["loss"][0] == pytest.approx(js.dataset_mean(fn, data)(pa)["loss"], rel=1e-6)
+    assert s.metrics["loss"][-1] == pytest.approx(js.dataset_mean(fn_b, data)(pb)["loss"],
+                                                  rel=1e-6)
+    mid_state = {"batch_stats": {"bn": {"mean": jnp.full((6,), 0.6 * 0.3 + 0.4 * -0.2),
+                                        "var": jnp.full((6,), 0.6 * 2.0 + 0.4 * 0.5)}}}
+    want = js.dataset_mean(lambda p, b: fn.jaxsurf_state.apply(p, mid_state, b),
+                           data)(path(0.4))
+    assert s.metrics["loss"][1] == pytest.approx(want["loss"], rel=1e-5)
+    fixed = connect.evaluate_path(fn, path, data, ts, state_policy="fixed", progress=False)
+    assert fixed.metrics["loss"][-1] != pytest.approx(s.metrics["loss"][-1], rel=1e-4)
+    rec = connect.evaluate_path(fn, path, data, [0.4], state_policy="recompute",
+                                batch_size=45, progress=False)
+    mid = path(0.4)
+    h = np.asarray(data["x"], np.float64) @ np.asarray(mid["dense"]["kernel"], np.float64) \
+        + np.asarray(mid["dense"]["bias"], np.float64)
+    stats = {"bn": {"mean": jnp.asarray(h.mean(0), jnp.float32),
+                    "var": jnp.asarray(h.var(0), jnp.float32)}}
+    logits = model.apply({"params": mid, "batch_stats": stats}, data["x"])
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, data["y"]).mean()  # type: ignore
+    assert rec.metrics["loss"][0] == pytest.approx(float(ce), rel=1e-4)
+    # a merge's end points are not an adapter's arrays: say what to do
+    merged = lambda t: connect.merge(pa, [pb], method="task_arithmetic", scale=t)  # noqa: E731
+    with pytest.raises(ValueError, match="state_policy='recompute'"):
+        connect.evaluate_path(fn, merged, data, ts, progress=False)
+
+
+def test_evaluate_path_bad_input():
+    a = {"w": jnp.ones(3)}
+    with pytest.raises(ValueError, match="strictly increasing"):
+        connect.evaluate_path(bowl_fn, lambda t: a, BOWL_DATA, [0.5, 0.2])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        connect.evaluate_path(bowl_fn, lambda t: a, BOWL_DATA, [0.0, 1.5])
+    with pytest.raises(TypeError, match="callable"):
+        connect.evaluate_path(bowl_fn, a, BOWL_DATA, [0.0, 1.0])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"path\(1\).*\['w'\]"):
+        connect.evaluate_path(bowl_fn, lambda t: {"w": jnp.ones(3 if t < 1 else 4)}, BOWL_DATA,
+                              [0.0, 1.0])
+    with pytest.raises(ValueError, match="needs fn from js.flax.adapt"):
+        connect.evaluate_path(bowl_fn, lambda t: a, BOWL_DATA, [0.0, 1.0],
+                              state_policy="recompute")
+    with pytest.raises(TypeError, match="path_fingerprint"):
+        connect.evaluate_path(bowl_fn, lambda t: a, BOWL_DATA, [0.0, 1.0],
+                              path_fingerprint=3)  # type: ignore[arg-type]

@@ -8,6 +8,8 @@
   interpolates the statistics by default, as ``js.interpolate`` does
   (``state_policy="interpolate" | "recompute" | "fixed"``;
   :class:`BatchStatsRecompute` for ``fn`` over whole Linen variables).
+* :func:`evaluate_path` gives exact means along any path ``t -> params`` (a
+  SLERP, a merge schedule, a curve) on the same engine.
 * :func:`barrier` measures the loss barrier of a path (Frankle et al. 2020,
   Entezari et al. 2022), on curves and on ``js.interpolate`` lines.
 * :func:`curve_plane` gives the plane through the end points and the bend
@@ -40,11 +42,12 @@ from jaxsurf.connect._measure import (Barrier, BatchStatsRecompute, CurvePlane, 
                                       curve_path, curve_plane, evaluate_curve, plane_through,
                                       recompute_batch_stats)
 from jaxsurf.connect._merge import merge, slerp, task_plane
+from jaxsurf.connect._path import evaluate_path
 
 __all__ = [
     "Curve", "KINDS", "fit_curve", "line", "load_curve", "curve_coefficients",
     "evaluate_curve", "BatchStatsRecompute", "recompute_batch_stats",
     "Barrier", "barrier", "CurvePlane", "curve_plane", "curve_path",
     "Group", "PermutationSpec", "weight_matching", "apply_permutation", "align",
-    "mlp_spec", "resnet_spec", "task_plane", "plane_through", "merge", "slerp",
+    "mlp_spec", "resnet_spec", "task_plane", "plane_through", "merge", "slerp", "evaluate_path",
 ]

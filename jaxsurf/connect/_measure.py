@@ -169,7 +169,7 @@ def recompute_batch_stats(model: Any, params: PyTree, data: Any, **options: Any)
 
 
 # --------------------------------------------------------------------------- evaluation
-def _check_ts(ts: Any) -> np.ndarray:
+def check_ts(ts: Any) -> np.ndarray:
     arr = np.atleast_1d(check_t(ts))
     if arr.ndim != 1 or arr.size < 1 or np.any(np.diff(arr) <= 0):
         raise ValueError("ts must be a strictly increasing 1-D array in [0, 1], e.g. "
@@ -177,7 +177,7 @@ def _check_ts(ts: Any) -> np.ndarray:
     return arr
 
 
-def _recompute_batches(source: Any, batch_size: int | None) -> list[tuple[Any, int]]:
+def recompute_batches(source: Any, batch_size: int | None) -> list[tuple[Any, int]]:
     """``(batch, num_examples)`` pairs of in-memory ``source`` for ``StatefulFn.recompute``."""
     if not batching.is_in_memory(source):
         raise TypeError("state_policy='recompute' needs in-memory arrays to re-estimate the "
@@ -229,7 +229,7 @@ def _plan_curve(fn: Callable, curve: Curve, data: Any, ts: np.ndarray,
                              "Equinox): pass state_policy='interpolate' (statistics moved along "
                              "the curve with the weights) or state_policy='fixed' (fn's own "
                              "state at every t)")
-        batches = _recompute_batches(data if recompute_data is None else recompute_data,
+        batches = recompute_batches(data if recompute_data is None else recompute_data,
                                      batch_size)
         points = []
         for t in ts:
@@ -335,7 +335,7 @@ def evaluate_curve(fn: Callable[[PyTree, Any], Any], curve: Curve, data: Any, ts
     """
     if not isinstance(curve, Curve):
         raise TypeError(f"curve must be a js.connect.Curve, got {type(curve).__name__}")
-    ts = _check_ts(ts)
+    ts = check_ts(ts)
     start = time.perf_counter()
     if recompute is None:
         fn, points, coefficients, facts = _plan_curve(fn, curve, data, ts, state_policy,
@@ -383,7 +383,8 @@ def barrier(surface: Surface, metric: str = "loss") -> Barrier:
     straight line between its end values (Frankle et al. 2020; Entezari et al. 2022).
 
     Works on any line surface whose coordinates include 0 and 1 (the end
-    points): :func:`evaluate_curve` and :func:`jaxsurf.interpolate` surfaces
+    points): :func:`evaluate_curve`, :func:`evaluate_path` and
+    :func:`jaxsurf.interpolate` surfaces
     (points outside [0, 1] are ignored). The end points count, so the
     barrier is never negative; a convex loss has barrier 0.
 
@@ -403,8 +404,8 @@ def barrier(surface: Surface, metric: str = "loss") -> Barrier:
         True
     """
     if not isinstance(surface, Surface) or surface.betas is not None:
-        raise ValueError("barrier needs a line Surface (from js.connect.evaluate_curve or "
-                         "js.interpolate), not a plane")
+        raise ValueError("barrier needs a line Surface (from js.connect.evaluate_curve, "
+                         "js.connect.evaluate_path or js.interpolate), not a plane")
     if metric not in surface.metrics:
         raise KeyError(f"surface has no metric {metric!r}; it has {surface.metric_names}")
     ts = np.asarray(surface.alphas, np.float64)

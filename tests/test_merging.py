@@ -364,3 +364,49 @@ def test_evaluate_path_bad_input():
     with pytest.raises(TypeError, match="path_fingerprint"):
         connect.evaluate_path(bowl_fn, lambda t: a, BOWL_DATA, [0.0, 1.0],
                               path_fingerprint=3)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- figures
+def test_plane_coordinates_of_merges():
+    base = dense_params(jax.random.key(0))
+    fa = jax.tree.map(lambda x: x + 0.2, dense_params(jax.random.key(1)))
+    fb = dense_params(jax.random.key(2))
+    d1, d2 = connect.task_plane(base, fa, fb)
+    ta = connect.merge(base, [fa, fb], method="task_arithmetic", weights=[0.3, 0.6])
+    a, b, dist = connect.plane_coordinates(ta, base, d1, d2)
+    assert (a, b) == (pytest.approx(0.3, abs=1e-5), pytest.approx(0.6, abs=1e-5))
+    assert dist < 1e-4
+    ties = connect.merge(base, [fa, fb], method="ties", density=0.2)
+    assert connect.plane_coordinates(ties, base, d1, d2)[2] > 0.1
+
+
+def test_contour_marks_points_and_says_the_axes_are_skewed(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    g = np.linspace(-0.5, 1.5, 9)
+    A, B = np.meshgrid(g, g, indexing="ij")
+    s = js.Surface(g, g, {"loss": (A - 0.5) ** 2 + (B - 0.5) ** 2 + 0.1},
+                   {"directions_cosine": 0.42,
+                    "axis_labels": ["lambda_A (task vector A)", "lambda_B (task vector B)"]})
+    fig = js.plot.contour(s, points={"fine-tune A": (1, 0), "fine-tune B": (0, 1),
+                                     "TIES": (0.7, 0.8)}, out=tmp_path / "plane.png")
+    ax = fig.axes[0]
+    assert "cos(d1, d2) = 0.42" in ax.get_xlabel() and "not orthogonal" in ax.get_xlabel()
+    texts = [t.get_text() for t in ax.texts]
+    assert {"fine-tune A", "fine-tune B", "TIES"} <= set(texts)
+    marked = {tuple(np.round(np.asarray(line.get_xydata())[0], 6)) for line in ax.lines
+              if line.get_label() in ("fine-tune A", "fine-tune B", "TIES")}
+    assert marked == {(1.0, 0.0), (0.0, 1.0), (0.7, 0.8)}
+    assert (tmp_path / "plane.png").stat().st_size > 0
+    plt.close(fig)
+    ortho = js.Surface(g, g, {"loss": A ** 2 + B ** 2 + 0.1}, {"directions_cosine": 0.001})
+    fig = js.plot.contour(ortho)
+    assert "orthogonal" not in fig.axes[0].get_xlabel()
+    plt.close(fig)
+    with pytest.raises(ValueError, match="outside the grid"):
+        js.plot.contour(s, points={"far": (3.0, 0.0)})
+    with pytest.raises(ValueError, match="two numbers"):
+        js.plot.contour(s, points={"bad": (1.0,)})

@@ -39,8 +39,8 @@ NAMESPACES: dict[str, list[str]] = {
         "Barrier", "BatchStatsRecompute", "Curve", "CurvePlane", "Group", "KINDS",
         "PermutationSpec", "align", "apply_permutation", "barrier", "curve_coefficients",
         "curve_path", "curve_plane", "evaluate_curve", "evaluate_path", "fit_curve", "line",
-        "load_curve", "merge", "mlp_spec", "plane_through", "recompute_batch_stats",
-        "resnet_spec", "slerp", "task_plane", "weight_matching",
+        "load_curve", "merge", "mlp_spec", "plane_coordinates", "plane_through",
+        "recompute_batch_stats", "resnet_spec", "slerp", "task_plane", "weight_matching",
     ],
     "jaxsurf.data": [
         "FASHION_MNIST_CLASSES", "IDXFormatError", "N_LANDMARKS", "N_TARGETS", "augment",

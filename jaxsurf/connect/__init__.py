@@ -41,7 +41,7 @@ from jaxsurf.connect._curve import KINDS, Curve, curve_coefficients, fit_curve, 
 from jaxsurf.connect._measure import (Barrier, BatchStatsRecompute, CurvePlane, barrier,
                                       curve_path, curve_plane, evaluate_curve, plane_through,
                                       recompute_batch_stats)
-from jaxsurf.connect._merge import merge, slerp, task_plane
+from jaxsurf.connect._merge import merge, plane_coordinates, slerp, task_plane
 from jaxsurf.connect._path import evaluate_path
 
 __all__ = [
@@ -49,5 +49,6 @@ __all__ = [
     "evaluate_curve", "BatchStatsRecompute", "recompute_batch_stats",
     "Barrier", "barrier", "CurvePlane", "curve_plane", "curve_path",
     "Group", "PermutationSpec", "weight_matching", "apply_permutation", "align",
-    "mlp_spec", "resnet_spec", "task_plane", "plane_through", "merge", "slerp", "evaluate_path",
+    "mlp_spec", "resnet_spec", "task_plane", "plane_through", "plane_coordinates", "merge", "slerp",
+    "evaluate_path",
 ]

@@ -24,7 +24,7 @@ import numpy as np
 from jaxsurf import _tree as tree
 from jaxsurf._tree import PyTree
 
-__all__ = ["METHODS", "TRIM_SCOPES", "merge", "slerp", "task_plane"]
+__all__ = ["METHODS", "TRIM_SCOPES", "merge", "slerp", "task_plane", "plane_coordinates"]
 
 METHODS = ("linear", "task_arithmetic", "ties", "dare", "dare_ties")
 TRIM_SCOPES = ("leaf", "global")
@@ -380,3 +380,39 @@ def task_plane(base: PyTree, ft_a: PyTree, ft_b: PyTree) -> tuple[PyTree, PyTree
             raise ValueError(f"{name} equals base (its task vector is zero): the task plane "
                              f"is undefined; pass a fine-tuned model")
     return d1, d2
+
+
+def plane_coordinates(params: PyTree, origin: PyTree, d1: PyTree, d2: PyTree
+                      ) -> tuple[float, float, float]:
+    """Where ``params`` falls on the plane ``origin + alpha d1 + beta d2``.
+
+    The least-squares coordinates (the orthogonal projection onto the plane,
+    for any, not necessarily orthogonal, ``d1`` and ``d2``) and the distance
+    from ``params`` to the plane. Task arithmetic and soups lie on the task
+    plane (distance 0); TIES and DARE merges generally lie off it, and are
+    drawn at their projection.
+
+    Args:
+        params: the model to place.
+        origin, d1, d2: the plane (e.g. ``base`` and :func:`task_plane`).
+
+    Returns:
+        ``(alpha, beta, distance)``.
+
+    Example:
+        >>> base = {"w": jnp.zeros(3)}
+        >>> d1, d2 = {"w": jnp.array([1.0, 0.0, 0.0])}, {"w": jnp.array([1.0, 1.0, 0.0])}
+        >>> plane_coordinates({"w": jnp.array([2.0, 1.0, 5.0])}, base, d1, d2)
+        (1.0, 1.0, 5.0)
+    """
+    for name, x in (("params", params), ("d1", d1), ("d2", d2)):
+        tree.check_like(x, origin, name=name, reference_name="origin")
+    v = tree.sub(params, origin)
+    g = np.array([[float(tree.dot(d1, d1)), float(tree.dot(d1, d2))],
+                  [float(tree.dot(d2, d1)), float(tree.dot(d2, d2))]])
+    r = np.array([float(tree.dot(d1, v)), float(tree.dot(d2, v))])
+    if abs(np.linalg.det(g)) <= 1e-12 * max(g[0, 0] * g[1, 1], 1e-30):
+        raise ValueError("d1 and d2 are parallel (or zero): they span no plane")
+    alpha, beta = np.linalg.solve(g, r)
+    rest = tree.axpy(-float(beta), d2, tree.axpy(-float(alpha), d1, v))
+    return float(alpha), float(beta), float(tree.norm(rest))

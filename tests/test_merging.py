@@ -1,3 +1,4 @@
+# pyright: reportArgumentType=false, reportCallIssue=false
 """Model merging (js.connect.merge, slerp, task_plane, plane_through) and paths
 (js.connect.evaluate_path): known answers, properties, bad input."""
 
@@ -410,3 +411,142 @@ def test_contour_marks_points_and_says_the_axes_are_skewed(tmp_path):
         js.plot.contour(s, points={"far": (3.0, 0.0)})
     with pytest.raises(ValueError, match="two numbers"):
         js.plot.contour(s, points={"bad": (1.0,)})
+
+
+# --------------------------------------------------------------------------- alignment
+def _dense_model():
+    from jaxsurf import models
+
+    return models.DenseRegressor(hidden=2, width=24, outputs=10, dropout=0.0,
+                                 activation="relu")
+
+
+def _dense_hidden(model, pre=False):
+    """activations(variables, batch): every hidden layer's output (or pre-activation)."""
+    def activations(variables, batch):
+        _, state = model.apply(variables, batch["x"], capture_intermediates=True,
+                               mutable=["intermediates"])
+        inter = state["intermediates"]
+        outs = [inter[f"hidden_{i}"]["__call__"][0] for i in range(2)]
+        return outs if pre else [jax.nn.relu(h) for h in outs]
+    return activations
+
+
+def _random_perms(spec, seed):
+    rng = np.random.default_rng(seed)
+    perms = {}
+    for name, group in spec.groups.items():
+        perm = np.arange(group.size)
+        for block in group.index_blocks():
+            perm[block] = rng.permutation(block)
+        perms[name] = perm
+    return perms
+
+
+def test_activation_matching_dense_net_same_function_and_recovers_a_permutation():
+    model = _dense_model()
+    x = jax.random.normal(jax.random.key(5), (200, 20))
+    data = {"x": np.asarray(x)}
+    va, vb = model.init(jax.random.key(0), x), model.init(jax.random.key(1), x)
+    spec = connect.mlp_spec(va)
+    acts = _dense_hidden(model)
+    aligned = connect.align(va, vb, spec, method="activation", data=data, activations=acts,
+                            batch_size=64)
+    np.testing.assert_allclose(model.apply(aligned, x), model.apply(vb, x), rtol=1e-5,
+                               atol=1e-5)
+    perms = connect.activation_matching(va, vb, spec, data, acts)
+    assert any(not np.array_equal(p, np.arange(len(p))) for p in perms.values())
+    # the activations of the aligned net correlate better, unit by unit, than before
+    def unit_corr(v):
+        ha, hb = acts(va, data)[0], acts(v, data)[0]
+        ha, hb = np.asarray(ha) - np.asarray(ha).mean(0), np.asarray(hb) - np.asarray(hb).mean(0)
+        return np.mean((ha * hb).sum(0) / (np.linalg.norm(ha, axis=0) *
+                                           np.linalg.norm(hb, axis=0) + 1e-12))
+    assert unit_corr(aligned) > unit_corr(vb) + 0.1
+    # B = A with its units shuffled: activation matching gives A back
+    shuffled = connect.apply_permutation(va, spec, _random_perms(spec, 3))
+    back = connect.align(va, shuffled, spec, method="activation", activations=acts,
+                         data=[{"x": np.asarray(x[:100])}, {"x": np.asarray(x[100:])}])
+    for p, q in zip(jax.tree.leaves(back), jax.tree.leaves(va)):
+        np.testing.assert_array_equal(np.asarray(p), np.asarray(q))
+
+
+def test_activation_matching_resnet20_with_batchnorm_same_function():
+    from jaxsurf import models
+
+    model = models.resnet20(num_classes=10)
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(8, 16, 16, 3)), jnp.float32)
+    rng = np.random.default_rng(1)
+
+    def variables(seed):  # random weights, BatchNorm parameters and statistics
+        v = model.init(jax.random.key(seed), x)
+        return jax.tree_util.tree_map_with_path(
+            lambda p, a: a if a.ndim > 1 else jnp.asarray(rng.uniform(0.5, 1.5, a.shape),
+                                                          a.dtype), v)
+
+    va, vb = variables(0), variables(1)
+    spec = connect.resnet_spec(va)
+    blocks = [k for k in va["params"] if k.startswith("stage")]
+
+    def activations(variables, batch):
+        _, state = model.apply(variables, batch["x"], capture_intermediates=True,
+                               mutable=["intermediates"])
+        inter = state["intermediates"]
+        out = {f"{k}_inner": jax.nn.relu(inter[k]["bn1"]["__call__"][0]) for k in blocks}
+        out["res"] = [inter[k]["__call__"][0] for k in blocks if k.startswith("stage3")]
+        return out
+
+    aligned = connect.align(va, vb, spec, method="activation", data={"x": np.asarray(x)},
+                            activations=activations, batch_size=4)
+    moved = [k for k, p in connect.activation_matching(va, vb, spec, {"x": np.asarray(x)},
+                                                       activations).items()
+             if not np.array_equal(p, np.arange(len(p)))]
+    assert len(moved) > 5
+    y = np.asarray(model.apply(vb, x))
+    np.testing.assert_allclose(model.apply(aligned, x), y, rtol=1e-4, atol=1e-4 * np.abs(y).max())
+
+
+def test_activation_matching_bad_input():
+    model = _dense_model()
+    x = np.asarray(jax.random.normal(jax.random.key(5), (16, 20)))
+    va, vb = model.init(jax.random.key(0), x), model.init(jax.random.key(1), x)
+    spec = connect.mlp_spec(va)
+    with pytest.raises(ValueError, match="needs data="):
+        connect.align(va, vb, spec, method="activation")
+    with pytest.raises(ValueError, match="unknown alignment method"):
+        connect.align(va, vb, spec, method="gradient")
+    with pytest.raises(ValueError, match="returned 1 entries, but the spec has 2 groups"):
+        connect.align(va, vb, spec, method="activation", data={"x": x},
+                      activations=lambda v, b: [_dense_hidden(model)(v, b)[0]])
+    with pytest.raises(ValueError, match=r"without group\(s\) \['hidden_1'\]"):
+        connect.align(va, vb, spec, method="activation", data={"x": x},
+                      activations=lambda v, b: {"hidden_0": _dense_hidden(model)(v, b)[0]})
+    with pytest.raises(ValueError, match="last axis must hold the group's 24 units"):
+        connect.align(va, vb, spec, method="activation", data={"x": x},
+                      activations=lambda v, b: [h.T for h in _dense_hidden(model)(v, b)])
+
+
+def test_repair_path_restores_the_interpolated_statistics():
+    model = _dense_model()
+    x = jax.random.normal(jax.random.key(5), (256, 20))
+    data = {"x": np.asarray(x)}
+    va, vb = model.init(jax.random.key(0), x), model.init(jax.random.key(1), x)
+    vb = jax.tree.map(lambda w: 1.7 * w, vb)
+    spec = connect.mlp_spec(va)
+    pre = _dense_hidden(model, pre=True)
+    vb = connect.align(va, vb, spec)
+    path = connect.repair_path(va, vb, spec, data, pre)
+    assert path(0.0) is va and path(1) is vb
+    t = 0.3
+    repaired = pre(path(t), data)
+    plain = pre(jax.tree.map(lambda a, b: (1 - t) * a + t * b, va, vb), data)
+    ends = pre(va, data), pre(vb, data)
+    for g in range(2):
+        goal_mean = (1 - t) * np.mean(ends[0][g], 0) + t * np.mean(ends[1][g], 0)
+        goal_std = (1 - t) * np.std(ends[0][g], 0) + t * np.std(ends[1][g], 0)
+        np.testing.assert_allclose(np.mean(repaired[g], 0), goal_mean, atol=1e-4)
+        np.testing.assert_allclose(np.std(repaired[g], 0), goal_std, rtol=1e-3, atol=1e-4)
+    # without REPAIR the second layer's spread has collapsed below the goal
+    assert np.mean(np.std(plain[1], 0)) < 0.95 * np.mean(goal_std)
+    with pytest.raises(ValueError, match="spec.producers"):
+        connect.repair_path(va, vb, connect.PermutationSpec(spec.groups, spec.axes), data, pre)

@@ -20,8 +20,10 @@
   (linear, task arithmetic, TIES, DARE, DARE-TIES); :func:`slerp`
   interpolates spherically, leaf by leaf (``docs/merging.md``).
 * :func:`align` permutes the hidden units of one network to match another
-  (weight matching, Ainsworth et al. 2023), with specs for dense nets
-  (:func:`mlp_spec`) and jaxsurf's CIFAR ResNets (:func:`resnet_spec`).
+  (weight matching or activation matching, Ainsworth et al. 2023), with
+  specs for dense and convolutional chains (:func:`mlp_spec`) and jaxsurf's
+  CIFAR ResNets (:func:`resnet_spec`); :func:`repair_path` is the aligned
+  straight path with REPAIR (Jordan et al. 2023) for nets without BatchNorm.
 
 See ``docs/connectivity.md``.
 
@@ -35,8 +37,9 @@ Example:
     True
 """
 
-from jaxsurf.connect._align import (Group, PermutationSpec, align, apply_permutation,
-                                    mlp_spec, resnet_spec, weight_matching)
+from jaxsurf.connect._align import (Group, PermutationSpec, activation_matching, align,
+                                    apply_permutation, mlp_spec, repair_path, resnet_spec,
+                                    weight_matching)
 from jaxsurf.connect._curve import KINDS, Curve, curve_coefficients, fit_curve, line, load_curve
 from jaxsurf.connect._measure import (Barrier, BatchStatsRecompute, CurvePlane, barrier,
                                       curve_path, curve_plane, evaluate_curve, plane_through,
@@ -48,7 +51,8 @@ __all__ = [
     "Curve", "KINDS", "fit_curve", "line", "load_curve", "curve_coefficients",
     "evaluate_curve", "BatchStatsRecompute", "recompute_batch_stats",
     "Barrier", "barrier", "CurvePlane", "curve_plane", "curve_path",
-    "Group", "PermutationSpec", "weight_matching", "apply_permutation", "align",
+    "Group", "PermutationSpec", "weight_matching", "activation_matching",
+    "apply_permutation", "align", "repair_path",
     "mlp_spec", "resnet_spec", "task_plane", "plane_through", "plane_coordinates", "merge", "slerp",
     "evaluate_path",
 ]

@@ -162,9 +162,26 @@ def hidden(model: nn.Module, pre: bool) -> Callable[[Any, Any], list]:
     return activations
 
 
+def leaf_angles(pa: Any, pb: Any) -> dict[str, Any]:
+    """Per-leaf angle between two models, the angle SLERP turns through (degrees);
+    leaves with |cos| > 0.9995 are interpolated linearly by js.connect.slerp."""
+    cos = [float(np.vdot(np.ravel(a), np.ravel(b)) / (np.linalg.norm(a) * np.linalg.norm(b)))
+           for a, b in zip(jax.tree.leaves(pa), jax.tree.leaves(pb))]
+    degrees = np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+    return {"max_degrees": float(degrees.max()), "median_degrees": float(np.median(degrees)),
+            "leaves": len(cos),
+            "leaves_linear": int(np.sum(np.abs(cos) > connect_slerp_colinear()))}
+
+
+def connect_slerp_colinear() -> float:
+    return 0.9995  # js.connect.slerp interpolates a leaf linearly above this |cos|
+
+
 def path_row(surface: js.Surface) -> dict[str, Any]:
     b = connect.barrier(surface)
+    mid = int(np.argmin(np.abs(surface.alphas - 0.5)))
     return {"loss_barrier": b.height, "barrier_t": b.t,
+            "loss_mid": float(surface.metrics["loss"][mid]),
             "loss_max": float(surface.metrics["loss"].max()),
             "loss_ends": [float(surface.metrics["loss"][0]), float(surface.metrics["loss"][-1])],
             "accuracy_min": float(surface.metrics["accuracy"].min())}
@@ -269,6 +286,7 @@ def main(argv: list[str] | None = None) -> dict:
                                        batch_size=500, progress=False,
                                        path_fingerprint="slerp fine-tune A -> B")}
     finetune_barriers = {label: path_row(s) for label, s in ft_paths.items()}
+    finetune_angles = leaf_angles(a_, b_)
     for label, s in ft_paths.items():
         s.save(out / f"finetunes_{label.lower()}.npz")
     js.plot.connectivity_lines(ft_paths, title="between the fine-tunes: loss (solid), "
@@ -297,6 +315,8 @@ def main(argv: list[str] | None = None) -> dict:
     scratch_paths = {"line (not aligned)": line(pa, pb),
                      "line, weight matching": line(pa, by_weight),
                      "line, activation matching": line(pa, by_activation),
+                     "SLERP, activation matching": lambda t: connect.slerp(pa, by_activation,
+                                                                          t),
                      "activation matching + REPAIR": connect.repair_path(
                          pa, by_activation, spec, match_data, hidden(model, pre=True),
                          batch_size=500)}
@@ -308,6 +328,7 @@ def main(argv: list[str] | None = None) -> dict:
     scratch_barriers = {label: path_row(s) for label, s in scratch_surfaces.items()}
     for k, s in enumerate(scratch_surfaces.values()):
         s.save(out / f"scratch_path_{k}.npz")
+    scratch_angles = leaf_angles(pa, by_activation)
     distance = {label: float(js.tree.norm(js.tree.sub(p, pa))) for label, p in
                 (("not aligned", pb), ("weight matching", by_weight),
                  ("activation matching", by_activation))}
@@ -329,7 +350,8 @@ def main(argv: list[str] | None = None) -> dict:
                "backend": jax.default_backend(), "task_vector_cosine": cosine,
                "task_vector_norms": {"A": float(js.tree.norm(d1)), "B": float(js.tree.norm(d2))},
                "merges": table, "plane_minimum_of_sum": plane_best,
-               "finetune_barriers": finetune_barriers, "scratch_barriers": scratch_barriers,
+               "finetune_barriers": finetune_barriers, "finetune_leaf_angles": finetune_angles,
+               "scratch_barriers": scratch_barriers, "scratch_leaf_angles": scratch_angles,
                "scratch_distance": distance, "figures": figures, "seconds": seconds}
     results["seconds"]["total"] = time.perf_counter() - start
     save_text(out / "results.json", json.dumps(jsonable(results), indent=1))
@@ -339,9 +361,14 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"  {label:32s} {row['loss_A']:7.4f} {row['loss_B']:7.4f}  "
               f"{100 * row['accuracy_A']:5.1f}% {100 * row['accuracy_B']:5.1f}%  "
               f"({row['lambda_A']:5.2f}, {row['lambda_B']:5.2f}) {row['off_plane_distance']:.3f}")
-    print("barriers (loss on both tasks' validation images):")
+    print("barriers (loss on both tasks' validation images), loss at t = 0.5:")
     for label, row in {**finetune_barriers, **scratch_barriers}.items():
-        print(f"  {label:32s} {row['loss_barrier']:8.4f} at t = {row['barrier_t']:.2f}")
+        print(f"  {label:32s} {row['loss_barrier']:8.4f} at t = {row['barrier_t']:.2f}   "
+              f"{row['loss_mid']:.4f}")
+    print(f"leaf angles between the fine-tunes: max {finetune_angles['max_degrees']:.2f} deg "
+          f"({finetune_angles['leaves_linear']} of {finetune_angles['leaves']} leaves "
+          f"interpolated linearly by slerp); between the scratch nets: max "
+          f"{scratch_angles['max_degrees']:.1f} deg")
     print(f"wrote {out / 'results.json'} ({results['seconds']['total']:.0f} s)")
     return results
 

@@ -380,12 +380,12 @@ def test_merging_smoke(tmp_path):
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["preset"] == "smoke" and "Fashion-MNIST CNN" in saved["stand_in"]
     assert set(saved["merges"]) == {"base", "fine-tune A", "fine-tune B", *merging.MERGES}
-    for label, row in saved["merges"].items():
+    for row in saved["merges"].values():
         assert np.isfinite(row["loss_A"]) and np.isfinite(row["loss_B"])
     assert saved["merges"]["fine-tune A"]["lambda_A"] == pytest.approx(1.0, abs=1e-4)
     assert saved["merges"]["soup (linear)"]["off_plane_distance"] < 1e-3
     assert set(saved["finetune_barriers"]) == {"line", "SLERP"}
-    assert len(saved["scratch_barriers"]) == 4
+    assert len(saved["scratch_barriers"]) == 5
     for row in [*saved["finetune_barriers"].values(), *saved["scratch_barriers"].values()]:
         assert row["loss_barrier"] >= 0
     for name in results["figures"].values():

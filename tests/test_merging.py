@@ -498,12 +498,23 @@ def test_activation_matching_resnet20_with_batchnorm_same_function():
 
     aligned = connect.align(va, vb, spec, method="activation", data={"x": np.asarray(x)},
                             activations=activations, batch_size=4)
+
+    def every_stage(variables, batch):  # the stream after every block, 16, 32 and 64 wide
+        out = activations(variables, batch)
+        _, state = model.apply(variables, batch["x"], capture_intermediates=True,
+                               mutable=["intermediates"])
+        out["res"] = [state["intermediates"][k]["__call__"][0] for k in blocks]
+        return [out[name] for name in spec.groups]
+
+    all_stages = connect.align(va, vb, spec, method="activation", data={"x": np.asarray(x)},
+                               activations=every_stage)
     moved = [k for k, p in connect.activation_matching(va, vb, spec, {"x": np.asarray(x)},
                                                        activations).items()
              if not np.array_equal(p, np.arange(len(p)))]
     assert len(moved) > 5
     y = np.asarray(model.apply(vb, x))
-    np.testing.assert_allclose(model.apply(aligned, x), y, rtol=1e-4, atol=1e-4 * np.abs(y).max())
+    for v in (aligned, all_stages):
+        np.testing.assert_allclose(model.apply(v, x), y, rtol=1e-4, atol=1e-4 * np.abs(y).max())
 
 
 def test_activation_matching_bad_input():

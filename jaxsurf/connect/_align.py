@@ -299,8 +299,11 @@ def align(params_a: PyTree, params_b: PyTree, spec: PermutationSpec, *,
             hidden activations of each group, a list in the spec's group order
             (``list(spec.groups)``) or a dict by group name; each an array
             ``(..., units)`` with the units on the last axis (every other axis
-            counts as examples), or a list of such arrays whose correlations
-            are summed (e.g. the residual stream after several blocks).
+            counts as examples), or a list of such arrays whose rows are
+            pooled (e.g. the residual stream after several blocks). An array
+            may hold a nested slice of its group (an earlier stage of an
+            option-A residual stream, 16 of 64 channels): it is placed at the
+            slice's units, zeros elsewhere, as the zero-padded shortcut does.
         batch_size: examples per batch for in-memory ``data`` (default
             ``min(n, 512)``).
         max_iter, seed: as in :func:`weight_matching`.
@@ -353,6 +356,24 @@ def _batches(data: Any, batch_size: int | None) -> Iterator[Any]:
             raise ValueError("data is an empty iterable (no batches)")
 
 
+def _subsets(spec: PermutationSpec, group: str) -> dict[int, np.ndarray]:
+    """Sizes of the nested slices an axis of ``spec`` holds of ``group`` (e.g. the
+    earlier stages of an option-A residual stream) -> their unit indices; a size
+    held by two different slices is ambiguous and left out."""
+    found: dict[int, np.ndarray] = {}
+    clash: set[int] = set()
+    for entries in spec.axes.values():
+        for raw in entries:
+            entry = _entry(raw)
+            if entry is None or entry[0] != group or entry[1] is None:
+                continue
+            index = entry[1]
+            if len(index) in found and not np.array_equal(found[len(index)], index):
+                clash.add(len(index))
+            found.setdefault(len(index), index)
+    return {k: v for k, v in found.items() if k not in clash}
+
+
 def _by_group(out: Any, spec: PermutationSpec, names: Sequence[str], what: str
               ) -> list[list[jax.Array]]:
     """``activations``'s output as one list of ``(rows, units)`` arrays per group."""
@@ -382,10 +403,17 @@ def _by_group(out: Any, spec: PermutationSpec, names: Sequence[str], what: str
         for x in arrays:
             x = jnp.asarray(x)
             size = spec.groups[g].size
-            if x.ndim < 1 or x.shape[-1] != size:
+            units = x.shape[-1] if x.ndim >= 1 else 0
+            where = _subsets(spec, g).get(units) if units != size else None
+            if x.ndim < 1 or (units != size and where is None):
                 raise ValueError(f"{what} gave group {g!r} an array of shape {x.shape}; "
-                                 f"its last axis must hold the group's {size} units")
-            rows.append(x.reshape(-1, size).astype(jnp.float32))
+                                 f"its last axis must hold the group's {size} units (or the "
+                                 f"units of one of its nested slices, of sizes "
+                                 f"{sorted(_subsets(spec, g))})")
+            x = x.reshape(-1, units).astype(jnp.float32)
+            if where is not None:  # a nested slice (option-A stream): its place in the group
+                x = jnp.zeros((x.shape[0], size), x.dtype).at[:, where].set(x)
+            rows.append(x)
         result.append(rows)
     return result
 

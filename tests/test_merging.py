@@ -561,3 +561,21 @@ def test_repair_path_restores_the_interpolated_statistics():
     assert np.mean(np.std(plain[1], 0)) < 0.95 * np.mean(goal_std)
     with pytest.raises(ValueError, match="spec.producers"):
         connect.repair_path(va, vb, connect.PermutationSpec(spec.groups, spec.axes), data, pre)
+
+
+def test_merge_and_slerp_on_whole_equinox_modules():
+    eqx = pytest.importorskip("equinox")
+    a, b, base = (eqx.nn.MLP(3, 2, 8, 2, key=jax.random.key(k)) for k in range(3))
+    x = jnp.ones((3,))
+    for method in METHODS:
+        key = jax.random.key(0) if "dare" in method else None
+        merged = connect.merge(base, [a, b], method=method, key=key)
+        assert isinstance(merged, eqx.nn.MLP) and merged.activation is base.activation
+        assert merged(x).shape == (2,)
+    mid = connect.slerp(a, b, 0.5)
+    assert isinstance(mid, eqx.nn.MLP)
+    w = np.asarray(mid.layers[0].weight)
+    wa, wb = np.asarray(a.layers[0].weight), np.asarray(b.layers[0].weight)
+    omega = np.arccos(np.vdot(wa, wb) / (np.linalg.norm(wa) * np.linalg.norm(wb)))
+    np.testing.assert_allclose(w, np.sin(omega / 2) / np.sin(omega) * (wa + wb), rtol=1e-5,
+                               atol=1e-6)

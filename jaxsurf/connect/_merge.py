@@ -94,6 +94,14 @@ def _check_scale(scale: Any, method: str) -> float:
     return float(scale)
 
 
+def _float_leaf(x: Any) -> bool:
+    """An array (or number) of inexact dtype; other leaves (integers, keys, and the
+    functions and flags of a whole Equinox module) are carried along unchanged."""
+    if not isinstance(x, (jax.Array, np.ndarray, np.generic, float)):
+        return False
+    return tree.is_float_leaf(x)
+
+
 def _compute_dtype(x: jax.Array) -> Any:
     return jnp.promote_types(x.dtype, jnp.float32)
 
@@ -157,8 +165,8 @@ def merge(base: PyTree, finetuned: Sequence[PyTree], *, method: str, scale: floa
     * **DARE's randomness**: entry masks are drawn with ``jax.random.bernoulli``
       from ``fold_in(fold_in(key, model index), float-leaf index)``: the same
       key gives the same merge.
-    * **Non-float leaves** (integer counters, PRNG keys, flags) are copied from
-      ``base``.
+    * **Non-float leaves** (integer counters, PRNG keys, flags; the functions
+      of a whole Equinox module) are copied from ``base``.
     * **BatchNorm statistics**: every float leaf is merged by the same rule, so
       running means and variances in the pytree (Flax ``batch_stats``) are
       merged like weights. Merged weights change the statistics of their
@@ -218,7 +226,7 @@ def merge(base: PyTree, finetuned: Sequence[PyTree], *, method: str, scale: floa
 
     base_leaves, treedef = jax.tree_util.tree_flatten(base)
     model_leaves = [jax.tree_util.tree_leaves(m) for m in models]
-    floats = [j for j, x in enumerate(base_leaves) if tree.is_float_leaf(x)]
+    floats = [j for j, x in enumerate(base_leaves) if _float_leaf(x)]
     out = list(base_leaves)
 
     def deltas(j: int) -> list[jax.Array]:
@@ -328,7 +336,7 @@ def slerp(pa: PyTree, pb: PyTree, t: float) -> PyTree:
         return pb
 
     def leaf(x: Any, y: Any) -> Any:
-        if not tree.is_float_leaf(x):
+        if not _float_leaf(x):
             return x
         x, y = jnp.asarray(x), jnp.asarray(y)
         dt = _compute_dtype(x)

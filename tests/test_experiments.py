@@ -360,7 +360,38 @@ def test_item5_experiments_call_the_library_themselves_without_import_cycles():
              "quickstart": {"train.fit", "js.random_plane", "js.evaluate_plane",
                             "js.evaluate_line"},
              "connectivity": {"train.fit", "connect.fit_curve", "connect.evaluate_curve",
-                              "js.evaluate_plane"}}
+                              "js.evaluate_plane"},
+             "merging": {"train.fit", "connect.task_plane", "connect.merge", "connect.slerp",
+                         "connect.evaluate_path", "connect.align", "connect.repair_path",
+                         "js.evaluate_plane", "js.plot.contour"}}
     for name, wanted in steps.items():
         missing = wanted - _calls(EXPERIMENTS / f"{name}.py")
         assert not missing, f"experiments/{name}.py does not call {sorted(missing)} itself"
+
+
+@pytest.mark.slow
+def test_merging_smoke(tmp_path):
+    """Issue 26: the merging experiment's smoke preset (about 3 minutes on 2 shared
+    cores, most of it compiling): every merge in the table, barriers of every path,
+    the figures, and a rerun that reuses the trained networks."""
+    from experiments import merging
+
+    results = merging.main(["--preset", "smoke", "--out", str(tmp_path)])
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["preset"] == "smoke" and "Fashion-MNIST CNN" in saved["stand_in"]
+    assert set(saved["merges"]) == {"base", "fine-tune A", "fine-tune B", *merging.MERGES}
+    for row in saved["merges"].values():
+        assert np.isfinite(row["loss_A"]) and np.isfinite(row["loss_B"])
+    assert saved["merges"]["fine-tune A"]["lambda_A"] == pytest.approx(1.0, abs=1e-4)
+    assert saved["merges"]["soup (linear)"]["off_plane_distance"] < 1e-3
+    assert set(saved["finetune_barriers"]) == {"line", "SLERP"}
+    assert len(saved["scratch_barriers"]) == 5
+    for row in [*saved["finetune_barriers"].values(), *saved["scratch_barriers"].values()]:
+        assert row["loss_barrier"] >= 0
+    for name in results["figures"].values():
+        assert _is_png(tmp_path / name)
+    # the plane's value at (1, 0) is fine-tune A's own loss on task A
+    plane = js.Surface.load(tmp_path / "task_plane_A.npz")
+    i, j = list(plane.alphas).index(1.0), list(plane.betas).index(0.0)
+    assert plane.metrics["loss"][i, j] == pytest.approx(
+        saved["merges"]["fine-tune A"]["loss_A"], rel=1e-4)

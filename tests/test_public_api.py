@@ -37,9 +37,11 @@ NAMESPACES: dict[str, list[str]] = {
     ],
     "jaxsurf.connect": [
         "Barrier", "BatchStatsRecompute", "Curve", "CurvePlane", "Group", "KINDS",
-        "PermutationSpec", "align", "apply_permutation", "barrier", "curve_coefficients",
-        "curve_path", "curve_plane", "evaluate_curve", "fit_curve", "line", "load_curve",
-        "mlp_spec", "recompute_batch_stats", "resnet_spec", "weight_matching",
+        "PermutationSpec", "activation_matching", "align", "apply_permutation", "barrier",
+        "curve_coefficients", "curve_path", "curve_plane", "evaluate_curve", "evaluate_path",
+        "fit_curve", "line", "load_curve", "merge", "mlp_spec", "plane_coordinates",
+        "plane_through", "recompute_batch_stats", "repair_path", "resnet_spec", "slerp",
+        "task_plane", "weight_matching",
     ],
     "jaxsurf.data": [
         "FASHION_MNIST_CLASSES", "IDXFormatError", "N_LANDMARKS", "N_TARGETS", "augment",

@@ -8,13 +8,22 @@
   interpolates the statistics by default, as ``js.interpolate`` does
   (``state_policy="interpolate" | "recompute" | "fixed"``;
   :class:`BatchStatsRecompute` for ``fn`` over whole Linen variables).
+* :func:`evaluate_path` gives exact means along any path ``t -> params`` (a
+  SLERP, a merge schedule, a curve) on the same engine.
 * :func:`barrier` measures the loss barrier of a path (Frankle et al. 2020,
   Entezari et al. 2022), on curves and on ``js.interpolate`` lines.
 * :func:`curve_plane` gives the plane through the end points and the bend
   (Garipov et al.'s Figure 1), to evaluate with ``js.evaluate_plane``.
+* :func:`task_plane` gives the task vectors of two fine-tunes as the axes of
+  the task-arithmetic plane; :func:`plane_through` the orthonormal plane
+  through any three models; :func:`merge` merges fine-tunes of one base
+  (linear, task arithmetic, TIES, DARE, DARE-TIES); :func:`slerp`
+  interpolates spherically, leaf by leaf (``docs/merging.md``).
 * :func:`align` permutes the hidden units of one network to match another
-  (weight matching, Ainsworth et al. 2023), with specs for dense nets
-  (:func:`mlp_spec`) and jaxsurf's CIFAR ResNets (:func:`resnet_spec`).
+  (weight matching or activation matching, Ainsworth et al. 2023), with
+  specs for dense and convolutional chains (:func:`mlp_spec`) and jaxsurf's
+  CIFAR ResNets (:func:`resnet_spec`); :func:`repair_path` is the aligned
+  straight path with REPAIR (Jordan et al. 2023) for nets without BatchNorm.
 
 See ``docs/connectivity.md``.
 
@@ -28,17 +37,22 @@ Example:
     True
 """
 
-from jaxsurf.connect._align import (Group, PermutationSpec, align, apply_permutation,
-                                    mlp_spec, resnet_spec, weight_matching)
+from jaxsurf.connect._align import (Group, PermutationSpec, activation_matching, align,
+                                    apply_permutation, mlp_spec, repair_path, resnet_spec,
+                                    weight_matching)
 from jaxsurf.connect._curve import KINDS, Curve, curve_coefficients, fit_curve, line, load_curve
 from jaxsurf.connect._measure import (Barrier, BatchStatsRecompute, CurvePlane, barrier,
-                                      curve_path, curve_plane, evaluate_curve,
+                                      curve_path, curve_plane, evaluate_curve, plane_through,
                                       recompute_batch_stats)
+from jaxsurf.connect._merge import merge, plane_coordinates, slerp, task_plane
+from jaxsurf.connect._path import evaluate_path
 
 __all__ = [
     "Curve", "KINDS", "fit_curve", "line", "load_curve", "curve_coefficients",
     "evaluate_curve", "BatchStatsRecompute", "recompute_batch_stats",
     "Barrier", "barrier", "CurvePlane", "curve_plane", "curve_path",
-    "Group", "PermutationSpec", "weight_matching", "apply_permutation", "align",
-    "mlp_spec", "resnet_spec",
+    "Group", "PermutationSpec", "weight_matching", "activation_matching",
+    "apply_permutation", "align", "repair_path",
+    "mlp_spec", "resnet_spec", "task_plane", "plane_through", "plane_coordinates", "merge", "slerp",
+    "evaluate_path",
 ]

@@ -25,16 +25,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from jaxsurf import _tree as tree
+from jaxsurf import _batching as batching, _tree as tree, _validate
 from jaxsurf._tree import PyTree
 
-__all__ = ["Group", "PermutationSpec", "weight_matching", "apply_permutation", "align",
-           "mlp_spec", "resnet_spec"]
+__all__ = ["Group", "PermutationSpec", "weight_matching", "activation_matching",
+           "apply_permutation", "align", "repair_path", "mlp_spec", "resnet_spec"]
 
 
 @dataclass(frozen=True)
@@ -71,12 +72,16 @@ class PermutationSpec:
             BatchNorm running statistics).
         paths: every leaf path of the params the spec was built for; params
             with other leaves are refused (empty: not checked).
+        producers: ``{group: ((weight path, output axis), (bias path, 0))}``:
+            the leaves whose outputs are the group's pre-activations (used by
+            :func:`repair_path`; :func:`mlp_spec` fills it).
     """
 
     groups: Mapping[str, Group]
     axes: Mapping[str, tuple[Any, ...]]
     follow: frozenset[str] = field(default_factory=frozenset)
     paths: tuple[str, ...] = ()
+    producers: Mapping[str, tuple[tuple[str, int], ...]] = field(default_factory=dict)
 
 
 def _entry(entry: Any) -> tuple[str, np.ndarray | None] | None:
@@ -263,19 +268,44 @@ def apply_permutation(params: PyTree, spec: PermutationSpec,
     return jax.tree_util.tree_map_with_path(leaf, params)
 
 
-def align(params_a: PyTree, params_b: PyTree, spec: PermutationSpec, *, max_iter: int = 100,
-          seed: int = 0) -> PyTree:
-    """``params_b`` with its units permuted to match ``params_a`` (weight matching).
+def align(params_a: PyTree, params_b: PyTree, spec: PermutationSpec, *,
+          method: str = "weight", data: Any = None,
+          activations: Callable[[PyTree, Any], Any] | None = None,
+          batch_size: int | None = None, max_iter: int = 100, seed: int = 0) -> PyTree:
+    """``params_b`` with its units permuted to match ``params_a``.
 
     The result computes exactly the same function as ``params_b`` (up to the
     order of floating-point sums); only its position in parameter space
     changes, usually to one much closer to ``params_a``, so that the straight
     line between them has a smaller barrier (Ainsworth et al. 2023).
 
+    Two ways to choose the permutations (Ainsworth et al. 2023, Section 3):
+
+    * ``method="weight"`` (default): weight matching, :func:`weight_matching`
+      (no data needed).
+    * ``method="activation"``: activation matching, :func:`activation_matching`:
+      for each group, the permutation that maximises the summed correlation of
+      the two networks' hidden activations on ``data``, one linear
+      assignment per group (needs ``data`` and ``activations``).
+
     Args:
         params_a, params_b: two networks of the same architecture (params, or
             Flax variables with ``batch_stats``, matching ``spec``).
         spec: from :func:`mlp_spec` or :func:`resnet_spec`, or your own.
+        method: ``"weight"`` or ``"activation"``.
+        data: for ``"activation"``: in-memory arrays (a dict/tuple with a
+            leading example axis) or an iterable of batches.
+        activations: for ``"activation"``: ``activations(params, batch)`` → the
+            hidden activations of each group, a list in the spec's group order
+            (``list(spec.groups)``) or a dict by group name; each an array
+            ``(..., units)`` with the units on the last axis (every other axis
+            counts as examples), or a list of such arrays whose rows are
+            pooled (e.g. the residual stream after several blocks). An array
+            may hold a nested slice of its group (an earlier stage of an
+            option-A residual stream, 16 of 64 channels): it is placed at the
+            slice's units, zeros elsewhere, as the zero-padded shortcut does.
+        batch_size: examples per batch for in-memory ``data`` (default
+            ``min(n, 512)``).
         max_iter, seed: as in :func:`weight_matching`.
 
     Returns:
@@ -285,9 +315,300 @@ def align(params_a: PyTree, params_b: PyTree, spec: PermutationSpec, *, max_iter
         >>> aligned = js.connect.align(params_a, params_b, js.connect.mlp_spec(params_a))
         >>> bool(jnp.allclose(fn(aligned, data)["loss"], fn(params_b, data)["loss"]))
         True
+        >>> hidden = lambda p, b: [jnp.tanh(b["x"] @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"])]
+        >>> by_data = js.connect.align(params_a, params_b, js.connect.mlp_spec(params_a),
+        ...                            method="activation", data=data, activations=hidden)
+        >>> bool(jnp.allclose(fn(by_data, data)["loss"], fn(params_b, data)["loss"]))
+        True
     """
-    perms = weight_matching(params_a, params_b, spec, max_iter=max_iter, seed=seed)
+    if method == "weight":
+        if data is not None or activations is not None:
+            raise ValueError("data= and activations= are for method='activation'; weight "
+                             "matching uses the weights only")
+        perms = weight_matching(params_a, params_b, spec, max_iter=max_iter, seed=seed)
+    elif method == "activation":
+        if data is None or activations is None:
+            raise ValueError("method='activation' needs data= (examples to compare the "
+                             "networks on) and activations= (a function (params, batch) -> "
+                             "the hidden activations of each permutation group)")
+        perms = activation_matching(params_a, params_b, spec, data, activations,
+                                    batch_size=batch_size)
+    else:
+        raise ValueError(f"unknown alignment method {method!r}; use 'weight' or 'activation'")
     return apply_permutation(params_b, spec, perms)
+
+
+# --------------------------------------------------------------------------- activations
+def _batches(data: Any, batch_size: int | None) -> Iterator[Any]:
+    if batching.is_in_memory(data):
+        data = batching.to_host_arrays(data)
+        n = batching.num_examples(data)
+        size = batching.resolve_batch_size(batch_size, n)
+        for start in range(0, n, size):
+            yield jax.tree_util.tree_map(lambda x, s=start: x[s:s + size], data)
+    else:
+        _validate.reiterable(data, "activation statistics")
+        seen = False
+        for batch, _ in batching.iter_batches(data):
+            seen = True
+            yield batch
+        if not seen:
+            raise ValueError("data is an empty iterable (no batches)")
+
+
+def _subsets(spec: PermutationSpec, group: str) -> dict[int, np.ndarray]:
+    """Sizes of the nested slices an axis of ``spec`` holds of ``group`` (e.g. the
+    earlier stages of an option-A residual stream) -> their unit indices; a size
+    held by two different slices is ambiguous and left out."""
+    found: dict[int, np.ndarray] = {}
+    clash: set[int] = set()
+    for entries in spec.axes.values():
+        for raw in entries:
+            entry = _entry(raw)
+            if entry is None or entry[0] != group or entry[1] is None:
+                continue
+            index = entry[1]
+            if len(index) in found and not np.array_equal(found[len(index)], index):
+                clash.add(len(index))
+            found.setdefault(len(index), index)
+    return {k: v for k, v in found.items() if k not in clash}
+
+
+def _by_group(out: Any, spec: PermutationSpec, names: Sequence[str], what: str
+              ) -> list[list[jax.Array]]:
+    """``activations``'s output as one list of ``(rows, units)`` arrays per group."""
+    groups = list(names)
+    if isinstance(out, Mapping):
+        missing = [g for g in groups if g not in out]
+        extra = [str(k) for k in out if k not in spec.groups]
+        if missing or extra:
+            raise ValueError(f"{what} returned a dict without group(s) {missing[:4]}"
+                             + (f" and with unknown key(s) {extra[:4]}" if extra else "")
+                             + f"; it must give every group of the spec: {groups}")
+        entries = [out[g] for g in groups]
+    elif isinstance(out, (list, tuple)):
+        if len(out) != len(spec.groups):
+            raise ValueError(f"{what} returned {len(out)} entries, but the spec has "
+                             f"{len(spec.groups)} groups {list(spec.groups)}; return one "
+                             f"per group, in this order (or a dict by group name)")
+        entries = [out[list(spec.groups).index(g)] for g in groups]
+    else:
+        raise TypeError(f"{what} must return a list (in the spec's group order "
+                        f"{list(spec.groups)}) or a dict by group name, got "
+                        f"{type(out).__name__}")
+    result = []
+    for g, entry in zip(groups, entries):
+        arrays = list(entry) if isinstance(entry, (list, tuple)) else [entry]
+        rows = []
+        for x in arrays:
+            x = jnp.asarray(x)
+            size = spec.groups[g].size
+            units = x.shape[-1] if x.ndim >= 1 else 0
+            where = _subsets(spec, g).get(units) if units != size else None
+            if x.ndim < 1 or (units != size and where is None):
+                raise ValueError(f"{what} gave group {g!r} an array of shape {x.shape}; "
+                                 f"its last axis must hold the group's {size} units (or the "
+                                 f"units of one of its nested slices, of sizes "
+                                 f"{sorted(_subsets(spec, g))})")
+            x = x.reshape(-1, units).astype(jnp.float32)
+            if where is not None:  # a nested slice (option-A stream): its place in the group
+                x = jnp.zeros((x.shape[0], size), x.dtype).at[:, where].set(x)
+            rows.append(x)
+        result.append(rows)
+    return result
+
+
+def _moments(params_a: PyTree, params_b: PyTree | None, spec: PermutationSpec, data: Any,
+             activations: Callable[[PyTree, Any], Any], batch_size: int | None,
+             names: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
+    """Per group: example count and sums of a, b, a^2, b^2 (and a^T b when ``params_b``)."""
+    def sums(pa: PyTree, pb: PyTree | None, batch: Any) -> list[dict[str, jax.Array]]:
+        ga = _by_group(activations(pa, batch), spec, names, "activations(params_a, batch)")
+        gb = None if pb is None else _by_group(activations(pb, batch), spec, names,
+                                               "activations(params_b, batch)")
+        out = []
+        for k in range(len(ga)):
+            a = jnp.concatenate(ga[k], axis=0)
+            entry = {"n": jnp.float32(a.shape[0]), "a": a.sum(0), "aa": (a * a).sum(0)}
+            if gb is not None:
+                b = jnp.concatenate(gb[k], axis=0)
+                if b.shape != a.shape:
+                    raise ValueError(f"activations gave group {names[k]!r} shape {a.shape} "
+                                     f"for params_a but {b.shape} for params_b")
+                entry.update(b=b.sum(0), bb=(b * b).sum(0), ab=a.T @ b)
+            out.append(entry)
+        return out
+
+    program = jax.jit(sums)
+    total: list[dict[str, np.ndarray]] | None = None
+    for batch in _batches(data, batch_size):
+        part = jax.device_get(program(params_a, params_b, batch))
+        part = [{k: np.asarray(v, np.float64) for k, v in d.items()} for d in part]
+        total = part if total is None else [{k: t[k] + p[k] for k in t}
+                                            for t, p in zip(total, part)]
+    assert total is not None
+    return dict(zip(names, total))
+
+
+def _std(m: dict[str, np.ndarray], key: str) -> np.ndarray:
+    mean = m[key] / m["n"]
+    return np.sqrt(np.maximum(m[key + key] / m["n"] - mean ** 2, 0.0))
+
+
+def activation_matching(params_a: PyTree, params_b: PyTree, spec: PermutationSpec, data: Any,
+                        activations: Callable[[PyTree, Any], Any], *,
+                        batch_size: int | None = None) -> dict[str, np.ndarray]:
+    """Permutations of ``params_b``'s units that best correlate its hidden
+    activations with ``params_a``'s on ``data`` (Ainsworth et al. 2023, Section 3.1).
+
+    For each group, the Pearson correlation ``C[i, j]`` of unit ``i`` of A and
+    unit ``j`` of B over all examples (and spatial positions) is computed in
+    one pass over ``data`` (float64 sums on the host), and the permutation
+    maximising ``sum_i C[i, perm[i]]`` is one linear assignment problem
+    (``scipy.optimize.linear_sum_assignment``), within each of the group's
+    blocks. Groups are matched independently, each on the activations of
+    the unpermuted networks, as in the paper.
+
+    Args:
+        params_a, params_b, spec: as in :func:`weight_matching`.
+        data, activations, batch_size: as in :func:`align`.
+
+    Returns:
+        ``{group: perm}`` as :func:`weight_matching` returns.
+
+    Example:
+        >>> hidden = lambda p, b: [jnp.tanh(b["x"] @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"])]
+        >>> perms = activation_matching(params_a, params_b, mlp_spec(params_a), data, hidden)
+        >>> sorted(perms)
+        ['hidden_0']
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    tree.check_like(params_b, params_a, name="params_b", reference_name="params_a")
+    _check_spec(spec, _leaves(params_a), "params_a")
+    if not callable(activations):
+        raise TypeError(f"activations must be a function (params, batch) -> activations per "
+                        f"group, got {type(activations).__name__}")
+    names = list(spec.groups)
+    moments = _moments(params_a, params_b, spec, data, activations, batch_size, names)
+    perms = {}
+    for name in names:
+        m = moments[name]
+        if not all(np.all(np.isfinite(v)) for v in m.values()):
+            raise ValueError(f"the activations of group {name!r} are not finite (NaN or inf) "
+                             f"on data; activation matching needs finite activations")
+        n = m["n"]
+        mean_a, mean_b = m["a"] / n, m["b"] / n
+        cov = m["ab"] / n - np.outer(mean_a, mean_b)
+        corr = cov / (np.outer(_std(m, "a"), _std(m, "b")) + 1e-12)
+        group = spec.groups[name]
+        perm = np.arange(group.size)
+        for block in group.index_blocks():
+            _, cols = linear_sum_assignment(corr[np.ix_(block, block)], maximize=True)
+            perm[block] = block[cols]
+        perms[name] = perm
+    return perms
+
+
+# --------------------------------------------------------------------------- REPAIR
+def repair_path(params_a: PyTree, params_b: PyTree, spec: PermutationSpec, data: Any,
+                preactivations: Callable[[PyTree, Any], Any], *,
+                batch_size: int | None = None, eps: float = 1e-8
+                ) -> Callable[[float], PyTree]:
+    """The straight path between two aligned networks, with REPAIR (Jordan et al. 2023).
+
+    Interpolating two aligned networks without BatchNorm shrinks the spread
+    of hidden units ("variance collapse"). REPAIR rescales and shifts every
+    unit of the interpolated network ``(1 - t) a + t b`` so that its
+    pre-activation mean and standard deviation on ``data`` are the
+    interpolated ones, ``(1 - t) mu_a + t mu_b`` and ``(1 - t) sigma_a + t
+    sigma_b``, group by group in the spec's order (each group measured after
+    the earlier ones are corrected), by folding the correction into the
+    weights and bias that produce the group (``spec.producers``). Nets with
+    BatchNorm need no REPAIR: evaluate them with ``state_policy="recompute"``
+    (the "reset" of Jordan et al.).
+
+    Args:
+        params_a: network A.
+        params_b: network B, already aligned to A (:func:`align`).
+        spec: a spec with ``producers`` (:func:`mlp_spec` sets them), in
+            input-to-output group order.
+        data: in-memory arrays or a re-iterable of batches.
+        preactivations: ``preactivations(params, batch)`` → every group's
+            pre-activations (the producing layer's outputs, before the
+            nonlinearity), as ``activations`` in :func:`align`.
+        batch_size: for in-memory ``data``.
+        eps: added to standard deviations before dividing.
+
+    Returns:
+        ``path(t)``: the repaired network at ``t`` in [0, 1] (``path(0)`` is
+        ``params_a``, ``path(1)`` is ``params_b``), for
+        :func:`evaluate_path`. A's and B's statistics are measured once; each
+        interior ``t`` takes one pass over ``data`` per group.
+
+    Example:
+        >>> spec = mlp_spec(params_a)
+        >>> b = align(params_a, params_b, spec)
+        >>> pre = lambda p, batch: [batch["x"] @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"]]
+        >>> path = repair_path(params_a, b, spec, data, pre)
+        >>> s = js.connect.evaluate_path(fn, path, data, [0.0, 0.5, 1.0], progress=False)
+    """
+    from jaxsurf.connect._curve import check_t
+
+    tree.check_like(params_b, params_a, name="params_b", reference_name="params_a")
+    _check_spec(spec, _leaves(params_a), "params_a")
+    names = list(spec.groups)
+    missing = [g for g in names if g not in spec.producers]
+    if missing:
+        raise ValueError(f"REPAIR needs, for every group, the weights that produce it "
+                         f"(spec.producers); this spec has none for {missing[:4]}. "
+                         f"mlp_spec sets them; nets with BatchNorm need no REPAIR (evaluate "
+                         f"with state_policy='recompute')")
+    for g in names:
+        if len(spec.producers[g]) < 2:
+            raise ValueError(f"REPAIR shifts each unit's mean through its bias, but group "
+                             f"{g!r} is produced without one ({spec.producers[g]})")
+    ends = {"a": _moments(params_a, None, spec, data, preactivations, batch_size, names),
+            "b": _moments(params_b, None, spec, data, preactivations, batch_size, names)}
+    stats = {k: {g: (m[g]["a"] / m[g]["n"], _std(m[g], "a")) for g in names}
+             for k, m in ends.items()}
+
+    def path(t: float) -> PyTree:
+        t = float(check_t(t))
+        if t == 0.0:
+            return params_a
+        if t == 1.0:
+            return params_b
+        point = jax.tree_util.tree_map(
+            lambda x, y: ((1.0 - t) * np.asarray(x, np.float64) + t * np.asarray(y, np.float64)
+                          ).astype(np.asarray(x).dtype) if tree.is_float_leaf(x) else x,
+            params_a, params_b)
+        for g in names:
+            now = _moments(point, None, spec, data, preactivations, batch_size, [g])[g]
+            mean, std = now["a"] / now["n"], _std(now, "a")
+            goal_mean = (1 - t) * stats["a"][g][0] + t * stats["b"][g][0]
+            goal_std = (1 - t) * stats["a"][g][1] + t * stats["b"][g][1]
+            factor = goal_std / (std + eps)
+            (w_path, w_axis), (b_path, _) = spec.producers[g][:2]
+
+            def fix(path_: tuple, x: Any, w_path: str = w_path, w_axis: int = w_axis,
+                    b_path: str = b_path, factor: np.ndarray = factor, mean: np.ndarray = mean,
+                    goal_mean: np.ndarray = goal_mean) -> Any:
+                where = tree.leaf_path(path_)
+                if where == w_path:
+                    shape = [1] * np.ndim(x)
+                    shape[w_axis] = -1
+                    return (np.asarray(x, np.float64) * factor.reshape(shape)
+                            ).astype(np.asarray(x).dtype)
+                if where == b_path:
+                    return ((np.asarray(x, np.float64) - mean) * factor + goal_mean
+                            ).astype(np.asarray(x).dtype)
+                return x
+
+            point = jax.tree_util.tree_map_with_path(fix, point)
+        return point
+
+    return path
 
 
 # --------------------------------------------------------------------------- specs
@@ -302,7 +623,9 @@ def _q(*keys: str) -> str:
 
 def mlp_spec(params: Mapping[str, Any], *, layers: Sequence[str] | None = None,
              weight: str = "kernel", bias: str = "bias", in_axis: int = 0) -> PermutationSpec:
-    """Permutation spec of a chain of dense layers (an MLP).
+    """Permutation spec of a chain of dense layers (an MLP), or of convolutions
+    and dense layers where the first dense layer sees the channels (global
+    average pooling, not a flatten, between them).
 
     Args:
         params: ``{layer: {weight: ..., bias: ...}}``, or Flax variables holding
@@ -311,8 +634,9 @@ def mlp_spec(params: Mapping[str, Any], *, layers: Sequence[str] | None = None,
         layers: layer names in order, input to output (default: the
             ``hidden_*`` layers by number, then the rest in their order).
         weight, bias: leaf names in each layer.
-        in_axis: the weight's input axis: 0 for Flax ``[in, out]``, 1 for
-            PyTorch/Equinox ``(out, in)``.
+        in_axis: the weight's input axis: 0 for Flax ``[in, out]`` (convolution
+            kernels ``[kh, kw, in, out]``), 1 for PyTorch/Equinox ``(out, in)``
+            (kernels ``(out, in, kh, kw)``).
 
     Returns:
         A :class:`PermutationSpec` with one group per hidden layer.
@@ -336,29 +660,37 @@ def mlp_spec(params: Mapping[str, Any], *, layers: Sequence[str] | None = None,
     if len(layers) < 2:
         raise ValueError(f"an MLP spec needs at least two dense layers, found {layers}")
     groups, axes = {}, {}
+    producers: dict[str, tuple[tuple[str, int], ...]] = {}
     for i, name in enumerate(layers):
         if name not in inner or weight not in inner[name]:
             raise ValueError(f"layer {name!r} has no {weight!r} leaf in the params (layers: "
                              f"{list(inner)}); pass layers=/weight= to mlp_spec")
         w = inner[name][weight]
-        if np.ndim(w) != 2:
+        if np.ndim(w) not in (2, 4):
             raise ValueError(f"{name}/{weight} has shape {np.shape(w)}; mlp_spec needs 2-D "
-                             f"dense weights")
-        out_axis = 1 - in_axis
+                             f"dense weights or 4-D convolution kernels")
+        if np.ndim(w) == 2:
+            w_in, out_axis = in_axis, 1 - in_axis
+        else:  # Flax [kh, kw, in, out]; PyTorch / Equinox (out, in, kh, kw)
+            w_in, out_axis = (2, 3) if in_axis == 0 else (1, 0)
         g_in = f"hidden_{i - 1}" if i > 0 else None
         g_out = f"hidden_{i}" if i < len(layers) - 1 else None
         if g_out is not None:
             groups[g_out] = Group(int(np.shape(w)[out_axis]))
-        entries: list[str | None] = [None, None]
-        entries[in_axis], entries[out_axis] = g_in, g_out
+        entries: list[str | None] = [None] * np.ndim(w)
+        entries[w_in], entries[out_axis] = g_in, g_out
         axes[_q(*prefix, name, weight)] = tuple(entries)
-        if g_out is not None and bias in inner[name]:
-            axes[_q(*prefix, name, bias)] = (g_out,)
+        if g_out is not None:
+            made = [(_q(*prefix, name, weight), out_axis)]
+            if bias in inner[name]:
+                axes[_q(*prefix, name, bias)] = (g_out,)
+                made.append((_q(*prefix, name, bias), 0))
+            producers[g_out] = tuple(made)
         taaf = f"taaf_{_suffix_number(name)}" if name.startswith("hidden_") else ""
         if g_out is not None and taaf in inner:
             for leaf in inner[taaf]:
                 axes[_q(*prefix, taaf, leaf)] = (g_out,)
-    return PermutationSpec(groups, axes, paths=tuple(_leaves(params)))
+    return PermutationSpec(groups, axes, paths=tuple(_leaves(params)), producers=producers)
 
 
 def resnet_spec(variables: Mapping[str, Any]) -> PermutationSpec:

@@ -28,7 +28,7 @@ from jaxsurf._surface import Surface, metadata_from
 from jaxsurf._tree import PyTree
 
 __all__ = ["BatchStatsRecompute", "recompute_batch_stats", "evaluate_curve", "Barrier",
-           "barrier", "CurvePlane", "curve_plane", "curve_path"]
+           "barrier", "CurvePlane", "curve_plane", "curve_path", "plane_through"]
 
 _PROBE = 65536.0  # running value used to read a BatchNorm layer's momentum off one update
 
@@ -169,7 +169,7 @@ def recompute_batch_stats(model: Any, params: PyTree, data: Any, **options: Any)
 
 
 # --------------------------------------------------------------------------- evaluation
-def _check_ts(ts: Any) -> np.ndarray:
+def check_ts(ts: Any) -> np.ndarray:
     arr = np.atleast_1d(check_t(ts))
     if arr.ndim != 1 or arr.size < 1 or np.any(np.diff(arr) <= 0):
         raise ValueError("ts must be a strictly increasing 1-D array in [0, 1], e.g. "
@@ -177,7 +177,7 @@ def _check_ts(ts: Any) -> np.ndarray:
     return arr
 
 
-def _recompute_batches(source: Any, batch_size: int | None) -> list[tuple[Any, int]]:
+def recompute_batches(source: Any, batch_size: int | None) -> list[tuple[Any, int]]:
     """``(batch, num_examples)`` pairs of in-memory ``source`` for ``StatefulFn.recompute``."""
     if not batching.is_in_memory(source):
         raise TypeError("state_policy='recompute' needs in-memory arrays to re-estimate the "
@@ -229,7 +229,7 @@ def _plan_curve(fn: Callable, curve: Curve, data: Any, ts: np.ndarray,
                              "Equinox): pass state_policy='interpolate' (statistics moved along "
                              "the curve with the weights) or state_policy='fixed' (fn's own "
                              "state at every t)")
-        batches = _recompute_batches(data if recompute_data is None else recompute_data,
+        batches = recompute_batches(data if recompute_data is None else recompute_data,
                                      batch_size)
         points = []
         for t in ts:
@@ -335,7 +335,7 @@ def evaluate_curve(fn: Callable[[PyTree, Any], Any], curve: Curve, data: Any, ts
     """
     if not isinstance(curve, Curve):
         raise TypeError(f"curve must be a js.connect.Curve, got {type(curve).__name__}")
-    ts = _check_ts(ts)
+    ts = check_ts(ts)
     start = time.perf_counter()
     if recompute is None:
         fn, points, coefficients, facts = _plan_curve(fn, curve, data, ts, state_policy,
@@ -383,7 +383,8 @@ def barrier(surface: Surface, metric: str = "loss") -> Barrier:
     straight line between its end values (Frankle et al. 2020; Entezari et al. 2022).
 
     Works on any line surface whose coordinates include 0 and 1 (the end
-    points): :func:`evaluate_curve` and :func:`jaxsurf.interpolate` surfaces
+    points): :func:`evaluate_curve`, :func:`evaluate_path` and
+    :func:`jaxsurf.interpolate` surfaces
     (points outside [0, 1] are ignored). The end points count, so the
     barrier is never negative; a convex loss has barrier 0.
 
@@ -403,8 +404,8 @@ def barrier(surface: Surface, metric: str = "loss") -> Barrier:
         True
     """
     if not isinstance(surface, Surface) or surface.betas is not None:
-        raise ValueError("barrier needs a line Surface (from js.connect.evaluate_curve or "
-                         "js.interpolate), not a plane")
+        raise ValueError("barrier needs a line Surface (from js.connect.evaluate_curve, "
+                         "js.connect.evaluate_path or js.interpolate), not a plane")
     if metric not in surface.metrics:
         raise KeyError(f"surface has no metric {metric!r}; it has {surface.metric_names}")
     ts = np.asarray(surface.alphas, np.float64)
@@ -425,11 +426,13 @@ def barrier(surface: Surface, metric: str = "loss") -> Barrier:
 
 # --------------------------------------------------------------------------- plane
 class CurvePlane(NamedTuple):
-    """The plane through a curve's end points and first bend.
+    """A plane through models: a curve's end points and first bend
+    (:func:`curve_plane`) or any three models (:func:`plane_through`).
 
-    ``origin`` is ``params_a``; ``d1`` (towards ``params_b``) and ``d2`` are
-    orthonormal; ``coords[k]`` are the coordinates of control point ``k``
-    projected on the plane (``coords[0] = (0, 0)``, ``coords[-1] = (|b - a|, 0)``).
+    ``origin`` is ``params_a`` (``p0``); ``d1`` (towards ``params_b``, ``p1``)
+    and ``d2`` are orthonormal; ``coords[k]`` are the coordinates of control
+    point ``k`` (of ``p0, p1, p2``) projected on the plane (``coords[0] = (0,
+    0)``, ``coords[-1] = (|b - a|, 0)`` for a curve).
     """
 
     origin: PyTree
@@ -463,22 +466,17 @@ def curve_plane(curve: Curve) -> CurvePlane:
         raise ValueError("curve_plane needs a curve with at least one bend (a straight line "
                          "spans no plane)")
     a = curve.params_a
-    u = tree.sub(curve.params_b, a)
-    v = tree.sub(curve.bends[0], a)
-    nu = float(tree.norm(u))
-    if nu == 0.0:
-        raise ValueError("params_a and params_b are equal: the plane is undefined")
-    d1 = tree.scale(u, 1.0 / nu)
-    w = tree.axpy(-float(tree.dot(v, d1)), d1, v)
-    nw = float(tree.norm(w))
-    if nw <= 1e-12 * max(nu, 1.0):
+    try:
+        origin, d1, d2, _ = plane_through(a, curve.params_b, curve.bends[0])
+    except ValueError as err:
+        if "p0 and p1" in str(err):
+            raise ValueError("params_a and params_b are equal: the plane is undefined") from None
         raise ValueError("the first bend lies on the line through params_a and params_b: "
-                         "the plane is undefined (was the curve fitted?)")
-    d2 = tree.scale(w, 1.0 / nw)
+                         "the plane is undefined (was the curve fitted?)") from None
     coords = np.array([[float(tree.dot(tree.sub(p, a), d1)),
                         float(tree.dot(tree.sub(p, a), d2))] for p in curve.points])
     coords[0] = 0.0
-    return CurvePlane(a, d1, d2, coords)
+    return CurvePlane(origin, d1, d2, coords)
 
 
 def curve_path(curve: Curve, coords: np.ndarray, ts: Any) -> np.ndarray:
@@ -496,3 +494,44 @@ def curve_path(curve: Curve, coords: np.ndarray, ts: Any) -> np.ndarray:
         raise ValueError(f"coords must have shape ({curve.num_bends + 2}, 2), one row per "
                          f"control point, got {coords.shape}")
     return curve.coefficients(np.atleast_1d(ts)) @ coords
+
+
+def plane_through(p0: PyTree, p1: PyTree, p2: PyTree) -> CurvePlane:
+    """The plane through three models, with orthonormal directions.
+
+    ``origin`` is ``p0``; ``d1`` points from ``p0`` to ``p1``; ``d2`` is the
+    part of ``p2 - p0`` orthogonal to ``d1``, normalised (Gram-Schmidt, as in
+    Garipov et al.'s Figure 1; :func:`curve_plane` is this plane for a
+    curve's end points and bend). ``coords`` holds the three points'
+    coordinates ``(3, 2)``: ``(0, 0)``, ``(|p1 - p0|, 0)``, and ``p2``'s.
+
+    Args:
+        p0, p1, p2: params pytrees of the same structure.
+
+    Returns:
+        :class:`CurvePlane` ``(origin, d1, d2, coords)``; evaluate it with
+        ``js.evaluate_plane(fn, origin, d1, d2, data, alphas, betas)``.
+
+    Example:
+        >>> p0, p1, p2 = ({"w": jnp.array(v)} for v in ([0.0, 0.0], [2.0, 0.0], [1.0, 3.0]))
+        >>> plane_through(p0, p1, p2).coords.tolist()
+        [[0.0, 0.0], [2.0, 0.0], [1.0, 3.0]]
+    """
+    tree.check_like(p1, p0, name="p1", reference_name="p0")
+    tree.check_like(p2, p0, name="p2", reference_name="p0")
+    u = tree.sub(p1, p0)
+    v = tree.sub(p2, p0)
+    nu = float(tree.norm(u))
+    if nu == 0.0:
+        raise ValueError("p0 and p1 are equal: the plane through them is undefined")
+    d1 = tree.scale(u, 1.0 / nu)
+    w = tree.axpy(-float(tree.dot(v, d1)), d1, v)
+    nw = float(tree.norm(w))
+    # float32 rounding leaves a residual of ~1e-7 |p2 - p0| on a line
+    if nw <= 1e-5 * float(tree.norm(v)) or nw == 0.0:
+        raise ValueError("p2 lies on the line through p0 and p1: the three points span no "
+                         "plane")
+    d2 = tree.scale(w, 1.0 / nw)
+    coords = np.array([[0.0, 0.0], [nu, 0.0],
+                       [float(tree.dot(v, d1)), float(tree.dot(v, d2))]])
+    return CurvePlane(p0, d1, d2, coords)

@@ -80,17 +80,37 @@ def plane_grid(surface: Surface, metric: str, fn: str, min_size: int = 2
     return X, Y, Z, n_masked
 
 
+# |cos| between a plane's directions above which its labels say the axes are not orthogonal
+# (random directions in many dimensions have |cos| ~ 1 / sqrt(n), far below it)
+SKEW_COSINE = 0.05
+
+
+def skew_note(surface: Surface) -> str:
+    """``"axes not orthogonal: cos(d1, d2) = 0.42 (65 deg)"`` for a plane whose
+    directions are not orthogonal (``metadata['directions_cosine']``, e.g. a
+    task plane), else ``""``: the figure draws the axes at right angles."""
+    cos = surface.metadata.get("directions_cosine")
+    if not isinstance(cos, (int, float)) or not np.isfinite(cos) or abs(cos) <= SKEW_COSINE:
+        return ""
+    angle = float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+    return f"axes not orthogonal: cos(d1, d2) = {cos:.2f} ({angle:.0f}°)"
+
+
 def surface_axis_labels(surface: Surface, labels: Sequence[str] | None) -> tuple[str, str]:
-    """Keyword labels, else ``metadata['axis_labels']`` (two strings), else the defaults."""
+    """Keyword labels, else ``metadata['axis_labels']`` (two strings), else the
+    defaults; labels not given as keywords say when the directions are not
+    orthogonal (:func:`skew_note`)."""
     if labels is not None:
         if len(labels) != 2:
             raise ValueError(f"labels must be two strings (x label, y label), got {labels!r}")
         return str(labels[0]), str(labels[1])
     meta = surface.metadata.get("axis_labels")
+    found = DEFAULT_LABELS
     if isinstance(meta, (list, tuple)) and len(meta) == 2 and all(isinstance(s, str)
                                                                     for s in meta):
-        return meta[0], meta[1]
-    return DEFAULT_LABELS
+        found = (meta[0], meta[1])
+    note = skew_note(surface)
+    return (f"{found[0]}\n[{note}]", found[1]) if note else found
 
 
 def line_label(surface: Surface, xlabel: str | None) -> str:

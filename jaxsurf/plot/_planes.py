@@ -48,7 +48,8 @@ def contour(surface: Surface, metric: str = "loss", *,
             label_levels: bool = True, labels: Sequence[str] | None = None,
             title: str | None = None, cmap: str = DEFAULT_CMAP,
             aspect: Aspect | None = None, figsize: tuple[float, float] | None = None,
-            out: PathLike | None = None, show_interpolated: bool = False) -> Figure:
+            out: PathLike | None = None, show_interpolated: bool = False,
+            points: Mapping[str, Sequence[float]] | None = None) -> Figure:
     """2-D contour lines of a plane, levels labelled, origin starred, with a colour bar.
 
     Args:
@@ -72,21 +73,74 @@ def contour(surface: Surface, metric: str = "loss", *,
         show_interpolated: hatch the regions whose values were interpolated
             (``surface.evaluated`` False, from ``refine=``) and dot the
             evaluated points; nothing to mark on an ordinary surface.
+        points: ``{label: (alpha, beta)}``: models to mark and name on the plane,
+            e.g. on a task plane (:func:`jaxsurf.connect.task_plane`)
+            ``{"fine-tune A": (1, 0), "fine-tune B": (0, 1), "TIES": (0.8, 0.7)}``
+            (coordinates of a model off the plane: its projection, from
+            :func:`jaxsurf.connect.plane_coordinates`). Each must lie in the grid's range.
 
     Returns:
-        The Figure.
+        The Figure. Axis labels not given as ``labels`` say when the plane's
+        directions are not orthogonal (``metadata['directions_cosine']``, as on
+        a task plane): the figure draws them at right angles.
 
     Example:
         >>> fig = contour(s, vmin=0.1, vmax=10, vlevel=0.5, out="runs/contour.pdf")
+        >>> fig = contour(s, points={"A": (0.5, -0.5), "merge": (0.25, 0.25)})
     """
+    marks = _check_points(points, surface)
     fig = plane_figure("contour", surface, metric, levels=levels, vmin=vmin, vmax=vmax,
                         vlevel=vlevel, log=log, label_levels=label_levels, labels=labels,
                         title=title, cmap=cmap, aspect=aspect, figsize=figsize,
-                        out=None if show_interpolated else out)
+                        out=None if (show_interpolated or marks) else out)
     if show_interpolated:
         _mark_interpolated(fig.axes[0], surface)
+    if marks:
+        mark_points(fig.axes[0], marks)
+    if show_interpolated or marks:
         save_figure(fig, out)
     return fig
+
+
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "h", "<", ">", "p", "*")
+
+
+def _check_points(points: Mapping[str, Sequence[float]] | None, surface: Surface
+                  ) -> dict[str, tuple[float, float]]:
+    if points is None:
+        return {}
+    if not isinstance(points, Mapping):
+        raise TypeError(f"points must be a dict {{label: (alpha, beta)}}, got "
+                        f"{type(points).__name__}")
+    surface = check_surface(surface, "contour", plane=True)
+    a, b = surface.alphas, betas_of(surface)
+    out = {}
+    for label, xy in points.items():
+        try:
+            x, y = (float(v) for v in xy)
+        except (TypeError, ValueError):
+            raise ValueError(f"points[{label!r}] must be two numbers (alpha, beta), got "
+                             f"{xy!r}") from None
+        if not (np.isfinite(x) and np.isfinite(y)):
+            raise ValueError(f"points[{label!r}] = {xy!r} is not finite")
+        if not (a.min() <= x <= a.max() and b.min() <= y <= b.max()):
+            raise ValueError(f"points[{label!r}] = ({x:.4g}, {y:.4g}) lies outside the grid "
+                             f"(alphas {a.min():.4g} .. {a.max():.4g}, betas {b.min():.4g} .. "
+                             f"{b.max():.4g}); evaluate a larger plane or leave it out")
+        out[str(label)] = (x, y)
+    return out
+
+
+def mark_points(ax: Axes, points: Mapping[str, tuple[float, float]]) -> None:
+    """Marks and names each ``label: (x, y)`` on ``ax`` (one marker shape each, a legend)."""
+    for k, (label, (x, y)) in enumerate(points.items()):
+        ax.plot([x], [y], marker=_MARKERS[k % len(_MARKERS)], markersize=8,
+                color=f"C{k % 10}", markeredgecolor="black", linestyle="none", zorder=6,
+                label=label)
+        ax.annotate(label, (x, y), xytext=(5, 5), textcoords="offset points", fontsize=8,
+                    zorder=7, bbox={"boxstyle": "round,pad=0.15", "fc": "white", "alpha": 0.7,
+                                    "lw": 0})
+    ax.legend(loc="best", fontsize=7, framealpha=0.8)
 
 
 def _mark_interpolated(ax: Axes, surface: Surface) -> None:

@@ -12,6 +12,7 @@ import optax
 import pytest
 
 import jaxsurf as js
+import jaxsurf.train  # noqa: F401  (js.train, the zoo: not loaded by js)
 from jaxsurf import _monitor as monitor_lib
 
 
@@ -310,3 +311,58 @@ def test_the_config_file_is_one_jaxsurf_header(tmp_path):
         js.Monitor.load(tmp_path / "m")
     assert not any(name.startswith(".") for name in os.listdir(tmp_path / "m" / "steps"))
     assert monitor_lib.is_monitor_folder(tmp_path / "m")
+
+
+# --------------------------------------------------------------------------- train.fit
+class _Crash(Exception):
+    pass
+
+
+def test_train_fit_calls_the_monitor_with_global_steps_and_resumes(tmp_path):
+    import flax.linen as nn
+
+    class TinyNet(nn.Module):
+        @nn.compact
+        def __call__(self, x, train: bool = False):
+            x = nn.Dense(8)(x)
+            x = nn.BatchNorm(use_running_average=not train)(x)
+            return nn.Dense(3)(nn.relu(x))
+
+    model = TinyNet()
+    data = {"train": _data(256, 0)}
+    config = js.train.TrainConfig(epochs=2, batch_size=64, learning_rate=0.05, seed=0)
+    fn = js.flax.linen_metrics_fn(model)
+    variables = model.init(jax.random.key(0), data["train"]["x"][:2])
+    out = tmp_path / "m"
+    recorded = []
+
+    class Crashing(js.Monitor):
+        def _record(self, step, params):
+            recorded.append(step)
+            surface = super()._record(step, params)
+            if step == 6 and crash:
+                raise _Crash  # killed during epoch 2, after recording step 6
+            return surface
+
+    crash = True
+    with pytest.raises(_Crash):
+        js.train.fit(model, data, config, out_dir=tmp_path / "run", variables=variables,
+                     log=None, progress=False,
+                     monitor=Crashing(fn, data["train"], out=out, every=2, grid=GRID,
+                                      progress=False))
+    assert recorded == [0, 2, 4, 6]  # 4 steps per epoch: global steps across epochs
+    crash = False
+    js.train.fit(model, data, config, out_dir=tmp_path / "run", variables=variables,
+                 log=None, progress=False,
+                 monitor=Crashing(fn, data["train"], out=out, every=2, grid=GRID,
+                                  progress=False))
+    assert recorded == [0, 2, 4, 6, 8]  # epoch 2 replayed: step 6 not recorded twice
+    frames = js.Monitor.load(out)
+    assert list(frames) == [0, 2, 4, 6, 8]
+    (d,) = js.Monitor.load_directions(out, variables)
+    # BatchNorm statistics (1-D leaves) are not moved by the directions
+    assert not np.any(np.asarray(d["batch_stats"]["BatchNorm_0"]["mean"]))
+    want = js.evaluate_line(fn, variables, d, data["train"], GRID, progress=False)
+    np.testing.assert_allclose(frames[0].metrics["loss"], want.metrics["loss"], rtol=1e-5)
+    with pytest.raises(TypeError, match="monitor"):
+        js.train.fit(model, data, config, log=None, progress=False, monitor="m")

@@ -366,3 +366,83 @@ def test_train_fit_calls_the_monitor_with_global_steps_and_resumes(tmp_path):
     np.testing.assert_allclose(frames[0].metrics["loss"], want.metrics["loss"], rtol=1e-5)
     with pytest.raises(TypeError, match="monitor"):
         js.train.fit(model, data, config, log=None, progress=False, monitor="m")
+
+
+# --------------------------------------------------------------------------- animate
+def _gif_frames(path):
+    from PIL import Image
+
+    with Image.open(path) as im:
+        frames = []
+        for i in range(getattr(im, "n_frames", 1)):
+            im.seek(i)
+            frames.append(np.asarray(im.convert("RGB")))
+        return frames, json.loads(im.info["comment"])
+
+
+def test_animate_writes_one_gif_frame_per_record_with_a_shared_colour_scale(tmp_path):
+    data = _data()
+    out = tmp_path / "m"
+    m = js.Monitor(_fn, data, out=out, every=4, kind="plane", grid=np.linspace(-1, 1, 7),
+                   progress=False)
+    _train(m, data, 12, lr=0.5)
+    records = js.Monitor.load(out)
+    path = js.plot.animate(records, out=tmp_path / "a.gif", fps=5)
+    frames, info = _gif_frames(path)
+    assert len(frames) == len(records) == 4
+    assert info["steps"] == [0, 4, 8, 12]
+    every = np.concatenate([s.metrics["loss"].ravel() for s in records.values()])
+    assert info["vmin"] == pytest.approx(every.min()) and info["vmax"] == pytest.approx(
+        every.max())
+    # the colour bar (the right edge of each frame) is the same pixels in every frame,
+    # while the landscape itself changes from frame to frame
+    h, w, _ = frames[0].shape
+    bar = (slice(int(0.1 * h), int(0.85 * h)), slice(int(0.84 * w), w))
+    for f in frames[1:]:
+        np.testing.assert_array_equal(f[bar], frames[0][bar])
+    plot = (slice(int(0.2 * h), int(0.8 * h)), slice(int(0.2 * w), int(0.6 * w)))
+    assert not np.array_equal(frames[0][plot], frames[-1][plot])
+    # and the folder itself, in 3-D on a log scale, also animates
+    frames3d, info3d = _gif_frames(js.plot.animate(out, out=tmp_path / "b.gif", log=True,
+                                                   style="surface3d"))
+    assert len(frames3d) == 4 and info3d["log"]
+
+
+def test_animate_lines_and_bad_input(tmp_path):
+    a = np.linspace(-1, 1, 9)
+    lines = [js.Surface(a, None, {"loss": (1 + s) * a**2 + 0.1}, {"step": s})
+             for s in (0, 3, 7)]
+    frames, info = _gif_frames(js.plot.animate(lines, out=tmp_path / "l.gif"))
+    assert len(frames) == 3 and info["steps"] == [0, 3, 7]
+    assert info["vmax"] == pytest.approx(8.1)
+    with pytest.raises(ValueError, match=".gif or .mp4"):
+        js.plot.animate(lines, out=tmp_path / "l.png")
+    with pytest.raises(ValueError, match="another grid"):
+        js.plot.animate({0: lines[0], 1: js.Surface(a[:5], None, {"loss": a[:5]})},
+                        out=tmp_path / "x.gif")
+    with pytest.raises(ValueError, match="at least one"):
+        js.plot.animate({}, out=tmp_path / "x.gif")
+    with pytest.raises(ValueError, match="unknown metric"):
+        js.plot.animate(lines, out=tmp_path / "x.gif", metric="accuracy")
+    with pytest.raises(ValueError, match="positive"):
+        js.plot.animate({0: js.Surface(a, None, {"loss": a})}, out=tmp_path / "x.gif",
+                        log=True)
+    with pytest.raises(ValueError, match="fps"):
+        js.plot.animate(lines, out=tmp_path / "x.gif", fps=0)
+    assert not (tmp_path / "x.gif").exists()
+
+
+def test_animate_mp4_needs_ffmpeg(tmp_path, monkeypatch):
+    import shutil
+
+    a = np.linspace(-1, 1, 9)
+    lines = {s: js.Surface(a, None, {"loss": (1 + s) * a**2 + 0.1}) for s in (0, 1)}
+    if shutil.which("ffmpeg") is None:
+        with pytest.raises(RuntimeError, match="needs ffmpeg"):
+            js.plot.animate(lines, out=tmp_path / "x.mp4")
+        assert not (tmp_path / "x.mp4").exists()
+    else:
+        assert js.plot.animate(lines, out=tmp_path / "x.mp4").stat().st_size > 0
+        monkeypatch.setattr(shutil, "which", lambda name: None)
+        with pytest.raises(RuntimeError, match="needs ffmpeg"):
+            js.plot.animate(lines, out=tmp_path / "y.mp4")

@@ -122,7 +122,7 @@ NAMESPACES: dict[str, list[str]] = {
         "pca_directions", "plot_path", "project",
     ],
     "jaxsurf.plot": [
-        "basins", "compare", "connectivity_lines", "connectivity_plane", "contour",
+        "animate", "basins", "compare", "connectivity_lines", "connectivity_plane", "contour",
         "contour_levels", "convexity", "difference", "filled", "heatmap", "line", "mark_minima",
         "pca_path", "persistence", "slices", "spectrum", "surface3d", "training_curves",
         "training_history",

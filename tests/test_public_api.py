@@ -21,8 +21,8 @@ import jaxsurf as js
 # --- pinned (generated from the tree, then reviewed: edit by hand)
 NAMESPACES: dict[str, list[str]] = {
     "jaxsurf": [
-        "DirectionFileError", "Engine", "Monitor", "ProgressBar", "ProgressInfo", "Refine", "StoreError",
-        "StoreMismatchError", "Surface", "SurfaceFileError", "TrajectoryRecorder", "__version__",
+        "DirectionFileError", "Engine", "Monitor", "ProgressBar", "ProgressInfo", "Refine",
+        "StoreError", "StoreMismatchError", "Surface", "SurfaceFileError", "TrajectoryRecorder", "__version__",
         "between", "connect", "dataset_mean", "describe_direction", "equinox", "evaluate_line",
         "evaluate_plane", "evaluate_points", "evaluate_volume", "export", "flax", "hessian",
         "interpolate", "load_directions", "load_trajectory", "losses", "normalize",

@@ -22,7 +22,8 @@ import jaxsurf as js
 NAMESPACES: dict[str, list[str]] = {
     "jaxsurf": [
         "DirectionFileError", "Engine", "Monitor", "ProgressBar", "ProgressInfo", "Refine",
-        "StoreError", "StoreMismatchError", "Surface", "SurfaceFileError", "TrajectoryRecorder", "__version__",
+        "StoreError", "StoreMismatchError", "Surface", "SurfaceFileError", "TrajectoryRecorder",
+        "__version__",
         "between", "connect", "dataset_mean", "describe_direction", "equinox", "evaluate_line",
         "evaluate_plane", "evaluate_points", "evaluate_volume", "export", "flax", "hessian",
         "interpolate", "load_directions", "load_trajectory", "losses", "normalize",

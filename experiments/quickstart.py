@@ -8,6 +8,13 @@ training and surfaces in ``--out`` are reused when the command is run again.
 
     python -m experiments.quickstart --out runs/quickstart
     python -m experiments.quickstart --epochs 1 --grid 11 --train-examples 5000
+    python -m experiments.quickstart --monitor --out runs/quickstart   # + surfaces during training
+
+With ``--monitor`` a :class:`jaxsurf.Monitor` records the 2-D plane through the
+current weights every ``--monitor-every`` steps of training (fixed directions,
+``MONITOR_GRID`` on ``MONITOR_EXAMPLES`` held-out examples) in ``--out/monitor``,
+animated as ``monitor.gif``; ``python -m jaxsurf view OUT/monitor`` shows it with a
+step slider.
 """
 
 from __future__ import annotations
@@ -35,6 +42,9 @@ SURFACE_EXAMPLES = 2000   # training examples the surfaces are averaged over
 GRID = 21                 # 21 x 21 plane on [-1, 1]^2
 LINE_POINTS = 51
 SEED = 0
+MONITOR_EVERY = 100       # --monitor: a frame every 100 steps (430 steps an epoch)
+MONITOR_GRID = 11         # 11 x 11 plane on [-1, 1]^2 per frame
+MONITOR_EXAMPLES = 512    # held-out (validation) examples each frame is averaged over
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -49,6 +59,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--surface-examples", type=int, default=SURFACE_EXAMPLES)
     parser.add_argument("--grid", type=int, default=GRID)
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--monitor", action="store_true",
+                        help="record the plane through the weights during training "
+                             "(js.Monitor, in OUT/monitor; animated as OUT/monitor.gif)")
+    parser.add_argument("--monitor-every", type=int, default=MONITOR_EVERY)
     return parser.parse_args(argv)
 
 
@@ -65,7 +79,19 @@ def main(argv: list[str] | None = None) -> dict:
     model = models.SmallCNN()
     config = train.TrainConfig(**{**TRAIN_CONFIG.__dict__, "epochs": args.epochs,
                                   "seed": args.seed})
-    result = train.fit(model, data, config, out_dir=out / "train")
+    monitor = None
+    if args.monitor:  # the plane through the current weights every --monitor-every steps
+        held = {k: v[:MONITOR_EXAMPLES] for k, v in data["val"].items()}
+        monitor = js.Monitor(js.flax.linen_metrics_fn(model), held, out=out / "monitor",
+                             every=args.monitor_every, kind="plane",
+                             grid=np.linspace(-1, 1, MONITOR_GRID), key=args.seed,
+                             measure=("loss", "accuracy"), batch_size=512)
+    result = train.fit(model, data, config, out_dir=out / "train", monitor=monitor)
+    if monitor is not None and monitor.steps:
+        js.plot.animate(js.Monitor.load(out / "monitor"), out=out / "monitor.gif", fps=3,
+                        title="SmallCNN, fixed directions")
+        print(f"monitor: {len(monitor.steps)} frames in {out / 'monitor'}, "
+              f"animation {out / 'monitor.gif'}")
     js.plot.training_history(train.read_log(out / "train" / "log.jsonl") or result.history,
                        out=out / "training_curves.png", title="SmallCNN on Fashion-MNIST")
     test = js.dataset_mean(js.flax.linen_metrics_fn(model), data["test"], batch_size=1000)(

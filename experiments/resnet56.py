@@ -11,6 +11,7 @@ SAM / average-case sharpness. Everything goes to --out; a rerun reuses it.
     python -m experiments.resnet56 --preset quick --out runs/resnet56
     python -m experiments.resnet56 --preset quick --noskip --out runs/resnet56   # one variant
     python -m experiments.resnet56 --noskip       # output in runs/resnet56_noskip_quick
+    python -m experiments.resnet56 --preset smoke --monitor --out runs/resnet56_monitor
     python -m experiments.resnet56 --preset full --dataset cifar10 \
         --data-dir ~/tensorflow_datasets --out runs/resnet56_full
 
@@ -19,6 +20,13 @@ real ResNet-56 on 10,000 Fashion-MNIST images, 3 epochs, 15x15 grid over 800
 images; 11 min (noskip) and 15 min (skip) measured on 2 shared CPU cores), full (Li et al.: the
 whole training set, 300 epochs of SGD, 51x51 on [-1, 1]^2 over the whole
 training set; for a GPU).
+
+``--monitor`` also records, during training, the plane through the current
+weights of each variant (:class:`jaxsurf.Monitor`, fixed directions, loss and the
+top Hessian eigenvalue; settings per preset in ``MONITOR``) in
+``--out/<variant>/monitor``, animated as ``<variant>/monitor.gif``; view it with
+``python -m jaxsurf view OUT/<variant>/monitor``. (A training run reused from
+``--out`` has no steps left to record.)
 """
 
 # How this file reads: the config (presets derived from the shared SMOKE, QUICK,
@@ -66,6 +74,12 @@ PRESETS = {
                                        eval_batch_size=400),
           "full": FULL},
 }
+# --monitor, per preset: a frame every `every` steps, a `grid` x `grid` plane on
+# [-range, range]^2 over `examples` validation examples, the top eigenvalue from
+# `lanczos` iterations (smoke: 4 steps an epoch; quick: 78; full: 391)
+MONITOR = {"smoke": {"every": 1, "grid": 7, "examples": 128, "lanczos": 4},
+           "quick": {"every": 20, "grid": 9, "examples": 256, "lanczos": 8},
+           "full": {"every": 2000, "grid": 21, "examples": 2048, "lanczos": 20}}
 ARCHITECTURE = {  # (depth, width) per depth and preset
     56: {"smoke": (8, 8), "quick": (56, 16), "full": (56, 16)},
     110: {"smoke": (8, 4), "quick": (110, 16), "full": (110, 16)},
@@ -80,6 +94,9 @@ def main(argv: Sequence[str] | None = None, *, depth: int = 56, doc: str | None 
     def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--noskip", action="store_true",
                             help="run only the net without shortcuts (= --variants noskip)")
+        parser.add_argument("--monitor", action="store_true",
+                            help="record the plane through the weights during training "
+                                 "(js.Monitor, in OUT/<variant>/monitor)")
 
     args = cfg.parse_args(doc or "", PRESETS[depth], argv, variants=VARIANTS,
                           add_arguments=add_arguments)
@@ -148,8 +165,13 @@ def measure(variant: str, model_name: str, model: Any, note: str, config: train.
 
     # ---- train, or reuse the finished run in out/<variant>/train
     rep.check_same_training(folder, model_name, model, config, data)
+    monitor = during_training(model, config, data, args, folder) \
+        if getattr(args, "monitor", False) else None
     trained = train.fit(model, {s: data.splits[s] for s in ("train", "val")}, config,
-                        out_dir=folder / "train")
+                        out_dir=folder / "train", monitor=monitor)
+    if monitor is not None and monitor.steps:
+        js.plot.animate(js.Monitor.load(folder / "monitor"), out=folder / "monitor.gif",
+                        fps=3, log=True, title=f"{model_name} {variant}")
     fn, params = js.flax.adapt(model, trained.variables, loss=config.loss)
     report = rep.VariantReport.of_training(out, variant, model_name, model, note, config,
                                            trained, params, data, args)
@@ -192,6 +214,24 @@ def measure(variant: str, model_name: str, model: Any, note: str, config: train.
         f"{k} {info[k]:.4g}" for k in ("train_loss", "val_loss", "val_accuracy", "val_mae")
         if isinstance(info.get(k), float)) + f"; {info['seconds_this_run']:.0f} s")
     return report, trained
+
+
+def during_training(model: Any, config: train.TrainConfig, data: Data,
+                    args: argparse.Namespace, folder: Path) -> js.Monitor:
+    """A :class:`jaxsurf.Monitor` of the plane through the weights during training
+    (``MONITOR[preset]``), its records in ``folder/monitor``: fixed
+    filter-normalized directions drawn from ``--seed`` at the first step, loss and
+    accuracy on validation examples, and the top Hessian eigenvalue."""
+    settings = MONITOR[args.preset]
+    split = "val" if len(data.splits["val"]["y"]) else "train"
+    grid = np.linspace(-args.preset_config.range, args.preset_config.range, settings["grid"])
+    return js.Monitor(js.flax.linen_metrics_fn(model, loss=config.loss),
+                      data.subset(settings["examples"], split), out=folder / "monitor",
+                      every=settings["every"], kind="plane", grid=grid, key=args.seed,
+                      measure=("loss", "accuracy"),
+                      curvature={"top_eigenvalue": {"num_iterations": settings["lanczos"],
+                                                    "tol": None}},
+                      batch_size=args.preset_config.eval_batch_size)
 
 
 def plane_and_line(report: rep.VariantReport, tag: str, fn: Any, params: Any,

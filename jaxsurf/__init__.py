@@ -21,6 +21,7 @@ from jaxsurf._io.h5 import read_reference_directions
 from jaxsurf._version import __version__
 from jaxsurf._directions import (between, describe_direction, normalize, orthogonalize,
                                 random_direction, random_plane)
+from jaxsurf._monitor import Monitor
 from jaxsurf._evaluate import (Engine, dataset_mean, evaluate_line, evaluate_plane,
                               evaluate_points, evaluate_volume, interpolate)
 from jaxsurf._pca import pca_directions, project
@@ -84,6 +85,7 @@ __all__ = [
     "project",
     "interpolate",
     "Refine",
+    "Monitor",
     # the lazy submodules, spelled out so that type checkers see the exports
     "plot", "export", "flax", "equinox", "losses", "hessian", "sharpness", "pca", "topology",
     "view", "connect",

@@ -271,7 +271,8 @@ def run(epoch: EpochFn, params: PyTree, state: PyTree, *, epochs: int,
         log: Callable[[str], None] | None = print,
         describe: Callable[[Mapping[str, Any]], str] = lambda row: json.dumps(dict(row)),
         resumed: Callable[[int], str] = lambda start: f"resuming after epoch {start}",
-        progress: ProgressOption = False, steps: int = 0) -> Fit:
+        progress: ProgressOption = False, steps: int = 0,
+        start: Callable[[int], None] | None = None) -> Fit:
     """Runs ``epoch`` for epochs ``1 .. epochs``, resumably when given a ``folder``.
 
     Args:
@@ -290,6 +291,8 @@ def run(epoch: EpochFn, params: PyTree, state: PyTree, *, epochs: int,
         describe, resumed: the log lines.
         progress: steps within each epoch (see :mod:`jaxsurf.progress`).
         steps: steps per epoch (for progress).
+        start: called once with the number of epochs already done (0, or the
+            epoch a resume starts after) before the first epoch runs.
 
     Returns:
         :class:`Fit`.
@@ -305,8 +308,10 @@ def run(epoch: EpochFn, params: PyTree, state: PyTree, *, epochs: int,
     if folder is not None:
         recorder, params, state, history, start_epoch = _open(
             folder, params, state, settings or {}, epochs, log, resumed)
+    if start is not None:
+        start(start_epoch)
     sink = make_sink(progress)
-    start = time.perf_counter()
+    began = time.perf_counter()
     saved_epoch = start_epoch
     try:
         for number in range(start_epoch + 1, epochs + 1):
@@ -334,7 +339,7 @@ def run(epoch: EpochFn, params: PyTree, state: PyTree, *, epochs: int,
     finally:  # a crash mid-run still finishes the saves in flight
         if recorder is not None:
             recorder.close()
-    return Fit(params, state, history, time.perf_counter() - start)
+    return Fit(params, state, history, time.perf_counter() - began)
 
 
 def _open(folder: Folder, params: PyTree, state: PyTree, settings: Mapping[str, Any],

@@ -146,7 +146,7 @@ def _make_epoch(model: Any, loss_fn: Callable, tx: optax.GradientTransformation,
         order = jax.random.permutation(k_perm, n)[: steps * config.batch_size]
         return key, order.reshape((steps, config.batch_size))
 
-    def epoch(params, state, opt_state, key, x, y, report=None):
+    def epoch(params, state, opt_state, key, x, y, report=None, after_step=None):
         key, order = shuffle(key, x.shape[0])
         steps = int(order.shape[0])
         every = max(1, steps // 100)  # wait for the device at most ~100 times an epoch
@@ -155,12 +155,26 @@ def _make_epoch(model: Any, loss_fn: Callable, tx: optax.GradientTransformation,
             params, state, opt_state, key, loss = step(params, state, opt_state, key, x, y,
                                                        index)
             losses.append(loss)
+            if after_step is not None:  # e.g. a js.Monitor: (steps done, params, state)
+                after_step(i + 1, params, state)
             if report is not None and ((i + 1) % every == 0 or i + 1 == steps):
                 loss.block_until_ready()  # count steps finished, not just dispatched
                 report(i + 1)
         return params, state, opt_state, key, jnp.mean(jnp.stack(losses))
 
     return epoch
+
+
+def _monitor_hook(monitor: Callable[[int, Any], Any], base: int, params: Any, state: Any
+                  ) -> Callable[[int, Any, Any], None]:
+    """Calls ``monitor(0, variables)`` at the very start, and returns the per-step
+    call ``(i, params, state) -> monitor(base + i, variables)``."""
+    if base == 0:
+        monitor(0, {"params": params, **state})
+
+    def after_step(i: int, p: Any, s: Any) -> None:
+        monitor(base + i, {"params": p, **s})
+    return after_step
 
 
 def _train_flags(model: Any) -> dict[str, Any]:
@@ -171,7 +185,8 @@ def _train_flags(model: Any) -> dict[str, Any]:
 def fit(model: Any, data: dict[str, Any], config: TrainConfig = TrainConfig(), *,
         out_dir: str | Path | None = None, variables: dict[str, Any] | None = None,
         log: Callable[[str], None] | None = print,
-        progress: ProgressOption = None) -> TrainResult:
+        progress: ProgressOption = None,
+        monitor: Callable[[int, dict[str, Any]], Any] | None = None) -> TrainResult:
     """Trains ``model`` on ``data["train"]``, evaluating on ``data["val"]`` each epoch.
 
     Args:
@@ -187,6 +202,14 @@ def fit(model: Any, data: dict[str, Any], config: TrainConfig = TrainConfig(), *
             :mod:`jaxsurf.progress`): ``None`` (default) draws a bar on a
             terminal and writes log lines (start, every 10 % or 60 s, end)
             otherwise; ``False`` for none; or a callable.
+        monitor: called as ``monitor(step, variables)`` at the start (step 0,
+            unless resuming) and after every optimizer step, with the global step
+            (``(epoch - 1) * steps_per_epoch + i``) and the current variables
+            (``{"params": ..., "batch_stats": ...}``), e.g. a
+            :class:`jaxsurf.Monitor` whose ``fn`` is
+            ``js.flax.linen_metrics_fn(model)`` (directions then leave the 1-D
+            BatchNorm statistics where they are). A resumed run replays the steps
+            after its last checkpoint; a monitor skips those it recorded.
 
     Returns:
         :class:`TrainResult` with the final variables and history.
@@ -231,11 +254,22 @@ def fit(model: Any, data: dict[str, Any], config: TrainConfig = TrainConfig(), *
     eval_train = evaluator(train, 10_000)
     eval_val = evaluator(data["val"]) if "val" in data else None
     epoch_fn = _make_epoch(model, get_loss(config.loss), tx, config, _train_flags(model))
+    if monitor is not None and not callable(monitor):
+        raise TypeError(f"monitor must be callable as monitor(step, variables), e.g. a "
+                        f"js.Monitor, got {type(monitor).__name__}")
+    position = {"epoch": 0}  # the last finished epoch (set by the fit loop on resume)
+
+    def start(first: int) -> None:
+        position["epoch"] = first
 
     def epoch(params: Any, carry: dict[str, Any], report: Callable[[int], None] | None
               ) -> tuple[Any, dict[str, Any], dict[str, float]]:
+        position["epoch"] += 1
+        after_step = None if monitor is None else _monitor_hook(
+            monitor, (position["epoch"] - 1) * steps_per_epoch, params, carry["batch_stats"])
         params, state, opt_state, key, train_loss = epoch_fn(
-            params, carry["batch_stats"], carry["opt_state"], carry["key"], x, y, report=report)
+            params, carry["batch_stats"], carry["opt_state"], carry["key"], x, y, report=report,
+            after_step=after_step)
         current = {"params": params, **state}
         row = {"train_step_loss": float(train_loss)}
         row.update({f"train_{k}": v for k, v in eval_train(current).items()})
@@ -256,7 +290,7 @@ def fit(model: Any, data: dict[str, Any], config: TrainConfig = TrainConfig(), *
         log=log, describe=lambda row: " ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
         resumed=lambda start: f"resuming from epoch {start} in {out_dir}",
-        progress=progress, steps=steps_per_epoch)
+        progress=progress, steps=steps_per_epoch, start=start)
     history = fit_.history
     return TrainResult({"params": fit_.params, **fit_.state["batch_stats"]}, history,
                        best_epoch(history), fit_.seconds,

@@ -45,7 +45,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "adapters": ("jaxsurf.flax", "jaxsurf._flax", "jaxsurf.equinox", "jaxsurf._equinox"),
     # measures built on the engine: curvature, sharpness, topology, connectivity
     "measures": ("jaxsurf.hessian", "jaxsurf._hessian", "jaxsurf.sharpness", "jaxsurf._sharpness",
-                 "jaxsurf.topology", "jaxsurf._topology", "jaxsurf.connect", "jaxsurf.connect.*"),
+                 "jaxsurf.topology", "jaxsurf._topology", "jaxsurf.connect", "jaxsurf.connect.*",
+                 "jaxsurf._monitor"),
     # what draws and exports
     "views": ("jaxsurf.plot", "jaxsurf.plot.*", "jaxsurf.view", "jaxsurf.view.*",
               "jaxsurf.export"),
@@ -170,7 +171,10 @@ def test_item6_viewer_page_and_script_are_package_data():
     assert page.count("__APP__") == 1 and page.count("__DATA__") == 1
     assert "<script>" not in script and "def " not in script
     pyproject = (ROOT / "pyproject.toml").read_text()
-    assert '"jaxsurf.view" = ["page.html", "page.js"]' in pyproject
+    assert '"jaxsurf.view" = ["page.html", "page.js", "monitor.html", "monitor.js"]' in pyproject
+    monitor = (folder / "monitor.html").read_text()
+    assert monitor.count("__APP__") == 1 and monitor.count("__DATA__") == 1
+    assert "<script>" not in (folder / "monitor.js").read_text()
     assert not (ROOT / "jaxsurf" / "view.py").exists()
     assert not (ROOT / "jaxsurf" / "_viewer.js").exists()
 
@@ -179,9 +183,10 @@ def test_item6_viewer_script_is_valid_javascript():
     node = next((p for p in ("/usr/bin/node", "/usr/local/bin/node") if Path(p).exists()), None)
     if node is None:
         pytest.skip("node is not installed (the check is `node --check page.js`)")
-    done = subprocess.run([node, "--check", str(ROOT / "jaxsurf" / "view" / "page.js")],
-                          capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr
+    for script in ("page.js", "monitor.js"):
+        done = subprocess.run([node, "--check", str(ROOT / "jaxsurf" / "view" / script)],
+                              capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
 
 
 def test_item6_view_keeps_its_public_names():

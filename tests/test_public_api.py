@@ -21,8 +21,9 @@ import jaxsurf as js
 # --- pinned (generated from the tree, then reviewed: edit by hand)
 NAMESPACES: dict[str, list[str]] = {
     "jaxsurf": [
-        "DirectionFileError", "Engine", "ProgressBar", "ProgressInfo", "Refine", "StoreError",
-        "StoreMismatchError", "Surface", "SurfaceFileError", "TrajectoryRecorder", "__version__",
+        "DirectionFileError", "Engine", "Monitor", "ProgressBar", "ProgressInfo", "Refine",
+        "StoreError", "StoreMismatchError", "Surface", "SurfaceFileError", "TrajectoryRecorder",
+        "__version__",
         "between", "connect", "dataset_mean", "describe_direction", "equinox", "evaluate_line",
         "evaluate_plane", "evaluate_points", "evaluate_volume", "export", "flax", "hessian",
         "interpolate", "load_directions", "load_trajectory", "losses", "normalize",
@@ -124,7 +125,7 @@ NAMESPACES: dict[str, list[str]] = {
         "pca_directions", "plot_path", "project",
     ],
     "jaxsurf.plot": [
-        "basins", "compare", "connectivity_lines", "connectivity_plane", "contour",
+        "animate", "basins", "compare", "connectivity_lines", "connectivity_plane", "contour",
         "contour_levels", "convexity", "difference", "filled", "heatmap", "line", "mark_minima",
         "pca_path", "persistence", "slices", "spectrum", "surface3d", "training_curves",
         "training_history",

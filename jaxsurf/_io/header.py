@@ -48,12 +48,14 @@ FORMATS: dict[str, int] = {  # the newest format_version of each kind this jaxsu
     "jaxsurf.store": 1,
     "jaxsurf.directions": 1,
     "jaxsurf.curve": 1,
+    "jaxsurf.monitor": 1,
 }
 NAMES = {  # how messages call each kind
     "jaxsurf.surface": "Surface file",
     "jaxsurf.store": "store request",
     "jaxsurf.directions": "directions file",
     "jaxsurf.curve": "curve file",
+    "jaxsurf.monitor": "monitor folder",
 }
 _VERSION_IN_NAME = ("jaxsurf.curve",)  # kinds whose on-disk name carries "/<version>"
 _OWN_KEYS = ("format", "format_version", "library_version", "metadata")

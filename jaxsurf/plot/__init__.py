@@ -24,6 +24,7 @@ Example:
 """
 
 # The constants of the former single-module js.plot stay readable as js.plot.<NAME>.
+from jaxsurf.plot._animate import animate
 from jaxsurf.plot._checks import DEFAULT_CMAP, DEFAULT_LABELS, DPI, UNDERSIDE, PathLike  # noqa: F401
 from jaxsurf.plot._connect import connectivity_lines, connectivity_plane
 from jaxsurf.plot._curvature import convexity, spectrum
@@ -39,4 +40,4 @@ from jaxsurf.plot._volumes import DEFAULT_VOLUME_LABELS, slices  # noqa: F401
 __all__ = ["line", "contour", "filled", "heatmap", "surface3d", "compare", "contour_levels",
            "slices", "persistence", "basins", "mark_minima", "difference",
            "connectivity_lines", "connectivity_plane", "spectrum", "convexity", "pca_path",
-           "training_history", "training_curves"]
+           "training_history", "training_curves", "animate"]

@@ -42,6 +42,9 @@ def _array(values: Any) -> dict[str, Any]:
             "b64": base64.b64encode(np.ascontiguousarray(arr, dtype=dtype).tobytes()).decode()}
 
 
+array_json = _array  # shared with the monitor page (jaxsurf.view._monitor_page)
+
+
 def _points(value: Any, what: str) -> list[list[float]]:
     try:
         pts = np.asarray(value, dtype=float)

@@ -21,8 +21,9 @@ from jaxsurf._io import atomic as _atomic
 from jaxsurf._surface import Surface
 from jaxsurf.view._data import PathLike, Surfaces, folder_groups, read_results, \
     surface_files, surface_groups
+from jaxsurf.view._monitor_page import is_monitor_folder, monitor_data
 
-__all__ = ["default_out", "html", "plotly_js", "resource", "write"]
+__all__ = ["default_out", "html", "monitor_page", "plotly_js", "resource", "write"]
 
 
 def plotly_js() -> str:
@@ -62,11 +63,36 @@ def _page(groups: list[dict[str, Any]], title: str, table: Mapping[str, Any] | N
     The data reach the page only as inert JSON (:func:`_script_json`), read by
     the viewer with ``JSON.parse``.
     """
-    data = {"title": title, "groups": groups, "table": table}
+    return _fill("page.html", "page.js", title, {"title": title, "groups": groups,
+                                                 "table": table})
+
+
+def _fill(template: str, script: str, title: str, data: Any) -> str:
+    """The package data ``template`` with its slots filled: the title, plotly.js, the
+    data as inert JSON and the package data ``script`` (each slot filled once)."""
     parts = {"TITLE": _html.escape(title),
              "PLOTLY": plotly_js().replace("</script", "<\\/script").replace("<!--", "<\\!--"),
-             "DATA": _script_json(data), "APP": resource("page.js")}
-    return _SLOT.sub(lambda slot: parts[slot.group(1)], resource("page.html"))
+             "DATA": _script_json(data), "APP": resource(script)}
+    return _SLOT.sub(lambda slot: parts[slot.group(1)], resource(template))
+
+
+def monitor_page(folder: PathLike, title: str | None = None) -> str:
+    """The self-contained page of a :class:`jaxsurf.Monitor` folder: a step slider and
+    a play button over its frames (one colour scale per metric for all of them), the
+    curvature series beside them with the current step marked (the metric at the
+    current params when no curvature was recorded).
+
+    Args:
+        folder: a folder written by :class:`jaxsurf.Monitor`.
+        title: the page title (default: ``jaxsurf monitor: <folder name>``).
+
+    Returns:
+        The HTML text (the template ``monitor.html`` and script ``monitor.js``).
+    """
+    data = monitor_data(folder)
+    title = title or f"jaxsurf monitor: {Path(folder).name}"
+    data["title"] = title
+    return _fill("monitor.html", "monitor.js", title, data)
 
 
 def html(surfaces: Surfaces, path: PathLike | None = None, *, title: str | None = None,
@@ -136,7 +162,9 @@ def write(paths: Iterable[PathLike], out: PathLike | None = None, *, title: str 
 
     Args:
         paths: Surface files (``.npz``, or the reference tool's ``.h5``) and/or
-            experiment ``--out`` folders holding ``results.json``.
+            experiment ``--out`` folders holding ``results.json``; or one folder
+            written by :class:`jaxsurf.Monitor` (its own page: a step slider over
+            the records, see :func:`monitor_page`).
         out: the page; default :func:`default_out`.
         title: page title; default the experiment (one folder) or "jaxsurf viewer".
         missing_ok: when plotly is not installed, print one line and return
@@ -171,6 +199,14 @@ def write(paths: Iterable[PathLike], out: PathLike | None = None, *, title: str 
             raise
         print(f"viewer.html not written: {err}")
         return None
+    if any(is_monitor_folder(p) for p in paths):
+        if len(paths) != 1:
+            raise ValueError("a monitor folder makes a page of its own (a step slider over its "
+                             "records): name it alone, e.g. python -m jaxsurf view runs/monitor")
+        out = Path(out) if out is not None else default_out(paths)
+        _validate.output_not_input(out, [paths[0] / "monitor.json"])
+        _write_text(out, monitor_page(paths[0], title))
+        return out
     out = Path(out) if out is not None else default_out(paths)
     inputs: list[Path] = []            # every file the page is made from: never overwritten
     for p in paths:

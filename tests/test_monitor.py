@@ -318,6 +318,7 @@ class _Crash(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_train_fit_calls_the_monitor_with_global_steps_and_resumes(tmp_path):
     import flax.linen as nn
 

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
+import flax.linen as nn
 from flax import nnx
 
 import jaxsurf as js
@@ -228,3 +229,45 @@ def test_loaders_are_listed_in_the_help_message():
     names = [loader.name for loader in _compute_cli.LOADERS]
     assert any("Equinox" in n for n in names) and any("NNX" in n for n in names)
     assert any("(fn, params)" in n for n in names)
+
+
+# ------------------------------------------------------------------ errors (item 3)
+def test_plot_kind_that_does_not_fit_the_file_names_the_option(tmp_path, capsys):
+    """Before: "contour() draws a 2-D plane ...; use jaxsurf.plot.line()", a Python call."""
+    js.Surface(np.linspace(-1, 1, 5), None, {"loss": np.arange(5.0)}).save(tmp_path / "l.npz")
+    code, _, err = run(["plot", tmp_path / "l.npz", "--kind", "contour"], capsys)
+    assert code == 2 and "use --kind line" in err and "jaxsurf.plot" not in err, err
+    js.Surface(X, Y, {"loss": np.ones((3, 3))}).save(tmp_path / "p.npz")
+    code, _, err = run(["plot", tmp_path / "p.npz", "--kind", "line"], capsys)
+    assert code == 2 and "--kind contour" in err, err
+
+
+class TinyConv(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        x = nn.Conv(4, (3, 3))(x)
+        return nn.Dense(3)(x.mean(axis=(-3, -2)))
+
+
+def test_images_without_channel_axis_are_named_not_params_like(tmp_path, capsys):
+    """Before: "params_like does not match step 0 ...", a library keyword the user never
+    wrote, for data saved as (n, 8, 8) for a model trained on (n, 8, 8, 1)."""
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(12, 8, 8, 1)).astype(np.float32)
+    variables = TinyConv().init(jax.random.key(0), images[:1])
+    with js.TrajectoryRecorder(tmp_path / "traj") as recorder:
+        recorder.save(0, variables["params"])
+    savez(tmp_path / "flat.npz", x=images[..., 0], y=rng.integers(0, 3, 12).astype(np.int32))
+    code, _, err = run(["surface", "--model", "test_cli_frameworks:TinyConv", "--checkpoint",
+                        tmp_path / "traj", "--data", tmp_path / "flat.npz", "--x", "-1:1:3",
+                        "--out", tmp_path / "o"], capsys)
+    assert code == 2 and "params_like" not in err, err
+    assert "channel axis" in err and "(12, 8, 8, 1)" in err, err
+
+
+def test_unsupported_model_points_at_fn_params(tmp_path, capsys):
+    savez(tmp_path / "d.npz", **blobs())
+    code, _, err = run(["surface", "--model", "json:dumps", "--model-kwargs", '{"obj": 1}',
+                        "--data", tmp_path / "d.npz", "--out", tmp_path / "o"], capsys)
+    assert code == 2 and "returned a str" in err and "(fn, params)" in err, err
+    assert "Equinox" in err and "NNX" in err

@@ -37,9 +37,10 @@ NAMESPACES: dict[str, list[str]] = {
     ],
     "jaxsurf.connect": [
         "Barrier", "BatchStatsRecompute", "Curve", "CurvePlane", "Group", "KINDS",
-        "PermutationSpec", "align", "apply_permutation", "barrier", "curve_coefficients",
-        "curve_path", "curve_plane", "evaluate_curve", "fit_curve", "line", "load_curve",
-        "mlp_spec", "recompute_batch_stats", "resnet_spec", "weight_matching",
+        "PermutationSpec", "align", "apply_permutation", "attention_spec", "barrier",
+        "conv_spec", "curve_coefficients", "curve_path", "curve_plane", "evaluate_curve",
+        "fit_curve", "line", "load_curve", "mlp_spec", "recompute_batch_stats",
+        "resnet_spec", "weight_matching",
     ],
     "jaxsurf.data": [
         "FASHION_MNIST_CLASSES", "IDXFormatError", "N_LANDMARKS", "N_TARGETS", "augment",

@@ -13,8 +13,10 @@
 * :func:`curve_plane` gives the plane through the end points and the bend
   (Garipov et al.'s Figure 1), to evaluate with ``js.evaluate_plane``.
 * :func:`align` permutes the hidden units of one network to match another
-  (weight matching, Ainsworth et al. 2023), with specs for dense nets
-  (:func:`mlp_spec`) and jaxsurf's CIFAR ResNets (:func:`resnet_spec`).
+  (weight matching, Ainsworth et al. 2023), with specs for dense nets of any
+  framework (:func:`mlp_spec`), plain conv nets (:func:`conv_spec`), the heads
+  of attention layers (:func:`attention_spec`) and jaxsurf's CIFAR ResNets
+  (:func:`resnet_spec`).
 
 See ``docs/connectivity.md``.
 
@@ -29,7 +31,8 @@ Example:
 """
 
 from jaxsurf.connect._align import (Group, PermutationSpec, align, apply_permutation,
-                                    mlp_spec, resnet_spec, weight_matching)
+                                    attention_spec, conv_spec, mlp_spec, resnet_spec,
+                                    weight_matching)
 from jaxsurf.connect._curve import KINDS, Curve, curve_coefficients, fit_curve, line, load_curve
 from jaxsurf.connect._measure import (Barrier, BatchStatsRecompute, CurvePlane, barrier,
                                       curve_path, curve_plane, evaluate_curve,
@@ -40,5 +43,5 @@ __all__ = [
     "evaluate_curve", "BatchStatsRecompute", "recompute_batch_stats",
     "Barrier", "barrier", "CurvePlane", "curve_plane", "curve_path",
     "Group", "PermutationSpec", "weight_matching", "apply_permutation", "align",
-    "mlp_spec", "resnet_spec",
+    "mlp_spec", "resnet_spec", "conv_spec", "attention_spec",
 ]

@@ -15,7 +15,7 @@ import pytest
 from flax import nnx
 
 import jaxsurf as js
-from jaxsurf import connect
+from jaxsurf import connect, directions
 
 
 def random_perms(spec, seed=0):
@@ -247,3 +247,29 @@ def test_attention_spec_nnx():
         return nnx.merge(graphdef, s)(x)
 
     assert_same_function(apply, params, spec, jax.random.normal(jax.random.key(1), (2, 3, 8)))
+
+
+# --------------------------------------------------------------------------- per-head norms
+def test_head_filter_axis_gives_each_head_the_norm_of_its_weights():
+    x = jax.random.normal(jax.random.key(0), (2, 5, 8))
+    params = Block().init(jax.random.key(1), x)["params"]
+    axes = directions.head_filter_axis(params)
+    att = "MultiHeadDotProductAttention_0"
+    assert axes[att]["value"]["kernel"] == (1,) and axes[att]["out"]["kernel"] == (0,)
+    assert axes["Dense_0"]["kernel"] == (1,)  # other leaves keep the inferred filters
+    d = js.normalize(js.random_direction(jax.random.key(2), params), params, "filter",
+                     filter_axis=axes)
+    for role, reduce in (("key", (0, 2)), ("out", (1, 2))):
+        norms = lambda p: np.linalg.norm(np.asarray(p[att][role]["kernel"]), axis=reduce)  # noqa: E731
+        np.testing.assert_allclose(norms(d), norms(params), rtol=1e-5)
+    default = js.normalize(js.random_direction(jax.random.key(2), params), params, "filter")
+    assert not np.allclose(np.linalg.norm(np.asarray(default[att]["key"]["kernel"]),
+                                          axis=(0, 2)),
+                           np.linalg.norm(np.asarray(params[att]["key"]["kernel"]),
+                                          axis=(0, 2)), rtol=1e-3)
+
+
+def test_head_filter_axis_refuses_fused_heads():
+    att = eqx.filter(eqx.nn.MultiheadAttention(2, 4, key=jax.random.key(0)), eqx.is_array)
+    with pytest.raises(ValueError, match="fuses the heads"):
+        directions.head_filter_axis(att)

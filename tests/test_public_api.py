@@ -69,8 +69,8 @@ NAMESPACES: dict[str, list[str]] = {
         "fake_image_dataset", "load_tfds",
     ],
     "jaxsurf.directions": [
-        "between", "describe_direction", "normalize", "orthogonalize", "random_direction",
-        "random_plane",
+        "between", "describe_direction", "head_filter_axis", "normalize", "orthogonalize",
+        "random_direction", "random_plane",
     ],
     "jaxsurf.distributed": [
         "plan_mesh",

@@ -394,3 +394,24 @@ def test_a_log_colour_bar_over_many_decades_keeps_its_ticks():
     bar = next(ax for ax in fig.axes if ax.get_label() == "<colorbar>")
     ticks = [t for t in bar.get_yticks() if bar.get_ylim()[0] <= t <= bar.get_ylim()[1]]
     assert len(ticks) >= 4
+
+
+def test_basins_title_counts_one_minimum_in_the_singular():
+    a = np.linspace(-1, 1, 11)
+    bowl = make_plane(alphas=a, betas=a, fn=lambda x, y: x**2 + y**2 + 0.1)
+    title = plot.basins(bowl).axes[0].get_title()
+    assert "1 local minimum," in title and "minima" not in title
+
+
+def test_connectivity_plane_marks_a_once_not_with_an_origin_star_too():
+    a = np.linspace(-0.5, 1.5, 11)
+    s = make_plane(alphas=a, betas=a, fn=lambda x, y: (x - 0.5)**2 + y**2 + 0.1)
+    fig = plot.connectivity_plane(s, {"line": np.array([[0.0, 0.0], [1.0, 0.0]])},
+                                  points={"A": (0.0, 0.0), "B": (1.0, 0.0)})
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert "origin" not in labels
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "origin" not in legend
+    other = plot.connectivity_plane(s, {"line": np.array([[0.2, 0.0], [1.0, 0.0]])},
+                                    points={"B": (1.0, 0.0)})     # A elsewhere: star stays
+    assert "origin" in [line.get_label() for line in other.axes[0].get_lines()]

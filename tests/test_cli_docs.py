@@ -266,3 +266,87 @@ def test_documented_python_examples_run(page, blocks, _doc_names, _user_folder, 
     finally:
         if "matplotlib.pyplot" in sys.modules:
             sys.modules["matplotlib.pyplot"].close("all")
+
+
+# --------------------------------------------------------------------------- surface, for real
+MYNETS = '''"""A user's module, as docs/quickstart.md names it (stand-in written by the test)."""
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def make_mlp(key):
+    return eqx.nn.MLP(4, 3, 8, 1, key=key)
+
+
+def fn_and_params():
+    params = {"w": jnp.ones((4, 3)) / 4, "b": jnp.zeros(3)}
+
+    def fn(params, batch):
+        logits = batch["x"] @ params["w"] + params["b"]
+        logp = jax.nn.log_softmax(logits)
+        return {"loss": -jnp.mean(jnp.take_along_axis(logp, batch["y"][:, None], axis=1)),
+                "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["y"])}
+
+    return fn, params
+
+
+def eval_data():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 64).astype(np.int32)
+    return {"x": (np.eye(3, 4)[y] + rng.normal(size=(64, 4))).astype(np.float32), "y": y}
+'''
+
+#: documented ``surface`` commands run for real; the ResNet-56 one (a quick experiment's
+#: checkpoint, minutes of CPU per run) is checked by its parser above only
+SLOW_CHECKPOINTS = ("runs/resnet56_noskip_quick",)
+SURFACE = [c for c in COMMANDS if shlex.split(c[1])[2:4] == ["jaxsurf", "surface"]
+           and not any(s in c[1] for s in SLOW_CHECKPOINTS)]
+
+
+@pytest.fixture(scope="module")
+def _surface_folder(tmp_path_factory) -> Path:
+    """What the documented ``surface`` commands read: a SmallCNN ``jaxsurf.train`` run
+    at runs/quickstart/train (one short epoch), ``mynets.py``, ``runs/mlp.eqx``,
+    ``runs/eval.npz`` with arrays ``image`` and ``label``."""
+    import equinox as eqx
+    import jax
+
+    from jaxsurf import _train as train
+    from jaxsurf.data import channel_stats, load_fashion_mnist, standardize
+    from jaxsurf.data.fashion_mnist import find_fashion_mnist
+    from jaxsurf.models import SmallCNN
+
+    if find_fashion_mnist()[0] is None:
+        pytest.skip("needs Fashion-MNIST (Debian package dataset-fashion-mnist, which "
+                    "scripts/install.sh installs)")
+    root = tmp_path_factory.mktemp("surface_docs")
+    raw = load_fashion_mnist()
+    mean, std = channel_stats(raw["train"]["x"])
+    data = {k: {"x": standardize(raw[k]["x"][:128], mean, std), "y": raw[k]["y"][:128]}
+            for k in ("train", "val")}
+    train.fit(SmallCNN(), data, train.TrainConfig(epochs=1, batch_size=64),
+              out_dir=root / "runs" / "quickstart" / "train", log=None, progress=False)
+    (root / "mynets.py").write_text(MYNETS)
+    eqx.tree_serialise_leaves(root / "runs" / "mlp.eqx", eqx.nn.MLP(4, 3, 8, 1,
+                                                                      key=jax.random.key(5)))
+    rng = np.random.default_rng(1)
+    label = rng.integers(0, 3, 64).astype(np.int32)
+    np.savez(root / "runs" / "eval.npz", label=label,
+             image=(np.eye(3, 4)[label] + rng.normal(size=(64, 4))).astype(np.float32))
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where, command", SURFACE, ids=[c for _, c in SURFACE])
+def test_documented_surface_command_runs(where, command, _surface_folder, monkeypatch,
+                                         capsys):
+    """The documented ``python -m jaxsurf surface`` lines, as written, on stand-ins of
+    the files they name (``--step 0 --interpolate`` included)."""
+    monkeypatch.chdir(_surface_folder)
+    monkeypatch.syspath_prepend(str(_surface_folder))
+    code = cli.main(shlex.split(command)[3:])
+    out, err = capsys.readouterr()
+    assert code == 0, f"{where}: {command}: {err[-2000:]}"
+    assert "wrote" in out

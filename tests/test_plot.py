@@ -410,8 +410,8 @@ def test_connectivity_plane_marks_a_once_not_with_an_origin_star_too():
                                   points={"A": (0.0, 0.0), "B": (1.0, 0.0)})
     labels = [line.get_label() for line in fig.axes[0].get_lines()]
     assert "origin" not in labels
-    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert "origin" not in legend
+    legend = fig.axes[0].get_legend()
+    assert legend is not None and "origin" not in [t.get_text() for t in legend.get_texts()]
     other = plot.connectivity_plane(s, {"line": np.array([[0.2, 0.0], [1.0, 0.0]])},
                                     points={"B": (1.0, 0.0)})     # A elsewhere: star stays
     assert "origin" in [line.get_label() for line in other.axes[0].get_lines()]

@@ -149,6 +149,7 @@ def test_issue27_toolbar_above_plots_one_title_and_log_bar_in_values(driver, tmp
     wide = js.Surface(a, a, {"loss": 0.05 * np.exp(3 * (A**2 + B**2))})
     wide.save(tmp_path / "wide.npz")
     page = js.view.write([tmp_path / "wide.npz"], tmp_path / "page.html")
+    assert page is not None
     open_page(driver, page)
     assert driver.execute_script("return document.getElementById('log').checked")
     headings = driver.execute_script(

@@ -104,7 +104,7 @@ LAYERS = ["conv0", "conv1", "conv2", "dense0", "head"]
 class CNN(nn.Module):
     """conv-ReLU x3 (2x2 max pool after the first two), global average pool,
     dense-ReLU, head. Without BatchNorm, and with pooling rather than a flatten
-    before the dense layers, so that ``js.connect.mlp_spec`` describes its
+    before the dense layers, so that ``js.connect.conv_spec`` describes its
     permutations."""
 
     widths: tuple[int, ...] = (16, 32, 32)
@@ -153,7 +153,7 @@ def fit(model: nn.Module, splits: dict, config: train.TrainConfig, out: Path,
 
 
 def hidden(model: nn.Module, pre: bool) -> Callable[[Any, Any], list]:
-    """Every hidden layer's outputs (``pre``: before the ReLU), in mlp_spec's group order."""
+    """Every hidden layer's outputs (``pre``: before the ReLU), in conv_spec's group order."""
     def activations(params: Any, batch: Any) -> list:
         _, state = model.apply({"params": params}, batch["x"], capture_intermediates=True,
                                mutable=["intermediates"])
@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> dict:
             out / f"scratch_{seed}")
         nets.append(params)
     pa, pb = nets
-    spec = connect.mlp_spec(pa, layers=LAYERS)
+    spec = connect.conv_spec(pa, layers=LAYERS)
     t0 = time.perf_counter()
     by_weight = connect.align(pa, pb, spec)
     seconds["weight_matching"] = time.perf_counter() - t0

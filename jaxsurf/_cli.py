@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NoReturn, Sequence
 
+import numpy as np
+
 from jaxsurf import _validate, _interrupt as interrupt
 from jaxsurf._cli_outputs import KINDS, beside, describe, plot_surface, write_vtp
 from jaxsurf._surface import Surface, SurfaceFileError
@@ -84,6 +86,7 @@ def _add_plot(parser: argparse.ArgumentParser) -> None:
 def _run_plot(args: argparse.Namespace) -> int:
     surface = Surface.load(args.surface)
     kind = args.kind or ("contour" if surface.is_plane else "line")
+    _check_kind(args.surface, surface, kind)
     out = args.out or beside(args.surface, kind, ".png")
     _validate.output_not_input(out, [args.surface])
     plot_surface(surface, kind, out, metric=args.metric, log=args.log, title=args.title,
@@ -91,6 +94,20 @@ def _run_plot(args: argparse.Namespace) -> int:
                  zmax=args.zmax)
     print(f"wrote {out}")
     return 0
+
+
+def _check_kind(path: Path, surface: Surface, kind: str) -> None:
+    """``--kind`` against what the file holds, said in the command line's terms."""
+    shape = " x ".join(str(n) for n in np.shape(next(iter(surface.metrics.values()))))
+    if surface.is_volume:  # js.plot says what draws a volume
+        return
+    if kind != "line" and not surface.is_plane:
+        raise UsageError(f"jaxsurf plot: --kind {kind} draws a plane, but {path} is a line "
+                         f"of {shape} points: use --kind line (or leave out --kind)")
+    if kind == "line" and surface.is_plane:
+        raise UsageError(f"jaxsurf plot: --kind line draws a line, but {path} is a {shape} "
+                         f"plane: use --kind contour, filled, heatmap or surface (or leave "
+                         f"out --kind)")
 
 
 def _add_vtp(parser: argparse.ArgumentParser) -> None:

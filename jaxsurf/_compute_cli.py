@@ -1,4 +1,4 @@
-r"""``python -m jaxsurf surface``: compute a surface from a saved checkpoint.
+r"""``python -m jaxsurf surface``: compute a surface of any model from its checkpoint.
 
     python -m jaxsurf surface --model jaxsurf.models:SmallCNN --checkpoint runs/cnn \
         --data fashion_mnist --x -1:1:51 --y -1:1:51 --xnorm filter --xignore biasbn \
@@ -15,27 +15,49 @@ attribute of the importable module ``PKG.MODULE`` (dots allowed after the
 colon, e.g. ``mypkg.nets:ZOO.small``). It is either a model object, or a
 callable that returns one when called with the keywords of ``--model-kwargs``
 (a JSON object; none by default). A class is such a callable, so
-``jaxsurf.models:SmallCNN`` and ``jaxsurf.models:resnet56`` both work. The
-model must be the one that was trained: its parameter tree must match the
-checkpoint's (the error names the first leaf that differs).
+``jaxsurf.models:SmallCNN`` and ``jaxsurf.models:resnet56`` both work. A
+required ``key`` (Equinox) or ``rngs`` (NNX) parameter the keywords leave out
+is given a fixed throwaway key: the weights come from the checkpoint.
 
-Supported models (see :data:`LOADERS`): Flax Linen modules. Their variables
-are initialised on one example of the data (in evaluation mode) to learn the
-parameter tree, then restored from the checkpoint; BatchNorm statistics and
-other non-parameter collections come from the checkpoint's ``state`` (as
-:func:`jaxsurf.train.fit` saves them, ``state["batch_stats"][collection]``,
-or as ``state[collection]``) and stay fixed.
+What the factory may return (see :data:`LOADERS`, the first that accepts it
+loads it):
 
-**Checkpoints** (``--checkpoint DIR``): a :func:`jaxsurf.train.fit` run
+- a **Flax Linen** module, with ``--checkpoint`` (required): its variables are
+  initialised on one example of the data (in evaluation mode) to learn the
+  parameter tree, then restored; BatchNorm statistics and other collections
+  come from the checkpoint's ``state`` (as :func:`jaxsurf.train.fit` saves
+  them, ``state["batch_stats"][collection]``, or as ``state[collection]``);
+- an **Equinox** module, or ``(model, state)`` from ``eqx.nn.make_with_state``;
+  ``--checkpoint`` a file written by ``eqx.tree_serialise_leaves(path, model)``
+  (or of ``(model, state)``), a TrajectoryRecorder of the adapted params, or
+  none (the factory's weights);
+- a **Flax NNX** module; ``--checkpoint`` an orbax directory of
+  ``nnx.state(model)`` (``ocp.StandardCheckpointer().save(path, state)``, as
+  the Flax documentation saves one), a TrajectoryRecorder, or none;
+- ``(fn, params)`` for **any framework** (``fn(params, batch)`` returns batch
+  means, a scalar or a dict); ``--checkpoint`` optional (any of the above,
+  restored into ``params``' structure); ``--loss`` does not apply.
+
+The model must be the one that was trained: a checkpoint that does not fit
+is reported with the first leaf that differs and the shapes on both sides.
+
+**Checkpoints** (``--checkpoint PATH``): a :func:`jaxsurf.train.fit` run
 folder (holding ``trajectory/``), or a folder written by
-:class:`jaxsurf.TrajectoryRecorder`, or one step folder inside it;
-``--step`` picks a step (default the latest).
+:class:`jaxsurf.TrajectoryRecorder`, or one step folder inside it
+(``--step`` picks a step, default the latest); an Equinox file; an orbax
+checkpoint directory.
+
+**Data** (``--data``): ``fashion_mnist`` or ``cifar10`` (standardized with the
+train split's statistics), a ``.npz`` file (arrays ``x`` and ``y``, or the
+two arrays ``--data-keys INPUTS,TARGETS`` names), or ``PKG.MODULE:FACTORY``,
+a function (called with ``--data-kwargs``) returning a dict of arrays or an
+``(inputs, targets)`` pair. ``--metric error`` adds ``error = 1 - accuracy``
+and draws it.
 
 **Adding a framework**: append a loader to :data:`LOADERS`, an object with
-``name``, ``accepts(model) -> bool`` and ``load(model, checkpoint, batch, loss)
--> (fn, params)`` (see :class:`FlaxLinenLoader`); e.g. an Equinox loader that
-restores the checkpoint into ``eqx.filter(model, eqx.is_array)`` and calls
-``js.equinox.adapt``.
+``name``, ``accepts(model) -> bool`` and ``load(model, checkpoint, batch, loss,
+*, input_key=None, target_key=None) -> (fn, params)`` (see
+:class:`EquinoxLoader`).
 """
 
 from __future__ import annotations
@@ -44,12 +66,13 @@ import argparse
 import importlib
 import json
 import os
+import re
 import shlex
 import sys
 import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -57,7 +80,8 @@ from jaxsurf import _validate
 from jaxsurf._modules import functions_hint
 
 __all__ = ["add_arguments", "run", "parse_range", "load_model", "find_checkpoint",
-           "Checkpoint", "load_data", "LOADERS", "ModelLoader", "FlaxLinenLoader",
+           "resolve_checkpoint", "Checkpoint", "SavedTree", "load_data", "LOADERS",
+           "ModelLoader", "FlaxLinenLoader", "EquinoxLoader", "NNXLoader", "FunctionLoader",
            "default_out", "ComputeError"]
 
 NORMS = ("filter", "layer", "weight", "none")
@@ -89,8 +113,43 @@ def parse_range(text: str, what: str = "--x") -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- the model
+def _is_model(target: Any) -> bool:
+    return any(loader.accepts(target) for loader in LOADERS)
+
+
+def _init_keywords(factory: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A throwaway initialisation key for factories that require one (``key=`` of an
+    Equinox module, ``rngs=`` of an NNX module): the weights come from the checkpoint,
+    or are the factory's own; the key only builds the structure."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return {}
+    extra: dict[str, Any] = {}
+    for name, parameter in parameters.items():
+        if name in kwargs or parameter.default is not inspect.Parameter.empty or \
+                parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        if name == "key":
+            import jax
+
+            extra[name] = jax.random.key(0)
+        elif name == "rngs":
+            from flax import nnx
+
+            extra[name] = nnx.Rngs(0)
+    return extra
+
+
+def _supported() -> str:
+    return "; ".join(loader.name for loader in LOADERS)
+
+
 def load_model(spec: str, kwargs: dict[str, Any] | None = None) -> Any:
-    """The model named by ``PKG.MODULE:FACTORY`` (see the module docstring).
+    """The model named by ``PKG.MODULE:FACTORY`` (see the module docstring): a
+    model object of a supported framework, or ``(fn, params)``.
 
     Example:
         >>> load_model("jaxsurf.models:resnet20", {"skip": False}).skip
@@ -100,19 +159,8 @@ def load_model(spec: str, kwargs: dict[str, Any] | None = None) -> Any:
     if not sep or not module_name or not attr:
         raise ComputeError(f"--model must be PKG.MODULE:FACTORY (e.g. jaxsurf.models:SmallCNN), "
                            f"got {spec!r}")
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())  # as `python -m` does: modules beside the user
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise ComputeError(f"--model {spec}: cannot import {module_name!r} ({err}); is it on "
-                           f"PYTHONPATH?") from None
-    target: Any = module
-    for part in attr.split("."):
-        if not hasattr(target, part):
-            raise ComputeError(f"--model {spec}: {module_name} has no attribute {attr!r}")
-        target = getattr(target, part)
-    if any(loader.accepts(target) for loader in LOADERS):
+    target = _import_attribute(spec, module_name, attr, "--model")
+    if _is_model(target):
         if kwargs:
             raise ComputeError(f"--model {spec} is already a model; --model-kwargs needs a "
                                f"factory to call")
@@ -122,17 +170,64 @@ def load_model(spec: str, kwargs: dict[str, Any] | None = None) -> Any:
                            f"{module_name}:{attr}.FUNCTION")
     if not callable(target):
         raise ComputeError(f"--model {spec} is a {type(target).__name__}, neither a model "
-                           f"nor a callable that returns one")
-    try:
-        model = target(**(kwargs or {}))
-    except TypeError as err:
-        raise ComputeError(f"--model {spec}: calling {attr}(**{kwargs or {}}) failed: {err}; "
-                           f"pass its arguments with --model-kwargs '{{\"name\": value}}'"
-                           ) from None
-    if not any(loader.accepts(model) for loader in LOADERS):
-        raise ComputeError(f"--model {spec} returned a {type(model).__name__}; supported are "
-                           f"{', '.join(loader.name for loader in LOADERS)}")
+                           f"nor a callable that returns one; supported: {_supported()}")
+    kwargs = dict(kwargs or {})
+    model = _call_factory(target, kwargs, f"--model {spec}", attr, "--model-kwargs")
+    if not _is_model(model):
+        raise ComputeError(f"--model {spec} returned a {_describe(model)}; supported: "
+                           f"{_supported()}")
     return model
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        inside = ", ".join(type(v).__name__ for v in value)
+        return f"{type(value).__name__} of {len(value)} ({inside})"
+    return type(value).__name__
+
+
+def _import_attribute(spec: str, module_name: str, attr: str, option: str) -> Any:
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` does: modules beside the user
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ComputeError(f"{option} {spec}: cannot import {module_name!r} ({err}); is it on "
+                           f"PYTHONPATH?") from None
+    target: Any = module
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise ComputeError(f"{option} {spec}: {module_name} has no attribute {attr!r}")
+        target = getattr(target, part)
+    return target
+
+
+def _call_factory(factory: Any, kwargs: dict[str, Any], what: str, attr: str,
+                  option: str) -> Any:
+    import inspect
+
+    try:
+        inspect.signature(factory).bind(**kwargs, **_init_keywords(factory, kwargs))
+    except TypeError as err:  # the keywords do not fit: say which, before calling
+        raise ComputeError(f"{what}: calling {attr}(**{kwargs}) does not fit its parameters "
+                           f"{_signature(factory)}: {err}; pass its arguments with {option} "
+                           f"'{{\"name\": value}}'") from None
+    except ValueError:  # no signature (a builtin): let the call tell
+        pass
+    try:
+        return factory(**kwargs, **_init_keywords(factory, kwargs))
+    except TypeError as err:
+        raise ComputeError(f"{what}: calling {attr}(**{kwargs}) failed: {err}; pass its "
+                           f"arguments with {option} '{{\"name\": value}}'") from None
+
+
+def _signature(factory: Any) -> str:
+    import inspect
+
+    try:
+        return str(inspect.signature(factory))
+    except (TypeError, ValueError):
+        return "(unknown)"
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -201,9 +296,67 @@ def find_checkpoint(path: str | os.PathLike, step: int | None = None,
     return Checkpoint(path, step, run_dir)
 
 
-def default_out(checkpoint: Checkpoint) -> Path:
+@dataclass(frozen=True)
+class SavedTree:
+    """A checkpoint that is one saved pytree, not a recorded trajectory.
+
+    Attributes:
+        path: the file or directory.
+        kind: ``"equinox"`` (a file written by ``eqx.tree_serialise_leaves``) or
+            ``"orbax"`` (a directory written by ``ocp.StandardCheckpointer().save``,
+            as the Flax NNX documentation saves ``nnx.state(model)``).
+    """
+
+    path: Path
+    kind: str
+
+    @property
+    def step(self) -> None:
+        return None
+
+    def __str__(self) -> str:
+        what = "eqx.tree_serialise_leaves file" if self.kind == "equinox" else "orbax checkpoint"
+        return f"{self.path} ({what})"
+
+
+_ORBAX_MARKERS = ("_METADATA", "manifest.ocdbt")
+
+
+def resolve_checkpoint(path: str | os.PathLike, step: int | None = None,
+                       option: str = "--checkpoint") -> Checkpoint | SavedTree:
+    """``--checkpoint``: a recorded trajectory (see :func:`find_checkpoint`), an
+    Equinox file or an orbax checkpoint directory (:class:`SavedTree`).
+
+    Example:
+        >>> import equinox as eqx
+        >>> eqx.tree_serialise_leaves("mlp.eqx", eqx.nn.MLP(2, 1, 4, 1, key=jax.random.key(0)))
+        >>> resolve_checkpoint("mlp.eqx").kind
+        'equinox'
+    """
+    path = Path(path)
+    saved: SavedTree | None = None
+    if path.is_file():
+        saved = SavedTree(path, "equinox")
+    elif path.is_dir() and any((path / name).exists() for name in _ORBAX_MARKERS) and \
+            not _steps(path) and not (path.name.isdigit() and _steps(path.parent)):
+        saved = SavedTree(path, "orbax")
+    if saved is None:
+        return find_checkpoint(path, step, option)
+    if step is not None:
+        raise ComputeError(f"--step {step}: {option} {saved} holds one set of weights, not "
+                           f"recorded steps; leave out --step")
+    return saved
+
+
+def default_out(checkpoint: Checkpoint | SavedTree | None, model_spec: str = "") -> Path:
     """Where results go without ``--out``: ``RUN/surface`` for a train run,
-    ``TRAJECTORY_surface`` beside a bare trajectory (never inside orbax's folder)."""
+    ``TRAJECTORY_surface`` beside a bare trajectory (never inside orbax's folder),
+    ``NAME_surface`` beside a saved file or directory, and ``FACTORY_surface`` in
+    the current folder for a model without a checkpoint."""
+    if checkpoint is None:
+        return Path((model_spec.partition(":")[2].split(".")[-1] or "model") + "_surface")
+    if isinstance(checkpoint, SavedTree):
+        return checkpoint.path.with_name(checkpoint.path.stem + "_surface")
     if checkpoint.run_dir is not None:
         return checkpoint.run_dir / "surface"
     return checkpoint.trajectory.with_name(checkpoint.trajectory.name + "_surface")
@@ -211,14 +364,19 @@ def default_out(checkpoint: Checkpoint) -> Path:
 
 # --------------------------------------------------------------------------- loaders
 class ModelLoader(Protocol):
-    """Turns a model object and a checkpoint into ``(fn, params)`` for one framework."""
+    """Turns a model object and a checkpoint into ``(fn, params)`` for one framework.
+
+    ``checkpoint`` is a :class:`Checkpoint` (a recorded trajectory step), a
+    :class:`SavedTree` (an Equinox file or an orbax directory) or ``None`` (the
+    model's own weights); ``input_key``/``target_key`` name the batch's entries."""
 
     name: str
 
     def accepts(self, model: Any) -> bool: ...
 
-    def load(self, model: Any, checkpoint: Checkpoint, batch: dict[str, np.ndarray],
-             loss: str) -> tuple[Callable, Any]: ...
+    def load(self, model: Any, checkpoint: Checkpoint | SavedTree | None,
+             batch: dict[str, np.ndarray], loss: str, *, input_key: str | None = None,
+             target_key: str | None = None) -> tuple[Callable, Any]: ...
 
 
 def _matches(saved: Any, template: Any) -> bool:
@@ -234,12 +392,85 @@ def _matches(saved: Any, template: Any) -> bool:
         return False
 
 
+_MISMATCH = re.compile(r"at (?P<leaf>\S+): saved shape (?P<saved>\(.*?\)) dtype (?P<sdtype>\S+), "
+                       r"params_like has shape (?P<model>\(.*?\)) dtype (?P<mdtype>\w+)")
+
+
+def _mismatch_error(checkpoint: Any, detail: str, context: str) -> ComputeError:
+    """A checkpoint that does not fit the model, said in the command line's terms."""
+    found = _MISMATCH.search(detail)
+    if found:
+        where = (f"at {found['leaf']} the checkpoint has shape {found['saved']} "
+                 f"({found['sdtype']}), the model {found['model']} ({found['mdtype']})")
+    else:
+        where = detail.replace("params_like", "the model's parameters")
+    return ComputeError(f"the model does not fit {checkpoint}: {where}. {context}")
+
+
+def _fit_context(batch: dict[str, np.ndarray] | None, input_key: str | None) -> str:
+    """What to check when a checkpoint does not fit: the model's arguments, and the
+    data's shape when the model learns its shapes from the data (Flax Linen)."""
+    text = "Check that --model and --model-kwargs build the network that was trained"
+    if batch is not None:
+        key = input_key or next((k for k in ("x", "image", "images", "inputs") if k in batch),
+                                None)
+        if key is not None:
+            shape = tuple(np.shape(batch[key]))
+            text += (f", and that --data is shaped as in training: the model's shapes were "
+                     f"inferred from its {key!r} of shape {shape}")
+            if len(shape) == 3:
+                text += (f" (images without a channel axis? save them as "
+                         f"{(*shape, 1)}, e.g. x[..., None])")
+    return text + "."
+
+
+def _read_recorded(checkpoint: Checkpoint, like: Any, context: str) -> tuple[Any, Any]:
+    try:
+        return checkpoint.read(like)
+    except ValueError as err:
+        text = str(err)
+        if "does not match step" in text or "leaves but step" in text or \
+                "into the given params_like" in text:
+            raise _mismatch_error(checkpoint, text, context) from None
+        raise
+
+
+def _read_saved(saved: SavedTree, like: Any, context: str) -> Any:
+    """``like`` with the values of an Equinox file or an orbax directory."""
+    import jax
+
+    if saved.kind == "equinox":
+        import equinox as eqx
+
+        try:
+            return eqx.tree_deserialise_leaves(saved.path, like)
+        except Exception as err:  # eqx raises plain RuntimeError/ValueError on a mismatch
+            raise ComputeError(f"the model does not fit {saved} (eqx.tree_deserialise_leaves: "
+                               f"{type(err).__name__}: {_short(err)}). {context}") from None
+    import orbax.checkpoint as ocp
+
+    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, like)
+    checkpointer = ocp.StandardCheckpointer()
+    try:
+        return checkpointer.restore(saved.path.resolve(), abstract)
+    except Exception as err:  # orbax raises many types for a mismatch or damaged files
+        raise ComputeError(f"the model does not fit the orbax checkpoint {saved} "
+                           f"({type(err).__name__}: {_short(err)}). {context}") from None
+    finally:
+        checkpointer.close()
+
+
+def _short(err: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(err).split())
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
 class FlaxLinenLoader:
     """Flax Linen modules, checkpoints of :func:`jaxsurf.train.fit` or
     :class:`jaxsurf.TrajectoryRecorder` (params, and ``state`` with the other
-    collections)."""
+    collections), or an orbax directory of the variables (or of the params)."""
 
-    name = "Flax Linen modules"
+    name = ("Flax Linen modules (with --checkpoint)")
 
     def accepts(self, model: Any) -> bool:
         try:
@@ -248,21 +479,41 @@ class FlaxLinenLoader:
             return False
         return isinstance(model, nn.Module)
 
-    def load(self, model: Any, checkpoint: Checkpoint, batch: dict[str, np.ndarray],
-             loss: str) -> tuple[Callable, Any]:
+    def load(self, model: Any, checkpoint: Checkpoint | SavedTree | None,
+             batch: dict[str, np.ndarray], loss: str, *, input_key: str | None = None,
+             target_key: str | None = None) -> tuple[Callable, Any]:
         import jax
 
         import jaxsurf as js
         from jaxsurf._flax import eval_mode_kwargs, split_batch
 
-        inputs, _ = split_batch({k: v[:1] for k, v in batch.items()})
+        if checkpoint is None:
+            raise ComputeError(f"a Flax Linen module ({type(model).__name__}) holds no weights: "
+                               f"give --checkpoint (a jaxsurf.train run, a TrajectoryRecorder "
+                               f"folder or an orbax directory of its variables), or let the "
+                               f"factory return (fn, params), e.g. "
+                               f"js.flax.adapt(module, variables)")
+        try:
+            inputs, _ = split_batch({k: v[:1] for k, v in batch.items()}, input_key,
+                                    target_key)
+        except (KeyError, TypeError) as err:
+            raise ComputeError(f"--data: {_short(err)}; name the inputs and targets with "
+                               f"--data-keys INPUTS,TARGETS") from None
         try:
             template = model.init(jax.random.key(0), inputs, **eval_mode_kwargs(model.__call__))
         except Exception as err:  # the user's model on the user's data
             raise ComputeError(f"initialising the model on one example of the data (shape "
-                               f"{np.shape(inputs)}) failed: {type(err).__name__}: {err}"
-                               ) from None
-        params, state = checkpoint.read(template["params"])
+                               f"{np.shape(inputs)}) failed: {type(err).__name__}: "
+                               f"{_short(err)}; is --data shaped as in training (images "
+                               f"with their channel axis), and do --model/--model-kwargs "
+                               f"build the trained network?") from None
+        context = _fit_context(batch, input_key)
+        template = jax.tree_util.tree_map(np.asarray, dict(template))
+        if isinstance(checkpoint, SavedTree):
+            variables = _read_linen_saved(checkpoint, template, context)
+            return js.flax.adapt(model, variables, loss=loss, input_key=input_key,
+                                 target_key=target_key)
+        params, state = _read_recorded(checkpoint, template["params"], context)
         variables = {"params": params}
         for collection, like in template.items():
             if collection == "params":
@@ -276,40 +527,187 @@ class FlaxLinenLoader:
                                    f"does: state={{'batch_stats': {{{collection!r}: ...}}}})")
             variables[collection] = jax.tree_util.tree_map(
                 lambda ref, x: np.asarray(x, np.asarray(ref).dtype), like, found)
-        return js.flax.adapt(model, variables, loss=loss)
+        return js.flax.adapt(model, variables, loss=loss, input_key=input_key,
+                             target_key=target_key)
+
+
+def _read_linen_saved(saved: SavedTree, template: dict[str, Any], context: str) -> Any:
+    """All the variables from ``saved``; or only the params, when the model has no other
+    collection."""
+    try:
+        return _read_saved(saved, template, context)
+    except ComputeError:
+        if set(template) != {"params"}:
+            raise
+    return {"params": _read_saved(saved, template["params"], context)}
+
+
+class EquinoxLoader:
+    """Equinox modules (``model`` or ``(model, state)`` from ``eqx.nn.make_with_state``);
+    checkpoints written by ``eqx.tree_serialise_leaves(path, model)`` (or of
+    ``(model, state)``), a :class:`jaxsurf.TrajectoryRecorder` of the adapted params,
+    or none (the factory's weights)."""
+
+    name = "Equinox modules (or (model, state))"
+
+    def accepts(self, model: Any) -> bool:
+        eqx = sys.modules.get("equinox")
+        if eqx is None:
+            return False
+        if isinstance(model, (tuple, list)) and len(model) == 2:
+            return isinstance(model[0], eqx.Module) and isinstance(model[1], eqx.nn.State)
+        return isinstance(model, eqx.Module)
+
+    def load(self, model: Any, checkpoint: Checkpoint | SavedTree | None,
+             batch: dict[str, np.ndarray], loss: str, *, input_key: str | None = None,
+             target_key: str | None = None) -> tuple[Callable, Any]:
+        import equinox as eqx
+
+        import jaxsurf as js
+
+        state = None
+        if isinstance(model, (tuple, list)):
+            model, state = model
+        context = _fit_context(None, None)
+        if isinstance(checkpoint, SavedTree):
+            if checkpoint.kind != "equinox":
+                raise ComputeError(f"{checkpoint} is an orbax directory; for an Equinox model "
+                                   f"give the file written by eqx.tree_serialise_leaves(path, "
+                                   f"model) or a TrajectoryRecorder folder")
+            if state is not None:
+                try:
+                    model, state = _read_saved(checkpoint, (model, state), context)
+                except ComputeError:
+                    model = _read_saved(checkpoint, model, context)
+            else:
+                model = _read_saved(checkpoint, model, context)
+        elif checkpoint is not None:
+            params, static = eqx.partition(model, eqx.is_array)
+            params, _ = _read_recorded(checkpoint, params, context)
+            model = eqx.combine(params, static)
+        try:
+            return js.equinox.adapt(model, state, loss=loss, input_key=input_key,
+                                    target_key=target_key)
+        except (TypeError, ValueError) as err:
+            raise ComputeError(f"js.equinox.adapt: {_short(err)}") from None
+
+
+class NNXLoader:
+    """Flax NNX modules; checkpoints: an orbax directory of ``nnx.state(model)`` (as
+    the Flax documentation saves one: ``ocp.StandardCheckpointer().save(path,
+    nnx.state(model))``, or of its ``nnx.Param`` state), a
+    :class:`jaxsurf.TrajectoryRecorder` of the adapted params, or none."""
+
+    name = "Flax NNX modules"
+
+    def accepts(self, model: Any) -> bool:
+        try:
+            from flax import nnx
+        except ImportError:  # pragma: no cover - flax is a dependency
+            return False
+        return isinstance(model, nnx.Module)
+
+    def load(self, model: Any, checkpoint: Checkpoint | SavedTree | None,
+             batch: dict[str, np.ndarray], loss: str, *, input_key: str | None = None,
+             target_key: str | None = None) -> tuple[Callable, Any]:
+        import jax
+        from flax import nnx
+
+        import jaxsurf as js
+
+        context = _fit_context(None, None)
+        if checkpoint is not None:
+            state = nnx.state(model)
+            if isinstance(checkpoint, SavedTree):
+                like = jax.tree_util.tree_map(np.asarray, state)
+                try:
+                    restored = _read_saved(checkpoint, like, context)
+                except ComputeError:
+                    restored = _read_saved(checkpoint, jax.tree_util.tree_map(
+                        np.asarray, nnx.state(model, nnx.Param)), context)
+                nnx.update(model, restored)
+            else:
+                param_state = nnx.state(model, nnx.Param)
+                like = jax.tree_util.tree_map(np.asarray, nnx.to_pure_dict(param_state))
+                params, _ = _read_recorded(checkpoint, like, context)
+                nnx.replace_by_pure_dict(param_state, params)
+                nnx.update(model, param_state)
+        return js.flax.adapt(model, loss=loss, input_key=input_key, target_key=target_key)
+
+
+class FunctionLoader:
+    """A factory's ``(fn, params)`` (any framework: ``fn(params, batch)`` returns the
+    batch means); ``--checkpoint`` optional: a :class:`jaxsurf.TrajectoryRecorder`
+    of ``params``, an ``eqx.tree_serialise_leaves`` file or an orbax directory of
+    them, restored into ``params``' structure."""
+
+    name = "a factory returning (fn, params), fn(params, batch) -> batch means"
+
+    def accepts(self, model: Any) -> bool:
+        return isinstance(model, tuple) and len(model) == 2 and callable(model[0]) and \
+            not isinstance(model[1], (str, bytes)) and not EquinoxLoader().accepts(model)
+
+    def load(self, model: Any, checkpoint: Checkpoint | SavedTree | None,
+             batch: dict[str, np.ndarray], loss: str, *, input_key: str | None = None,
+             target_key: str | None = None) -> tuple[Callable, Any]:
+        import jax
+
+        from jaxsurf import _tree
+
+        fn, params = model
+        try:
+            _tree.check_arrays(params)
+        except (TypeError, ValueError) as err:
+            raise ComputeError(f"the factory's params are not a pytree of arrays: "
+                               f"{_short(err)}") from None
+        context = "Check that --model and --model-kwargs build the params that were saved."
+        if isinstance(checkpoint, SavedTree):
+            params = _read_saved(checkpoint, params, context)
+        elif checkpoint is not None:
+            like = jax.tree_util.tree_map(np.asarray, params)
+            params, _ = _read_recorded(checkpoint, like, context)
+        return fn, params
 
 
 #: The frameworks ``--model`` can be; the first that accepts the model loads it.
-LOADERS: list[ModelLoader] = [FlaxLinenLoader()]
+LOADERS: list[ModelLoader] = [FlaxLinenLoader(), EquinoxLoader(), NNXLoader(), FunctionLoader()]
 
 
 def _loader_for(model: Any) -> ModelLoader:
     for loader in LOADERS:
         if loader.accepts(model):
             return loader
-    raise ComputeError(f"no loader for a {type(model).__name__}; supported: "
-                       f"{', '.join(loader.name for loader in LOADERS)}")
+    raise ComputeError(f"no loader for a {_describe(model)}; supported: {_supported()}")
 
 
 # --------------------------------------------------------------------------- data
 def load_data(spec: str, split: str = "train", data_dir: str | None = None,
-              examples: int | None = None) -> tuple[dict[str, np.ndarray], str]:
+              examples: int | None = None, keys: Sequence[str] | None = None,
+              kwargs: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], str]:
     """The evaluation data and a description of it.
 
     ``fashion_mnist`` and ``cifar10`` are standardized per channel with the
     training split's statistics, as the experiments train on them; a ``.npz``
-    file is used as it is (arrays ``x`` and ``y``, already preprocessed the
-    way the model expects).
+    file is used as it is (arrays ``x`` and ``y``, or the arrays named by
+    ``keys``: inputs first, then targets; already preprocessed the way the
+    model expects); ``PKG.MODULE:FACTORY`` calls a Python function (with
+    ``kwargs``) that returns a dict of arrays or an ``(inputs, targets)`` pair.
 
     Example:
         >>> np.savez("batch.npz", x=np.zeros((8, 4), np.float32), y=np.zeros(8, np.int32))
         >>> data, what = load_data("batch.npz", examples=5)
         >>> data["x"].shape, what
         ((5, 4), 'batch.npz')
+        >>> np.savez("pairs.npz", image=np.zeros((8, 4), np.float32), label=np.zeros(8))
+        >>> sorted(load_data("pairs.npz", keys=["image", "label"])[0])
+        ['image', 'label']
     """
     if spec in NAMED_DATA:
         from jaxsurf.data import channel_stats, load_fashion_mnist, load_tfds, standardize
 
+        if keys or kwargs:
+            raise ComputeError(f"--data {spec} has arrays x and y; --data-keys and "
+                               f"--data-kwargs are for .npz files and factories")
         try:
             raw = load_fashion_mnist(data_dir) if spec == "fashion_mnist" else \
                 load_tfds("cifar10", data_dir)
@@ -323,16 +721,79 @@ def load_data(spec: str, split: str = "train", data_dir: str | None = None,
                 "y": np.asarray(part["y"][:examples])}
         return data, f"{spec}/{split} (standardized with train statistics)"
     path = Path(spec)
-    if path.suffix != ".npz":
-        raise ComputeError(f"--data must be one of {', '.join(NAMED_DATA)} or a .npz file; "
-                           f"got {spec!r}")
-    if not path.is_file():
-        raise ComputeError(f"--data {spec}: no such file")
-    data = _read_npz_data(path, examples)
-    if "x" not in data or "y" not in data:
-        raise ComputeError(f"--data {spec} must hold arrays 'x' and 'y'; it holds "
-                           f"{sorted(data)}")
-    return data, str(path)
+    if path.suffix != ".npz" and ":" in spec:
+        if kwargs and not isinstance(kwargs, dict):
+            raise ComputeError("--data-kwargs must be a JSON object")
+        data = _data_from_factory(spec, dict(kwargs or {}), examples)
+        what = spec
+    else:
+        if kwargs:
+            raise ComputeError("--data-kwargs is for a data factory (--data PKG.MODULE:FACTORY)")
+        if path.suffix != ".npz":
+            raise ComputeError(f"--data must be one of {', '.join(NAMED_DATA)}, a .npz file or "
+                               f"PKG.MODULE:FACTORY (a function returning the arrays); got "
+                               f"{spec!r}")
+        if not path.is_file():
+            raise ComputeError(f"--data {spec}: no such file")
+        data = _read_npz_data(path, examples)
+        what = str(path)
+    return _select(data, keys, spec), what
+
+
+def _data_from_factory(spec: str, kwargs: dict[str, Any], examples: int | None
+                       ) -> dict[str, np.ndarray]:
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ComputeError(f"--data {spec!r}: a data factory is named PKG.MODULE:FACTORY")
+    target = _import_attribute(spec, module_name, attr, "--data")
+    value = _call_factory(target, kwargs, f"--data {spec}", attr, "--data-kwargs") \
+        if callable(target) else target
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        value = {"x": value[0], "y": value[1]}
+    if not isinstance(value, dict) or not value:
+        raise ComputeError(f"--data {spec} gave a {_describe(value)}; a data factory returns "
+                           f"a dict of arrays (e.g. {{'x': inputs, 'y': labels}}) or an "
+                           f"(inputs, targets) pair")
+    out = {}
+    for key, array in value.items():
+        try:
+            out[str(key)] = np.asarray(array)[:examples]
+        except (TypeError, ValueError, IndexError) as err:
+            raise ComputeError(f"--data {spec}: entry {key!r} is not an array with an example "
+                               f"axis ({_short(err)})") from None
+    return out
+
+
+def _select(data: dict[str, np.ndarray], keys: Sequence[str] | None,
+            spec: str) -> dict[str, np.ndarray]:
+    """The arrays ``keys`` names (all without keys), checked to share an example axis."""
+    if keys:
+        missing = [k for k in keys if k not in data]
+        if missing:
+            raise ComputeError(f"--data-keys {','.join(keys)}: --data {spec} has no "
+                               f"{', '.join(map(repr, missing))}; it holds {sorted(data)}")
+        data = {k: data[k] for k in keys}
+    sizes = {k: (np.shape(v)[0] if np.ndim(v) else None) for k, v in data.items()}
+    if len(set(sizes.values())) != 1 or None in sizes.values():
+        raise ComputeError(f"--data {spec}: the arrays must share their first (example) axis; "
+                           f"lengths: {sizes}" + ("" if keys else "; pick the model's inputs "
+                                                  "and targets with --data-keys INPUTS,TARGETS"))
+    return data
+
+
+def _check_roles(data: dict[str, np.ndarray], keys: Sequence[str] | None, spec: str) -> None:
+    """A model adapted by jaxsurf needs to tell the inputs from the targets."""
+    from jaxsurf._flax import INPUT_KEYS, TARGET_KEYS
+
+    if keys:
+        if len(keys) != 2:
+            raise ComputeError(f"--data-keys {','.join(keys)}: name two arrays, the model's "
+                               f"inputs and its targets (e.g. --data-keys image,label)")
+        return
+    if not any(k in data for k in INPUT_KEYS) or not any(k in data for k in TARGET_KEYS):
+        raise ComputeError(f"--data {spec} holds {sorted(data)}: which are the inputs and the "
+                           f"targets? Name them with --data-keys INPUTS,TARGETS (or save "
+                           f"them as 'x' and 'y')")
 
 
 def _read_npz_data(path: Path, examples: int | None) -> dict[str, np.ndarray]:
@@ -362,20 +823,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``surface`` subcommand's options."""
     what = parser.add_argument_group("model and data")
     what.add_argument("--model", required=True, metavar="PKG.MODULE:FACTORY",
-                      help="the model: a factory (e.g. jaxsurf.models:SmallCNN) or object")
+                      help="the model: a factory or object (Flax Linen, Flax NNX, Equinox "
+                           "module or (model, state)), or a factory returning (fn, params) "
+                           "for any framework")
     what.add_argument("--model-kwargs", default=None, metavar="JSON",
                       help='keywords for the factory, e.g. \'{"skip": false}\'')
-    what.add_argument("--checkpoint", required=True, type=Path, metavar="DIR",
-                      help="a jaxsurf.train run folder, a TrajectoryRecorder folder or a step")
+    what.add_argument("--checkpoint", type=Path, default=None, metavar="PATH",
+                      help="a jaxsurf.train run folder, a TrajectoryRecorder folder or a step, "
+                           "an eqx.tree_serialise_leaves file or an orbax directory (NNX: "
+                           "nnx.state(model)); required for Linen; without it, the weights "
+                           "the factory built")
     what.add_argument("--step", type=int, default=None, help="recorded step (default: latest)")
-    what.add_argument("--data", required=True, metavar="fashion_mnist|cifar10|PATH.npz",
-                      help="evaluation data (.npz: arrays x and y, preprocessed)")
+    what.add_argument("--data", required=True,
+                      metavar="fashion_mnist|cifar10|PATH.npz|PKG.MODULE:FACTORY",
+                      help="evaluation data (.npz: arrays x and y, or --data-keys; a factory "
+                           "returns a dict of arrays or an (inputs, targets) pair)")
+    what.add_argument("--data-keys", default=None, metavar="INPUTS,TARGETS",
+                      help="the arrays of --data that are the inputs and the targets "
+                           "(default: x,y)")
+    what.add_argument("--data-kwargs", default=None, metavar="JSON",
+                      help="keywords for a data factory")
     what.add_argument("--data-dir", default=None, help="folder of the named data set")
     what.add_argument("--split", default="train", choices=("train", "val", "test"),
                       help="split of a named data set (default: train, as Li et al.)")
     what.add_argument("--examples", type=int, default=None,
                       help="use the first N examples (default: all)")
-    what.add_argument("--loss", default="cross_entropy", choices=("cross_entropy", "mse", "mae"))
+    what.add_argument("--loss", default=None, choices=("cross_entropy", "mse", "mae"),
+                      help="loss of an adapted model (default: cross_entropy, with accuracy); "
+                           "a factory's (fn, params) computes its own metrics")
+    what.add_argument("--metric", default=None, choices=("error",),
+                      help="add a derived metric and draw it: error = 1 - accuracy")
     grid = parser.add_argument_group("directions and grid")
     grid.add_argument("--x", default=None, metavar="MIN:MAX:NUM",
                       help="first axis (default -1:1:51; with --interpolate -0.5:1.5:41)")
@@ -480,17 +957,19 @@ def run(args: argparse.Namespace) -> int:
             kinds["line"] = (len(alphas),)
     for kind, shape in kinds.items():  # before anything is loaded or allocated
         _validate.point_count(shape, f"jaxsurf surface ({kind})", args.max_points)
-    try:
-        kwargs = json.loads(args.model_kwargs) if args.model_kwargs else {}
-    except ValueError as err:
-        raise ComputeError(f"--model-kwargs is not JSON: {err}") from None
-    if not isinstance(kwargs, dict):
-        raise ComputeError("--model-kwargs must be a JSON object, e.g. '{\"skip\": false}'")
+    kwargs = _json_object(args.model_kwargs, "--model-kwargs")
+    _json_object(getattr(args, "data_kwargs", None), "--data-kwargs")
+    _data_keys(getattr(args, "data_keys", None))
 
-    checkpoint = find_checkpoint(args.checkpoint, args.step)
-    other = None if args.interpolate is None else find_checkpoint(args.interpolate,
-                                                                  option="--interpolate")
-    out = args.out or default_out(checkpoint)
+    if args.checkpoint is None:
+        if args.step is not None:
+            raise ComputeError("--step picks a recorded step of --checkpoint; give --checkpoint")
+        checkpoint = None
+    else:
+        checkpoint = resolve_checkpoint(args.checkpoint, args.step)
+    other = None if args.interpolate is None else resolve_checkpoint(args.interpolate,
+                                                                     option="--interpolate")
+    out = args.out or default_out(checkpoint, args.model)
     stores = {kind: args.store if args.store is not None and kind == next(iter(kinds)) else
               out / f"{kind}.store" for kind in kinds}
     created = _missing_folders(out)
@@ -502,8 +981,51 @@ def run(args: argparse.Namespace) -> int:
         raise
 
 
-def _compute(args: argparse.Namespace, kwargs: dict[str, Any], checkpoint: Checkpoint,
-             other: Checkpoint | None, out: Path, kinds: dict[str, tuple[int, ...]],
+def _json_object(text: str | None, option: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError as err:
+        raise ComputeError(f"{option} is not JSON: {err}") from None
+    if not isinstance(value, dict):
+        raise ComputeError(f"{option} must be a JSON object, e.g. '{{\"skip\": false}}'")
+    return value
+
+
+def _data_keys(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    keys = [k.strip() for k in text.split(",")]
+    if len(keys) != 2 or not all(keys) or keys[0] == keys[1]:
+        raise ComputeError(f"--data-keys {text!r}: name the inputs and the targets, two "
+                           f"different arrays, e.g. --data-keys image,label")
+    return keys
+
+
+def _add_error(surface: Any) -> Any:
+    """``error = 1 - accuracy`` (and its standard error), exact: a mean is linear."""
+    from jaxsurf._surface import SEM_SUFFIX
+
+    if "accuracy" not in surface.metrics:
+        raise ComputeError(f"--metric error is 1 - accuracy, but the model's metrics are "
+                           f"{surface.metric_names}; leave out --metric, or return an "
+                           f"'accuracy' from fn")
+    surface.metrics["error"] = 1.0 - surface.metrics["accuracy"]
+    if "accuracy" + SEM_SUFFIX in surface.metrics:
+        surface.metrics["error" + SEM_SUFFIX] = surface.metrics["accuracy" + SEM_SUFFIX]
+    return surface
+
+
+def _where(checkpoint: Checkpoint | SavedTree) -> str:
+    return str(checkpoint.path if isinstance(checkpoint, SavedTree) else checkpoint.trajectory)
+
+
+def _shapes(data: dict[str, np.ndarray]) -> str:
+    return ", ".join(f"{k}: {tuple(np.shape(v))}" for k, v in data.items())
+
+
+def _compute(args: argparse.Namespace, kwargs: dict[str, Any],
+             checkpoint: Checkpoint | SavedTree | None,
+             other: Checkpoint | SavedTree | None, out: Path, kinds: dict[str, tuple[int, ...]],
              stores: dict[str, Path], alphas: np.ndarray, betas: np.ndarray | None) -> int:
     import jax
 
@@ -513,22 +1035,63 @@ def _compute(args: argparse.Namespace, kwargs: dict[str, Any], checkpoint: Check
 
     out.mkdir(parents=True, exist_ok=True)
     model = load_model(args.model, kwargs)
-    data, data_text = load_data(args.data, args.split, args.data_dir, args.examples)
+    keys = _data_keys(getattr(args, "data_keys", None))
+    data_kwargs = _json_object(getattr(args, "data_kwargs", None), "--data-kwargs")
+    metric = getattr(args, "metric", None)
+    data, data_text = load_data(args.data, args.split, args.data_dir, args.examples, keys,
+                                data_kwargs)
     loader = _loader_for(model)
-    fn, params = loader.load(model, checkpoint, data, args.loss)
-    names = sorted(metric_shapes(fn, params, {k: v[:1] for k, v in data.items()}))
+    is_function = isinstance(loader, FunctionLoader)
+    if is_function and args.loss is not None:
+        raise ComputeError(f"--loss {args.loss}: the factory's fn computes its own metrics; "
+                           f"leave out --loss (or return a model to adapt instead of "
+                           f"(fn, params))")
+    if not is_function:
+        _check_roles(data, keys, args.data)
+    loss = args.loss or "cross_entropy"
+    input_key, target_key = (keys[0], keys[1]) if keys else (None, None)
+    try:
+        fn, params = loader.load(model, checkpoint, data, loss, input_key=input_key,
+                                 target_key=target_key)
+    except ComputeError as err:
+        if "does not fit" not in str(err):
+            raise
+        raise ComputeError(f"{err} (Here: --model {args.model}"
+                           + (f" --model-kwargs '{json.dumps(kwargs)}'" if kwargs else "")
+                           + ")") from None
+    try:
+        names = sorted(metric_shapes(fn, params, {k: v[:1] for k, v in data.items()}))
+    except Exception as err:  # the user's model on the user's data
+        raise ComputeError(f"evaluating the model on one example of --data failed: "
+                           f"{type(err).__name__}: {_short(err)}; is --data shaped as the "
+                           f"model expects ({_shapes(data)})?") from None
+    if metric == "error" and "accuracy" not in names:
+        _add_error(types.SimpleNamespace(metrics={}, metric_names=names))  # raises
+    if metric == "error":
+        names = sorted([*names, "error"])
+    count = len(next(iter(data.values())))
+    where = checkpoint if checkpoint is not None else f"{args.model} (the factory's weights)"
     print(f"jaxsurf surface: {_size_line(kinds, names, args.subsample is not None)}; "
-          f"{checkpoint} on {data_text} ({len(data['y'])} examples) -> {out}", flush=True)
+          f"{where} on {data_text} ({count} examples) -> {out}", flush=True)
 
     # everything the command knows that changes the values, beyond what the store
     # fingerprints itself (params, directions, grid, data, batch size): fn's code
-    fingerprint = {"model": args.model, "model_kwargs": kwargs, "loss": args.loss,
-                   "step": checkpoint.step, "data": args.data if args.data in NAMED_DATA
-                   else "npz", "split": args.split if args.data in NAMED_DATA else None,
+    data_named = args.data in NAMED_DATA
+    fingerprint = {"model": args.model, "model_kwargs": kwargs,
+                   "loss": None if is_function else loss,
+                   "step": None if checkpoint is None else checkpoint.step,
+                   "checkpoint_kind": None if checkpoint is None else
+                   getattr(checkpoint, "kind", "trajectory"),
+                   "data": args.data if data_named else
+                   "npz" if args.data.endswith(".npz") else args.data,
+                   "data_kwargs": data_kwargs, "data_keys": keys,
+                   "split": args.split if data_named else None,
                    "examples": args.examples, "loader": loader.name}
     meta = {"model": args.model.partition(":")[2].split(".")[-1], "model_spec": args.model,
-            "model_kwargs": kwargs, "checkpoint": str(checkpoint.trajectory),
-            "step": checkpoint.step, "data": data_text, "loss": args.loss,
+            "model_kwargs": kwargs, "loader": loader.name,
+            "checkpoint": None if checkpoint is None else _where(checkpoint),
+            "step": None if checkpoint is None else checkpoint.step, "data": data_text,
+            "data_keys": keys, "loss": None if is_function else loss,
             "seed": args.seed, "command": shlex.join(["python", "-m", "jaxsurf", "surface",
                                                       *sys.argv[2:]])
             if sys.argv[1:2] == ["surface"] else None}
@@ -538,10 +1101,13 @@ def _compute(args: argparse.Namespace, kwargs: dict[str, Any], checkpoint: Check
     surfaces: dict[str, js.Surface] = {}
 
     if other is not None:
-        _, params_b = loader.load(model, other, data, args.loss)
+        if is_function:  # the factory's params are the template of the second end too
+            model = load_model(args.model, kwargs)
+        _, params_b = loader.load(model, other, data, loss, input_key=input_key,
+                                  target_key=target_key)
         fingerprint["step_b"] = other.step
         # (js.interpolate records how the BatchNorm statistics move: state_policy)
-        meta.update({"checkpoint_b": str(other.trajectory), "step_b": other.step})
+        meta.update({"checkpoint_b": _where(other), "step_b": other.step})
         surfaces["interpolation"] = js.interpolate(fn, params, params_b, data, alphas,
                                                    metadata=meta,
                                                    store=stores["interpolation"], **options)
@@ -560,6 +1126,8 @@ def _compute(args: argparse.Namespace, kwargs: dict[str, Any], checkpoint: Check
             surfaces["line"] = js.evaluate_line(fn, params, d1, data, alphas, metadata=meta,
                                                 store=stores["line"], **options)
     for kind, surface in surfaces.items():
+        if metric == "error":
+            _add_error(surface)
         target = out / f"{kind}.npz"
         try:
             path = surface.save(target)
@@ -567,9 +1135,10 @@ def _compute(args: argparse.Namespace, kwargs: dict[str, Any], checkpoint: Check
             if surface.is_plane:
                 for figure in ("contour", "surface"):
                     target = outputs.beside(path, figure, ".png")
-                    written.append(outputs.plot_surface(surface, figure, target))
+                    written.append(outputs.plot_surface(surface, figure, target,
+                                                        metric=metric))
                 target = outputs.beside(path, "<metric>", ".vtp")
-                written.append(outputs.write_vtp(surface, path))
+                written.append(outputs.write_vtp(surface, path, metric=metric))
             else:
                 target = outputs.beside(path, "line", ".png")
                 written.append(outputs.plot_surface(surface, "line", target))

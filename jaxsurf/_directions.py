@@ -7,13 +7,14 @@ from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxsurf import _tree as tree
 from jaxsurf._layout import CONVENTIONS, LeafLayout, assumed_paths, describe_axes, leaf_layouts
 from jaxsurf._tree import PyTree
 
 __all__ = ["METHODS", "random_direction", "normalize", "orthogonalize", "between",
-           "random_plane", "describe_direction"]
+           "random_plane", "describe_direction", "head_filter_axis"]
 
 METHODS = ("filter", "layer", "weight", "none")
 IGNORES = ("biasbn", None)
@@ -300,3 +301,64 @@ def describe_direction(direction: PyTree, params: PyTree, rtol: float | None = N
             "filter_axes": describe_axes(layouts),
             "layout": "given" if filter_axis is not None else "assumed" if assumed else "inferred",
             "assumed_leaves": assumed}
+
+
+_HEAD_ROLES = {"query": 1, "key": 1, "value": 1, "out": 0}
+
+
+def head_filter_axis(params: PyTree) -> PyTree:
+    """A ``filter_axis`` for :func:`normalize` that makes each attention head one filter.
+
+    Filter normalization by default takes a Flax attention projection's last
+    axis as the filters (``query`` kernel ``[in, heads, head_dim]``: one
+    filter per ``head_dim`` entry across all heads). With this option each
+    head's slice of the ``query``/``key``/``value`` kernels (axis 1) and of
+    the ``out`` kernel (``[heads, head_dim, out]``, axis 0) is one filter, so
+    every head of the direction gets the norm of that head of the weights;
+    every other leaf keeps the inferred axes. For Flax Linen
+    ``MultiHeadDotProductAttention`` and NNX ``MultiHeadAttention`` (a heads
+    axis); Equinox's ``MultiheadAttention`` fuses the heads into the rows of
+    its projections, which one axis cannot split: it is refused.
+
+    Args:
+        params: the params directions are normalized against.
+
+    Returns:
+        A pytree shaped like ``params`` of filter axes (tuples of ints or
+        ``None``), for ``normalize(..., filter_axis=head_filter_axis(params))``.
+
+    Example:
+        >>> import flax.linen as nn
+        >>> att = nn.MultiHeadDotProductAttention(num_heads=2, qkv_features=4)
+        >>> params = att.init(jax.random.key(0), jnp.ones((1, 3, 4)))["params"]
+        >>> axes = head_filter_axis(params)
+        >>> axes["query"]["kernel"], axes["out"]["kernel"]
+        ((1,), (0,))
+        >>> d = normalize(random_direction(jax.random.key(1), params), params, "filter",
+        ...               filter_axis=axes)
+        >>> per_head = lambda p: jnp.linalg.norm(p["query"]["kernel"], axis=(0, 2))
+        >>> bool(jnp.allclose(per_head(d), per_head(params)))
+        True
+    """
+    tree.check_arrays(params)
+    layouts = leaf_layouts(params, None, warn=False)
+    paths = jax.tree_util.tree_leaves_with_path(params)
+    found = 0
+    axes: list[Any] = []
+    for (path, leaf), layout in zip(paths, layouts):
+        names = [str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path]
+        parent = names[-2] if len(names) >= 2 else ""
+        if names and names[-1] in ("query_proj", "key_proj", "value_proj", "output_proj") or \
+                parent in ("query_proj", "key_proj", "value_proj", "output_proj"):
+            raise ValueError(f"{tree.leaf_path(path)}: Equinox's MultiheadAttention fuses the "
+                             f"heads into its projections' rows; per-head filters need a heads "
+                             f"axis (Flax layouts)")
+        if names and names[-1] == "kernel" and parent in _HEAD_ROLES and np.ndim(leaf) == 3:
+            axes.append((_HEAD_ROLES[parent],))
+            found += 1
+        else:
+            axes.append(layout.filter_axes)
+    if not found:
+        raise ValueError("head_filter_axis found no attention projection (query/key/value/out "
+                         "kernels with a heads axis) in the params")
+    return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(params), axes)

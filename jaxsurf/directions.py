@@ -25,14 +25,15 @@ from jaxsurf._deprecation import moved_names
 from jaxsurf._directions import (
     between,
     describe_direction,
+    head_filter_axis,
     normalize,
     orthogonalize,
     random_direction,
     random_plane,
 )
 
-__all__ = ["between", "describe_direction", "normalize", "orthogonalize", "random_direction",
-           "random_plane"]
+__all__ = ["between", "describe_direction", "head_filter_axis", "normalize", "orthogonalize",
+           "random_direction", "random_plane"]
 
 # public before the face was narrowed (issue 24): they warn, then resolve as before
 __getattr__ = moved_names(__name__, "jaxsurf._directions", ("METHODS",))

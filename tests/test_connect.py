@@ -170,6 +170,17 @@ def test_barrier_value_and_grid_checks():
         connect.barrier(s, "accuracy")
 
 
+def test_error_barrier_is_built_in():
+    """barrier(metric="error") is the barrier of 1 - accuracy (issue 27)."""
+    ts = np.linspace(0, 1, 11)
+    accuracy = 0.9 - 0.4 * np.sin(np.pi * ts)  # error 0.1 at the ends, 0.5 midway
+    s = js.Surface(ts, None, {"loss": 1.0 + ts, "accuracy": accuracy})
+    height, t = connect.barrier(s, metric="error")
+    assert height == pytest.approx(0.4) and t == pytest.approx(0.5)
+    with pytest.raises(KeyError, match="1 - accuracy"):
+        connect.barrier(js.Surface(ts, None, {"loss": ts}), "error")
+
+
 # --------------------------------------------------------------------------- plane
 def test_curve_plane_holds_the_three_points():
     curve = _curve("bezier", 1)

@@ -109,11 +109,27 @@ def test_levels_like_reference_tool():
     np.testing.assert_allclose(cs.levels, [0.1, 0.3, 0.5, 0.7, 0.9])
 
 
+@pytest.mark.parametrize("lo, hi, log", [(0.0712, 2.93, False), (1.0, 10.0, False),
+                                         (0.25, 2.5, True), (0.0031, 47.0, True)])
+def test_automatic_contour_levels_are_round_and_reach_the_maximum(lo, hi, log):
+    """Issue 27: labels at 0.307, 0.679, 2.17 and a top level far below the maximum."""
+    lv = plot.contour_levels(np.array([lo, hi]), log=log)
+    assert np.all(np.diff(lv) > 0) and lv[0] > lo and lv[-1] < hi
+    below = lo
+    for value in lv:  # a multiple of a 1-2-5 step no wider than its gap: 0.31, 2.2, not 2.17
+        gap, below = value - below, value
+        steps = [f * 10.0 ** m for m in range(-6, 4) for f in (1, 2, 5) if f * 10.0 ** m <= gap]
+        assert any(abs(value / s - round(value / s)) < 1e-6 for s in steps[-3:]), (value, lv)
+    top = (np.log(lv[-1] / lo) / np.log(hi / lo)) if log else (lv[-1] - lo) / (hi - lo)
+    assert top > 0.9, lv
+
+
 def test_automatic_levels_denser_near_minimum_and_log():
     values = np.linspace(1.0, 10.0, 50)
     lv = plot.contour_levels(values)
     assert lv[0] > 1.0 and lv[-1] < 10.0 and len(lv) == 15
-    assert np.all(np.diff(np.diff(lv)) > 0)  # gaps grow away from the minimum
+    gaps = np.diff(lv)
+    assert gaps[-1] > 3 * gaps[0] and np.all(gaps > 0)  # gaps grow away from the minimum
     log = plot.contour_levels(values, log=True, filled=True, levels=4)
     np.testing.assert_allclose(log, [1.0, 10**0.25, 10**0.5, 10**0.75, 10.0])
     with pytest.raises(ValueError, match="log"):
@@ -345,18 +361,26 @@ def test_plot_path_aspect_labels_and_origin_on_top():
     assert lines["origin"].get_zorder() > lines["end (6)"].get_zorder()
 
 
-def test_surface3d_draws_undersides_grey_not_as_data():
-    """A wall steeper than the line of sight shows its underside: grey, not a bright value."""
+def test_surface3d_draws_undersides_darker_not_as_missing_data():
+    """A wall steeper than the line of sight shows its underside: in its value's colour,
+    darkened, with a legend saying so (issue 27: grey read as missing data)."""
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
+
+    from jaxsurf.plot._checks import UNDERSIDE_SHADE
     a = np.linspace(-1, 1, 21)
     steep = make_plane(alphas=a, betas=a, fn=lambda x, y: 40 * y**4 + x**2 + 0.1)
     shallow = make_plane(alphas=a, betas=a, fn=lambda x, y: x + 0.1 * y + 3.0)
     for s, expect in ((steep, True), (shallow, False)):
-        (faces,) = artists(plot.surface3d(s), Poly3DCollection)
-        grey = np.all(np.isclose(faces.get_facecolor(), plot.UNDERSIDE), axis=1)
-        assert grey.any() == expect
-    (faces,) = artists(plot.surface3d(steep, elev=89.0), Poly3DCollection)  # from above: none
-    assert not np.all(np.isclose(faces.get_facecolor(), plot.UNDERSIDE), axis=1).any()
+        fig = plot.surface3d(s)
+        (faces,) = artists(fig, Poly3DCollection)
+        colours = faces.get_facecolor()
+        assert not np.all(np.isclose(colours, plot.UNDERSIDE), axis=1).any()  # never grey
+        legend = fig.axes[0].get_legend()
+        assert (legend is not None and "underside" in legend.get_texts()[0].get_text()) == expect
+        if expect:  # the darkest faces are darker than any colour of the map
+            assert colours[:, :3].max(axis=1).min() < UNDERSIDE_SHADE + 0.01
+    fig = plot.surface3d(steep, elev=89.0)  # from above: no underside, no legend
+    assert fig.axes[0].get_legend() is None
 
 
 def test_a_log_colour_bar_over_many_decades_keeps_its_ticks():
@@ -370,3 +394,24 @@ def test_a_log_colour_bar_over_many_decades_keeps_its_ticks():
     bar = next(ax for ax in fig.axes if ax.get_label() == "<colorbar>")
     ticks = [t for t in bar.get_yticks() if bar.get_ylim()[0] <= t <= bar.get_ylim()[1]]
     assert len(ticks) >= 4
+
+
+def test_basins_title_counts_one_minimum_in_the_singular():
+    a = np.linspace(-1, 1, 11)
+    bowl = make_plane(alphas=a, betas=a, fn=lambda x, y: x**2 + y**2 + 0.1)
+    title = plot.basins(bowl).axes[0].get_title()
+    assert "1 local minimum," in title and "minima" not in title
+
+
+def test_connectivity_plane_marks_a_once_not_with_an_origin_star_too():
+    a = np.linspace(-0.5, 1.5, 11)
+    s = make_plane(alphas=a, betas=a, fn=lambda x, y: (x - 0.5)**2 + y**2 + 0.1)
+    fig = plot.connectivity_plane(s, {"line": np.array([[0.0, 0.0], [1.0, 0.0]])},
+                                  points={"A": (0.0, 0.0), "B": (1.0, 0.0)})
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert "origin" not in labels
+    legend = fig.axes[0].get_legend()
+    assert legend is not None and "origin" not in [t.get_text() for t in legend.get_texts()]
+    other = plot.connectivity_plane(s, {"line": np.array([[0.2, 0.0], [1.0, 0.0]])},
+                                    points={"B": (1.0, 0.0)})     # A elsewhere: star stays
+    assert "origin" in [line.get_label() for line in other.axes[0].get_lines()]

@@ -38,11 +38,11 @@ NAMESPACES: dict[str, list[str]] = {
     ],
     "jaxsurf.connect": [
         "Barrier", "BatchStatsRecompute", "Curve", "CurvePlane", "Group", "KINDS",
-        "PermutationSpec", "activation_matching", "align", "apply_permutation", "barrier",
-        "curve_coefficients", "curve_path", "curve_plane", "evaluate_curve", "evaluate_path",
-        "fit_curve", "line", "load_curve", "merge", "mlp_spec", "plane_coordinates",
-        "plane_through", "recompute_batch_stats", "repair_path", "resnet_spec", "slerp",
-        "task_plane", "weight_matching",
+        "PermutationSpec", "activation_matching", "align", "apply_permutation",
+        "attention_spec", "barrier", "conv_spec", "curve_coefficients", "curve_path",
+        "curve_plane", "evaluate_curve", "evaluate_path", "fit_curve", "line", "load_curve",
+        "merge", "mlp_spec", "plane_coordinates", "plane_through", "recompute_batch_stats",
+        "repair_path", "resnet_spec", "slerp", "task_plane", "weight_matching",
     ],
     "jaxsurf.data": [
         "FASHION_MNIST_CLASSES", "IDXFormatError", "N_LANDMARKS", "N_TARGETS", "augment",
@@ -71,8 +71,8 @@ NAMESPACES: dict[str, list[str]] = {
         "fake_image_dataset", "load_tfds",
     ],
     "jaxsurf.directions": [
-        "between", "describe_direction", "normalize", "orthogonalize", "random_direction",
-        "random_plane",
+        "between", "describe_direction", "head_filter_axis", "normalize", "orthogonalize",
+        "random_direction", "random_plane",
     ],
     "jaxsurf.distributed": [
         "plan_mesh",

@@ -138,3 +138,30 @@ def test_volume_is_drawn_slice_by_slice_with_a_slider(driver, tmp_path):
     assert (cont["zmin"], cont["zmax"]) == pytest.approx((vol["loss"].min(), vol["loss"].max()))
     assert "solution (origin)" not in [t["name"] for t in drawn[("volume", "contour")]]
     driver.save_screenshot(str(tmp_path / "volume.png"))
+
+
+def test_issue27_toolbar_above_plots_one_title_and_log_bar_in_values(driver, tmp_path):
+    """Before: plotly's toolbar over the top of each contour panel (top margin 10 px),
+    a single surface's title twice (group and panel), and with log10 on a colour bar
+    ticked in log units (-1.236, 0.718) instead of loss values."""
+    a = np.linspace(-1, 1, 9)
+    A, B = np.meshgrid(a, a, indexing="ij")
+    wide = js.Surface(a, a, {"loss": 0.05 * np.exp(3 * (A**2 + B**2))})
+    wide.save(tmp_path / "wide.npz")
+    page = js.view.write([tmp_path / "wide.npz"], tmp_path / "page.html")
+    assert page is not None
+    open_page(driver, page)
+    assert driver.execute_script("return document.getElementById('log').checked")
+    headings = driver.execute_script(
+        "return Array.from(document.querySelectorAll('h2, h3')).map(h => h.textContent)")
+    assert headings.count("wide") == 1, headings
+    info = driver.execute_script("""
+      const d = document.querySelector('[data-view=contour]');
+      const bar = d.data[0].colorbar;
+      return {top: d._fullLayout.margin.t, vals: bar.tickvals, text: bar.ticktext,
+              title: bar.title.text};""")
+    assert info["top"] >= 30                       # the toolbar's row is above the plot
+    assert "log" in info["title"] and "log10(" not in info["title"]
+    values = [float(t) for t in info["text"]]
+    np.testing.assert_allclose(np.log10(values), info["vals"], atol=1e-9)  # ticks at values
+    assert min(values) <= 0.1 and max(values) >= 10

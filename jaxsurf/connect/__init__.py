@@ -20,10 +20,12 @@
   (linear, task arithmetic, TIES, DARE, DARE-TIES); :func:`slerp`
   interpolates spherically, leaf by leaf (``docs/merging.md``).
 * :func:`align` permutes the hidden units of one network to match another
-  (weight matching or activation matching, Ainsworth et al. 2023), with
-  specs for dense and convolutional chains (:func:`mlp_spec`) and jaxsurf's
-  CIFAR ResNets (:func:`resnet_spec`); :func:`repair_path` is the aligned
-  straight path with REPAIR (Jordan et al. 2023) for nets without BatchNorm.
+  (weight matching or activation matching, Ainsworth et al. 2023), with specs
+  for dense nets of any framework (:func:`mlp_spec`), plain conv nets
+  (:func:`conv_spec`), the heads of attention layers (:func:`attention_spec`)
+  and jaxsurf's CIFAR ResNets (:func:`resnet_spec`); :func:`repair_path` is the
+  aligned straight path with REPAIR (Jordan et al. 2023) for nets without
+  BatchNorm.
 
 See ``docs/connectivity.md``.
 
@@ -38,7 +40,8 @@ Example:
 """
 
 from jaxsurf.connect._align import (Group, PermutationSpec, activation_matching, align,
-                                    apply_permutation, mlp_spec, repair_path, resnet_spec,
+                                    apply_permutation, attention_spec, conv_spec, mlp_spec,
+                                    repair_path, resnet_spec,
                                     weight_matching)
 from jaxsurf.connect._curve import KINDS, Curve, curve_coefficients, fit_curve, line, load_curve
 from jaxsurf.connect._measure import (Barrier, BatchStatsRecompute, CurvePlane, barrier,
@@ -53,6 +56,6 @@ __all__ = [
     "Barrier", "barrier", "CurvePlane", "curve_plane", "curve_path",
     "Group", "PermutationSpec", "weight_matching", "activation_matching",
     "apply_permutation", "align", "repair_path",
-    "mlp_spec", "resnet_spec", "task_plane", "plane_through", "plane_coordinates", "merge", "slerp",
-    "evaluate_path",
+    "mlp_spec", "resnet_spec", "conv_spec", "attention_spec", "task_plane", "plane_through",
+    "plane_coordinates", "merge", "slerp", "evaluate_path",
 ]

@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -35,7 +36,8 @@ from jaxsurf import _batching as batching, _tree as tree, _validate
 from jaxsurf._tree import PyTree
 
 __all__ = ["Group", "PermutationSpec", "weight_matching", "activation_matching",
-           "apply_permutation", "align", "repair_path", "mlp_spec", "resnet_spec"]
+           "apply_permutation", "align", "repair_path", "mlp_spec", "resnet_spec",
+           "conv_spec", "attention_spec"]
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ class PermutationSpec:
             with other leaves are refused (empty: not checked).
         producers: ``{group: ((weight path, output axis), (bias path, 0))}``:
             the leaves whose outputs are the group's pre-activations (used by
-            :func:`repair_path`; :func:`mlp_spec` fills it).
+            :func:`repair_path`; :func:`mlp_spec` and :func:`conv_spec` fill it).
     """
 
     groups: Mapping[str, Group]
@@ -132,12 +134,42 @@ def _check_spec(spec: PermutationSpec, leaves: Mapping[str, Any], name: str) -> 
                                  f"{shape}; the spec does not match the params")
 
 
+def _occurrences(index: np.ndarray) -> np.ndarray:
+    """``k`` at each position holding the ``k``-th copy of its unit (0 for distinct units)."""
+    seen: dict[int, int] = {}
+    out = np.empty(len(index), dtype=np.int64)
+    for i, unit in enumerate(index.tolist()):
+        out[i] = seen.get(unit, 0)
+        seen[unit] = out[i] + 1
+    return out
+
+
 def _local(perm: np.ndarray, index: np.ndarray | None) -> np.ndarray:
-    """The group permutation as seen by an axis holding the units ``index``."""
+    """The group permutation as seen by an axis holding the units ``index``.
+
+    A unit may fill several positions of the axis (an attention head's
+    ``head_dim`` rows of a fused projection, ``index = repeat(arange(heads),
+    head_dim)``; a channel at every pixel of a flattened feature map,
+    ``index = tile(arange(channels), pixels)``): the ``k``-th position of unit
+    ``u`` then takes the ``k``-th position of unit ``perm[u]``."""
     if index is None:
         return perm
-    position = {int(g): i for i, g in enumerate(index)}
-    return np.array([position[int(perm[g])] for g in index], dtype=np.int64)
+    copies = _occurrences(index)
+    position = {(int(g), int(k)): i for i, (g, k) in enumerate(zip(index, copies))}
+    return np.array([position[(int(perm[g]), int(k))] for g, k in zip(index, copies)],
+                    dtype=np.int64)
+
+
+def _copies(index: np.ndarray | None, size: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(units, positions)`` per copy: the positions of the ``k``-th copy of each unit."""
+    if index is None:
+        return [(np.arange(size), np.arange(size))]
+    copies = _occurrences(index)
+    out = []
+    for k in range(int(copies.max()) + 1 if len(copies) else 0):
+        positions = np.flatnonzero(copies == k)
+        out.append((index[positions], positions))
+    return out
 
 
 def _permute_leaf(leaf: np.ndarray, entries: tuple[Any, ...], perms: Mapping[str, np.ndarray],
@@ -199,8 +231,8 @@ def weight_matching(params_a: PyTree, params_b: PyTree, spec: PermutationSpec, *
                 wa = np.moveaxis(leaves_a[path], axis, 0).reshape(leaves_a[path].shape[axis], -1)
                 wb = _permute_leaf(leaves_b[path], spec.axes[path], perms, skip_axis=axis)
                 wb = np.moveaxis(wb, axis, 0).reshape(wb.shape[axis], -1)
-                rows = np.arange(group.size) if index is None else index
-                cost[np.ix_(rows, rows)] += wa @ wb.T
+                for units, rows in _copies(index, group.size):
+                    cost[np.ix_(units, units)] += wa[rows] @ wb[rows].T
             new = perms[name].copy()
             for block in group.index_blocks():
                 _, cols = linear_sum_assignment(cost[np.ix_(block, block)], maximize=True)
@@ -621,78 +653,6 @@ def _q(*keys: str) -> str:
     return "".join(f"[{k!r}]" for k in keys)
 
 
-def mlp_spec(params: Mapping[str, Any], *, layers: Sequence[str] | None = None,
-             weight: str = "kernel", bias: str = "bias", in_axis: int = 0) -> PermutationSpec:
-    """Permutation spec of a chain of dense layers (an MLP), or of convolutions
-    and dense layers where the first dense layer sees the channels (global
-    average pooling, not a flatten, between them).
-
-    Args:
-        params: ``{layer: {weight: ..., bias: ...}}``, or Flax variables holding
-            such params under ``"params"`` (jaxsurf's ``DenseRegressor``:
-            ``hidden_0 .. hidden_{k-1}``, ``output``, and ``taaf_i`` when present).
-        layers: layer names in order, input to output (default: the
-            ``hidden_*`` layers by number, then the rest in their order).
-        weight, bias: leaf names in each layer.
-        in_axis: the weight's input axis: 0 for Flax ``[in, out]`` (convolution
-            kernels ``[kh, kw, in, out]``), 1 for PyTorch/Equinox ``(out, in)``
-            (kernels ``(out, in, kh, kw)``).
-
-    Returns:
-        A :class:`PermutationSpec` with one group per hidden layer.
-
-    Example:
-        >>> w0, b0, w1, b1 = np.ones((8, 4)), np.zeros(8), np.ones((3, 8)), np.zeros(3)
-        >>> spec = mlp_spec({"l0": {"w": w0, "b": b0}, "l1": {"w": w1, "b": b1}},
-        ...                 weight="w", bias="b", in_axis=1)
-        >>> {name: group.size for name, group in spec.groups.items()}
-        {'hidden_0': 8}
-    """
-    prefix: tuple[str, ...] = ()
-    inner: Mapping[str, Any] = params
-    if "params" in params and isinstance(params["params"], Mapping):
-        prefix, inner = ("params",), params["params"]
-    if layers is None:
-        hidden = sorted((k for k in inner if k.startswith("hidden_")), key=_suffix_number)
-        others = [k for k in inner if not k.startswith(("hidden_", "taaf_"))]
-        layers = hidden + others
-    layers = list(layers)
-    if len(layers) < 2:
-        raise ValueError(f"an MLP spec needs at least two dense layers, found {layers}")
-    groups, axes = {}, {}
-    producers: dict[str, tuple[tuple[str, int], ...]] = {}
-    for i, name in enumerate(layers):
-        if name not in inner or weight not in inner[name]:
-            raise ValueError(f"layer {name!r} has no {weight!r} leaf in the params (layers: "
-                             f"{list(inner)}); pass layers=/weight= to mlp_spec")
-        w = inner[name][weight]
-        if np.ndim(w) not in (2, 4):
-            raise ValueError(f"{name}/{weight} has shape {np.shape(w)}; mlp_spec needs 2-D "
-                             f"dense weights or 4-D convolution kernels")
-        if np.ndim(w) == 2:
-            w_in, out_axis = in_axis, 1 - in_axis
-        else:  # Flax [kh, kw, in, out]; PyTorch / Equinox (out, in, kh, kw)
-            w_in, out_axis = (2, 3) if in_axis == 0 else (1, 0)
-        g_in = f"hidden_{i - 1}" if i > 0 else None
-        g_out = f"hidden_{i}" if i < len(layers) - 1 else None
-        if g_out is not None:
-            groups[g_out] = Group(int(np.shape(w)[out_axis]))
-        entries: list[str | None] = [None] * np.ndim(w)
-        entries[w_in], entries[out_axis] = g_in, g_out
-        axes[_q(*prefix, name, weight)] = tuple(entries)
-        if g_out is not None:
-            made = [(_q(*prefix, name, weight), out_axis)]
-            if bias in inner[name]:
-                axes[_q(*prefix, name, bias)] = (g_out,)
-                made.append((_q(*prefix, name, bias), 0))
-            producers[g_out] = tuple(made)
-        taaf = f"taaf_{_suffix_number(name)}" if name.startswith("hidden_") else ""
-        if g_out is not None and taaf in inner:
-            for leaf in inner[taaf]:
-                axes[_q(*prefix, taaf, leaf)] = (g_out,)
-    return PermutationSpec(groups, axes, paths=tuple(_leaves(params)), producers=producers)
-
-
 def resnet_spec(variables: Mapping[str, Any]) -> PermutationSpec:
     """Permutation spec of jaxsurf's CIFAR ResNets (``jaxsurf.models.ResNetCIFAR``).
 
@@ -796,3 +756,443 @@ def resnet_spec(variables: Mapping[str, Any]) -> PermutationSpec:
         previous = s
     axes[_q(*root, "head", "kernel")] = (stream[previous], None)
     return PermutationSpec(groups, axes, frozenset(follow), tuple(_leaves(variables)))
+
+
+# --------------------------------------------------------------------------- chains of layers
+def _key_part(key: Any) -> str:
+    for attr in ("key", "name", "idx"):
+        if hasattr(key, attr):
+            return str(getattr(key, attr))
+    return str(key)
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """One dense or convolutional layer found in the params."""
+
+    name: str                # "hidden_0", "layers/1", "block/conv"
+    weight: str              # the weight leaf's path (tree.leaf_path)
+    shape: tuple[int, ...]
+    in_axis: int
+    out_axis: int
+    bias: str | None = None
+    bias_ndim: int = 1
+    parts: tuple[str, ...] = ()
+
+    @property
+    def fan_in(self) -> int:
+        return int(self.shape[self.in_axis])
+
+    @property
+    def fan_out(self) -> int:
+        return int(self.shape[self.out_axis])
+
+
+def _containers(params: PyTree) -> dict[tuple[str, ...], dict[str, tuple[str, tuple[int, ...]]]]:
+    """``{container parts: {leaf name: (leaf path, shape)}}`` in the params' leaf order."""
+    out: dict[tuple[str, ...], dict[str, tuple[str, tuple[int, ...]]]] = {}
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+        parts = tuple(_key_part(k) for k in path)
+        out.setdefault(parts[:-1], {})[parts[-1]] = (tree.leaf_path(path),
+                                                     tuple(np.shape(leaf)))
+    return out
+
+
+def _is_equinox(params: PyTree) -> bool:
+    eqx = sys.modules.get("equinox")
+    return eqx is not None and any(isinstance(x, eqx.Module) for x in jax.tree_util.tree_leaves(
+        params, is_leaf=lambda x: isinstance(x, eqx.Module)))
+
+
+def _natural(name: str) -> tuple:
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name))
+
+
+def _layer_name(parts: tuple[str, ...]) -> str:
+    return "/".join(parts[1:] if parts[:1] == ("params",) else parts)
+
+
+def _normalise_name(name: Any) -> str:
+    return "/".join(p for p in re.split(r"[/.\[\]'\"]+", str(name)) if p and p != "params")
+
+
+def _find_layers(params: PyTree, weight: str | None, bias: str | None, in_axis: int | None,
+                 conv: bool) -> list[_Layer]:
+    """Dense (2-D weight) and, with ``conv``, convolutional (>= 3-D) layers, in leaf order."""
+    containers = _containers(params)
+    names = {leaf for leaves in containers.values() for leaf, (_, shape) in leaves.items()
+             if len(shape) >= 2}
+    if weight is None:
+        weight = "kernel" if "kernel" in names else "weight" if "weight" in names else "kernel"
+    bias = bias or "bias"
+    channels_first = in_axis == 1 if in_axis is not None else weight != "kernel"
+    found = []
+    for parts, leaves in containers.items():
+        if weight not in leaves:
+            continue
+        path, shape = leaves[weight]
+        if len(shape) < 2 or (len(shape) > 2 and not conv):
+            continue
+        if len(shape) == 2:
+            i_ax = in_axis if in_axis is not None else (1 if channels_first else 0)
+            o_ax = 1 - i_ax
+        else:  # Flax [..., in, out]; Equinox / PyTorch (out, in, ...)
+            i_ax, o_ax = (1, 0) if channels_first else (len(shape) - 2, len(shape) - 1)
+        bias_path, bias_ndim = None, 1
+        if bias in leaves:
+            bias_path, bias_shape = leaves[bias]
+            bias_ndim = len(bias_shape)
+        found.append(_Layer(_layer_name(parts), path, shape, i_ax, o_ax, bias_path, bias_ndim,
+                            parts))
+    return found
+
+
+def _chains(layers: list[_Layer]) -> list[list[_Layer]]:
+    """Orders of all the layers in which each one's output feeds the next (at most two)."""
+    found: list[list[_Layer]] = []
+
+    def extend(chain: list[_Layer], rest: list[_Layer]) -> None:
+        if len(found) > 1:
+            return
+        if not rest:
+            found.append(chain)
+            return
+        for i, layer in enumerate(rest):
+            if not chain or _feeds(chain[-1], layer):
+                extend([*chain, layer], rest[:i] + rest[i + 1:])
+
+    extend([], layers)
+    return found
+
+
+def _feeds(a: _Layer, b: _Layer) -> bool:
+    """``a``'s output can be ``b``'s input: the same width, or (conv to dense) a multiple
+    of it (a flattened feature map)."""
+    if len(a.shape) > 2 and len(b.shape) == 2:
+        return b.fan_in % a.fan_out == 0
+    if len(a.shape) == 2 and len(b.shape) > 2:
+        return False
+    return a.fan_out == b.fan_in
+
+
+def _order(found: list[_Layer], layers: Sequence[str] | None, params: PyTree,
+           what: str) -> list[_Layer]:
+    """The layers in the order of the forward pass (see :func:`mlp_spec`)."""
+    by_name = {layer.name: layer for layer in found}
+    listing = [layer.name for layer in found]
+    if layers is not None:
+        wanted = [_normalise_name(n) for n in layers]
+        missing = [n for n, w in zip(layers, wanted) if w not in by_name]
+        if missing:
+            raise ValueError(f"layers={list(layers)}: no {what} layer {missing[0]!r} in the "
+                             f"params; its {what} layers are {listing}")
+        ordered = [by_name[w] for w in wanted]
+        how = "as given by layers="
+    elif _is_equinox(params):
+        ordered, how = list(found), "in the Equinox module's field order"
+    elif all(n.startswith(("hidden_", "output")) for n in listing):  # DenseRegressor
+        ordered = sorted((x for x in found if x.name.startswith("hidden_")),
+                         key=lambda x: _natural(x.name))
+        ordered += [x for x in found if not x.name.startswith("hidden_")]
+        how = "hidden_0, hidden_1, ..., then output"
+    elif all(len({re.sub(r"\d+", "#", x.name) for x in found if (len(x.shape) == 2) == dense})
+                 <= 1 for dense in (True, False)) and all(re.search(r"\d", n) for n in listing):
+        # numbered names (Conv_0, Dense_0, layers/3): convolutions, then dense, by number
+        ordered = sorted(found, key=lambda x: (len(x.shape) == 2, _natural(x.name)))
+        how = "by the numbers in their names"
+    else:
+        chains = _chains(found)
+        if len(chains) != 1:
+            raise ValueError(
+                f"cannot tell the order of the forward pass of the {what} layers {listing} "
+                f"from their names or shapes ("
+                f"{'several orders chain' if chains else 'no order chains'}); pass them in "
+                f"the order the forward pass uses them, input to output: "
+                f"layers=[{', '.join(repr(n) for n in listing)}] (reordered)")
+        ordered, how = chains[0], "the one order in which their shapes chain"
+    for a, b in zip(ordered, ordered[1:]):
+        if not _feeds(a, b):
+            raise ValueError(
+                f"the {what} layers taken {how}, {[x.name for x in ordered]}, do not chain: "
+                f"{a.name} gives {a.fan_out} units but {b.name} takes {b.fan_in}; pass the "
+                f"layers in the order of the forward pass with layers=[...] (mlp_spec and "
+                f"conv_spec need a plain chain: each layer feeds the next)")
+    return ordered
+
+
+def _chain_spec(params: PyTree, ordered: list[_Layer], *, prefix: str,
+                norms: bool) -> PermutationSpec:
+    containers = _containers(params)
+    groups: dict[str, Group] = {}
+    axes: dict[str, tuple[Any, ...]] = {}
+    follow: set[str] = set()
+    producers: dict[str, tuple[tuple[str, int], ...]] = {}
+    channels_first = any(x.out_axis == 0 for x in ordered)
+    for i, layer in enumerate(ordered):
+        g_in = f"{prefix}{i - 1}" if i > 0 else None
+        g_out = f"{prefix}{i}" if i < len(ordered) - 1 else None
+        if g_out is not None:
+            groups[g_out] = Group(layer.fan_out)
+        entries: list[Any] = [None] * len(layer.shape)
+        entries[layer.out_axis] = g_out
+        if g_in is not None:
+            previous = ordered[i - 1]
+            copies = layer.fan_in // previous.fan_out
+            if copies == 1:
+                entries[layer.in_axis] = g_in
+            else:  # a flattened feature map: channels fastest (NHWC) or slowest (NCHW)
+                units = np.arange(previous.fan_out)
+                index = np.repeat(units, copies) if channels_first else np.tile(units, copies)
+                entries[layer.in_axis] = (g_in, tuple(int(u) for u in index))
+        axes[layer.weight] = tuple(entries)
+        if g_out is not None:  # what computes the group's units (REPAIR rescales them)
+            made = [(layer.weight, layer.out_axis)]
+            if layer.bias is not None:
+                axes[layer.bias] = (g_out,) + (None,) * (layer.bias_ndim - 1)
+                made.append((layer.bias, 0))
+            producers[g_out] = tuple(made)
+    if norms:
+        _attach_norms(params, containers, ordered, groups, axes, follow, prefix)
+    return PermutationSpec(groups, axes, frozenset(follow), paths=tuple(_leaves(params)),
+                           producers=producers)
+
+
+_NORM_LEAVES = ("scale", "bias", "weight", "mean", "var")
+
+
+def _attach_norms(params: PyTree, containers: dict, ordered: list[_Layer], groups: dict,
+                  axes: dict, follow: set, prefix: str) -> None:
+    """Normalization layers (1-D scale/bias, and their running statistics in another
+    collection) follow the layer before them: the first one, in order, of their width."""
+    layer_parts = {x.parts for x in ordered}
+    norms: dict[tuple[str, ...], list[tuple[str, str, tuple[int, ...]]]] = {}
+    for parts, leaves in containers.items():
+        if parts in layer_parts or not leaves:
+            continue
+        if not all(len(shape) == 1 and name in _NORM_LEAVES
+                   for name, (_, shape) in leaves.items()):
+            continue
+        key = parts[1:] if parts[:1] in (("params",), ("batch_stats",)) else parts
+        for name, (path, shape) in leaves.items():
+            norms.setdefault(key, []).append((name, path, shape))
+    start = 0
+    for key in sorted(norms, key=lambda k: _natural("/".join(k))) if not _is_equinox(params) \
+            else list(norms):
+        size = norms[key][0][2][0]
+        for i in range(start, len(ordered) - 1):
+            if ordered[i].fan_out == size:
+                for name, path, _ in norms[key]:
+                    axes[path] = (f"{prefix}{i}",)
+                    if name in ("mean", "var"):
+                        follow.add(path)
+                start = i
+                break
+
+
+def mlp_spec(params: PyTree, *, layers: Sequence[str] | None = None,
+             weight: str | None = None, bias: str | None = None,
+             in_axis: int | None = None) -> PermutationSpec:
+    """Permutation spec of a chain of dense layers (an MLP), any framework.
+
+    The layers are taken in the order of the forward pass, input to output:
+    ``layers=`` when given; else an Equinox module's field order
+    (``eqx.nn.MLP``'s ``layers``); jaxsurf's ``DenseRegressor`` names
+    (``hidden_0 .. hidden_{k-1}``, ``output``); numbered names (``Dense_0``,
+    ``Dense_1``, ..., ``Dense_10``: by number, not alphabetically); otherwise the
+    one order in which the layers' shapes chain (an error asks for ``layers=``
+    when several do). Each layer's output must feed the next (checked).
+
+    Args:
+        params: Flax params or variables (``{"params": ...}``), an NNX model's
+            params (``js.flax.adapt``), an Equinox module's array part
+            (``js.equinox.adapt`` or ``eqx.filter(model, eqx.is_array)``), or
+            any nested dict ``{layer: {weight: ..., bias: ...}}``.
+        layers: layer names in the order of the forward pass, as the error
+            lists them (``"hidden_0"``, ``"encoder/dense"``, ``"layers/0"``).
+        weight, bias: leaf names (default: ``kernel`` if the params have one,
+            else ``weight``; ``bias``).
+        in_axis: the weight's input axis (default: 0 for ``kernel``, Flax
+            ``[in, out]``; 1 for ``weight``, PyTorch/Equinox ``(out, in)``).
+
+    Returns:
+        A :class:`PermutationSpec` with one group per hidden layer
+        (``hidden_0``, ...).
+
+    Example:
+        >>> w0, b0, w1, b1 = np.ones((8, 4)), np.zeros(8), np.ones((3, 8)), np.zeros(3)
+        >>> spec = mlp_spec({"l0": {"w": w0, "b": b0}, "l1": {"w": w1, "b": b1}},
+        ...                 weight="w", bias="b", in_axis=1)
+        >>> {name: group.size for name, group in spec.groups.items()}
+        {'hidden_0': 8}
+        >>> import equinox as eqx
+        >>> mlp = eqx.nn.MLP(4, 3, 16, 2, key=jax.random.key(0))
+        >>> list(mlp_spec(eqx.filter(mlp, eqx.is_array)).groups)
+        ['hidden_0', 'hidden_1']
+    """
+    found = _find_layers(params, weight, bias, in_axis, conv=False)
+    ordered = _order(found, layers, params, "dense")
+    if len(ordered) < 2:
+        raise ValueError(f"an MLP spec needs at least two dense layers, found "
+                         f"{[x.name for x in found]}; pass layers=/weight= to mlp_spec")
+    spec = _chain_spec(params, ordered, prefix="hidden_", norms=False)
+    axes = dict(spec.axes)
+    containers = _containers(params)
+    for i, layer in enumerate(ordered[:-1]):  # DenseRegressor's trainable activations
+        if layer.name.startswith("hidden_"):
+            parts = (*layer.parts[:-1], f"taaf_{_suffix_number(layer.name)}")
+            for path, _ in containers.get(parts, {}).values():
+                axes[path] = (f"hidden_{i}",)
+    return PermutationSpec(spec.groups, axes, spec.follow, spec.paths, spec.producers)
+
+
+def conv_spec(params: PyTree, *, layers: Sequence[str] | None = None,
+              weight: str | None = None, bias: str | None = None) -> PermutationSpec:
+    """Permutation spec of a plain convolutional net: convolutions, then dense layers.
+
+    Every layer's output channels (units) form a group, permuted with the next
+    layer's input channels; normalization layers (BatchNorm scale/bias, and
+    the running mean/var in ``batch_stats``, left out of the matching cost)
+    follow the layer before them. Between the last convolution and the first
+    dense layer the feature map may be pooled (the dense layer takes the
+    channels) or flattened (``H * W * C`` inputs; channels fastest for Flax's
+    NHWC, slowest for PyTorch/Equinox NCHW). The order of the layers is found
+    as in :func:`mlp_spec` (``layers=`` to say it). Not for residual nets
+    (see :func:`resnet_spec`) or GroupNorm (it ties channels in groups).
+    Equinox BatchNorm keeps its running statistics in ``eqx.nn.State``, which
+    this spec does not permute: use it on Equinox nets without BatchNorm.
+
+    Args:
+        params: Flax params or variables (with ``batch_stats``), an NNX
+            model's params, an Equinox module's array part, or nested dicts.
+        layers: layer names in the order of the forward pass.
+        weight, bias: leaf names (default ``kernel`` [Flax ``(kh, kw, in,
+            out)``] or ``weight`` [PyTorch/Equinox ``(out, in, kh, kw)``];
+            ``bias``).
+
+    Returns:
+        A :class:`PermutationSpec` with groups ``channels_0, ...``.
+
+    Example:
+        >>> import flax.linen as nn
+        >>> class CNN(nn.Module):
+        ...     @nn.compact
+        ...     def __call__(self, x):
+        ...         x = nn.relu(nn.Conv(8, (3, 3))(x))
+        ...         x = nn.relu(nn.Conv(8, (3, 3))(x))
+        ...         return nn.Dense(3)(x.reshape(x.shape[0], -1))
+        >>> x = jnp.ones((2, 6, 6, 1))
+        >>> variables = CNN().init(jax.random.key(0), x)
+        >>> spec = conv_spec(variables)
+        >>> {name: group.size for name, group in spec.groups.items()}
+        {'channels_0': 8, 'channels_1': 8}
+        >>> rng = np.random.default_rng(0)
+        >>> perms = {k: rng.permutation(g.size) for k, g in spec.groups.items()}
+        >>> same = apply_permutation(variables, spec, perms)
+        >>> bool(jnp.allclose(CNN().apply(same, x), CNN().apply(variables, x), atol=1e-5))
+        True
+    """
+    found = _find_layers(params, weight, bias, None, conv=True)
+    if not any(len(x.shape) > 2 for x in found):
+        raise ValueError(f"conv_spec found no convolution (a weight of 3 or more axes) among "
+                         f"the layers {[x.name for x in found]}; for dense nets use mlp_spec")
+    ordered = _order(found, layers, params, "convolution and dense")
+    return _chain_spec(params, ordered, prefix="channels_", norms=True)
+
+
+def attention_spec(params: PyTree, *, num_heads: int | None = None) -> PermutationSpec:
+    """Permutation spec of the heads of every multi-head attention layer.
+
+    The heads of one attention layer can be reordered without changing its
+    output: permute the query, key and value projections' heads and the
+    output projection's heads the same way. Each head moves as one unit (its
+    ``head_dim`` rows together), one group per attention layer. Found by
+    structure: Flax (Linen ``MultiHeadDotProductAttention``, NNX
+    ``MultiHeadAttention``: ``query``/``key``/``value``/``out`` with a heads
+    axis) and Equinox ``eqx.nn.MultiheadAttention`` (``query_proj`` ...
+    ``output_proj``, heads fused in the rows; ``num_heads`` read from the
+    module, or given).
+
+    Args:
+        params: params or variables of a model holding attention layers (an
+            Equinox module's array part keeps ``num_heads``).
+        num_heads: heads per layer where the params do not say (fused
+            projections of plain dicts: ``query_proj``/``key_proj``/
+            ``value_proj``/``output_proj`` ``weight`` leaves).
+
+    Returns:
+        A :class:`PermutationSpec` with groups ``heads:<layer>`` (``heads`` for
+        an attention module on its own); other leaves are left alone.
+
+    Example:
+        >>> import flax.linen as nn
+        >>> att = nn.MultiHeadDotProductAttention(num_heads=4, qkv_features=8)
+        >>> x = jnp.ones((1, 5, 8))
+        >>> variables = att.init(jax.random.key(0), x)
+        >>> spec = attention_spec(variables)
+        >>> {name: group.size for name, group in spec.groups.items()}
+        {'heads': 4}
+        >>> perms = {k: np.array([2, 0, 3, 1]) for k in spec.groups}
+        >>> same = apply_permutation(variables, spec, perms)
+        >>> bool(jnp.allclose(att.apply(same, x), att.apply(variables, x), atol=1e-5))
+        True
+    """
+    containers = _containers(params)
+    groups: dict[str, Group] = {}
+    axes: dict[str, tuple[Any, ...]] = {}
+    heads_of = _equinox_heads(params)
+    for parts, _ in containers.items():
+        if not parts:
+            continue
+        block, role = parts[:-1], parts[-1]
+        name = f"heads:{_layer_name(block)}" if _layer_name(block) else "heads"
+        if role == "query" and all(block + (r,) in containers
+                                   for r in ("key", "value", "out")):
+            q_path, q_shape = containers[parts].get("kernel", (None, ()))
+            if len(q_shape) != 3:
+                continue
+            heads = int(q_shape[1])
+            groups[name] = Group(heads)
+            for r in ("query", "key", "value"):
+                leaves = containers[block + (r,)]
+                axes[leaves["kernel"][0]] = (None, name, None)
+                if "bias" in leaves:
+                    axes[leaves["bias"][0]] = (name, None)
+            axes[containers[block + ("out",)]["kernel"][0]] = (name, None, None)
+        elif role == "query_proj" and all(block + (r,) in containers for r in
+                                          ("key_proj", "value_proj", "output_proj")):
+            heads = heads_of.get(block, num_heads)
+            if heads is None:
+                raise ValueError(f"attention layer {_layer_name(block) or '(root)'}: its heads "
+                                 f"are fused in the projections' rows; pass num_heads=")
+            groups[name] = Group(heads)
+            for r in ("query_proj", "key_proj", "value_proj"):
+                leaves = containers[block + (r,)]
+                rows = leaves["weight"][1][0]
+                index = _head_index(rows, heads, _layer_name(block + (r,)))
+                axes[leaves["weight"][0]] = ((name, index), None)
+                if "bias" in leaves:
+                    axes[leaves["bias"][0]] = ((name, index),)
+            leaves = containers[block + ("output_proj",)]
+            cols = leaves["weight"][1][1]
+            axes[leaves["weight"][0]] = (None, (name, _head_index(cols, heads, "output_proj")))
+    if not groups:
+        raise ValueError("attention_spec found no multi-head attention layer (Flax query/key/"
+                         "value/out or Equinox query_proj/key_proj/value_proj/output_proj)")
+    return PermutationSpec(groups, axes, paths=tuple(_leaves(params)))
+
+
+def _head_index(width: int, heads: int, where: str) -> tuple[int, ...]:
+    if width % heads:
+        raise ValueError(f"{where} has {width} units, not a multiple of {heads} heads")
+    return tuple(int(h) for h in np.repeat(np.arange(heads), width // heads))
+
+
+def _equinox_heads(params: PyTree) -> dict[tuple[str, ...], int]:
+    """``num_heads`` of every ``eqx.nn.MultiheadAttention`` in ``params``, by path."""
+    eqx = sys.modules.get("equinox")
+    if eqx is None:
+        return {}
+    kind = eqx.nn.MultiheadAttention
+    found = jax.tree_util.tree_leaves_with_path(params, is_leaf=lambda x: isinstance(x, kind))
+    return {tuple(_key_part(k) for k in path): int(leaf.num_heads)
+            for path, leaf in found if isinstance(leaf, kind)}

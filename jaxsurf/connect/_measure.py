@@ -390,8 +390,11 @@ def barrier(surface: Surface, metric: str = "loss") -> Barrier:
 
     Args:
         surface: a line :class:`jaxsurf.Surface`.
-        metric: which metric (use ``-accuracy`` style metrics yourself: the
-            barrier of an accuracy is its largest *excess*, not its drop).
+        metric: which metric. ``"error"`` is built in: ``1 - accuracy`` when
+            the surface has no ``error`` of its own, so the error barrier (the
+            largest rise of the error rate above the straight line between the
+            ends, Frankle et al. 2020) needs no extra metric. (The barrier of an
+            ``accuracy`` itself is its largest *excess*, not its drop.)
 
     Returns:
         ``Barrier(height, t)``.
@@ -402,19 +405,28 @@ def barrier(surface: Surface, metric: str = "loss") -> Barrier:
         >>> height, t = barrier(s)
         >>> bool(height > 0.0)   # two minima from different seeds
         True
+        >>> bool(barrier(s, "error").height >= 0.0)   # 1 - accuracy
+        True
     """
     if not isinstance(surface, Surface) or surface.betas is not None:
         raise ValueError("barrier needs a line Surface (from js.connect.evaluate_curve, "
                          "js.connect.evaluate_path or js.interpolate), not a plane")
-    if metric not in surface.metrics:
-        raise KeyError(f"surface has no metric {metric!r}; it has {surface.metric_names}")
+    if metric == "error" and "error" not in surface.metrics:
+        if "accuracy" not in surface.metrics:
+            raise KeyError(f"metric 'error' is 1 - accuracy, but the surface has no "
+                           f"'accuracy'; it has {surface.metric_names}")
+        values = 1.0 - np.asarray(surface.metrics["accuracy"], np.float64)
+    elif metric not in surface.metrics:
+        raise KeyError(f"surface has no metric {metric!r}; it has {surface.metric_names} "
+                       f"(and 'error', 1 - accuracy, where there is an accuracy)")
+    else:
+        values = np.asarray(surface.metrics[metric], np.float64)
     ts = np.asarray(surface.alphas, np.float64)
     ends = [int(np.argmin(np.abs(ts - e))) for e in (0.0, 1.0)]
     if any(abs(ts[i] - e) > 1e-9 for i, e in zip(ends, (0.0, 1.0))):
         raise ValueError(f"barrier needs the end points t = 0 and t = 1 among the coordinates "
                          f"(got {ts.min():.4g} .. {ts.max():.4g}); include them in the grid")
     inside = (ts >= -1e-12) & (ts <= 1 + 1e-12)
-    values = np.asarray(surface.metrics[metric], np.float64)
     if not np.all(np.isfinite(values[inside])):
         raise ValueError(f"metric {metric!r} is not finite on the path; a barrier is undefined")
     l0, l1 = values[ends[0]], values[ends[1]]

@@ -15,7 +15,8 @@ DPI = 150
 SUFFIXES = (".png", ".pdf", ".svg")
 PLANE_KINDS = ("contour", "filled", "heatmap")
 MAX_LEVELS = 1000
-UNDERSIDE = (0.78, 0.78, 0.78, 1.0)  # surface3d: quads seen from below
+UNDERSIDE = (0.78, 0.78, 0.78, 1.0)  # (earlier surface3d underside colour; kept for imports)
+UNDERSIDE_SHADE = 0.55  # surface3d: quads seen from below keep their colour, this much darker
 
 PathLike = str | os.PathLike
 Aspect = Literal["auto", "equal"] | float  # what matplotlib's Axes.set_aspect takes

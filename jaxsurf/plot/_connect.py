@@ -125,6 +125,10 @@ def connectivity_plane(surface: Surface, paths: Mapping[str, Any], *,
                 zorder=5)
         ax.plot(xy[:, 0], xy[:, 1], styles[k % len(styles)], color=f"C{k + 3}",
                 linewidth=1.8, label=str(label), zorder=6)
+    if any(np.allclose(xy, 0.0, atol=1e-12) for xy in (points or {}).values()):
+        for line in list(ax.lines):  # the origin is a named point (A): one marker, one name
+            if line.get_label() == "origin":
+                line.remove()
     for label, (x, y) in (points or {}).items():
         ax.plot([x], [y], "o", color="black", markersize=6, zorder=7)
         ax.annotate(str(label), (x, y), textcoords="offset points", xytext=(6, 6),

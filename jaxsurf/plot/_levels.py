@@ -30,7 +30,10 @@ def contour_levels(values: Any, *, levels: int | Sequence[float] | None = None,
     Returns:
         An increasing 1-D float array. Automatic linear levels are spaced
         quadratically from the minimum (``vmin + (vmax-vmin) t**2``), so they
-        are denser near the minimum and evenly spaced rings on a quadratic bowl.
+        are denser near the minimum and evenly spaced rings on a quadratic bowl;
+        automatic contour lines (not ``filled``) are rounded to round values on
+        the scale of their spacing, and the top one lies near the maximum
+        (98 % of the range, in log for ``log``).
 
     Example:
         >>> contour_levels(np.array([0.1, 1.0, 10.0]), vmin=0.1, vmax=10, vlevel=0.5)[:3]
@@ -61,10 +64,47 @@ def contour_levels(values: Any, *, levels: int | Sequence[float] | None = None,
         if lo <= 0:
             raise ValueError(f"log levels need a positive range, got vmin={lo:.6g}; "
                              f"pass vmin > 0 or log=False")
-        t = np.linspace(0.0, 1.0, n + 1) if filled else np.linspace(0.0, 1.0, n + 2)[1:-1]
-        return np.exp(np.log(lo) + (np.log(hi) - np.log(lo)) * t)
-    t = np.linspace(0.0, 1.0, n + 1) if filled else np.linspace(0.0, 1.0, n + 2)[1:-1]
-    return lo + (hi - lo) * t ** 2
+        if filled:
+            return np.exp(np.log(lo) + (np.log(hi) - np.log(lo)) * np.linspace(0.0, 1.0, n + 1))
+        raw = np.exp(np.log(lo) + (np.log(hi) - np.log(lo)) * TOP * np.arange(1, n + 1) / n)
+        return _round_levels(raw, lo, hi)
+    if filled:
+        return lo + (hi - lo) * np.linspace(0.0, 1.0, n + 1) ** 2
+    return _round_levels(lo + (hi - lo) * TOP * (np.arange(1, n + 1) / n) ** 2, lo, hi)
+
+
+#: automatic contour lines reach this fraction of the range (in log for log levels),
+#: so the top line sits near the maximum rather than a wide band below it
+TOP = 0.98
+
+
+def _nice_step(x: float) -> float:
+    """The largest of 1, 2, 5 x 10**m that is at most ``x``."""
+    m = 10.0 ** np.floor(np.log10(x))
+    return next((f * m for f in (5.0, 2.0, 1.0) if f * m <= x), m)
+
+
+def _round_levels(raw: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Each level rounded to a round number on the scale of its gap to the one below
+    (0.31 rather than 0.307, 2.2 rather than 2.17), so the labels read as round values;
+    still increasing, inside (lo, hi)."""
+    out = []
+    below = lo
+    for value in raw:
+        gap = value - below
+        below = value
+        if not gap > 0:
+            continue
+        step = _nice_step(gap / 2.0)
+        rounded = round(value / step) * step
+        if rounded >= hi:  # the top line stays inside the range, near its maximum
+            rounded = np.floor(value / step) * step
+        elif rounded <= lo:
+            rounded = np.ceil(value / step) * step
+        out.append(float(np.round(rounded, 12)))
+    levels = np.unique(np.asarray(out))
+    levels = levels[(levels > lo) & (levels < hi)]
+    return levels if len(levels) else raw
 
 
 def _explicit_levels(levels: Sequence[float]) -> np.ndarray:

@@ -13,7 +13,7 @@ from matplotlib.ticker import FormatStrFormatter, FuncFormatter, MaxNLocator
 
 from jaxsurf.plot._checks import (
     DEFAULT_CMAP,
-    UNDERSIDE,
+    UNDERSIDE_SHADE,
     PathLike,
     surface_axis_labels,
     betas_of,
@@ -35,8 +35,9 @@ def surface3d(surface: Surface, metric: str = "loss", *, zmax: float | None = No
 
     Quads that touch a non-finite point are left out, so a diverged corner
     shows as a hole rather than a spike. Where a wall is steeper than the line
-    of sight, its underside shows; those quads are drawn grey (not in the
-    colour of their value, where they would read as a bright spot of data).
+    of sight, its underside shows; those quads keep the colour of their value,
+    darkened (a legend says so), so they read as the back of the same surface
+    rather than as missing data.
 
     Args:
         surface, metric, labels, title, cmap, figsize, out: as in :func:`contour`.
@@ -70,7 +71,10 @@ def surface3d(surface: Surface, metric: str = "loss", *, zmax: float | None = No
     colours = mpl_colormaps[cmap](norm(face_z))
     box = _box_aspect(surface)
     spans = (np.ptp(surface.alphas) or 1.0, np.ptp(betas_of(surface)) or 1.0, (hi - lo) or 1.0)
-    colours[_facing_away(verts, box, spans, elev, azim)] = UNDERSIDE
+    away = _facing_away(verts, box, spans, elev, azim)
+    # the underside keeps its value's colour, darkened: the back of the same surface,
+    # not a hole (holes are left out) and not grey "missing data"
+    colours[away, :3] = colours[away, :3] * UNDERSIDE_SHADE
     faces = Poly3DCollection(verts, facecolors=colours, edgecolor=(0, 0, 0, 0.25),
                              linewidth=0.2)
     ax.add_collection3d(faces)
@@ -91,6 +95,13 @@ def surface3d(surface: Surface, metric: str = "loss", *, zmax: float | None = No
     fig.colorbar(scale, ax=ax, shrink=0.6, pad=0.1,
                  label=zlabel + (f" (clipped at {zmax:g})" if zmax is not None else ""))
     ax.set_title(plot_title(surface, metric, title, n_masked, Z.size, "holes"), fontsize=10)
+    if away.any():
+        from matplotlib.patches import Patch
+
+        shade = mpl_colormaps[cmap](0.5)
+        ax.legend(handles=[Patch(facecolor=tuple(np.array(shade[:3]) * UNDERSIDE_SHADE),
+                                 edgecolor="none", label="darker: underside seen")],
+                  loc="upper left", fontsize=7, framealpha=0.8)
     _drop_colliding_ticks(fig, ax)
     save_figure(fig, out)
     return fig

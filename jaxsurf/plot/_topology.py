@@ -95,8 +95,9 @@ def basins(surface: Surface, metric: str = "loss", *, kind: str = "filled",
         raise ValueError(f"kind must be one of {sorted(draw)}, got {kind!r}")
     stats = topology.summary(check_surface(surface, "basins", plane=True), metric,
                              min_persistence)
-    counts = (f"{stats['num_minima']} local minima, {stats['num_persistent_minima']} "
-              f"persistent (> {stats['min_persistence']:.3g})")
+    n = stats["num_minima"]
+    counts = (f"{n} local {'minimum' if n == 1 else 'minima'}, "
+              f"{stats['num_persistent_minima']} persistent (> {stats['min_persistence']:.3g})")
     fig = draw[kind](surface, metric, log=log, labels=labels, cmap=cmap, figsize=figsize,
                      title=f"{title or metric}\n{counts}")
     ax = fig.axes[0]

@@ -81,11 +81,28 @@ function boxAspect(it) {
   return {x: wa * s, y: wb * s, z: 0.75};
 }
 
+// log10 heights, labelled in the metric's own values: 1-2-5 ticks per decade
+// (decades only when there are many), as the static figures' log colour bars
+function logTicks(range) {
+  const lo = range[0], hi = range[1], vals = [], text = [];
+  if (!(isFinite(lo) && isFinite(hi)) || hi <= lo) return {};
+  const subs = hi - lo <= 3 ? [1, 2, 5] : [1];
+  for (let e = Math.floor(lo); e <= Math.ceil(hi); e++)
+    for (const s of subs) {
+      const v = Math.log10(s) + e;
+      if (v >= lo - 1e-9 && v <= hi + 1e-9) {
+        vals.push(v); text.push(String(Number((s * Math.pow(10, e)).toPrecision(3))));
+      }
+    }
+  if (vals.length < 2) return {};
+  return {tickvals: vals, ticktext: text};
+}
+
 function planeTraces(it, name, log, range, showScale, zlabel) {
   const z = zGrid(it, name, log), text = hoverText(it);
   const common = {x: it.alphas, y: it.betas, z: z, text: text, colorscale: "Viridis",
                   hovertemplate: "%{text}<extra></extra>"};
-  const bar = {title: {text: zlabel}, len: 0.8};
+  const bar = Object.assign({title: {text: zlabel}, len: 0.8}, log ? logTicks(range) : {});
   const surf = Object.assign({type: "surface", name: it.name, cmin: range[0], cmax: range[1],
                               showscale: false}, common);   // the contour's bar is the scale
   const size = (range[1] - range[0]) / 20;
@@ -120,7 +137,7 @@ function planeTraces(it, name, log, range, showScale, zlabel) {
 
 function drawPlaneGroup(g, gi, name, log) {
   const range = sharedRange(g, name, log);
-  const zlabel = log ? `log10(${name})` : name;
+  const zlabel = log ? `${name} (log scale)` : name;
   g.items.forEach((it, k) => {
     const d3 = document.getElementById(`g${gi}-i${k}-surface`);
     const d2 = document.getElementById(`g${gi}-i${k}-contour`);
@@ -132,12 +149,14 @@ function drawPlaneGroup(g, gi, name, log) {
     note.textContent = "";
     const last = k === g.items.length - 1;
     const [t3, t2] = planeTraces(it, name, log, range, last, zlabel);
-    Plotly.react(d3, t3, {margin: {l: 0, r: 0, t: 0, b: 0}, showlegend: false,
+    // top margins leave room for plotly's toolbar above each plot, not over it
+    Plotly.react(d3, t3, {margin: {l: 0, r: 0, t: 32, b: 0}, showlegend: false,
       scene: {camera: {eye: {x: -1.35, y: -1.65, z: 1.25}},
               xaxis: {title: {text: it.labels[0]}}, yaxis: {title: {text: it.labels[1]}},
-              zaxis: {title: {text: zlabel}, range: range}, aspectmode: "manual",
-              aspectratio: boxAspect(it)}}, CONFIG);
-    Plotly.react(d2, t2, {margin: {l: 60, r: 10, t: 10, b: 50}, showlegend: false,
+              zaxis: Object.assign({title: {text: zlabel}, range: range},
+                                   log ? logTicks(range) : {}),
+              aspectmode: "manual", aspectratio: boxAspect(it)}}, CONFIG);
+    Plotly.react(d2, t2, {margin: {l: 60, r: 10, t: 36, b: 50}, showlegend: false,
       xaxis: {title: {text: it.labels[0]}, range: [it.alphas[0], it.alphas[it.alphas.length - 1]]},
       yaxis: {title: {text: it.labels[1]}, range: [it.betas[0], it.betas[it.betas.length - 1]]}},
       CONFIG);
@@ -164,7 +183,7 @@ function drawLine(it, div, log) {
                           visible: true, thickness: 1};
     traces.push(t);
   });
-  const layout = {margin: {l: 60, r: 60, t: 10, b: 50},
+  const layout = {margin: {l: 60, r: 60, t: 36, b: 50},
     legend: {orientation: "h", y: -0.25}, hovermode: "x unified",
     xaxis: {title: {text: it.labels[0]}},
     yaxis: {title: {text: names.filter(n => !/acc/i.test(n)).join(", ") || names.join(", ")},
@@ -212,7 +231,9 @@ function build() {
     const row = document.createElement("div"); row.className = "row"; root.appendChild(row);
     g.items.forEach((it, k) => {
       const p = document.createElement("div"); p.className = "panel"; row.appendChild(p);
-      const t = document.createElement("h3"); t.textContent = it.name; p.appendChild(t);
+      if (!(g.items.length === 1 && it.name === g.title)) {   // never the same title twice
+        const t = document.createElement("h3"); t.textContent = it.name; p.appendChild(t);
+      }
       const views = g.kind === "plane" ? ["surface", "contour"] : ["line"];
       const box = document.createElement("div"); box.className = "row"; p.appendChild(box);
       if (g.items.length > 1) box.style.flexDirection = "column";   // panels side by side

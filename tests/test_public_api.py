@@ -96,12 +96,14 @@ NAMESPACES: dict[str, list[str]] = {
         "Interrupted", "run_command",
     ],
     "jaxsurf.losses": [
-        "accuracy", "cross_entropy", "get_loss", "mae", "mse",
+        "accuracy", "cross_entropy", "get_loss", "mae", "mse", "next_token_cross_entropy",
+        "perplexity", "tokens_per_example",
     ],
     "jaxsurf.models": [
         "BasicBlock", "Bottleneck", "DenseNetBC", "DenseRegressor", "ResNet50", "ResNetCIFAR",
         "ResNetImageNet", "SmallCNN", "TAAF", "available", "build", "densenet_bc100",
-        "densenet_bc_small", "num_params", "resnet110", "resnet20", "resnet50", "resnet56",
+        "TransformerLM", "densenet_bc_small", "num_params", "resnet110", "resnet20", "resnet50",
+        "resnet56",
     ],
     "jaxsurf.models.dense": [
         "DenseRegressor", "TAAF",
@@ -117,6 +119,10 @@ NAMESPACES: dict[str, list[str]] = {
     ],
     "jaxsurf.models.small_cnn": [
         "SmallCNN",
+    ],
+    "jaxsurf.models.transformer": [
+        "Block", "CausalSelfAttention", "TransformerLM", "filter_axes", "partition_specs",
+        "rotary_embedding",
     ],
     "jaxsurf.pca": [
         "pca_directions", "plot_path", "project",

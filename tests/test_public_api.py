@@ -45,7 +45,8 @@ NAMESPACES: dict[str, list[str]] = {
         "FASHION_MNIST_CLASSES", "IDXFormatError", "N_LANDMARKS", "N_TARGETS", "augment",
         "channel_stats", "fake_image_dataset", "find_dgex_files", "find_fashion_mnist",
         "load_fashion_mnist", "load_gene_expression", "load_tfds", "random_crop", "random_flip",
-        "read_idx", "split_validation", "standardize", "synthetic_gene_expression",
+        "load_python_source", "read_idx", "split_validation", "standardize",
+        "synthetic_gene_expression",
     ],
     "jaxsurf.data.augment": [
         "augment", "random_crop", "random_flip",
@@ -62,6 +63,9 @@ NAMESPACES: dict[str, list[str]] = {
     ],
     "jaxsurf.data.preprocess": [
         "channel_stats", "split_validation", "standardize",
+    ],
+    "jaxsurf.data.python_source": [
+        "PAD", "file_split", "load_python_source", "python_files", "stdlib_root", "to_sequences",
     ],
     "jaxsurf.data.tfds_loader": [
         "DEFAULT_SPLITS", "IMAGE_SHAPES", "NUM_CLASSES", "center_crop_resize",

@@ -149,9 +149,11 @@ def dot(a: PyTree, b: PyTree) -> jax.Array:
     """Sum over all float leaves of ``sum(a * b)``, accumulated in float32+."""
     def wide(v: Any) -> jax.Array:
         v = jnp.asarray(v)
-        return v.astype(jnp.promote_types(v.dtype, jnp.float32)).ravel()
+        return v.astype(jnp.promote_types(v.dtype, jnp.float32))
 
-    leaves = [jnp.vdot(wide(x), wide(y))
+    # an elementwise product and a full sum, never a reshape: a leaf sharded over a
+    # mesh (automatic or explicit axes) stays sharded, and only the sum is combined
+    leaves = [jnp.sum(jnp.conj(wide(x)) * wide(y))
               for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b))
               if is_float_leaf(x)]
     return sum(leaves, jnp.zeros((), jnp.float32))

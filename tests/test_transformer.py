@@ -307,3 +307,49 @@ def test_fit_with_mask():
     with pytest.raises(ValueError, match="padding 'mask'"):
         train.fit(_model(), data, train.TrainConfig(epochs=1, batch_size=8), log=None,
                   progress=False)
+
+
+def _masked_lm_batch():
+    x = _tokens((2, 6), seed=7, vocab=11)
+    y = np.roll(x, -1, axis=1)
+    mask = np.array([[1, 1, 1, 1, 0, 0], [1, 1, 0, 0, 0, 0]], np.uint8)
+    changed = y.copy()
+    changed[mask == 0] = (changed[mask == 0] + 3) % 11
+    return {"x": x, "y": y, "mask": mask}, {"x": x, "y": changed, "mask": mask}
+
+
+def test_nnx_and_equinox_adapters_pass_the_mask():
+    """A tiny language model written in NNX and in Equinox: the adapters give the
+    batch's mask to the loss, so padded targets change nothing."""
+    from flax import nnx
+
+    class TinyNNX(nnx.Module):
+        def __init__(self, rngs):
+            self.embed = nnx.Embed(11, 8, rngs=rngs)
+            self.head = nnx.Linear(8, 11, rngs=rngs)
+
+        def __call__(self, tokens):
+            return self.head(jnp.cumsum(self.embed(tokens), axis=1))   # causal
+
+    batch, changed = _masked_lm_batch()
+    fn, params = js.flax.adapt(TinyNNX(nnx.Rngs(0)), loss="next_token")
+    a, b = fn(params, batch), fn(params, changed)
+    assert float(a["loss"]) == float(b["loss"]) and np.isfinite(float(a["loss"]))
+
+    eqx = pytest.importorskip("equinox")
+
+    class TinyEqx(eqx.Module):
+        embed: Any
+        head: Any
+
+        def __init__(self, key):
+            k1, k2 = jax.random.split(key)
+            self.embed = eqx.nn.Embedding(11, 8, key=k1)
+            self.head = eqx.nn.Linear(8, 11, key=k2)
+
+        def __call__(self, tokens):   # one sequence
+            return jax.vmap(self.head)(jnp.cumsum(jax.vmap(self.embed)(tokens), axis=0))
+
+    fn, params = js.equinox.adapt(TinyEqx(jax.random.key(0)), loss="next_token")
+    a, b = fn(params, batch), fn(params, changed)
+    assert float(a["loss"]) == float(b["loss"]) and np.isfinite(float(a["loss"]))

@@ -45,11 +45,14 @@ import os
 import sys
 
 if "jax" not in sys.modules and "--shards" in sys.argv[1:-1]:   # before jax starts
+    # --shards N on a CPU: N simulated devices; their collectives wait up to 10 minutes for
+    # each other (XLA's default, 40 s, was exceeded on 2 overloaded cores with 4 devices)
     _wanted = sys.argv[sys.argv.index("--shards") + 1]
     if _wanted.isdigit() and "xla_force_host_platform_device_count" not in os.environ.get(
             "XLA_FLAGS", ""):
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                                   f" --xla_force_host_platform_device_count={_wanted}")
+                                   f" --xla_force_host_platform_device_count={_wanted}"
+                                   " --xla_cpu_collective_call_terminate_timeout_seconds=600")
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402

@@ -291,7 +291,7 @@ def measure_split(report: rep.VariantReport, split: str, model: Any,
     report.add(f"pca{suffix}", pca)
 
     # the straight line from the initialisation to the trained weights
-    ts = np.linspace(*INTERPOLATION, preset.line_points)
+    ts = interpolation_grid(preset.line_points)
     meta = report.metadata(f"interpolation{suffix}", initial, data, seed, epoch, split,
                            directions_kind="(1 - alpha) * initialisation + alpha * trained")
     inter = rep.stored(report.file(f"interpolation{suffix}.store"), lambda store: js.interpolate(
@@ -315,6 +315,14 @@ def measure_split(report: rep.VariantReport, split: str, model: Any,
         lambda: curvature(afn, params, analysis, preset, seed))
     if split == "train":   # the CNN experiments' place for it
         report.result["curvature"].update(report.result["curvature"]["train"])
+
+
+def interpolation_grid(points: int) -> np.ndarray:
+    """About ``points`` alphas evenly spaced over :data:`INTERPOLATION` = [-0.25, 1.25]
+    that include 0 (the initialisation) and 1 (the trained weights) exactly: a
+    multiple of 6 intervals."""
+    intervals = 6 * max(1, round((points - 1) / 6))
+    return np.round(np.linspace(*INTERPOLATION, intervals + 1), 12)   # 0 and 1 exact
 
 
 def pca_grid(path: np.ndarray, points: int) -> tuple[np.ndarray, np.ndarray]:

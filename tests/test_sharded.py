@@ -218,7 +218,6 @@ def test_filter_normalization_is_invariant_to_per_filter_rescaling(hidden, out):
                                    rtol=2e-5, atol=1e-7)
 
 
-@pytest.mark.xfail(strict=True, reason="work in progress: Hessian on sharded params")
 @pytest.mark.parametrize("kind", ["auto", "explicit"])
 def test_hessian_and_sharpness_on_sharded_params_equal_unsharded(kind):
     params, data = make_params(), make_data()

@@ -252,7 +252,16 @@ def test_memory_planning_refuses_with_the_numbers():
     params_bytes = sum(x.size * 4 for x in jax.tree.leaves(params))
     assert f"params {params_bytes} B" in message and "1000 bytes, memory_limit" in message
     assert "per device" in message and "model axis" in message and "bfloat16" in message
+    assert "at least" in message and "before activations" in message  # refused before compiling
     assert "\n" not in message
+    fits = js.evaluate_plane(fn, params, d1, d2, data, GRID, GRID, progress=False)
+    need = fits.metadata["memory"]["per_device_bytes"]
+    with pytest.raises(MemoryPlanError, match=rf"needs .* \({need['total']} bytes: .*"
+                                              rf"activations .*\) with 1 point\(s\) per step, "
+                                              rf"but .* \({need['total'] - 1} bytes, "
+                                              rf"memory_limit\)"):
+        js.evaluate_plane(fn, params, d1, d2, data, GRID, GRID, progress=False,
+                          memory_limit=need["total"] - 1)
 
 
 def test_memory_planning_lowers_points_per_step_to_fit():

@@ -9,12 +9,16 @@ Two measurements, each run with 8 simulated CPU devices (or, on a machine with
    the engine's memory plan (per-device bytes of params, directions, data,
    combined params and activations, from XLA's ``memory_analysis``), the bytes
    measured on device 0 (the shards of params and directions it holds, and on
-   GPUs ``peak_bytes_in_use``), the marginal seconds per point of
-   ``js.evaluate_points`` (``(T(3P) - T(P)) / 2P``, which cancels the one
-   compilation per call), and the same for a bare jitted sharded forward pass
-   over the same data and points (a ``jax.jit`` of the dataset-mean loss at
-   ``origin + a d1 + b d2``, params sharded the same way, one call per point):
-   the ratio is this library's overhead.
+   GPUs ``peak_bytes_in_use``), the steady seconds per point of a
+   ``js.evaluate_line`` (chunks of one point per points-axis device, timed from
+   the end of the first chunk, which includes the compilation), and the same
+   for a bare jitted sharded forward pass over the same data and points (a
+   ``jax.jit`` of the batch loss at
+   ``origin + a d``, params sharded the same way over ``shards`` devices of a
+   ``("model",)`` mesh, one call per batch and point, so that every point is
+   computed once): the ratio is this library's overhead. On simulated CPU
+   devices all of them share the host's cores, so the ratio compares the
+   same total work.
 2. **Peak host memory** of separate processes (``VmHWM``) evaluating an
    8-point plane of a ~100 MB MLP on 8 simulated CPU devices: params sharded
    over 8 model shards vs a copy on every device. Params are created sharded
@@ -128,9 +132,17 @@ def sweep(args) -> list[dict]:
         plan = surface.metadata["memory"]
         library = timer.s_per_point()
 
-        # the bare baseline: one jitted sharded forward pass over the data per point
+        # the bare baseline: one jitted forward pass over the data per point, sharded the
+        # same way over `shards` devices (a mesh of the model axis alone: every point is
+        # computed once, as the library computes it, without the library)
+        bare_mesh = jax.make_mesh((shards,), ("model",), axis_types=(AxisType.Auto,),
+                                  devices=devices[:shards])
+        specs = mlp_specs(args.layers)
+        move = lambda tree: jax.tree.map(
+            lambda x, spec: jax.device_put(x, NamedSharding(bare_mesh, spec)), tree, specs)
+        bare_params, bare_d1 = move(params), move(d1)
         batches = [jax.device_put({k: v[i:i + args.batch_size] for k, v in data.items()},
-                                  NamedSharding(mesh, P()))
+                                  NamedSharding(bare_mesh, P()))
                    for i in range(0, args.examples, args.batch_size)]
 
         @jax.jit
@@ -141,7 +153,8 @@ def sweep(args) -> list[dict]:
         def bare(count: int) -> float:
             start = time.perf_counter()
             for a in np.linspace(-1, 1, count, dtype=np.float32):
-                total = sum(point_loss(params, d1, a, b) * len(b["y"]) for b in batches)
+                total = sum(point_loss(bare_params, bare_d1, a, b) * len(b["y"])
+                            for b in batches)
                 jax.block_until_ready(total)
             return time.perf_counter() - start
 

@@ -148,6 +148,12 @@ def test_lines_volumes_interpolate_points_store_resume(tmp_path):
     again = js.evaluate_plane(fn, sp, d1, d2, data, GRID, GRID, mesh=mesh, store=store, **kw)
     assert again.metadata["points_from_store"] == GRID.size ** 2
     np.testing.assert_array_equal(again.metrics["loss"], first.metrics["loss"])
+    fine = np.linspace(-1, 1, 9)
+    refined = js.evaluate_plane(fn, sp, d1, d2, data, fine, fine, mesh=mesh,
+                                refine=js.Refine(tol=1e-3, start=2), **kw)
+    ref = js.evaluate_plane(fn, params, host[0], host[1], data, fine, fine,
+                            refine=js.Refine(tol=1e-3, start=2), **kw)
+    np.testing.assert_allclose(refined.metrics["loss"], ref.metrics["loss"], rtol=2e-6)
     batches = [{k: v[i:i + 16] for k, v in data.items()} for i in range(0, 40, 16)]
     streamed = js.evaluate_line(fn, sp, d1, batches, GRID, mesh=mesh, progress=False)
     np.testing.assert_allclose(streamed.metrics["loss"], line.metrics["loss"], rtol=2e-6)

@@ -216,6 +216,10 @@ def fingerprint(a: PyTree) -> str:
 
     h = hashlib.sha256()
     for path, leaf in jax.tree_util.tree_leaves_with_path(a):
+        if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+            from jax.experimental import multihost_utils  # a leaf spread over processes
+
+            leaf = multihost_utils.process_allgather(leaf, tiled=True)
         arr = np.ascontiguousarray(np.asarray(leaf))
         h.update(f"{leaf_path(path)}|{arr.shape}|{arr.dtype}|".encode())
         h.update(arr.tobytes())

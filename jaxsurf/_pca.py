@@ -322,7 +322,7 @@ def pca_directions(trajectory: Trajectory, *, origin: PyTree | None = None, k: i
         vecs = _combine(source, layout, o, coeffs)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     reference = origin if origin is not None else params_like if params_like is not None \
-        else trajectory[0] if isinstance(trajectory, (list, tuple)) else None
+        else next(iter(trajectory)) if isinstance(trajectory, (list, tuple)) else None
     return [_placed_like(_unflatten(layout, v), reference) for v in vecs], ratio
 
 

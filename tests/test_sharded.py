@@ -148,6 +148,12 @@ def test_lines_volumes_interpolate_points_store_resume(tmp_path):
     again = js.evaluate_plane(fn, sp, d1, d2, data, GRID, GRID, mesh=mesh, store=store, **kw)
     assert again.metadata["points_from_store"] == GRID.size ** 2
     np.testing.assert_array_equal(again.metrics["loss"], first.metrics["loss"])
+    fine = np.linspace(-1, 1, 9)
+    refined = js.evaluate_plane(fn, sp, d1, d2, data, fine, fine, mesh=mesh,
+                                refine=js.Refine(tol=1e-3, start=2), **kw)
+    ref = js.evaluate_plane(fn, params, host[0], host[1], data, fine, fine,
+                            refine=js.Refine(tol=1e-3, start=2), **kw)
+    np.testing.assert_allclose(refined.metrics["loss"], ref.metrics["loss"], rtol=2e-6)
     batches = [{k: v[i:i + 16] for k, v in data.items()} for i in range(0, 40, 16)]
     streamed = js.evaluate_line(fn, sp, d1, batches, GRID, mesh=mesh, progress=False)
     np.testing.assert_allclose(streamed.metrics["loss"], line.metrics["loss"], rtol=2e-6)
@@ -218,7 +224,6 @@ def test_filter_normalization_is_invariant_to_per_filter_rescaling(hidden, out):
                                    rtol=2e-5, atol=1e-7)
 
 
-@pytest.mark.xfail(strict=True, reason="work in progress: Hessian on sharded params")
 @pytest.mark.parametrize("kind", ["auto", "explicit"])
 def test_hessian_and_sharpness_on_sharded_params_equal_unsharded(kind):
     params, data = make_params(), make_data()
@@ -253,7 +258,16 @@ def test_memory_planning_refuses_with_the_numbers():
     params_bytes = sum(x.size * 4 for x in jax.tree.leaves(params))
     assert f"params {params_bytes} B" in message and "1000 bytes, memory_limit" in message
     assert "per device" in message and "model axis" in message and "bfloat16" in message
+    assert "at least" in message and "before activations" in message  # refused before compiling
     assert "\n" not in message
+    fits = js.evaluate_plane(fn, params, d1, d2, data, GRID, GRID, progress=False)
+    need = fits.metadata["memory"]["per_device_bytes"]
+    with pytest.raises(MemoryPlanError, match=rf"needs .* \({need['total']} bytes: .*"
+                                              rf"activations .*\) with 1 point\(s\) per step, "
+                                              rf"but .* \({need['total'] - 1} bytes, "
+                                              rf"memory_limit\)"):
+        js.evaluate_plane(fn, params, d1, d2, data, GRID, GRID, progress=False,
+                          memory_limit=need["total"] - 1)
 
 
 def test_memory_planning_lowers_points_per_step_to_fit():

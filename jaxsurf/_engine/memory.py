@@ -129,11 +129,14 @@ def compile_planned(job: Job, make: Callable[[], Callable], args: tuple, origin:
                             + analysis["temporaries"] + analysis["code"])
         return out
 
-    def refuse(points: int, need: dict[str, int]) -> MemoryPlanError:
+    def refuse(points: int, need: dict[str, int], measured: bool) -> MemoryPlanError:
         listed = ", ".join(f"{k.replace('_', ' ')} {format_bytes(v)}" for k, v in need.items()
-                           if k != "total")
+                           if k != "total" and (measured or k != "activations"))
+        if not measured:
+            listed += ", before activations"
         return MemoryPlanError(
-            f"{where} needs {format_bytes(need['total'])} per device ({need['total']} bytes: "
+            f"{where} needs {'' if measured else 'at least '}{format_bytes(need['total'])} per "
+            f"device ({need['total']} bytes: "
             f"{listed}) with {points} point(s) per step, but {format_bytes(available or 0)} "
             f"({available} bytes, {source}) is available on mesh {shape}; shard the params "
             f"over more devices of a model axis (mesh=), use a smaller batch_size, or "
@@ -142,7 +145,7 @@ def compile_planned(job: Job, make: Callable[[], Callable], args: tuple, origin:
     if available is not None:  # the sizes alone: refuse before compiling anything
         floor = parts(1, None)
         if floor["total"] > available:
-            raise refuse(1, floor)
+            raise refuse(1, floor, measured=False)
     requested = job.points_per_step
     while True:
         program = make()
@@ -153,7 +156,7 @@ def compile_planned(job: Job, make: Callable[[], Callable], args: tuple, origin:
         if available is None or need["total"] <= available:
             break
         if job.points_per_step == 1:
-            raise refuse(1, need)
+            raise refuse(1, need, measured=analysis is not None)
         fixed = need["total"] - (analysis or {}).get("temporaries", need["combined_params"])
         per_point = max(1, (need["total"] - fixed) / job.points_per_step)
         fit = int((available - fixed) // per_point)

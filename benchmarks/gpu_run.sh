@@ -36,3 +36,11 @@ timeout 200 $PY -m benchmarks.grid_throughput --models resnet56 --image-shape ci
     --examples 50000 --batch-size 1000 --torch-batch-size 1000 --grid 3 \
     --rounds 1 --torch-points 1 --torch-configs 8 \
     --out "$OUT/grid_throughput_resnet56_gpu.json" 2>&1 | tee "$OUT/grid_throughput_resnet56_gpu.log"
+
+# 3. Sharded params (issue 25): the 1/2/4/8 model-shard sweep of benchmarks/sharded.py on
+#    the machine's own devices (up to 8; the shard counts that divide them): planned and
+#    measured per-device bytes (peak_bytes_in_use), seconds per point, ratio to a bare
+#    jitted sharded forward pass. The host-memory comparison is a CPU measurement (--skip-rss).
+timeout 300 $PY -m benchmarks.sharded --real-devices --skip-rss --hidden 4096 --width 1024 \
+    --examples 4096 --batch-size 1024 --chunks 6 \
+    --out "$OUT/sharded_gpu.json" 2>&1 | tee "$OUT/sharded_gpu.log"

@@ -14,7 +14,8 @@ from typing import Any, Callable, Mapping, Sequence
 from jaxsurf import train
 
 
-LOSS_NAMES = {"ce": "cross_entropy", "cross_entropy": "cross_entropy", "mse": "mse", "mae": "mae"}
+LOSS_NAMES = {"ce": "cross_entropy", "cross_entropy": "cross_entropy", "mse": "mse", "mae": "mae",
+              "next_token": "next_token"}
 
 SPLITS = ("train", "val", "test")  # data splits a final plane can be evaluated on
 

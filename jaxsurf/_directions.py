@@ -8,6 +8,7 @@ from typing import Any, Literal
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding
 
 from jaxsurf import _tree as tree
 from jaxsurf._layout import CONVENTIONS, LeafLayout, assumed_paths, describe_axes, leaf_layouts
@@ -38,9 +39,29 @@ def random_direction(key: jax.Array, params: PyTree) -> PyTree:
     tree.check_arrays(params)
     leaves, treedef = jax.tree_util.tree_flatten(params)
     keys = jax.random.split(key, max(len(leaves), 1))
-    drawn = [jax.random.normal(k, jnp.shape(x), jnp.asarray(x).dtype) if tree.is_float_leaf(x)
-             else jnp.zeros_like(x) for k, x in zip(keys, leaves)]
+    drawn = [_normal(k, x) if tree.is_float_leaf(x) else jnp.zeros_like(x)
+             for k, x in zip(keys, leaves)]
     return jax.tree_util.tree_unflatten(treedef, drawn)
+
+
+def sharding_of(leaf: Any) -> NamedSharding | None:
+    """The ``NamedSharding`` of a ``jax.Array`` placed on a mesh (split over its axes
+    or a copy on each device), else ``None``: a direction leaf gets the same."""
+    sharding = getattr(leaf, "sharding", None)
+    if isinstance(leaf, jax.Array) and isinstance(sharding, NamedSharding):
+        return sharding
+    return None
+
+
+def _normal(key: jax.Array, x: Any) -> jax.Array:
+    """Standard normal draws shaped like ``x``; a sharded ``x`` gets draws sharded the
+    same way, each device drawing only its shard (the values do not depend on the
+    sharding: JAX's partitionable threefry)."""
+    shape, dtype = jnp.shape(x), jnp.asarray(x).dtype
+    sharding = sharding_of(x)
+    if sharding is None:
+        return jax.random.normal(key, shape, dtype)
+    return jax.jit(lambda k: jax.random.normal(k, shape, dtype), out_shardings=sharding)(key)
 
 
 def _filter_norms(x: jax.Array, filter_axes: tuple[int, ...] = ()) -> jax.Array:
@@ -153,9 +174,25 @@ def normalize(direction: PyTree, params: PyTree, method: str = "filter",
             f"biases, normalization parameters or of ndim <= 1), so the direction would be "
             f"all zero; pass ignore=None to move them (e.g. for a model of vectors only)")
     d_leaves, treedef = jax.tree_util.tree_flatten(direction)
-    out = [_normalize_leaf(jnp.asarray(d), jnp.asarray(w), layout, method, ignore, convention)
+    out = [_normalized(d, w, layout, method, ignore, convention)
            for d, w, layout in zip(d_leaves, jax.tree_util.tree_leaves(params), layouts)]
     return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def _normalized(d: Any, w: Any, layout: LeafLayout, method: str, ignore: str | None,
+                convention: str) -> jax.Array:
+    """:func:`_normalize_leaf`; for a params leaf sharded over a mesh, one jitted
+    program on the shards (the filter norms are reductions of sharded arrays: no
+    device holds a whole leaf) whose result is sharded as the params' leaf."""
+    sharding = sharding_of(w)
+    if sharding is None:
+        return _normalize_leaf(jnp.asarray(d), jnp.asarray(w), layout, method, ignore,
+                               convention)
+    if isinstance(d, jax.Array) and d.sharding != sharding:  # e.g. drawn on one device
+        d = jax.device_put(d, sharding)
+    program = jax.jit(lambda d, w: _normalize_leaf(d, w, layout, method, ignore, convention),
+                      out_shardings=sharding)
+    return program(d, w)
 
 
 def orthogonalize(direction: PyTree, against: PyTree) -> PyTree:

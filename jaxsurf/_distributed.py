@@ -10,10 +10,11 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxsurf._tree import PyTree
+from jaxsurf._tree import PyTree, leaf_path as tree_leaf_path
 
-__all__ = ["AXES", "plan_mesh", "as_mesh", "mesh_shape", "spans_processes", "put", "to_host",
-           "broadcast_from_first"]
+__all__ = ["AXES", "plan_mesh", "as_mesh", "mesh_shape", "model_axes", "axis_spec",
+           "manual_axes", "mesh_context", "sharded_mesh", "leaf_specs", "place", "device_bytes",
+           "spans_processes", "put", "to_host", "broadcast_from_first"]
 
 AXES = ("points", "data")
 
@@ -111,27 +112,32 @@ def plan_mesh(num_points: int, devices: Sequence[Device] | None = None, *,
 
 
 def as_mesh(mesh: Mesh) -> Mesh:
-    """A user's mesh as a 2-D ``("points", "data")`` mesh.
+    """A user's mesh as the engine runs on it.
+
+    A mesh whose axes are only ``"points"`` and/or ``"data"`` becomes a 2-D
+    ``("points", "data")`` mesh (a missing axis has size 1). A mesh with
+    other axes too (*model axes*, over which params are sharded) is kept as
+    it is, so that params placed on it keep their shardings; its missing
+    ``"points"``/``"data"`` axes count as size 1 (:func:`mesh_shape`).
 
     Args:
-        mesh: a ``jax.sharding.Mesh`` whose axis names are ``"points"`` and/or
-            ``"data"`` (a missing axis has size 1).
+        mesh: a ``jax.sharding.Mesh`` (automatic or explicit axes).
 
     Returns:
-        The same devices, arranged ``(points, data)``.
+        The mesh the engine uses.
 
     Example:
         >>> m = Mesh(np.array(jax.devices()[:4]).reshape(2, 2), ("data", "points"))
         >>> as_mesh(m).axis_names
         ('points', 'data')
+        >>> as_mesh(Mesh(np.array(jax.devices()[:4]).reshape(2, 2), ("points", "model"))).axis_names
+        ('points', 'model')
     """
     if not isinstance(mesh, Mesh):
         raise TypeError(f"mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}")
     names = tuple(mesh.axis_names)
-    unknown = [n for n in names if n not in AXES]
-    if unknown or len(set(names)) != len(names):
-        raise ValueError(f"mesh axes must be named 'points' and/or 'data', got {names}; e.g. "
-                         f"Mesh(np.array(jax.devices()).reshape(2, 2), ('points', 'data'))")
+    if model_axes(mesh):
+        return mesh
     devices = np.asarray(mesh.devices)
     for name in AXES:
         if name not in names:
@@ -140,9 +146,189 @@ def as_mesh(mesh: Mesh) -> Mesh:
     return Mesh(np.transpose(devices, order), AXES)
 
 
+def model_axes(mesh: Mesh) -> tuple[str, ...]:
+    """The axes of ``mesh`` other than ``"points"`` and ``"data"`` (params may be
+    sharded over them)."""
+    return tuple(str(n) for n in mesh.axis_names if n not in AXES)
+
+
+def axis_spec(mesh: Mesh, name: str) -> PartitionSpec:
+    """``P(name)`` when ``mesh`` has that axis, else ``P()`` (a missing axis has size 1)."""
+    return PartitionSpec(name) if name in mesh.axis_names else PartitionSpec()
+
+
+def manual_axes(mesh: Mesh) -> frozenset[str]:
+    """The axes the engine's ``shard_map`` programs take by hand (``"points"`` and
+    ``"data"`` where the mesh has them); model axes stay automatic or explicit,
+    so each point's forward pass is sharded over them by XLA (GSPMD)."""
+    return frozenset(n for n in mesh.axis_names if n in AXES)
+
+
+def mesh_context(mesh: Mesh) -> Any:
+    """``jax.set_mesh(mesh)`` for a mesh with model axes (so that an ``fn`` written
+    for that mesh, e.g. with ``PartitionSpec`` shardings, runs as it would under
+    the user's own ``jax.set_mesh``); a no-op context otherwise."""
+    import contextlib
+
+    return jax.set_mesh(mesh) if model_axes(mesh) else contextlib.nullcontext()
+
+
+def _spec_axes(spec: PartitionSpec) -> list[str]:
+    names: list[str] = []
+    for entry in spec:
+        if entry is None:
+            continue
+        names += [str(n) for n in (entry if isinstance(entry, tuple) else (entry,))]
+    return names
+
+
+def _trim(spec: PartitionSpec) -> PartitionSpec:
+    """``spec`` without trailing ``None``s (``P(None, 'm', None)`` == ``P(None, 'm')``)."""
+    entries = list(spec)
+    while entries and entries[-1] is None:
+        entries.pop()
+    return PartitionSpec(*entries)
+
+
+def _sharded(leaf: Any) -> NamedSharding | None:
+    """The leaf's ``NamedSharding`` when it really splits the leaf, else ``None``
+    (host arrays, one device, or a copy on every device)."""
+    sharding = getattr(leaf, "sharding", None)
+    if not isinstance(leaf, jax.Array) or not isinstance(sharding, NamedSharding):
+        return None
+    return None if not _spec_axes(sharding.spec) else sharding
+
+
+def _same_devices(a: Any, b: Mesh) -> bool:
+    return (tuple(a.axis_names) == tuple(b.axis_names) and a.devices.shape == b.devices.shape
+            and [d.id for d in a.devices.flat] == [d.id for d in b.devices.flat])
+
+
+def _describe_mesh(mesh: Any) -> str:
+    return "(" + ", ".join(f"{n!r}: {int(s)}" for n, s in mesh.shape.items()) + ")"
+
+
+def sharded_mesh(trees: Sequence[PyTree]) -> Mesh | None:
+    """The mesh of the first leaf of ``trees`` that is sharded (split over a mesh
+    axis), or ``None`` when no leaf is: the mesh to evaluate on when the
+    caller gave neither ``mesh=`` nor ``devices=``."""
+    for t in trees:
+        for leaf in jax.tree_util.tree_leaves(t):
+            sharding = _sharded(leaf)
+            if sharding is not None and isinstance(sharding.mesh, Mesh):
+                return sharding.mesh
+    return None
+
+
+def leaf_specs(mesh: Mesh, trees: Sequence[tuple[str, PyTree]]) -> list[PartitionSpec]:
+    """Per leaf, the ``PartitionSpec`` over ``mesh`` every tree's leaf is placed with.
+
+    The first tree (the params) decides; a leaf that is not sharded (host
+    arrays, one device, a copy on every device) gets ``P()``. Refuses, naming
+    the leaf: a leaf sharded over another mesh than ``mesh``, over an axis
+    ``mesh`` lacks, or over ``"points"``/``"data"`` (the engine's own axes),
+    and a leaf of another tree (a direction) sharded differently from the
+    params' leaf. An unsharded direction leaf is placed like the params'.
+
+    Example:
+        >>> m = Mesh(np.array(jax.devices()[:4]).reshape(1, 4), ("points", "model"))
+        >>> w = jax.device_put(jnp.ones((2, 8)), NamedSharding(m, PartitionSpec(None, "model")))
+        >>> leaf_specs(m, [("params", {"w": w}), ("direction 0", {"w": np.ones((2, 8))})])
+        [P(None, 'model')]
+    """
+    first_name, first = trees[0]
+    paths = [tree_leaf_path(p) for p, _ in jax.tree_util.tree_leaves_with_path(first)]
+    leaves = [jax.tree_util.tree_leaves(t) for _, t in trees]
+    specs = []
+    for i, where in enumerate(paths):
+        found = [(name, _sharded(ls[i])) for (name, _), ls in zip(trees, leaves)]
+        for name, sharding in found:
+            if sharding is not None:
+                _check_leaf(mesh, name, where, sharding)
+        spec = found[0][1].spec if found[0][1] is not None else PartitionSpec()
+        for name, sharding in found[1:]:
+            if sharding is not None and _trim(sharding.spec) != _trim(spec):
+                raise ValueError(
+                    f"{name} leaf {where} is sharded {sharding.spec} but {first_name} leaf "
+                    f"{where} is sharded {spec}: directions must be sharded like the params "
+                    f"(each point's params are origin + sum c_k d_k, leaf by leaf). Make "
+                    f"them from the params (js.random_direction(key, params) keeps the "
+                    f"params' shardings) or place them with jax.device_put(d, "
+                    f"params_leaf.sharding)")
+        specs.append(_trim(spec))
+    return specs
+
+
+def _check_leaf(mesh: Mesh, name: str, where: str, sharding: NamedSharding) -> None:
+    axes = _spec_axes(sharding.spec)
+    missing = [a for a in axes if a not in mesh.axis_names]
+    if missing:
+        raise ValueError(
+            f"{name} leaf {where} is sharded {sharding.spec} over mesh axis "
+            f"{missing[0]!r}, which the evaluation mesh {_describe_mesh(mesh)} lacks; pass "
+            f"the mesh the params were placed on, with a 'points' (and/or 'data') axis "
+            f"beside the model axes: e.g. mesh=jax.make_mesh((2, 4), ('points', "
+            f"{missing[0]!r})), params placed on it")
+    engine_axes = [a for a in axes if a in AXES]
+    if engine_axes:
+        raise ValueError(
+            f"{name} leaf {where} is sharded {sharding.spec} over the engine's axis "
+            f"{engine_axes[0]!r}; grid points and batches are spread over 'points' and "
+            f"'data', so params may be sharded only over other (model) axes: name the "
+            f"axis e.g. 'model'")
+    if not _same_devices(sharding.mesh, mesh):
+        raise ValueError(
+            f"{name} leaf {where} is sharded over another mesh "
+            f"{_describe_mesh(sharding.mesh)} than the evaluation mesh "
+            f"{_describe_mesh(mesh)} (other devices or another arrangement); place the "
+            f"params on the mesh you pass as mesh= (jax.device_put(leaf, "
+            f"NamedSharding(mesh, spec))), or pass their mesh as mesh=")
+
+
+def place(tree: PyTree, mesh: Mesh, specs: Sequence[PartitionSpec]) -> PyTree:
+    """Places leaf ``i`` of ``tree`` on ``mesh`` with ``specs[i]``; a leaf already
+    placed so stays where it is (nothing is gathered)."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    out = []
+    for leaf, spec in zip(leaves, specs):
+        sharding = NamedSharding(mesh, spec)
+        if isinstance(leaf, jax.Array) and leaf.sharding == sharding:
+            out.append(leaf)
+        elif isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+            out.append(jax.device_put(leaf, sharding))
+        else:
+            out.append(put(leaf, mesh, spec))
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def device_bytes(tree: PyTree, mesh: Mesh | None = None,
+                 specs: Sequence[PartitionSpec] | None = None) -> int:
+    """Bytes the largest device holds of ``tree``: each leaf's shard, as placed
+    (or as it would be placed on ``mesh`` with ``specs``).
+
+    Example:
+        >>> m = Mesh(np.array(jax.devices()[:4]).reshape(1, 4), ("points", "model"))
+        >>> device_bytes({"w": np.ones((2, 8), np.float32)}, m, [PartitionSpec(None, "model")])
+        16
+    """
+    total = 0
+    for i, leaf in enumerate(jax.tree_util.tree_leaves(tree)):
+        shape = tuple(np.shape(leaf))
+        if specs is not None and mesh is not None:
+            shard = NamedSharding(mesh, specs[i]).shard_shape(shape)
+        elif isinstance(leaf, jax.Array):
+            shard = leaf.sharding.shard_shape(shape)
+        else:
+            shard = shape
+        itemsize = jax.dtypes.canonicalize_dtype(np.dtype(getattr(leaf, "dtype",
+                                                                  np.float32))).itemsize
+        total += int(math.prod(shard)) * itemsize
+    return total
+
+
 def mesh_shape(mesh: Mesh) -> dict[str, int]:
-    """``{"points": P, "data": R}`` of a planned mesh."""
-    return {name: int(mesh.shape[name]) for name in AXES}
+    """``{"points": P, "data": R}`` of a planned mesh (a missing axis: 1)."""
+    return {name: int(mesh.shape.get(name, 1)) for name in AXES}
 
 
 def spans_processes(mesh: Mesh) -> bool:

@@ -8,8 +8,7 @@ from typing import Any, Callable
 import jax
 
 from jaxsurf import _state, _tree as tree
-from jaxsurf._engine.metrics import loss_metrics
-from jaxsurf._flax import split_batch
+from jaxsurf._flax import batch_mask, masked_metrics, split_batch
 from jaxsurf._losses import get_loss
 from jaxsurf._tree import PyTree
 
@@ -26,7 +25,7 @@ def _eqx() -> Any:
 
 def adapt(model: Any, state: Any = None, *, loss: str | Callable = "cross_entropy",
           input_key: str | None = None, target_key: str | None = None,
-          ) -> tuple[Callable[[PyTree, Any], Any], PyTree]:
+          mask_key: str | None = None) -> tuple[Callable[[PyTree, Any], Any], PyTree]:
     """Turns an Equinox model (and its ``eqx.nn.State``, if any) into ``(fn, params)``.
 
     Args:
@@ -37,6 +36,8 @@ def adapt(model: Any, state: Any = None, *, loss: str | Callable = "cross_entrop
         loss: ``"cross_entropy"`` (with ``accuracy``), ``"mse"``, ``"mae"``, or
             a callable ``loss(outputs, targets) -> scalar | dict`` on the batch.
         input_key, target_key: dict-batch keys, if not one of the common names.
+        mask_key: a padding mask's dict-batch key (default ``"mask"`` when
+            present), passed to the loss as ``mask=`` (see ``js.flax.adapt``).
 
     Returns:
         ``fn(params, batch) -> {'loss': ..., ...}`` (batch means) and the
@@ -72,7 +73,7 @@ def adapt(model: Any, state: Any = None, *, loss: str | Callable = "cross_entrop
             outputs = jax.vmap(net)(inputs)
         else:
             outputs = jax.vmap(lambda x: net(x, state)[0])(inputs)
-        return loss_metrics(loss_fn, outputs, targets)
+        return masked_metrics(loss_fn, outputs, targets, batch_mask(batch, mask_key))
 
     def fn(params: PyTree, batch: Any) -> Any:  # params from another adapt: their own state
         return apply(params, state if state is None else _state.lookup(params, state)[0], batch)

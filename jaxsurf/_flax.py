@@ -11,21 +11,24 @@ import jax
 
 from jaxsurf import _state, _tree as tree
 from jaxsurf._engine.metrics import loss_metrics
-from jaxsurf._losses import get_loss
+from jaxsurf._losses import get_loss, takes_mask
 from jaxsurf._tree import PyTree
 
-__all__ = ["adapt", "linen_metrics_fn", "split_batch", "eval_mode_kwargs"]
+__all__ = ["adapt", "linen_metrics_fn", "split_batch", "eval_mode_kwargs", "batch_mask",
+           "masked_metrics"]
 
 INPUT_KEYS = ("x", "image", "images", "inputs", "input", "features")
 TARGET_KEYS = ("y", "label", "labels", "targets", "target")
+MASK_KEY = "mask"  # a dict batch's padding mask (1: a real target token), passed as mask=
 _EVAL_FLAGS = {"train": False, "training": False, "is_training": False,
                "deterministic": True, "use_running_average": True}
 
 
 def split_batch(batch: Any, input_key: str | None = None,
                 target_key: str | None = None) -> tuple[Any, Any]:
-    """``(inputs, targets)`` from a tuple/list batch or a dict batch."""
-    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+    """``(inputs, targets)`` from a tuple/list batch (``(inputs, targets)`` or
+    ``(inputs, targets, mask)``) or a dict batch."""
+    if isinstance(batch, (tuple, list)) and len(batch) in (2, 3):
         return batch[0], batch[1]
     if isinstance(batch, Mapping):
         def pick(given: str | None, candidates: tuple[str, ...], role: str) -> Any:
@@ -45,6 +48,37 @@ def split_batch(batch: Any, input_key: str | None = None,
                     f"{type(batch).__name__}")
 
 
+def batch_mask(batch: Any, mask_key: str | None = None) -> Any:
+    """The padding mask of a batch, or ``None``: a dict batch's ``mask_key`` entry
+    (default ``"mask"``, used when present; a ``mask_key`` given must be there),
+    or the third item of an ``(inputs, targets, mask)`` tuple."""
+    if isinstance(batch, (tuple, list)):
+        return batch[2] if len(batch) == 3 else None
+    if isinstance(batch, Mapping):
+        if mask_key is not None and mask_key not in batch:
+            raise KeyError(f"batch has no key {mask_key!r} for the padding mask; it has "
+                           f"{sorted(batch)}")
+        return batch.get(mask_key or MASK_KEY)
+    return None
+
+
+def masked_metrics(loss_fn: Callable, outputs: Any, targets: Any, mask: Any) -> Any:
+    """``loss_metrics`` of ``loss_fn``, given ``mask=`` when the batch has one.
+
+    A batch with a padding mask and a loss that takes no ``mask=`` is refused:
+    averaging over the padded positions too would be silently wrong.
+    """
+    if mask is None:
+        return loss_metrics(loss_fn, outputs, targets)
+    if not takes_mask(loss_fn):
+        name = getattr(loss_fn, "__name__", type(loss_fn).__name__)
+        raise ValueError(f"the batch has a padding mask but the loss {name} takes no mask=; "
+                         f"use loss='next_token' (js.losses.next_token_cross_entropy), a "
+                         f"loss(outputs, targets, mask=None) of your own, or drop the "
+                         f"batch's {MASK_KEY!r} entry if it is not a padding mask")
+    return loss_metrics(lambda o, t: loss_fn(o, t, mask=mask), outputs, targets)
+
+
 def eval_mode_kwargs(call: Callable) -> dict[str, Any]:
     """Keyword flags that put a Linen ``__call__`` in evaluation mode, read off
     its signature (``train=False``, ``deterministic=True``, ...)."""
@@ -58,7 +92,8 @@ def eval_mode_kwargs(call: Callable) -> dict[str, Any]:
 def adapt(model: Any, variables: Mapping[str, Any] | None = None, *,
           loss: str | Callable = "cross_entropy", input_key: str | None = None,
           target_key: str | None = None, apply_kwargs: Mapping[str, Any] | None = None,
-          include_state: bool = False) -> tuple[Callable[[PyTree, Any], Any], PyTree]:
+          include_state: bool = False, mask_key: str | None = None
+          ) -> tuple[Callable[[PyTree, Any], Any], PyTree]:
     """Turns a Flax Linen module (with its variables) or an NNX model into
     ``(fn, params)``.
 
@@ -66,9 +101,15 @@ def adapt(model: Any, variables: Mapping[str, Any] | None = None, *,
         model: a ``flax.linen.Module`` or a ``flax.nnx.Module``.
         variables: Linen variables ``{'params': ..., 'batch_stats': ...}``
             (not used for NNX).
-        loss: ``"cross_entropy"`` (with ``accuracy``), ``"mse"``, ``"mae"``, or
-            a callable ``loss(outputs, targets) -> scalar | dict``.
+        loss: ``"cross_entropy"`` (with ``accuracy``), ``"mse"``, ``"mae"``,
+            ``"next_token"`` (a language model's per-token cross-entropy, see
+            :func:`jaxsurf.losses.next_token_cross_entropy`), or a callable
+            ``loss(outputs, targets) -> scalar | dict``.
         input_key, target_key: dict-batch keys, if not one of the common names.
+        mask_key: the dict-batch key of a padding mask (default: ``"mask"``
+            when the batch has it; an ``(inputs, targets, mask)`` tuple works
+            too). The mask is passed to the loss as ``mask=``; a loss without
+            that keyword is refused rather than averaged over padding.
         apply_kwargs: extra keywords for the Linen ``apply``; by default the
             evaluation-mode flag found in the signature (``train=False``,
             ``deterministic=True``, ...).
@@ -100,7 +141,7 @@ def adapt(model: Any, variables: Mapping[str, Any] | None = None, *,
         if include_state:
             raise ValueError("include_state=True is for Linen; for NNX, evaluate your own "
                              "fn over nnx.split(model) states")
-        return _adapt_nnx(nnx, model, loss_fn, input_key, target_key)
+        return _adapt_nnx(nnx, model, loss_fn, input_key, target_key, mask_key)
     if variables is None or "params" not in variables:
         raise ValueError("a Linen module needs its variables, e.g. "
                          "adapt(module, module.init(key, x)); they must hold 'params'")
@@ -108,13 +149,15 @@ def adapt(model: Any, variables: Mapping[str, Any] | None = None, *,
         every = dict(variables)
         tree.check_arrays(every)
         metrics_all = linen_metrics_fn(model, loss=loss_fn, input_key=input_key,
-                                       target_key=target_key, apply_kwargs=apply_kwargs)
+                                       target_key=target_key, apply_kwargs=apply_kwargs,
+                                       mask_key=mask_key)
         return metrics_all, every
     frozen = {k: v for k, v in variables.items() if k != "params"}
     params = variables["params"]
     tree.check_arrays(params)
     metrics_of = linen_metrics_fn(model, loss=loss_fn, input_key=input_key,
-                                  target_key=target_key, apply_kwargs=apply_kwargs)
+                                  target_key=target_key, apply_kwargs=apply_kwargs,
+                                  mask_key=mask_key)
 
     def apply(params: PyTree, state: PyTree, batch: Any) -> Any:
         return metrics_of({"params": params, **state}, batch)
@@ -169,6 +212,7 @@ def _linen_recompute(module: Any, input_key: str | None, target_key: str | None
 def linen_metrics_fn(module: Any, *, loss: str | Callable = "cross_entropy",
                      input_key: str | None = None, target_key: str | None = None,
                      apply_kwargs: Mapping[str, Any] | None = None,
+                     mask_key: str | None = None,
                      ) -> Callable[[Mapping[str, Any], Any], Any]:
     """``fn(variables, batch)`` for a Linen module in evaluation mode: like
     :func:`adapt` but over *all* variables (e.g. to evaluate while BatchNorm
@@ -186,13 +230,15 @@ def linen_metrics_fn(module: Any, *, loss: str | Callable = "cross_entropy",
 
     def fn(variables: Mapping[str, Any], batch: Any) -> Any:
         inputs, targets = split_batch(batch, input_key, target_key)
-        return loss_metrics(loss_fn, module.apply(variables, inputs, **kwargs), targets)
+        return masked_metrics(loss_fn, module.apply(variables, inputs, **kwargs), targets,
+                              batch_mask(batch, mask_key))
 
     return fn
 
 
 def _adapt_nnx(nnx: Any, model: Any, loss_fn: Callable, input_key: str | None,
-               target_key: str | None) -> tuple[Callable, PyTree]:
+               target_key: str | None, mask_key: str | None = None
+               ) -> tuple[Callable, PyTree]:
     model = copy.deepcopy(model)
     model.eval()
     graphdef, param_state, rest = nnx.split(model, nnx.Param, ...)
@@ -203,7 +249,7 @@ def _adapt_nnx(nnx: Any, model: Any, loss_fn: Callable, input_key: str | None,
         nnx.replace_by_pure_dict(state, params)
         inputs, targets = split_batch(batch, input_key, target_key)
         outputs = nnx.merge(graphdef, state, rest)(inputs)
-        return loss_metrics(loss_fn, outputs, targets)
+        return masked_metrics(loss_fn, outputs, targets, batch_mask(batch, mask_key))
 
     def fn(params: PyTree, batch: Any) -> Any:  # params from another adapt: their own state
         return apply(params, _state.lookup(params, rest)[0], batch)

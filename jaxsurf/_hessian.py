@@ -4,6 +4,7 @@ documentation and examples, is ``jaxsurf/hessian.py``."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import warnings
 from dataclasses import dataclass
@@ -97,9 +98,13 @@ def _flat_operator(fn: Fn, params: PyTree, data: Any, metric: str,
     """``(matvec(params, flat_v) -> flat Hv, flat params, unravel)``.
 
     ``params`` is an argument of ``matvec`` so one compilation serves every
-    point (convexity maps).
+    point (convexity maps). Params sharded over a mesh are not flattened (that
+    would gather them): their "flat" vectors are pytrees sharded like the params,
+    and the Lanczos helpers below work on either form.
     """
     check_float_params(params)
+    if _sharded(params):
+        return _tree_flat_operator(fn, params, data, metric, batch_size)
     flat, unravel = ravel_pytree(params)
     bound = bind(fn, params)[0]  # params' own state
     scalar = scalar_metric(bound, metric)
@@ -111,6 +116,107 @@ def _flat_operator(fn: Fn, params: PyTree, data: Any, metric: str,
                              check=labels_check(bound, params))
     dtype = accumulator_dtype(flat.dtype)
     return (lambda p, v: mean(p, v).astype(dtype)), flat.astype(dtype), unravel
+
+
+def _sharded(params: PyTree) -> bool:
+    """Whether some leaf is a ``jax.Array`` placed on a mesh (``NamedSharding``)."""
+    return any(isinstance(getattr(x, "sharding", None), jax.sharding.NamedSharding)
+               for x in jax.tree_util.tree_leaves(params))
+
+
+def _tree_flat_operator(fn: Fn, params: PyTree, data: Any, metric: str,
+                        batch_size: int | None) -> tuple[Callable, PyTree, Callable]:
+    """:func:`_flat_operator` for sharded params: vectors are pytrees sharded as
+    the params are (nothing gathered); ``unravel`` casts back to the params' dtypes."""
+    bound = bind(fn, params)[0]
+    scalar = scalar_metric(bound, metric)
+    mean = mean_over_batches(partial(_batch_hvp, scalar), data, batch_size=batch_size,
+                             check=labels_check(bound, params))
+    dtypes = jax.tree_util.tree_map(lambda x: x.dtype, params)
+    wide = jax.tree_util.tree_map(lambda x: x.astype(accumulator_dtype(x.dtype)), params)
+
+    def matvec(p: PyTree, v: PyTree) -> PyTree:
+        return jax.tree_util.tree_map(lambda h, w: h.astype(w.dtype), mean(p, v), wide)
+
+    def unravel(v: PyTree) -> PyTree:
+        return jax.tree_util.tree_map(lambda x, d: x.astype(d), v, dtypes)
+    return matvec, wide, unravel
+
+
+# Vectors of the Lanczos helpers: a flat array, or (sharded params) a pytree sharded
+# like the params. ``_draw`` gives a pytree the same draws as the flat array would
+# hold (JAX's partitionable threefry: entry j depends on the key and j alone).
+def _is_flat(v: Any) -> bool:
+    return jax.tree_util.treedef_is_leaf(jax.tree_util.tree_structure(v)) and jnp.ndim(v) == 1
+
+
+def _vdot(a: Any, b: Any) -> jax.Array:
+    if _is_flat(a):
+        return jnp.dot(a, b, precision=_HIGHEST)
+    return sum((jnp.sum(x * y) for x, y in zip(jax.tree_util.tree_leaves(a),
+                                                jax.tree_util.tree_leaves(b))),
+               jnp.zeros((), jnp.float32))
+
+
+def _basis_dots(basis: Any, w: Any) -> jax.Array:
+    """``basis @ w``: one dot per stored row."""
+    if _is_flat(w):
+        return jnp.matmul(basis, w, precision=_HIGHEST)
+    dots = [jnp.sum(b * x[None], axis=tuple(range(1, b.ndim)))
+            for b, x in zip(jax.tree_util.tree_leaves(basis), jax.tree_util.tree_leaves(w))]
+    return functools.reduce(jnp.add, dots)
+
+
+def _basis_combine(c: jax.Array, basis: Any) -> Any:
+    """``c @ basis``: the rows combined with coefficients ``c``."""
+    if jax.tree_util.treedef_is_leaf(jax.tree_util.tree_structure(basis)) \
+            and jnp.ndim(basis) == 2:
+        return jnp.matmul(c, basis, precision=_HIGHEST)
+    return jax.tree_util.tree_map(lambda b: jnp.tensordot(c, b, axes=1, precision=_HIGHEST),
+                                  basis)
+
+
+def _length(w: Any) -> jax.Array:
+    return jnp.linalg.norm(w) if _is_flat(w) else jnp.sqrt(_vdot(w, w))
+
+
+def _tree_map(f: Callable, *trees: Any) -> Any:
+    return jax.tree_util.tree_map(f, *trees)
+
+
+@functools.lru_cache(maxsize=256)
+def _slice_program(kind: str, dim: int, offset: int, shape: tuple, dtype: Any,
+                   sharding: Any) -> Callable:
+    draw = getattr(jax.random, kind)
+    return jax.jit(lambda key: draw(key, (dim,), dtype)[offset:offset + math.prod(shape)]
+                   .reshape(shape), out_shardings=sharding)
+
+
+def _draw(kind: str, key: jax.Array, like: Any, dtype: Any) -> Any:
+    """``jax.random.<kind>(key, (dim,), dtype)`` as a flat array, or for a pytree
+    ``like``, cut into its leaves and sharded as they are."""
+    if _is_flat(like):
+        return getattr(jax.random, kind)(key, like.shape, dtype)
+    leaves, treedef = jax.tree_util.tree_flatten(like)
+    dim, out, offset = sum(x.size for x in leaves), [], 0
+    for x in leaves:
+        out.append(_slice_program(kind, dim, offset, tuple(x.shape), jnp.dtype(dtype),
+                                  x.sharding)(key))
+        offset += x.size
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def _empty_basis(rows: int, like: Any) -> Any:
+    if _is_flat(like):
+        return jnp.zeros((rows, like.shape[0]), like.dtype)
+
+    def leaf(x: jax.Array) -> jax.Array:
+        sharding: Any = x.sharding
+        if isinstance(sharding, jax.sharding.NamedSharding):  # a row per iteration, unsplit
+            sharding = jax.sharding.NamedSharding(
+                sharding.mesh, jax.sharding.PartitionSpec(None, *sharding.spec))
+        return jax.jit(lambda: jnp.zeros((rows, *x.shape), x.dtype), out_shardings=sharding)()
+    return _tree_map(leaf, like)
 
 
 @takes_engine("js.hessian.hvp")
@@ -165,8 +271,8 @@ class _Lanczos:
 def _orthogonalize(basis: jax.Array, w: jax.Array) -> tuple[jax.Array, jax.Array]:
     """``w`` minus its projection on the rows of ``basis`` (twice: CGS2), and its norm."""
     for _ in range(2):
-        w = w - jnp.matmul(jnp.matmul(basis, w, precision=_HIGHEST), basis, precision=_HIGHEST)
-    return w, jnp.linalg.norm(w)
+        w = _tree_map(jnp.subtract, w, _basis_combine(_basis_dots(basis, w), basis))
+    return w, _length(w)
 
 
 @partial(jax.jit, donate_argnums=0)
@@ -175,18 +281,23 @@ def _lanczos_step(basis: jax.Array, index: jax.Array, v: jax.Array, w: jax.Array
     """Stores ``v`` as row ``index``; returns the basis, ``alpha = v.Hv``, and
     ``Hv`` orthogonalised against every stored row (full reorthogonalisation,
     which subsumes the three-term recurrence) with its norm ``beta``."""
-    basis = basis.at[index].set(v)
-    alpha = jnp.dot(v, w, precision=_HIGHEST)
+    basis = _tree_map(lambda b, x: b.at[index].set(x), basis, v)
+    alpha = _vdot(v, w)
     w, beta = _orthogonalize(basis, w)
     return basis, alpha, w, beta
 
 
 @jax.jit
 def _rayleigh(v: jax.Array, w: jax.Array) -> jax.Array:
-    return jnp.dot(v, w, precision=_HIGHEST)
+    return _vdot(v, w)
 
 
-def _random_unit(key: jax.Array, dim: int, dtype: Any) -> jax.Array:
+def _random_unit(key: jax.Array, dim: int, dtype: Any, like: Any = None) -> Any:
+    """A Gaussian unit vector: flat, or (``like`` a sharded pytree) sharded like it."""
+    if like is not None and not _is_flat(like):
+        v = _draw("normal", key, like, dtype)
+        norm = _length(v)
+        return _tree_map(lambda x: x / norm, v)
     v = jax.random.normal(key, (dim,), dtype)
     return v / jnp.linalg.norm(v)
 
@@ -202,8 +313,9 @@ def _lanczos(matvec: Callable[[jax.Array], jax.Array], start: jax.Array, num_ite
     early stopping is then switched off, since converged-looking Ritz pairs
     no longer rule out unseen copies.
     """
-    dim, dtype = start.shape[0], start.dtype
-    basis = jnp.zeros((num_iterations, dim), dtype)
+    first = jax.tree_util.tree_leaves(start)[0]
+    dim, dtype = sum(x.size for x in jax.tree_util.tree_leaves(start)), first.dtype
+    basis = _empty_basis(num_iterations, start)
     alphas: list[float] = []
     betas: list[float] = []
     breakdown = 100 * float(jnp.finfo(dtype).eps)
@@ -222,14 +334,15 @@ def _lanczos(matvec: Callable[[jax.Array], jax.Array], start: jax.Array, num_ite
         if residual <= breakdown * scale:
             stop = None  # an invariant subspace: unseen copies of eigenvalues may remain
             key, sub = jax.random.split(key)
-            v, norm = _orthogonalize(basis, _random_unit(sub, dim, dtype))
-            v = v / norm
+            v, norm = _orthogonalize(basis, _random_unit(sub, dim, dtype, start))
+            v = _tree_map(lambda x: x / norm, v)
             betas.append(0.0)
         else:
-            v = w / beta
+            v = _tree_map(lambda x: x / beta, w)
             betas.append(residual)
     m = len(alphas)
-    return _Lanczos(np.array(alphas), np.array(betas), residual, basis[:m])
+    return _Lanczos(np.array(alphas), np.array(betas), residual,
+                    _tree_map(lambda b: b[:m], basis))
 
 
 def _converged(k: int, which: str, tol: float) -> Callable[[list, list, float], bool]:
@@ -260,9 +373,14 @@ def _check_iterations(num_iterations: int | None, default: int, dim: int, at_lea
     return num_iterations
 
 
-def _canonical_sign(v: jax.Array) -> jax.Array:
+def _canonical_sign(v: Any) -> Any:
     """Flips ``v`` so that its largest-magnitude entry is positive (a fixed choice)."""
-    return v * jnp.sign(v[jnp.argmax(jnp.abs(v))])
+    if _is_flat(v):
+        return v * jnp.sign(v[jnp.argmax(jnp.abs(v))])
+    leaves = jax.tree_util.tree_leaves(v)
+    top = max(jnp.max(jnp.abs(x)) for x in leaves)
+    sign = jnp.sign(sum(jnp.sum(jnp.where(jnp.abs(x) == top, x, 0)) for x in leaves))
+    return _tree_map(lambda x: x * jnp.where(sign < 0, -1, 1).astype(x.dtype), v)
 
 
 @takes_engine("js.hessian.top_eigenpairs")
@@ -316,7 +434,8 @@ def top_eigenpairs(fn: Fn, params: PyTree, data: Any, *, k: int = 1, key: jax.Ar
     matvec, flat, unravel = _flat_operator(fn, params, data, metric, batch_size)
     k0, k1 = jax.random.split(key)
     stop = _converged(k, which, tol) if tol is not None else None
-    run = _lanczos(partial(matvec, params), _random_unit(k0, dim, flat.dtype), m, k1, stop)
+    dtype = jax.tree_util.tree_leaves(flat)[0].dtype
+    run = _lanczos(partial(matvec, params), _random_unit(k0, dim, dtype, flat), m, k1, stop)
     theta, s = run.ritz()
     order = np.argsort(theta)[::-1][:k] if which == "largest" else np.argsort(theta)[:k]
     if tol is not None and len(run.alphas) < dim:
@@ -326,8 +445,9 @@ def top_eigenpairs(fn: Fn, params: PyTree, data: Any, *, k: int = 1, key: jax.Ar
             warnings.warn(f"Lanczos stopped after {len(run.alphas)} iterations with relative "
                           f"residual bounds {np.round(bounds / limit * tol, 8).tolist()} above "
                           f"tol={tol}; raise num_iterations", RuntimeWarning, stacklevel=2)
-    vectors = jnp.matmul(jnp.asarray(s[:, order].T, flat.dtype), run.basis, precision=_HIGHEST)
-    pytrees = [unravel(_canonical_sign(v / jnp.linalg.norm(v))) for v in vectors]
+    rows = [_basis_combine(jnp.asarray(s[:, i], dtype), run.basis) for i in order]
+    pytrees = [unravel(_canonical_sign(_tree_map(lambda x, n=_length(v): x / n, v)))
+               for v in rows]
     return theta[order].astype(np.float64), pytrees
 
 
@@ -379,7 +499,8 @@ def trace(fn: Fn, params: PyTree, data: Any, *, key: jax.Array, num_samples: int
     matvec, flat, _ = _flat_operator(fn, params, data, metric, batch_size)
     samples = np.empty(num_samples)
     for i in range(num_samples):
-        z = jax.random.rademacher(jax.random.fold_in(key, i), flat.shape, flat.dtype)
+        z = _draw("rademacher", jax.random.fold_in(key, i), flat,
+                  jax.tree_util.tree_leaves(flat)[0].dtype)
         samples[i] = float(_rayleigh(z, matvec(params, z)))
     return float(samples.mean()), float(samples.std(ddof=1) / math.sqrt(num_samples))
 
@@ -425,7 +546,8 @@ def spectral_density(fn: Fn, params: PyTree, data: Any, *, key: jax.Array,
     nodes, weights = [], []
     for p in range(num_probes):
         k0, k1 = jax.random.split(jax.random.fold_in(key, p))
-        start = jax.random.rademacher(k0, (dim,), flat.dtype) / math.sqrt(dim)
+        start = _tree_map(lambda x: x / math.sqrt(dim),
+                          _draw("rademacher", k0, flat, jax.tree_util.tree_leaves(flat)[0].dtype))
         theta, u = _lanczos(partial(matvec, params), start, m, k1).ritz()
         nodes.append(theta)
         weights.append(u[0] ** 2 / num_probes)

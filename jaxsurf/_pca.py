@@ -14,6 +14,7 @@ import numpy as np
 
 from jaxsurf import _validate, _tree as tree
 from jaxsurf._deprecation import deprecated_alias
+from jaxsurf._directions import sharding_of
 from jaxsurf._layout import leaf_layouts
 from jaxsurf._tree import PyTree
 
@@ -290,7 +291,9 @@ def pca_directions(trajectory: Trajectory, *, origin: PyTree | None = None, k: i
     Returns:
         ``(directions, explained_variance_ratio)``: ``k`` orthonormal pytrees
         of numpy arrays shaped and typed like the params (non-float leaves are
-        zero), and an array of shape ``(k,)``: each component's variance as a
+        zero; a leaf whose params, i.e. ``origin``, ``params_like`` or the
+        list's first point, is a ``jax.Array`` sharded over a mesh comes back
+        sharded the same way), and an array of shape ``(k,)``: each component's variance as a
         fraction of the total variance of all components. Signs are chosen so
         that the path's last point has a larger coordinate than its first.
 
@@ -318,7 +321,23 @@ def pca_directions(trajectory: Trajectory, *, origin: PyTree | None = None, k: i
         coeffs, ratio = _principal_axes(_gram(source, layout, o, memory_budget), k, center)
         vecs = _combine(source, layout, o, coeffs)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    return [_unflatten(layout, v) for v in vecs], ratio
+    reference = origin if origin is not None else params_like if params_like is not None \
+        else next(iter(trajectory)) if isinstance(trajectory, (list, tuple)) else None
+    return [_placed_like(_unflatten(layout, v), reference) for v in vecs], ratio
+
+
+def _placed_like(direction: PyTree, reference: PyTree | None) -> PyTree:
+    """``direction`` (numpy leaves) with each leaf sharded as ``reference``'s leaf is,
+    where that leaf is a ``jax.Array`` sharded over a mesh (only the shards move)."""
+    if reference is None:
+        return direction
+    refs = jax.tree_util.tree_leaves(reference)
+    leaves, treedef = jax.tree_util.tree_flatten(direction)
+    if len(refs) != len(leaves):
+        return direction
+    placed = [leaf if sharding_of(ref) is None else jax.device_put(leaf, sharding_of(ref))
+              for leaf, ref in zip(leaves, refs)]
+    return jax.tree_util.tree_unflatten(treedef, placed)
 
 
 def project(trajectory: Trajectory, origin: PyTree | None, directions: Sequence[PyTree], *,

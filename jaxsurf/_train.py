@@ -21,7 +21,8 @@ from jaxsurf._deprecation import deprecated_alias
 from jaxsurf.data.augment import augment
 from jaxsurf._evaluate import dataset_mean
 from jaxsurf._flax import eval_mode_kwargs, linen_metrics_fn
-from jaxsurf._losses import get_loss
+from jaxsurf._losses import (get_loss, next_token_cross_entropy, takes_mask,
+                             tokens_per_example)
 from jaxsurf._progress import ProgressOption
 from jaxsurf._store import data_fingerprint
 
@@ -46,7 +47,8 @@ class TrainConfig:
             training of ResNets; for Adam/Nadam decoupled AdamW-style).
         schedule: ``constant``, ``cosine`` (to 0) or ``piecewise`` (×``decay``
             at each fraction of training in ``milestones``).
-        loss: ``cross_entropy``, ``mse`` or ``mae`` (see :mod:`jaxsurf.losses`).
+        loss: ``cross_entropy``, ``mse``, ``mae`` or ``next_token`` (see
+            :mod:`jaxsurf.losses`).
         augment: random crop (pad 2) and, if ``flip``, horizontal flips.
         eval_batch_size: batch size of the exact evaluation passes.
         seed: initialisation, shuffling, dropout and augmentation seed.
@@ -113,7 +115,8 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientT
 
 def _make_epoch(model: Any, loss_fn: Callable, tx: optax.GradientTransformation,
                 config: TrainConfig, train_kwargs: dict[str, Any]) -> Callable:
-    """``(params, state, opt_state, key, x, y) -> (..., mean step loss)`` for one epoch.
+    """``(params, state, opt_state, key, x, y, mask) -> (..., mean step loss)`` for one
+    epoch (``mask``: the padding mask of every example, or ``None``).
 
     One jitted step per batch, in a Python loop: on XLA:CPU, gradients of
     convolutions inside a rolled ``lax.scan`` ran about 9x slower than the
@@ -122,16 +125,17 @@ def _make_epoch(model: Any, loss_fn: Callable, tx: optax.GradientTransformation,
     gathers its shuffled batch there.
     """
     @jax.jit
-    def step(params, state, opt_state, key, x, y, index):
+    def step(params, state, opt_state, key, x, y, mask, index):
         key, k_drop, k_aug = jax.random.split(key, 3)
         xb, yb = x[index], y[index]
+        masked = {} if mask is None else {"mask": mask[index]}
         if config.augment:
             xb = augment(k_aug, xb, padding=2, flip=config.flip)
 
         def objective(p):
             out, new_state = model.apply({"params": p, **state}, xb, **train_kwargs,
                                          mutable=list(state), rngs={"dropout": k_drop})
-            metrics = loss_fn(out, yb)
+            metrics = loss_fn(out, yb, **masked)
             metrics = metrics if isinstance(metrics, dict) else {"loss": metrics}
             return metrics["loss"], new_state
 
@@ -146,14 +150,14 @@ def _make_epoch(model: Any, loss_fn: Callable, tx: optax.GradientTransformation,
         order = jax.random.permutation(k_perm, n)[: steps * config.batch_size]
         return key, order.reshape((steps, config.batch_size))
 
-    def epoch(params, state, opt_state, key, x, y, report=None, after_step=None):
+    def epoch(params, state, opt_state, key, x, y, mask=None, report=None, after_step=None):
         key, order = shuffle(key, x.shape[0])
         steps = int(order.shape[0])
         every = max(1, steps // 100)  # wait for the device at most ~100 times an epoch
         losses = []
         for i, index in enumerate(order):
             params, state, opt_state, key, loss = step(params, state, opt_state, key, x, y,
-                                                       index)
+                                                       mask, index)
             losses.append(loss)
             if after_step is not None:  # e.g. a js.Monitor: (steps done, params, state)
                 after_step(i + 1, params, state)
@@ -191,8 +195,9 @@ def fit(model: Any, data: dict[str, Any], config: TrainConfig = TrainConfig(), *
 
     Args:
         model: a Flax Linen module whose ``__call__`` takes ``train``.
-        data: ``{"train": {"x", "y"}, "val": {"x", "y"}}`` float inputs and
-            targets (``"val"`` optional).
+        data: ``{"train": {"x", "y"}, "val": {"x", "y"}}`` inputs and
+            targets (``"val"`` optional), and for a language model a padding
+            ``"mask"`` beside them (passed to the loss as ``mask=``).
         config: :class:`TrainConfig`.
         out_dir: where ``trajectory/`` (orbax), ``log.jsonl`` and
             ``config.json`` go; an existing run there is resumed.
@@ -231,6 +236,11 @@ def fit(model: Any, data: dict[str, Any], config: TrainConfig = TrainConfig(), *
         batching.num_examples(data[split], what=f"data[{split!r}]")
         check_data_dtypes(data[split], f"data[{split!r}]")
     x, y = jnp.asarray(train["x"]), jnp.asarray(train["y"])
+    mask = jnp.asarray(train["mask"]) if "mask" in train else None
+    if any("mask" in data[split] for split in data) and not takes_mask(get_loss(config.loss)):
+        raise ValueError(f"the data carry a padding 'mask' but the loss {config.loss!r} takes "
+                         f"no mask=; use loss='next_token' for a language model, or drop "
+                         f"the 'mask' entries")
     if x.shape[0] < config.batch_size:
         raise ValueError(f"{x.shape[0]} training examples are fewer than batch_size "
                          f"{config.batch_size}")
@@ -244,11 +254,15 @@ def fit(model: Any, data: dict[str, Any], config: TrainConfig = TrainConfig(), *
     state = {k: v for k, v in variables.items() if k != "params"}
     opt_state = tx.init(params)
     key = jax.random.fold_in(key, 2)
-    eval_fn = linen_metrics_fn(model, loss=config.loss)
-
     def evaluator(split: dict[str, Any], limit: int | None = None) -> Callable:
-        arrays = {"x": np.asarray(split["x"][:limit]), "y": np.asarray(split["y"][:limit])}
-        return dataset_mean(eval_fn, arrays, batch_size=config.eval_batch_size)
+        arrays = {k: np.asarray(split[k][:limit]) for k in ("x", "y", "mask") if k in split}
+        loss: Any = config.loss
+        if "mask" in arrays and get_loss(loss) is next_token_cross_entropy:
+            # the split's tokens per sequence: an exact per-token mean however it is batched
+            loss = functools.partial(next_token_cross_entropy,
+                                     tokens_per_example=tokens_per_example(arrays["mask"]))
+        return dataset_mean(linen_metrics_fn(model, loss=loss), arrays,
+                            batch_size=config.eval_batch_size)
 
     # exact train metrics on (up to) the first 10,000 training examples
     eval_train = evaluator(train, 10_000)
@@ -268,8 +282,8 @@ def fit(model: Any, data: dict[str, Any], config: TrainConfig = TrainConfig(), *
         after_step = None if monitor is None else _monitor_hook(
             monitor, (position["epoch"] - 1) * steps_per_epoch, params, carry["batch_stats"])
         params, state, opt_state, key, train_loss = epoch_fn(
-            params, carry["batch_stats"], carry["opt_state"], carry["key"], x, y, report=report,
-            after_step=after_step)
+            params, carry["batch_stats"], carry["opt_state"], carry["key"], x, y, mask,
+            report=report, after_step=after_step)
         current = {"params": params, **state}
         row = {"train_step_loss": float(train_loss)}
         row.update({f"train_{k}": v for k, v in eval_train(current).items()})

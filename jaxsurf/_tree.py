@@ -147,14 +147,27 @@ def _map_float(f: Callable, *trees: PyTree) -> PyTree:
 
 def dot(a: PyTree, b: PyTree) -> jax.Array:
     """Sum over all float leaves of ``sum(a * b)``, accumulated in float32+."""
+    pairs = [(x, y) for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b))
+             if is_float_leaf(x)]
+    if not pairs:
+        return jnp.zeros((), jnp.float32)
+    return _dot_pairs([x for x, _ in pairs], [y for _, y in pairs])
+
+
+@jax.jit
+def _dot_pairs(xs: list, ys: list) -> jax.Array:
+    """One program for every leaf: an elementwise product and a full sum per leaf,
+    never a reshape, so a leaf sharded over a mesh (automatic or explicit axes) stays
+    sharded and only the sums are combined; one program rather than a chain of eager
+    ones per leaf (many small collectives in flight can starve XLA:CPU's threads)."""
     def wide(v: Any) -> jax.Array:
         v = jnp.asarray(v)
-        return v.astype(jnp.promote_types(v.dtype, jnp.float32)).ravel()
+        return v.astype(jnp.promote_types(v.dtype, jnp.float32))
 
-    leaves = [jnp.vdot(wide(x), wide(y))
-              for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b))
-              if is_float_leaf(x)]
-    return sum(leaves, jnp.zeros((), jnp.float32))
+    total = jnp.zeros((), jnp.float32)
+    for x, y in zip(xs, ys):
+        total = total + jnp.sum(jnp.conj(wide(x)) * wide(y))
+    return total
 
 
 def norm(a: PyTree) -> jax.Array:
@@ -203,6 +216,10 @@ def fingerprint(a: PyTree) -> str:
 
     h = hashlib.sha256()
     for path, leaf in jax.tree_util.tree_leaves_with_path(a):
+        if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+            from jax.experimental import multihost_utils  # a leaf spread over processes
+
+            leaf = multihost_utils.process_allgather(leaf, tiled=True)
         arr = np.ascontiguousarray(np.asarray(leaf))
         h.update(f"{leaf_path(path)}|{arr.shape}|{arr.dtype}|".encode())
         h.update(arr.tobytes())

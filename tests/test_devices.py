@@ -100,8 +100,11 @@ def test_bad_device_options_are_refused(problem):
     mesh = Mesh(np.array(ONE), ("points",))
     with pytest.raises(ValueError, match="devices= or mesh=, not both"):
         js.evaluate_line(mlp_fn, params, d1, data, [0.0], devices=ONE, mesh=mesh)
-    with pytest.raises(ValueError, match="axes must be named"):
-        js.evaluate_line(mlp_fn, params, d1, data, [0.0], mesh=Mesh(np.array(ONE), ("x",)))
+    # an axis other than "points"/"data" is a model axis (issue 25): params not sharded
+    # over it are a copy on every device, and the values are the same
+    model = js.evaluate_line(mlp_fn, params, d1, data, [0.0], progress=False,
+                             mesh=Mesh(np.array(ONE), ("x",)))
+    assert model.metadata["mesh"] == {"points": 1, "data": 1, "x": 1}
     with pytest.raises(ValueError, match="devices is empty"):
         js.evaluate_line(mlp_fn, params, d1, data, [0.0], devices=[])
     with pytest.raises(ValueError, match="compute_dtype must be a float dtype"):

@@ -395,3 +395,46 @@ def test_merging_smoke(tmp_path):
     i, j = list(plane.alphas).index(1.0), list(plane.betas).index(0.0)
     assert plane.metrics["loss"][i, j] == pytest.approx(
         saved["merges"]["fine-tune A"]["loss_A"], rel=1e-4)
+
+
+@pytest.mark.slow
+def test_transformer_smoke(tmp_path):
+    """The language-model experiment (issue 25): training on the standard library's
+    source, the random and PCA planes, the init -> final line and the curvature on
+    train and validation tokens, and the same sharded over 2 model shards."""
+    from experiments import transformer
+    out = tmp_path / "transformer"
+    returned = transformer.main(["--preset", "smoke", "--out", str(out), "--shards", "2"])
+    results = json.loads((out / "results.json").read_text())
+    assert results["experiment"] == "transformer" and results == json.loads(
+        json.dumps(rep.jsonable(returned)))
+    r = results["variants"]["lm"]
+    missing = [k for k in VARIANT_KEYS if k not in r]
+    assert not missing, missing
+    assert r["dataset"]["synthetic"] is False and r["dataset"]["name"] == "python-stdlib"
+    split = json.loads((out / "lm" / "data_split.json").read_text())
+    assert split["train"]["num_files"] > 0 and split["val"]["num_files"] > 0
+    assert not set(split["train"]["files"]) & set(split["val"]["files"])
+    assert r["val_perplexity"] == pytest.approx(np.exp(r["val_loss"]))
+    assert 0.0 <= r["val_accuracy"] <= 1.0 and r["epochs"] == 2
+    for key in ("plane_final", "plane_final_val", "plane_pca", "plane_pca_val",
+                "line_final", "interpolation", "interpolation_val"):
+        surface = js.Surface.load(out / r["surfaces"][key])
+        assert np.all(np.isfinite(surface.metrics["loss"])), key
+        if key.startswith("plane"):
+            assert surface.metrics["loss"].shape == (5, 5)
+    # the interpolation ends at the trained weights: alpha 1 is the plane's centre
+    plane = js.Surface.load(out / r["surfaces"]["plane_final"])
+    assert r["interpolation"]["train"]["at_trained"] == pytest.approx(
+        r["surface_stats"]["final"]["at_origin"], rel=1e-5)
+    for split_name in ("train", "val"):
+        assert r["curvature"][split_name]["lambda_max"] > 0
+    assert plane.metadata["variant"] == "lm"
+    for name in ("training_curves", "contour_final", "pca_path_pca", "pca_path_pca_val",
+                 "interpolation", "splits_final"):
+        assert _is_png(out / r["figures"][name]), name
+    sharded = results["sharded"]
+    assert sharded["shards"] == 2 and sharded["agree"] is True
+    assert {"plane_final", "plane_pca_val", "interpolation", "lambda_max", "trace_val"} <= set(
+        sharded["differences"])
+    assert "P(None, 'model')" in sharded["specs_used"]

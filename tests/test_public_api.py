@@ -48,7 +48,8 @@ NAMESPACES: dict[str, list[str]] = {
         "FASHION_MNIST_CLASSES", "IDXFormatError", "N_LANDMARKS", "N_TARGETS", "augment",
         "channel_stats", "fake_image_dataset", "find_dgex_files", "find_fashion_mnist",
         "load_fashion_mnist", "load_gene_expression", "load_tfds", "random_crop", "random_flip",
-        "read_idx", "split_validation", "standardize", "synthetic_gene_expression",
+        "load_python_source", "read_idx", "split_validation", "standardize",
+        "synthetic_gene_expression",
     ],
     "jaxsurf.data.augment": [
         "augment", "random_crop", "random_flip",
@@ -65,6 +66,9 @@ NAMESPACES: dict[str, list[str]] = {
     ],
     "jaxsurf.data.preprocess": [
         "channel_stats", "split_validation", "standardize",
+    ],
+    "jaxsurf.data.python_source": [
+        "PAD", "file_split", "load_python_source", "python_files", "stdlib_root", "to_sequences",
     ],
     "jaxsurf.data.tfds_loader": [
         "DEFAULT_SPLITS", "IMAGE_SHAPES", "NUM_CLASSES", "center_crop_resize",
@@ -99,12 +103,14 @@ NAMESPACES: dict[str, list[str]] = {
         "Interrupted", "run_command",
     ],
     "jaxsurf.losses": [
-        "accuracy", "cross_entropy", "get_loss", "mae", "mse",
+        "accuracy", "cross_entropy", "get_loss", "mae", "mse", "next_token_cross_entropy",
+        "perplexity", "tokens_per_example",
     ],
     "jaxsurf.models": [
         "BasicBlock", "Bottleneck", "DenseNetBC", "DenseRegressor", "ResNet50", "ResNetCIFAR",
         "ResNetImageNet", "SmallCNN", "TAAF", "available", "build", "densenet_bc100",
-        "densenet_bc_small", "num_params", "resnet110", "resnet20", "resnet50", "resnet56",
+        "TransformerLM", "densenet_bc_small", "num_params", "resnet110", "resnet20", "resnet50",
+        "resnet56",
     ],
     "jaxsurf.models.dense": [
         "DenseRegressor", "TAAF",
@@ -120,6 +126,10 @@ NAMESPACES: dict[str, list[str]] = {
     ],
     "jaxsurf.models.small_cnn": [
         "SmallCNN",
+    ],
+    "jaxsurf.models.transformer": [
+        "Block", "CausalSelfAttention", "TransformerLM", "filter_axes", "partition_specs",
+        "rotary_embedding",
     ],
     "jaxsurf.pca": [
         "pca_directions", "plot_path", "project",

@@ -17,7 +17,6 @@ from typing import Any, Iterable, Sequence
 
 import jax
 import numpy as np
-from jax.sharding import PartitionSpec
 
 from jaxsurf import _batching as batching, _distributed as distributed, _validate
 from jaxsurf import _subsample as subsample_lib
@@ -26,6 +25,7 @@ from jaxsurf._engine.data import (check_data_dtypes, check_not_empty_container, 
                                   stream_length)
 from jaxsurf._engine.job import Job, as_compute_dtype, check_directions, default_progress
 from jaxsurf._engine.loop import ChunkFn, open_store, run_chunks
+from jaxsurf._engine.memory import compile_planned
 from jaxsurf._engine.metrics import Fn, with_note
 from jaxsurf._engine.options import Engine
 from jaxsurf._engine.plan import plan
@@ -56,12 +56,15 @@ def evaluate_in_memory(job: Job, data: PyTree, split: batching.SplitData,
                                           split.batch_size)
 
     def make_chunk_fn() -> ChunkFn:
-        layout = layout_for(split, job.mesh.shape["data"])
+        layout = layout_for(split, distributed.mesh_shape(job.mesh)["data"])
         origin, directions = job.put_params()
-        full = job.put_data(layout.full, PartitionSpec("data"))
-        weights = job.put(layout.weights, PartitionSpec("data"))  # float32 batch sizes
+        full = job.put_data(layout.full, job.data_spec())
+        weights = job.put(layout.weights, job.data_spec())  # float32 batch sizes
         rest = job.put_data(layout.rest)
-        run = sums_program(job.fn, names, job, layout.rest_size)
+        sample = job.put_coefficients(np.zeros((job.chunk, len(job.directions)), np.float32))
+        run = compile_planned(job, lambda: sums_program(job.fn, names, job, layout.rest_size),
+                              (origin, directions, sample, full, weights, rest), origin,
+                              directions, (full, weights, rest))
 
         def evaluate_chunk(coeffs: np.ndarray, idx: np.ndarray) -> dict[str, np.ndarray]:
             sums = run(origin, directions, job.put_coefficients(coeffs), full, weights, rest)
@@ -99,17 +102,19 @@ def evaluate_stream_once(job: Job, data: Iterable[PyTree]
     wanted = np.arange(job.num_points) if job.only is None else job.only
     chunks = job.chunks(wanted)
     sums: dict[str, np.ndarray] = {}  # filled with the first batch, with run
-    total, run, origin, directions = 0, None, None, None
+    total, run, origin = 0, None, None
+    directions: list[PyTree] = []
     with ProgressTracker(job.sink, len(wanted)) as track:
         for b, (batch, size) in enumerate(batching.iter_batches(data)):
             check_data_dtypes(batch, f"batch {b}")
             if run is None:
                 names = job.metric_names(batch)
-                run = values_program(job.fn, names, job)
                 origin, directions = job.put_params()
                 sums = {k: np.zeros(job.num_points, np.float64) for k in names}
             job.check_labels(batch, f"batch {b}")
             batch = job.put_data(batch)
+            if run is None:
+                run = _planned_values_program(job, names, origin, directions, batch)
             for idx, coeffs in chunks:
                 out = run(origin, directions, job.put_coefficients(coeffs), batch)
                 for k in sums:
@@ -136,14 +141,19 @@ def evaluate_stream_stored(job: Job, data: Iterable[PyTree], store_path: str | o
 
     def make_chunk_fn() -> ChunkFn:
         origin, directions = job.put_params()
-        run = values_program(job.fn, names, job)
+        programs: dict[Any, Any] = {}  # one per batch shape (the last batch may be short)
 
         def evaluate_chunk(coeffs: np.ndarray, idx: np.ndarray) -> dict[str, np.ndarray]:
             sums = {k: np.zeros(len(coeffs), np.float64) for k in names}
             seen = []
             placed = job.put_coefficients(coeffs)
             for batch, size in batching.iter_batches(data):
-                out = run(origin, directions, placed, job.put_data(batch))
+                batch = job.put_data(batch)
+                key = _shapes(batch)
+                if key not in programs:
+                    programs[key] = _planned_values_program(job, names, origin, directions,
+                                                            batch)
+                out = programs[key](origin, directions, placed, batch)
                 for k in names:
                     sums[k] += distributed.to_host(out[k]).astype(np.float64) * size
                 seen.append(size)
@@ -156,6 +166,28 @@ def evaluate_stream_stored(job: Job, data: Iterable[PyTree], store_path: str | o
         return evaluate_chunk
 
     return values, run_chunks(job, todo, make_chunk_fn, values, store), total
+
+
+def _shapes(batch: PyTree) -> tuple:
+    return tuple((tuple(x.shape), str(x.dtype)) for x in jax.tree_util.tree_leaves(batch))
+
+
+def _planned_values_program(job: Job, names: list[str], origin: PyTree,
+                            directions: list[PyTree], batch: PyTree) -> Any:
+    """The stream's chunk program, planned (memory) and compiled for ``batch``; a
+    batch of another shape compiles again through the plain jitted program."""
+    sample = job.put_coefficients(np.zeros((job.chunk, len(job.directions)), np.float32))
+    compiled = compile_planned(job, lambda: values_program(job.fn, names, job),
+                               (origin, directions, sample, batch), origin, directions, batch)
+    shapes = _shapes(batch)
+    fallback = values_program(job.fn, names, job)
+
+    def run(origin: PyTree, directions: list[PyTree], coeffs: Any, batch: PyTree) -> Any:
+        if _shapes(batch) == shapes:
+            return compiled(origin, directions, coeffs, batch)
+        with distributed.mesh_context(job.mesh):
+            return fallback(origin, directions, coeffs, batch)
+    return run
 
 
 def execute(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree], data: Any,
@@ -188,12 +220,21 @@ def execute(fn: Fn, origin: PyTree | None, directions: Sequence[PyTree], data: A
         split = batching.split_batches(data, engine.batch_size)
         check_data_dtypes(data)
     num_wanted = len(coefficients) if only is None else len(only)
-    mesh, chunk = plan(num_wanted, engine.chunk_size, engine.devices, engine.mesh, split)
+    trees = [origin, *directions] if origin is not None else list(directions)
+    names = ["params", *[f"direction {k}" for k in range(len(directions))]] \
+        if origin is not None else [f"params {k}" for k in range(len(directions))]
+    params_mesh = distributed.sharded_mesh(trees)
+    mesh, chunk = plan(num_wanted, engine.chunk_size, engine.devices, engine.mesh, split,
+                       params_mesh)
+    # every sharded leaf must lie on this mesh, over its model axes, directions like params
+    specs = distributed.leaf_specs(mesh, list(zip(names, trees)))
     sink = make_sink(default_progress(engine.progress, mesh))
     job = Job(with_note(fn), origin, list(directions), reference, coefficients, mesh, chunk,
               engine.points_per_step, dtype, sink,
               sem_population=facts["subsample"]["of"] if engine.subsample is not None else None,
-              only=only, fingerprint=None if fingerprint is None else dict(fingerprint))
+              only=only, fingerprint=None if fingerprint is None else dict(fingerprint),
+              specs=specs if distributed.model_axes(mesh) else None,
+              memory_limit=engine.memory_limit)
     store = engine.store
     if split is not None:
         values, evaluated = evaluate_in_memory(job, data, split, store)

@@ -121,6 +121,11 @@ class Job:
     only: np.ndarray | None = None  # evaluate only these grid indices (adaptive refinement)
     fingerprint: dict[str, Any] | None = None  # the caller's extra store key (fingerprint=)
     labels: list[LabelCheck] = field(default_factory=list)  # found by metric_names
+    # per leaf, the PartitionSpec params and directions are placed with (None: a copy on
+    # every device); set when the mesh has model axes (distributed.leaf_specs)
+    specs: list[PartitionSpec] | None = None
+    memory: dict[str, Any] | None = None  # the memory plan (memory.compile_planned), for metadata
+    memory_limit: int | None = None  # bytes one device may use (the engine option)
 
     @property
     def num_points(self) -> int:
@@ -133,7 +138,8 @@ class Job:
     def metric_names(self, batch: PyTree) -> list[str]:
         """The names of ``fn``'s metrics (``fn`` run abstractly, as it will be run)."""
         cast = lambda value: cast_floats(value, self.compute_dtype)
-        shapes, self.labels = trace_metrics(self.fn, cast(self.reference), cast(batch))
+        with distributed.mesh_context(self.mesh):
+            shapes, self.labels = trace_metrics(self.fn, cast(self.reference), cast(batch))
         return list(shapes)
 
     def check_labels(self, data: PyTree, what: str = "data") -> None:
@@ -147,15 +153,24 @@ class Job:
         return distributed.put(value, self.mesh, spec)
 
     def put_params(self) -> tuple[PyTree, list[PyTree]]:
-        """The origin and the directions, a copy on every device."""
-        return self.put((self.origin, self.directions))
+        """The origin and the directions: a copy on every device, or, on a mesh with
+        model axes, each leaf sharded as the params' leaf is (nothing gathered)."""
+        if self.specs is None:
+            return self.put((self.origin, self.directions))
+        specs = self.specs
+        place = lambda t: None if t is None else distributed.place(t, self.mesh, specs)
+        return place(self.origin), [place(d) for d in self.directions]
 
     def put_data(self, value: Any, spec: PartitionSpec = PartitionSpec()) -> Any:
         """Data on the mesh, float leaves already in the compute dtype."""
         return self.put(cast_floats(value, self.compute_dtype), spec)
 
     def put_coefficients(self, coeffs: np.ndarray) -> jax.Array:
-        return self.put(coeffs, PartitionSpec("points"))
+        return self.put(coeffs, distributed.axis_spec(self.mesh, "points"))
+
+    def data_spec(self) -> PartitionSpec:
+        """How full batches are split: over the ``"data"`` axis, where the mesh has one."""
+        return distributed.axis_spec(self.mesh, "data")
 
     def chunks(self, todo: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """``(indices, coefficients)`` per chunk of ``todo``; the last chunk is
@@ -170,8 +185,12 @@ class Job:
 
     def describe(self) -> dict[str, Any]:
         """Facts for the Surface metadata."""
-        return {"num_devices": int(self.mesh.devices.size),
-                "mesh": distributed.mesh_shape(self.mesh),
+        model = {name: int(self.mesh.shape[name]) for name in distributed.model_axes(self.mesh)}
+        facts: dict[str, Any] = {"memory": self.memory} if self.memory is not None else {}
+        if self.memory is not None:
+            facts["points_per_step"] = self.points_per_step  # as planned to fit
+        return {**facts, "num_devices": int(self.mesh.devices.size),
+                "mesh": {**distributed.mesh_shape(self.mesh), **model},
                 "num_processes": len({d.process_index for d in self.mesh.devices.flat}),
                 "compute_dtype": None if self.compute_dtype is None else str(self.compute_dtype)}
 

@@ -116,13 +116,25 @@ def accumulators(batch_fn: Callable) -> tuple[Callable, Callable]:
     -> total + weight * batch_fn(*args, batch)`` (``total`` donated)."""
     def init(args: tuple, batch: PyTree) -> PyTree:
         shapes = jax.eval_shape(lambda b: batch_fn(*args, b), batch)
+        # zeros sharded as the values will be (params sharded over a mesh with explicit
+        # axes), so that the donated total is reused in place
         return jax.tree_util.tree_map(
-            lambda s: jnp.zeros(s.shape, accumulator_dtype(s.dtype)), shapes)
+            lambda s: jnp.zeros(s.shape, accumulator_dtype(s.dtype),
+                                out_sharding=_explicit_sharding(s)), shapes)
 
     def step(total: PyTree, args: tuple, batch: PyTree, weight: Any) -> PyTree:
         return weighted_add(total, batch_fn(*args, batch), weight)
 
     return jax.jit(init), jax.jit(step, donate_argnums=0)
+
+
+def _explicit_sharding(shape: jax.ShapeDtypeStruct) -> Any:
+    """The sharding of an abstract value computed under explicit mesh axes, else None."""
+    sharding = getattr(shape, "sharding", None)
+    if isinstance(sharding, jax.sharding.NamedSharding) and any(
+            t == jax.sharding.AxisType.Explicit for t in sharding.mesh.axis_types):
+        return sharding
+    return None
 
 
 def labels_check(fn: Fn, params: PyTree) -> Callable[..., None]:

@@ -35,7 +35,7 @@ LIBRARY_METADATA_KEYS = frozenset({
     "params_fingerprint",
     "params_a_fingerprint", "params_b_fingerprint", "distance", "normalization", "ignore",
     "points_total", "points_exact", "points_interpolated", "interpolated", "refine",
-    "model_state", "fingerprint"})
+    "model_state", "fingerprint", "memory"})
 
 
 USER_MAY_SET = frozenset({"axis_labels", "title"})  # presentation hints: user wins

@@ -77,7 +77,11 @@ class Engine:
             ``progress`` reports.
         devices: devices to spread the work over (default ``jax.devices()``).
         mesh: instead of ``devices``, a ``jax.sharding.Mesh`` with axes
-            ``"points"`` and/or ``"data"`` (and any model axes).
+            ``"points"`` and/or ``"data"`` and any others ("model axes", e.g.
+            ``jax.make_mesh((2, 4), ("points", "model"))``): params sharded
+            over the model axes keep their shardings, and each point's forward
+            pass runs sharded over them (``docs/scale.md``). Default: the
+            mesh the params are sharded over, if they are.
         compute_dtype: e.g. ``jnp.bfloat16`` (the combination and the sums stay
             float32); ``None``: as given.
         progress: ``None`` (a bar when stderr is a terminal, else log lines),
@@ -92,6 +96,13 @@ class Engine:
             cannot see (the model's code, the loss), mixed into a store's request.
         max_points: the most points one call may evaluate (default
             ``JAXSURF_MAX_POINTS``, else 250,000).
+        memory_limit: bytes one device may use; the engine plans the
+            per-device bytes of params, directions, data, combined params and
+            activations (XLA's ``memory_analysis``) before running, lowers
+            ``points_per_step`` to fit, and refuses (naming the bytes) what
+            cannot fit one point per step. Default: 90% of what the device
+            reports, or for CPU devices 80% of the host's memory shared
+            among them.
 
     Example:
         >>> eng = js.Engine(batch_size=128, chunk_size=16, progress=False)
@@ -111,6 +122,7 @@ class Engine:
     subsample_seed: int = 0
     fingerprint: Mapping[str, Any] | None = None
     max_points: int | None = None
+    memory_limit: int | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size is not None:
@@ -143,6 +155,8 @@ class Engine:
                                _validate.json_safe(self.fingerprint, "fingerprint"))
         if self.max_points is not None:
             _validate.max_points(self.max_points)
+        if self.memory_limit is not None:
+            _validate.positive_int(self.memory_limit, "memory_limit")
 
     def changed(self) -> dict[str, Any]:
         """The fields set to something other than their defaults.

@@ -1,4 +1,4 @@
-"""Chunk planning, in one place: the ``("points", "data")`` mesh and the chunk size.
+"""Chunk planning, in one place: the mesh and the chunk size.
 
 Example:
     >>> plan_chunks(100, None, 1)
@@ -33,11 +33,16 @@ def plan_chunks(num_points: int, chunk_size: int | None, num_devices: int) -> tu
 
 
 def make_mesh(num_points: int, chunk_size: int | None, devices: Sequence[distributed.Device] | None,
-               mesh: Mesh | None, split: batching.SplitData | None) -> Mesh:
-    """The ``("points", "data")`` mesh of a request (see :mod:`jaxsurf.distributed`)."""
+               mesh: Mesh | None, split: batching.SplitData | None,
+               params_mesh: Mesh | None = None) -> Mesh:
+    """The mesh of a request (see :mod:`jaxsurf.distributed`): ``mesh`` as given,
+    else the mesh the params are sharded over (``params_mesh``, when neither
+    ``mesh`` nor ``devices`` is given), else a planned ``("points", "data")`` mesh."""
+    if mesh is None and devices is None and params_mesh is not None:
+        mesh = params_mesh  # sharded params: evaluate where they are, never gather them
     if mesh is not None:  # (devices= with mesh= is refused by the Engine options)
         mesh = distributed.as_mesh(mesh)
-        if split is None and mesh.shape["data"] > 1:
+        if split is None and distributed.mesh_shape(mesh)["data"] > 1:
             raise ValueError(f"a mesh with a 'data' axis of {mesh.shape['data']} devices needs "
                              f"in-memory data (a stream of batches is not split over devices); "
                              f"use a mesh with only a 'points' axis")
@@ -50,7 +55,8 @@ def make_mesh(num_points: int, chunk_size: int | None, devices: Sequence[distrib
 
 
 def plan(num_points: int, chunk_size: int | None, devices: Sequence[distributed.Device] | None,
-         mesh: Mesh | None, split: batching.SplitData | None) -> tuple[Mesh, int]:
+         mesh: Mesh | None, split: batching.SplitData | None,
+         params_mesh: Mesh | None = None) -> tuple[Mesh, int]:
     """The mesh and the chunk (points per jitted call, over the points axis) of a request.
 
     Args:
@@ -58,10 +64,11 @@ def plan(num_points: int, chunk_size: int | None, devices: Sequence[distributed.
         chunk_size: the caller's chunk size, or ``None``.
         devices, mesh: as in :func:`jaxsurf.evaluate_points`.
         split: in-memory data cut into batches, or ``None`` for a stream.
+        params_mesh: the mesh the params are sharded over, if any.
 
     Returns:
         ``(mesh, chunk)``.
     """
-    mesh = make_mesh(num_points, chunk_size, devices, mesh, split)
-    chunk, _ = plan_chunks(num_points, chunk_size, mesh.shape["points"])
+    mesh = make_mesh(num_points, chunk_size, devices, mesh, split, params_mesh)
+    chunk, _ = plan_chunks(num_points, chunk_size, distributed.mesh_shape(mesh)["points"])
     return mesh, chunk

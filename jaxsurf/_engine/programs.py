@@ -129,11 +129,10 @@ def sums_program(fn: Fn, names: list[str], job: "Job", rest_size: int) -> Callab
         out.update({k + subsample_lib.SEM_SUFFIX: m.m2 for k, m in values.items()})
         return combine_out(out, shape, data_combined=True)
 
-    data = PartitionSpec("data")
-    specs = (PartitionSpec(), PartitionSpec(), PartitionSpec("points"), data, data,
-             PartitionSpec())
-    return jax.jit(jax.shard_map(body, mesh=job.mesh, in_specs=specs,
-                                 out_specs=PartitionSpec(), check_vma=False))
+    data = job.data_spec()
+    specs = (PartitionSpec(), PartitionSpec(), distributed.axis_spec(job.mesh, "points"), data,
+             data, PartitionSpec())
+    return _sharded_program(body, job, specs)
 
 
 def values_program(fn: Fn, names: list[str], job: "Job") -> Callable:
@@ -149,6 +148,20 @@ def values_program(fn: Fn, names: list[str], job: "Job") -> Callable:
 
         return combine_out(map_points(one_point, coeffs, job.points_per_step), shape)
 
-    specs = (PartitionSpec(), PartitionSpec(), PartitionSpec("points"), PartitionSpec())
-    return jax.jit(jax.shard_map(body, mesh=job.mesh, in_specs=specs,
-                                 out_specs=PartitionSpec(), check_vma=False))
+    specs = (PartitionSpec(), PartitionSpec(), distributed.axis_spec(job.mesh, "points"),
+             PartitionSpec())
+    return _sharded_program(body, job, specs)
+
+
+def _sharded_program(body: Callable, job: "Job", in_specs: tuple) -> Callable:
+    """``jit(shard_map(body))`` over the mesh's ``"points"``/``"data"`` axes. On a
+    mesh with model axes those stay automatic (or explicit): the params' and
+    directions' shardings over them flow into every point's forward pass (GSPMD),
+    the ``PartitionSpec()`` of ``in_specs`` meaning only "the same on every
+    point and data device"."""
+    manual = distributed.manual_axes(job.mesh)
+    if not distributed.model_axes(job.mesh):
+        manual = frozenset()  # every axis (the default)
+    return jax.jit(jax.shard_map(body, mesh=job.mesh, in_specs=in_specs,
+                                 out_specs=PartitionSpec(), axis_names=manual,
+                                 check_vma=False))

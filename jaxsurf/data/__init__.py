@@ -6,7 +6,9 @@ float32 features) in one layout::
     {"train": {"x": ..., "y": ...}, "val": {...}, "test": {...},
      "name": str, "num_classes": int | None, "synthetic": bool, ...}
 
-Synthetic stand-ins say so (``"synthetic": True`` and a ``"description"``).
+Text: :func:`load_python_source` gives byte-level next-token sequences of the
+Python standard library's own source, ``{"x", "y", "mask"}`` per split, split
+by file and recorded. Synthetic stand-ins say so (``"synthetic": True`` and a ``"description"``).
 Move a split to the device with ``jax.device_put(ds["train"])``; the core's
 Flax adapter accepts dict batches with keys ``x``/``y``. The analysis core
 never imports this package.
@@ -28,6 +30,7 @@ from jaxsurf.data.gene_expression import (N_LANDMARKS, N_TARGETS, find_dgex_file
                                           load_gene_expression, synthetic_gene_expression)
 from jaxsurf.data.idx import IDXFormatError, read_idx
 from jaxsurf.data.preprocess import channel_stats, split_validation, standardize
+from jaxsurf.data.python_source import load_python_source
 from jaxsurf.data.tfds_loader import fake_image_dataset, load_tfds
 
 __all__ = [
@@ -49,4 +52,5 @@ __all__ = [
     "find_dgex_files",
     "N_LANDMARKS",
     "N_TARGETS",
+    "load_python_source",
 ]

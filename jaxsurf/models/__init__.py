@@ -4,8 +4,10 @@ Every model follows one convention: ``model.apply(variables, x, train=False)``
 with ``variables = {"params": ..., "batch_stats": ...}`` (``batch_stats`` only
 where there is BatchNorm); ``train=True`` updates BatchNorm statistics
 (``mutable=["batch_stats"]``) and turns dropout on (rng collection
-``"dropout"``). Inputs are NHWC float32 images, or ``(N, features)`` for the
-dense nets. Kernels keep Flax layout, output channel last.
+``"dropout"``). Inputs are NHWC float32 images, ``(N, features)`` for the
+dense nets, or int token ids ``(N, length)`` for the language model
+(:mod:`jaxsurf.models.transformer`, with its sharding rules). Kernels keep
+Flax layout, output channel last.
 
 The analysis core never imports this package.
 
@@ -34,6 +36,7 @@ from jaxsurf.models.densenet import DenseNetBC, densenet_bc100, densenet_bc_smal
 from jaxsurf.models.resnet_cifar import BasicBlock, ResNetCIFAR, resnet20, resnet56, resnet110
 from jaxsurf.models.resnet_imagenet import Bottleneck, ResNet50, ResNetImageNet, resnet50
 from jaxsurf.models.small_cnn import SmallCNN
+from jaxsurf.models.transformer import TransformerLM
 
 __all__ = [
     "build",
@@ -54,6 +57,7 @@ __all__ = [
     "DenseRegressor",
     "TAAF",
     "SmallCNN",
+    "TransformerLM",
 ]
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {
@@ -69,6 +73,7 @@ _REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "dense_regressor": DenseRegressor,
     "taaf_regressor": lambda **kw: DenseRegressor(taaf=True, **kw),
     "small_cnn": SmallCNN,
+    "transformer_lm": TransformerLM,
 }
 
 

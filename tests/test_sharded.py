@@ -379,3 +379,60 @@ def test_eight_devices_two_by_four_mesh_equals_unsharded():
                          env=env, cwd=here, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.strip().endswith("ok")
+
+
+TWO_HOSTS = textwrap.dedent('''
+    import json, os, sys
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    os.environ["JAX_PLATFORMS"] = "cpu"
+    import jax, numpy as np
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    pid, port, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    jax.distributed.initialize(f"localhost:{port}", num_processes=2, process_id=pid)
+    from jax.sharding import AxisType, NamedSharding
+    import jaxsurf as js
+    import test_sharded as t
+    mesh = jax.make_mesh((2, 2), ("points", "model"), axis_types=(AxisType.Auto,) * 2)
+    params = jax.tree.map(lambda x, s: jax.make_array_from_callback(   # each process: its shards
+        x.shape, NamedSharding(mesh, s), lambda idx, x=np.asarray(x): x[idx]),
+        t.make_params(), t.SPECS)
+    d1, d2 = js.random_plane(jax.random.key(1), params)
+    plane = js.evaluate_plane(t.fn, params, d1, d2, t.make_data(), t.GRID, t.GRID,
+                              batch_size=16, progress=False, mesh=mesh)
+    with open(out, "w") as f:
+        json.dump({"loss": plane.metrics["loss"].tolist(), "mesh": plane.metadata["mesh"],
+                   "num_processes": plane.metadata["num_processes"]}, f)
+    jax.distributed.shutdown()
+''')
+
+
+@pytest.mark.slow
+def test_two_processes_with_sharded_params_equal_unsharded(tmp_path):
+    """Multi-host: params sharded over a mesh spanning two processes (gloo on
+    localhost, two CPU devices each), each process holding only its shards."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        port = sock.getsockname()[1]
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(here), here])}
+    env.pop("XLA_FLAGS", None)
+    children = [subprocess.Popen([sys.executable, "-c", TWO_HOSTS, str(pid), str(port),
+                                  str(tmp_path / f"out{pid}.json")], env=env, cwd=here,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                for pid in range(2)]
+    for child in children:
+        _, err = child.communicate(timeout=400)
+        assert child.returncode == 0, err[-3000:]
+    params, data = make_params(), make_data()
+    d1, d2 = js.random_plane(jax.random.key(1), params)
+    want = js.evaluate_plane(fn, params, d1, d2, data, GRID, GRID, batch_size=16,
+                             progress=False).metrics["loss"]
+    import json
+
+    for pid in range(2):
+        got = json.loads((tmp_path / f"out{pid}.json").read_text())
+        assert got["mesh"] == {"points": 2, "data": 1, "model": 2}
+        assert got["num_processes"] == 2
+        np.testing.assert_allclose(np.array(got["loss"]), want, rtol=2e-6, atol=2e-6)

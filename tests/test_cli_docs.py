@@ -160,6 +160,16 @@ def _blobs(n: int, seed: int = 0) -> dict[str, np.ndarray]:
     return {"x": x, "y": y}
 
 
+def _nudged(params, seed: int):
+    """``params`` moved a little along a seeded random direction (a stand-in fine-tune)."""
+    import jax
+
+    import jaxsurf as js
+
+    step = js.random_direction(jax.random.key(seed), params)
+    return jax.tree.map(lambda p, d: p + 0.05 * d, params, step)
+
+
 @pytest.fixture(scope="session")
 def _doc_names(_doctest_objects):
     """Names the docs' examples use beyond the docstring examples' ones: small stand-ins
@@ -220,6 +230,11 @@ def _doc_names(_doctest_objects):
         "batch_stats": variables["batch_stats"], "num_epochs": 2,
         "opt_state": {"count": np.zeros((), np.int32)},
         "train_one_epoch": lambda p, b, o: (p, b, o),
+        # merging.md: a base and two fine-tunes of it, each task's validation data
+        "base": params, "ft_a": _nudged(params, 4), "ft_b": _nudged(params, 5),
+        "val_a": _blobs(300, 4), "val": _blobs(300, 5),
+        # monitor.md: held-out data and a training batch
+        "held_out": _blobs(300, 6), "train_batch": _blobs(256, 7),
     })
     return objects
 

@@ -24,10 +24,11 @@ NAMESPACES: dict[str, list[str]] = {
         "DirectionFileError", "Engine", "ProgressBar", "ProgressInfo", "Refine", "StoreError",
         "StoreMismatchError", "Surface", "SurfaceFileError", "TrajectoryRecorder", "__version__",
         "between", "connect", "dataset_mean", "describe_direction", "equinox", "evaluate_line",
-        "evaluate_plane", "evaluate_points", "evaluate_volume", "export", "flax", "hessian",
-        "interpolate", "load_directions", "load_trajectory", "losses", "normalize",
-        "orthogonalize", "pca", "pca_directions", "plot", "project", "random_direction",
-        "random_directions", "random_plane", "read_reference_directions", "save_directions",
+        "evaluate_plane", "evaluate_planes", "evaluate_points", "evaluate_volume", "export",
+        "flax", "hessian", "interpolate", "load_directions", "load_trajectory", "losses",
+        "normalize", "orthogonalize", "pca", "pca_directions", "plot", "project",
+        "random_direction", "random_directions", "random_plane", "random_planes",
+        "read_reference_directions", "save_directions",
         "sharpness", "topology", "tree", "view",
     ],
     "jaxsurf.batching": [
@@ -69,7 +70,7 @@ NAMESPACES: dict[str, list[str]] = {
     ],
     "jaxsurf.directions": [
         "between", "describe_direction", "normalize", "orthogonalize", "random_direction",
-        "random_plane",
+        "random_plane", "random_planes",
     ],
     "jaxsurf.distributed": [
         "plan_mesh",
@@ -78,8 +79,8 @@ NAMESPACES: dict[str, list[str]] = {
         "adapt",
     ],
     "jaxsurf.evaluate": [
-        "Engine", "dataset_mean", "evaluate_line", "evaluate_plane", "evaluate_points",
-        "evaluate_volume", "interpolate",
+        "Engine", "dataset_mean", "evaluate_line", "evaluate_plane", "evaluate_planes",
+        "evaluate_points", "evaluate_volume", "interpolate",
     ],
     "jaxsurf.export": [
         "write_csv", "write_h5", "write_vti", "write_vtp",
@@ -124,8 +125,8 @@ NAMESPACES: dict[str, list[str]] = {
     "jaxsurf.plot": [
         "basins", "compare", "connectivity_lines", "connectivity_plane", "contour",
         "contour_levels", "convexity", "difference", "filled", "heatmap", "line", "mark_minima",
-        "pca_path", "persistence", "slices", "spectrum", "surface3d", "training_curves",
-        "training_history",
+        "pca_path", "persistence", "slices", "small_multiples", "spectrum", "surface3d",
+        "training_curves", "training_history",
     ],
     "jaxsurf.progress": [
         "ProgressBar", "ProgressInfo", "ProgressLog",

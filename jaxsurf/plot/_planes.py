@@ -1,5 +1,5 @@
 """2-D figures of a plane: :func:`contour`, :func:`filled`, :func:`heatmap`,
-:func:`compare` and :func:`difference`."""
+:func:`compare`, :func:`small_multiples` and :func:`difference`."""
 
 from __future__ import annotations
 
@@ -184,12 +184,88 @@ def compare(surfaces: Mapping[str, Surface], metric: str = "loss", kind: str = "
     Example:
         >>> fig = compare({"skip": s_skip, "no skip": s_noskip}, kind="filled", log=True)
     """
-    if kind not in PLANE_KINDS:
-        raise ValueError(f"kind must be one of {PLANE_KINDS}, got {kind!r}")
     if not surfaces:
         raise ValueError("compare() needs at least one surface, e.g. {'name': surface}")
-    grids = {name: plane_grid(check_surface(s, "compare", plane=True), metric, "compare",
-                               min_size=1 if kind == "heatmap" else 2)
+    return _panels("compare", dict(surfaces), metric, kind, 1, len(surfaces), levels=levels,
+                   vmin=vmin, vmax=vmax, vlevel=vlevel, log=log, label_levels=label_levels,
+                   labels=labels, title=title, cmap=cmap, aspect=aspect, figsize=figsize,
+                   out=out)
+
+
+def small_multiples(surfaces: Sequence[Surface] | Mapping[str, Surface], metric: str = "loss",
+                    kind: str = "contour", *, ncols: int | None = None,
+                    levels: int | Sequence[float] | None = None, vmin: float | None = None,
+                    vmax: float | None = None, vlevel: float | None = None, log: bool = False,
+                    label_levels: bool = False, labels: Sequence[str] | None = None,
+                    title: str | None = None, cmap: str = DEFAULT_CMAP,
+                    aspect: Aspect | None = None, figsize: tuple[float, float] | None = None,
+                    out: PathLike | None = None) -> Figure:
+    """A grid of small panels, one per plane, on one shared colour scale.
+
+    For the planes of :func:`jaxsurf.evaluate_planes`: every panel uses the
+    same levels (or colour range, for heatmaps) and one colour bar, so the
+    panels can be compared by eye and the spread between random planes is
+    visible at a glance.
+
+    Args:
+        surfaces: a sequence of plane Surfaces (panels titled ``plane p``, from
+            ``metadata["plane_index"]`` when present) or a mapping title → Surface.
+        metric: the metric drawn in every panel.
+        kind: ``"contour"``, ``"filled"`` or ``"heatmap"``.
+        ncols: panels per row (default ``ceil(sqrt(n))``, at most 4).
+        levels, vmin, vmax, vlevel, log, labels, cmap, aspect, figsize, out: as
+            in :func:`contour`; automatic levels span the finite values of all
+            panels together.
+        label_levels: write the level values on the contour lines (default off:
+            panels are small; the colour bar carries the values).
+        title: a title over all panels.
+
+    Returns:
+        The Figure.
+
+    Example:
+        >>> fig = small_multiples([s_skip, s_noskip, s_skip], kind="filled", log=True,
+        ...                       out="planes.png")
+        >>> len(fig.axes)      # three panels and one colour bar
+        4
+    """
+    if isinstance(surfaces, Mapping):
+        named = {str(name): s for name, s in surfaces.items()}
+    else:
+        if isinstance(surfaces, Surface):
+            raise TypeError("small_multiples() takes several surfaces (a list, or a dict "
+                            "title -> surface); for one plane use contour()")
+        named = {}
+        for p, s in enumerate(surfaces):
+            index = s.metadata.get("plane_index") if isinstance(s, Surface) else None
+            name = f"plane {index if isinstance(index, int) else p}"
+            named[name if name not in named else f"{name} ({p})"] = s
+    if not named:
+        raise ValueError("small_multiples() needs at least one surface")
+    n = len(named)
+    if ncols is None:
+        ncols = min(4, int(np.ceil(np.sqrt(n))))
+    elif isinstance(ncols, bool) or not isinstance(ncols, (int, np.integer)) or ncols < 1:
+        raise ValueError(f"ncols must be a positive integer, got {ncols!r}")
+    ncols = min(int(ncols), n)
+    nrows = int(np.ceil(n / ncols))
+    return _panels("small_multiples", named, metric, kind, nrows, ncols, levels=levels,
+                   vmin=vmin, vmax=vmax, vlevel=vlevel, log=log, label_levels=label_levels,
+                   labels=labels, title=title, cmap=cmap, aspect=aspect, figsize=figsize,
+                   out=out)
+
+
+def _panels(where: str, surfaces: dict[str, Surface], metric: str, kind: str, nrows: int,
+            ncols: int, *, levels: int | Sequence[float] | None, vmin: float | None,
+            vmax: float | None, vlevel: float | None, log: bool, label_levels: bool,
+            labels: Sequence[str] | None, title: str | None, cmap: str,
+            aspect: Aspect | None, figsize: tuple[float, float] | None,
+            out: PathLike | None) -> Figure:
+    """Panels of planes in ``nrows x ncols`` with one shared set of levels and one colour bar."""
+    if kind not in PLANE_KINDS:
+        raise ValueError(f"kind must be one of {PLANE_KINDS}, got {kind!r}")
+    grids = {name: plane_grid(check_surface(s, where, plane=True), metric, where,
+                              min_size=1 if kind == "heatmap" else 2)
              for name, s in surfaces.items()}
     values = np.concatenate([Z.compressed() for _, _, Z, _ in grids.values()])
     if log:
@@ -200,20 +276,20 @@ def compare(surfaces: Mapping[str, Surface], metric: str = "loss", kind: str = "
         lv = contour_levels(values, levels=levels, vmin=vmin, vmax=vmax, vlevel=vlevel,
                             log=log, filled=kind == "filled")
     norm = color_norm(lv, log)
-    n = len(surfaces)
     first = next(iter(surfaces.values()))
-    fig = new_figure(figsize, plane_figsize(first, plane_aspect(first, aspect), panels=n),
-                      figure_layout(plane_aspect(first, aspect)))
-    axes = [fig.add_subplot(1, n, k + 1) for k in range(n)]
+    width, height = plane_figsize(first, plane_aspect(first, aspect), panels=ncols)
+    fig = new_figure(figsize, (width, height * nrows),
+                     figure_layout(plane_aspect(first, aspect)))
+    axes = [fig.add_subplot(nrows, ncols, k + 1) for k in range(len(surfaces))]
     mappable = None
     for ax, (name, (X, Y, Z, n_masked)) in zip(axes, grids.items()):
         s = surfaces[name]
         mappable = draw_plane(ax, kind, s, Z, X, Y, lv, norm, cmap, label_levels)
         shade_masked(ax, s, Z)
         decorate(ax, s, surface_axis_labels(s, labels), plane_aspect(s, aspect),
-                  plot_title(s, str(name), str(name), n_masked, Z.size), cells=kind == "heatmap")
+                 plot_title(s, str(name), str(name), n_masked, Z.size), cells=kind == "heatmap")
     colorbar(fig, mappable, axes, metric + (" (log scale)" if log else "") if kind == "heatmap"
-              else bar_label(metric, log, levels, vlevel), None if kind == "heatmap" else lv)
+             else bar_label(metric, log, levels, vlevel), None if kind == "heatmap" else lv)
     if title is not None:
         fig.suptitle(title)
     save_figure(fig, out)

@@ -90,7 +90,8 @@ NAMESPACES: dict[str, list[str]] = {
     ],
     "jaxsurf.hessian": [
         "convexity_map", "dataset_mean", "hessian_plane", "hvp", "hvp_operator",
-        "mean_over_batches", "plot_convexity", "plot_spectrum", "spectral_density",
+        "mean_over_batches", "output_split", "plot_convexity", "plot_spectrum",
+        "spectral_density",
         "top_eigenpairs", "trace",
     ],
     "jaxsurf.interrupt": [

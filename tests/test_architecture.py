@@ -40,7 +40,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     # the one evaluation engine, its public evaluators, and the one resumable fit loop
     "engine": ("jaxsurf._engine", "jaxsurf._engine.*", "jaxsurf.evaluate", "jaxsurf._evaluate",
                "jaxsurf.refine", "jaxsurf._refine", "jaxsurf.subsample", "jaxsurf._subsample",
-               "jaxsurf._fitloop"),
+               "jaxsurf._fitloop", "jaxsurf._ranges"),
     # model adapters: a framework's model -> fn(params, batch), params
     "adapters": ("jaxsurf.flax", "jaxsurf._flax", "jaxsurf.equinox", "jaxsurf._equinox"),
     # measures built on the engine: curvature, sharpness, topology, connectivity

@@ -26,6 +26,7 @@ from jaxsurf._evaluate import (Engine, dataset_mean, evaluate_line, evaluate_pla
 from jaxsurf._pca import pca_directions, project
 from jaxsurf._progress import ProgressBar, ProgressInfo
 from jaxsurf._ranges import auto_range
+from jaxsurf._statistics import summary
 from jaxsurf._refine import Refine
 from jaxsurf._store import StoreError, StoreMismatchError
 from jaxsurf._surface import Surface, SurfaceFileError
@@ -88,6 +89,7 @@ __all__ = [
     "interpolate",
     "Refine",
     "auto_range",
+    "summary",
     # the lazy submodules, spelled out so that type checkers see the exports
     "plot", "export", "flax", "equinox", "losses", "hessian", "sharpness", "pca", "topology",
     "view", "connect",

@@ -45,7 +45,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "adapters": ("jaxsurf.flax", "jaxsurf._flax", "jaxsurf.equinox", "jaxsurf._equinox"),
     # measures built on the engine: curvature, sharpness, topology, connectivity
     "measures": ("jaxsurf.hessian", "jaxsurf._hessian", "jaxsurf.sharpness", "jaxsurf._sharpness",
-                 "jaxsurf.topology", "jaxsurf._topology", "jaxsurf.connect", "jaxsurf.connect.*"),
+                 "jaxsurf.topology", "jaxsurf._topology", "jaxsurf.connect", "jaxsurf.connect.*",
+                 "jaxsurf._statistics"),
     # what draws and exports
     "views": ("jaxsurf.plot", "jaxsurf.plot.*", "jaxsurf.view", "jaxsurf.view.*",
               "jaxsurf.export"),

@@ -29,7 +29,7 @@ NAMESPACES: dict[str, list[str]] = {
         "normalize", "orthogonalize", "pca", "pca_directions", "plot", "project",
         "random_direction", "random_directions", "random_plane", "random_planes",
         "read_reference_directions", "save_directions",
-        "sharpness", "topology", "tree", "view",
+        "sharpness", "summary", "topology", "tree", "view",
     ],
     "jaxsurf.batching": [
     ],

@@ -71,17 +71,18 @@ def basin_width(surface: Surface, values: np.ndarray, level: float) -> tuple[flo
     """``(radius, censored)``: the radius of the largest disc centred at the origin
     whose grid points are all below ``level`` (the distance to the nearest grid
     point at or above it, or non-finite), in the plane's coordinate units.
-    ``censored``: no grid point reaches ``level``, and the radius is the largest
-    centred disc inside the grid (a lower bound)."""
+    ``censored``: no grid point inside the largest centred disc the grid covers
+    reaches ``level``, and the radius is that disc's (a lower bound)."""
     a, b = np.meshgrid(surface.alphas, np.asarray(surface.betas), indexing="ij")
     radius = np.hypot(a, b)
-    outside = ~np.isfinite(values) | (values >= level)
-    if outside.any():
-        return float(radius[outside].min()), False
     betas = np.asarray(surface.betas)
-    inside = min(abs(surface.alphas[0]), abs(surface.alphas[-1]), abs(betas[0]),
-                 abs(betas[-1]))
-    return float(inside), True
+    inside = float(min(abs(surface.alphas[0]), abs(surface.alphas[-1]), abs(betas[0]),
+                       abs(betas[-1])))  # the largest centred disc the grid covers
+    outside = ~np.isfinite(values) | (values >= level)
+    nearest = float(radius[outside].min()) if outside.any() else math.inf
+    if nearest > inside:  # the grid's corners say nothing about the rest of that disc
+        return inside, True
+    return nearest, False
 
 
 def _as_list(surfaces: Any) -> list[Surface]:
@@ -124,9 +125,9 @@ def summary(surfaces: Surface | Sequence[Surface], metric: str = "loss", *,
       products over the whole data (:func:`jaxsurf.hessian.hvp_operator`);
     - ``basin_width``: the radius of the largest disc centred at 0 whose grid
       points all lie below ``level`` (in the plane's coordinate units; as
-      fine as the grid). A plane whose grid never reaches ``level`` gives the
-      largest disc inside the grid, a lower bound, and is counted in
-      ``basin_width_censored``;
+      fine as the grid). A plane whose grid does not reach ``level`` within
+      the largest centred disc it covers gives that disc's radius, a lower
+      bound, and is counted in ``basin_width_censored``;
     - ``num_persistent_minima`` and ``deepest_barrier``: from
       :func:`jaxsurf.topology.summary` (``min_persistence`` as there): the
       basins longer-lived than the threshold, and the largest finite

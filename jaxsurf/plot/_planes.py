@@ -48,7 +48,8 @@ def contour(surface: Surface, metric: str = "loss", *,
             label_levels: bool = True, labels: Sequence[str] | None = None,
             title: str | None = None, cmap: str = DEFAULT_CMAP,
             aspect: Aspect | None = None, figsize: tuple[float, float] | None = None,
-            out: PathLike | None = None, show_interpolated: bool = False) -> Figure:
+            out: PathLike | None = None, show_interpolated: bool = False,
+            sem: bool = False) -> Figure:
     """2-D contour lines of a plane, levels labelled, origin starred, with a colour bar.
 
     Args:
@@ -72,6 +73,8 @@ def contour(surface: Surface, metric: str = "loss", *,
         show_interpolated: hatch the regions whose values were interpolated
             (``surface.evaluated`` False, from ``refine=``) and dot the
             evaluated points; nothing to mark on an ordinary surface.
+        sem: add a second panel with the standard error of ``metric`` at each
+            point (``<metric>_sem``, from ``subsample=``), on its own colour bar.
 
     Returns:
         The Figure.
@@ -82,7 +85,7 @@ def contour(surface: Surface, metric: str = "loss", *,
     fig = plane_figure("contour", surface, metric, levels=levels, vmin=vmin, vmax=vmax,
                         vlevel=vlevel, log=log, label_levels=label_levels, labels=labels,
                         title=title, cmap=cmap, aspect=aspect, figsize=figsize,
-                        out=None if show_interpolated else out)
+                        out=None if show_interpolated else out, sem=sem)
     if show_interpolated:
         _mark_interpolated(fig.axes[0], surface)
         save_figure(fig, out)
@@ -112,12 +115,13 @@ def filled(surface: Surface, metric: str = "loss", *,
            vmax: float | None = None, vlevel: float | None = None, log: bool = False,
            labels: Sequence[str] | None = None, title: str | None = None,
            cmap: str = DEFAULT_CMAP, aspect: Aspect | None = None,
-           figsize: tuple[float, float] | None = None, out: PathLike | None = None) -> Figure:
+           figsize: tuple[float, float] | None = None, out: PathLike | None = None,
+           sem: bool = False) -> Figure:
     """Filled contours (``contourf``) of a plane with faint level lines and a colour bar.
 
     Args:
         surface, metric, levels, vmin, vmax, vlevel, log, labels, title, cmap,
-        aspect, figsize, out: as in :func:`contour`; here the levels are the
+        aspect, figsize, out, sem: as in :func:`contour`; here the levels are the
         boundaries of the filled bands and include both ends of the range.
         Values beyond the first/last boundary are drawn with the extended
         colour bar ends.
@@ -130,21 +134,22 @@ def filled(surface: Surface, metric: str = "loss", *,
     """
     return plane_figure("filled", surface, metric, levels=levels, vmin=vmin, vmax=vmax,
                          vlevel=vlevel, log=log, label_levels=False, labels=labels,
-                         title=title, cmap=cmap, aspect=aspect, figsize=figsize, out=out)
+                         title=title, cmap=cmap, aspect=aspect, figsize=figsize, out=out,
+                         sem=sem)
 
 
 def heatmap(surface: Surface, metric: str = "loss", *, vmin: float | None = None,
             vmax: float | None = None, log: bool = False, labels: Sequence[str] | None = None,
             title: str | None = None, cmap: str = DEFAULT_CMAP,
             aspect: Aspect | None = None, figsize: tuple[float, float] | None = None,
-            out: PathLike | None = None) -> Figure:
+            out: PathLike | None = None, sem: bool = False) -> Figure:
     """One coloured cell per grid point (``pcolormesh``) with a colour bar.
 
     Cell ``[i, j]`` is centred on ``(alphas[i], betas[j])`` and reaches half
     way to its neighbours, so uneven grids draw true to scale.
 
     Args:
-        surface, metric, labels, title, cmap, aspect, figsize, out: as in
+        surface, metric, labels, title, cmap, aspect, figsize, out, sem: as in
             :func:`contour`.
         vmin, vmax: colour range (default: the finite data range).
         log: logarithmic colour scale (needs positive values).
@@ -157,7 +162,7 @@ def heatmap(surface: Surface, metric: str = "loss", *, vmin: float | None = None
     """
     return plane_figure("heatmap", surface, metric, levels=None, vmin=vmin, vmax=vmax,
                          vlevel=None, log=log, label_levels=False, labels=labels, title=title,
-                         cmap=cmap, aspect=aspect, figsize=figsize, out=out)
+                         cmap=cmap, aspect=aspect, figsize=figsize, out=out, sem=sem)
 
 
 def compare(surfaces: Mapping[str, Surface], metric: str = "loss", kind: str = "contour", *,

@@ -195,3 +195,33 @@ def test_fisher_equals_the_mean_outer_product_of_per_example_gradients():
     t, phi = js.hessian.spectral_density(fn, params, data, key=jax.random.key(0),
                                          operator="fisher", num_iterations=20)
     assert t[np.argmax(phi)] > -1e-3 and phi.sum() * (t[1] - t[0]) == pytest.approx(1, 0.05)
+
+
+def test_ggn_from_an_nnx_model_with_batchnorm_is_psd_and_matches_jtj():
+    from flax import nnx
+
+    class Net(nnx.Module):
+        def __init__(self, rngs):
+            self.a = nnx.Linear(2, 4, rngs=rngs)
+            self.bn = nnx.BatchNorm(4, rngs=rngs)
+            self.b = nnx.Linear(4, 2, rngs=rngs)
+
+        def __call__(self, x):
+            return self.b(jnp.tanh(self.bn(self.a(x))))
+
+    rng = np.random.default_rng(0)
+    data = {"x": rng.normal(size=(10, 2)).astype(np.float32),
+            "y": rng.normal(size=(10, 2)).astype(np.float32)}
+    net = Net(nnx.Rngs(0))
+    fn, params = js.flax.adapt(net, loss="mse")
+    G = matrix_of(js.hessian.hvp_operator(fn, params, data, operator="ggn"), params)
+    x, unravel = ravel_pytree(params)
+
+    def outputs(f):  # the same net written out: BatchNorm at its initial statistics (0, 1)
+        p = unravel(f)
+        h = data["x"] @ p["a"]["kernel"] + p["a"]["bias"]
+        h = h / np.sqrt(1.0 + 1e-5) * p["bn"]["scale"] + p["bn"]["bias"]
+        return (jnp.tanh(h) @ p["b"]["kernel"] + p["b"]["bias"]).ravel()
+
+    J = np.asarray(jax.jacobian(outputs)(x), np.float64)
+    np.testing.assert_allclose(G, 2.0 / J.shape[0] * J.T @ J, atol=2e-5)

@@ -23,7 +23,8 @@ NAMESPACES: dict[str, list[str]] = {
     "jaxsurf": [
         "DirectionFileError", "Engine", "ProgressBar", "ProgressInfo", "Refine", "StoreError",
         "StoreMismatchError", "Surface", "SurfaceFileError", "TrajectoryRecorder", "__version__",
-        "auto_range", "between", "connect", "dataset_mean", "describe_direction", "equinox", "evaluate_line",
+        "auto_range", "between", "connect", "dataset_mean", "describe_direction", "equinox",
+        "evaluate_line",
         "evaluate_plane", "evaluate_planes", "evaluate_points", "evaluate_volume", "export",
         "flax", "hessian", "interpolate", "load_directions", "load_trajectory", "losses",
         "normalize", "orthogonalize", "pca", "pca_directions", "plot", "project",

@@ -37,6 +37,11 @@ class Preset:
         sharpness_samples: Monte Carlo samples of the average-case sharpness.
         eval_batch_size: batch size of every evaluation pass.
         synthetic_fallback: use a generated stand-in when the data set is missing.
+        planes: random planes for the statistics with their spread (js.random_planes,
+            js.evaluate_planes, js.summary); 0 or 1: none.
+        planes_grid: points per axis of each of those planes (odd: through the centre).
+        planes_examples: training examples those planes and their exact curvatures
+            average over.
     """
 
     train_examples: int | None
@@ -53,6 +58,9 @@ class Preset:
     sharpness_samples: int
     eval_batch_size: int = 500
     synthetic_fallback: bool = False
+    planes: int = 0
+    planes_grid: int = 9
+    planes_examples: int = 200
 
 
 # ----------------------------------------------------------------- base presets
@@ -60,17 +68,20 @@ class Preset:
 SMOKE = Preset(train_examples=256, val_examples=128, test_examples=0, epochs=1, grid=5,
                range=1.0, line_points=7, surface_examples=128, analysis_examples=64,
                lanczos_iterations=4, hutchinson_samples=2, sharpness_samples=2,
-               eval_batch_size=128, synthetic_fallback=True)
+               eval_batch_size=128, synthetic_fallback=True, planes=2, planes_grid=5,
+               planes_examples=64)
 """CI: seconds on a CPU, a generated stand-in when the data set is missing."""
 QUICK = Preset(train_examples=10_000, val_examples=2_000, test_examples=2_000, epochs=3,
                grid=15, range=1.0, line_points=31, surface_examples=800,
                analysis_examples=128, lanczos_iterations=10, hutchinson_samples=8,
-               sharpness_samples=4, eval_batch_size=500)
+               sharpness_samples=4, eval_batch_size=500, planes=8, planes_grid=9,
+               planes_examples=200)
 """Minutes per variant on a 2-core CPU."""
 FULL = Preset(train_examples=None, val_examples=None, test_examples=None, epochs=300,
               grid=51, range=1.0, line_points=51, surface_examples=10**9,
               analysis_examples=5_000, lanczos_iterations=50, hutchinson_samples=100,
-              sharpness_samples=20, eval_batch_size=1000)
+              sharpness_samples=20, eval_batch_size=1000, planes=16, planes_grid=21,
+              planes_examples=10_000)
 """Li et al. (2018): the whole data set, 51x51 planes; for a GPU."""
 
 # Training of the CIFAR nets (resnet56, resnet110, densenet), per preset.

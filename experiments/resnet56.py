@@ -147,6 +147,13 @@ def main(argv: Sequence[str] | None = None, *, depth: int = 56, doc: str | None 
             comparisons[tag] = rep.compare_planes(
                 out, f"compare_{tag}", planes,
                 f"{name} with and without skips, {data.label()}, {when}: loss")
+    for report in reports:  # the numbers with their spread over random planes
+        stats = report.result.get("planes")
+        if stats:
+            print(f"{report.name} over {stats['num_planes']} planes: " + ", ".join(
+                f"{key} {stats[key]['mean']:.4g} ± {stats[key]['sem'] or 0:.2g}"
+                for key in ("curvature_exact_alpha", "curvature_alpha", "basin_width",
+                            "num_persistent_minima", "deepest_barrier") if key in stats))
     return rep.finish(out, experiment, args,
                       cfg.command_line(f"experiments.{experiment}", argv), reports, comparisons)
 
@@ -207,6 +214,17 @@ def measure(variant: str, model_name: str, model: Any, note: str, config: train.
     info["sharpness"] = rep.reuse_json(
         report.file("sharpness.json"), {**request, "samples": preset.sharpness_samples},
         lambda: sharpness(fn, params, subset, preset, seed))
+    # ---- numbers with their spread over random planes (js.random_planes, js.summary)
+    if preset.planes > 1:
+        planes_subset = data.subset(preset.planes_examples)
+        info["planes"] = rep.reuse_json(
+            report.file("planes.json"),
+            {"params": request["params"], "seed": seed, "loss": config.loss,
+             "planes": preset.planes, "grid": preset.planes_grid, "range": preset.range,
+             "examples": preset.planes_examples},
+            lambda: spread(report, fn, params, planes_subset, preset, seed,
+                           f"{title}: {preset.planes} random planes"))
+        info["seconds"]["planes"] = info["planes"].get("seconds")
     info["seconds"]["curvature"] = info["curvature"].get("seconds")
     info["seconds"]["sharpness"] = info["sharpness"].get("seconds")
     info["seconds_this_run"] = time.perf_counter() - started
@@ -250,6 +268,26 @@ def plane_and_line(report: rep.VariantReport, tag: str, fn: Any, params: Any,
         fn, params, d1, subset, np.linspace(-r, r, preset.line_points), batch_size=batch,
         metadata=metadata, store=store))
     report.add(tag, plane, line)
+
+
+def spread(report: rep.VariantReport, fn: Any, params: Any, subset: dict, preset: Preset,
+           seed: int, title: str) -> dict[str, Any]:
+    """``preset.planes`` filter-normalized random planes in one resumable run, their
+    small multiples (``planes.png``) and :func:`jaxsurf.summary`: curvature at the
+    centre along each axis (grid and exact ``d^T H d``), basin width at twice the
+    centre's loss, persistent minima and the deepest barrier, each as mean ± SEM."""
+    start = time.perf_counter()
+    planes = js.random_planes(jax.random.key(seed + 7), params, preset.planes)
+    grid = np.linspace(-preset.range, preset.range, preset.planes_grid)
+    surfaces = js.evaluate_planes(fn, params, planes, subset, grid, grid,
+                                  batch_size=preset.eval_batch_size,
+                                  store=report.file("planes.store"))
+    js.plot.small_multiples(surfaces, kind="filled", log=True, title=title,
+                            out=report.file("planes.png"))
+    stats = js.summary(surfaces, fn=fn, params=params, planes=planes, data=subset,
+                       batch_size=preset.eval_batch_size)
+    return {"examples": int(len(subset["y"])), "grid": preset.planes_grid,
+            "figure": "planes.png", **stats, "seconds": time.perf_counter() - start}
 
 
 def curvature(fn: Any, params: Any, subset: dict, preset: Preset, seed: int

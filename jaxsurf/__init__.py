@@ -20,12 +20,14 @@ from jaxsurf._io.directions import DirectionFileError, load_directions, save_dir
 from jaxsurf._io.h5 import read_reference_directions
 from jaxsurf._version import __version__
 from jaxsurf._directions import (between, describe_direction, normalize, orthogonalize,
-                                random_direction, random_plane)
+                                random_direction, random_plane, random_planes)
 from jaxsurf._monitor import Monitor
 from jaxsurf._evaluate import (Engine, dataset_mean, evaluate_line, evaluate_plane,
-                              evaluate_points, evaluate_volume, interpolate)
+                              evaluate_planes, evaluate_points, evaluate_volume, interpolate)
 from jaxsurf._pca import pca_directions, project
 from jaxsurf._progress import ProgressBar, ProgressInfo
+from jaxsurf._ranges import auto_range
+from jaxsurf._statistics import summary
 from jaxsurf._refine import Refine
 from jaxsurf._store import StoreError, StoreMismatchError
 from jaxsurf._surface import Surface, SurfaceFileError
@@ -67,6 +69,7 @@ __all__ = [
     "orthogonalize",
     "between",
     "random_plane",
+    "random_planes",
     "random_directions",
     "describe_direction",
     "save_directions",
@@ -75,6 +78,7 @@ __all__ = [
     "read_reference_directions",
     "evaluate_line",
     "evaluate_plane",
+    "evaluate_planes",
     "evaluate_volume",
     "evaluate_points",
     "Engine",
@@ -86,6 +90,8 @@ __all__ = [
     "interpolate",
     "Refine",
     "Monitor",
+    "auto_range",
+    "summary",
     # the lazy submodules, spelled out so that type checkers see the exports
     "plot", "export", "flax", "equinox", "losses", "hessian", "sharpness", "pca", "topology",
     "view", "connect",

@@ -82,7 +82,7 @@ from jaxsurf._modules import functions_hint
 __all__ = ["add_arguments", "run", "parse_range", "load_model", "find_checkpoint",
            "resolve_checkpoint", "Checkpoint", "SavedTree", "load_data", "LOADERS",
            "ModelLoader", "FlaxLinenLoader", "EquinoxLoader", "NNXLoader", "FunctionLoader",
-           "default_out", "ComputeError"]
+           "default_out", "ComputeError", "auto_points"]
 
 NORMS = ("filter", "layer", "weight", "none")
 NAMED_DATA = ("fashion_mnist", "cifar10")
@@ -110,6 +110,29 @@ def parse_range(text: str, what: str = "--x") -> np.ndarray:
     if num < 2 or not hi > lo or not np.isfinite([lo, hi]).all():
         raise ComputeError(f"{what} {text!r}: need MIN < MAX (finite) and NUM >= 2 points")
     return np.linspace(lo, hi, num)
+
+
+def auto_points(text: str | None, what: str = "--x") -> int | None:
+    """``"auto"`` or ``"auto:NUM"`` → NUM (default 51): the range comes from
+    :func:`jaxsurf.auto_range`; ``None`` for any other text.
+
+    Example:
+        >>> auto_points("auto:21"), auto_points("-1:1:5")
+        (21, None)
+    """
+    if text is None or not text.startswith("auto"):
+        return None
+    head, sep, num = text.partition(":")
+    try:
+        if head != "auto":
+            raise ValueError
+        points = int(num) if sep else 51
+    except ValueError:
+        raise ComputeError(f"{what} auto takes the form auto or auto:NUM (e.g. auto:51); "
+                           f"got {text!r}") from None
+    if points < 2:
+        raise ComputeError(f"{what} {text!r}: need NUM >= 2 points")
+    return points
 
 
 # --------------------------------------------------------------------------- the model
@@ -855,9 +878,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="add a derived metric and draw it: error = 1 - accuracy")
     grid = parser.add_argument_group("directions and grid")
     grid.add_argument("--x", default=None, metavar="MIN:MAX:NUM",
-                      help="first axis (default -1:1:51; with --interpolate -0.5:1.5:41)")
+                      help="first axis (default -1:1:51; with --interpolate -0.5:1.5:41); "
+                           "auto[:NUM]: the symmetric range where the loss reaches --rise x "
+                           "the centre's (js.auto_range)")
     grid.add_argument("--y", default=None, metavar="MIN:MAX:NUM",
-                      help="second axis: a 2-D plane (without it: a 1-D line)")
+                      help="second axis: a 2-D plane (without it: a 1-D line); auto[:NUM] "
+                           "as for --x")
+    grid.add_argument("--rise", type=float, default=10.0,
+                      help="with --x/--y auto: the multiple of the centre's loss the range "
+                           "reaches (> 1; default 10)")
+    grid.add_argument("--rise-by", type=float, default=None,
+                      help="with --x/--y auto: instead, reach centre + RISE_BY (for a centre "
+                           "loss <= 0)")
     grid.add_argument("--line", action="store_true",
                       help="with --y: also the 1-D line along the first direction (on --x)")
     grid.add_argument("--interpolate", type=Path, default=None, metavar="OTHER_CKPT",
@@ -945,8 +977,14 @@ def run(args: argparse.Namespace) -> int:
         raise ComputeError(f"--step must be a recorded step (0, 1, 2, ...), got {args.step}")
     if args.interpolate is not None and args.y is not None:
         raise ComputeError("--interpolate draws a 1-D path; leave out --y")
-    alphas = parse_range(args.x or ("-0.5:1.5:41" if args.interpolate else "-1:1:51"))
-    betas = None if args.y is None else parse_range(args.y, "--y")
+    args.auto_axes = (auto_points(args.x, "--x"), auto_points(args.y, "--y"))
+    if any(args.auto_axes) and args.interpolate is not None:
+        raise ComputeError("--x/--y auto find ranges along random directions; with "
+                           "--interpolate give --x MIN:MAX:NUM")
+    alphas = (np.linspace(-1, 1, args.auto_axes[0]) if args.auto_axes[0] else
+              parse_range(args.x or ("-0.5:1.5:41" if args.interpolate else "-1:1:51")))
+    betas = None if args.y is None else (np.linspace(-1, 1, args.auto_axes[1])
+                                         if args.auto_axes[1] else parse_range(args.y, "--y"))
     kinds: dict[str, tuple[int, ...]] = {}
     if args.interpolate is not None:
         kinds["interpolation"] = (len(alphas),)
@@ -1116,9 +1154,22 @@ def _compute(args: argparse.Namespace, kwargs: dict[str, Any],
         ignore = lambda value: None if value == "none" else value  # noqa: E731
         d1 = js.normalize(js.random_direction(k1, params), params, args.xnorm,
                           ignore(args.xignore))
-        if betas is not None:
-            d2 = js.normalize(js.random_direction(k2, params), params, args.ynorm or args.xnorm,
-                              ignore(args.yignore or args.xignore))
+        d2 = None if betas is None else js.normalize(
+            js.random_direction(k2, params), params, args.ynorm or args.xnorm,
+            ignore(args.yignore or args.xignore))
+        auto: tuple[int | None, int | None] = getattr(args, "auto_axes", (None, None))
+        if any(auto):  # --x/--y auto: the range where the loss reaches rise x the centre's
+            extents = js.auto_range(fn, params, [d1] if d2 is None else [d1, d2], data,
+                                    rise=args.rise, rise_by=args.rise_by,
+                                    batch_size=args.batch_size)
+            if auto[0] is not None:
+                alphas = np.linspace(-extents[0], extents[0], auto[0])
+            if auto[1] is not None and d2 is not None:
+                betas = np.linspace(-extents[1], extents[1], auto[1])
+            meta["auto_range"] = {"rise": None if args.rise_by is not None else args.rise,
+                                  "rise_by": args.rise_by, "extents": extents.tolist()}
+            print(f"auto range: extents {', '.join(f'{e:.4g}' for e in extents)}", flush=True)
+        if d2 is not None:
             surfaces["plane"] = js.evaluate_plane(fn, params, d1, d2, data, alphas, betas,
                                                   metadata=meta, store=stores["plane"],
                                                   **options)

@@ -10,12 +10,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding
 
-from jaxsurf import _tree as tree
+from jaxsurf import _tree as tree, _validate
 from jaxsurf._layout import CONVENTIONS, LeafLayout, assumed_paths, describe_axes, leaf_layouts
 from jaxsurf._tree import PyTree
 
 __all__ = ["METHODS", "random_direction", "normalize", "orthogonalize", "between",
-           "random_plane", "describe_direction", "head_filter_axis"]
+           "random_plane", "random_planes", "describe_direction", "head_filter_axis"]
 
 METHODS = ("filter", "layer", "weight", "none")
 IGNORES = ("biasbn", None)
@@ -265,6 +265,44 @@ def random_plane(key: jax.Array, params: PyTree, method: str = "filter",
         d2 = normalize(orthogonalize(d2, d1), params, method, ignore, filter_axis,
                        convention=convention)
     return d1, d2
+
+
+def random_planes(key: jax.Array, params: PyTree, k: int, *, method: str = "filter",
+                  ignore: Literal["biasbn"] | None = "biasbn", orthogonal: bool = False,
+                  filter_axis: Any = None, convention: str = "jaxsurf"
+                  ) -> list[tuple[PyTree, PyTree]]:
+    """``k`` independent normalized random planes, to report a surface's spread.
+
+    One random plane is one draw: its picture, and any number read off it, may
+    be luck. Drawing several planes and reporting the mean and the standard
+    error over them (:func:`jaxsurf.summary`) answers "how much does this
+    depend on the seed?".
+
+    Args:
+        key: random key; plane ``p`` is :func:`random_plane` with
+            ``jax.random.fold_in(key, p)``, so the planes are independent and
+            the first planes stay the same when ``k`` grows (8 planes extend
+            the 4 drawn before with the same key).
+        params: weights at the centre of the plots.
+        k: how many planes (>= 1).
+        method, ignore, orthogonal, filter_axis, convention: as in
+            :func:`random_plane` (every plane is normalized the same way).
+
+    Returns:
+        A list of ``k`` pairs ``(d1, d2)``, each shaped like ``params``.
+
+    Raises:
+        ValueError: ``k`` not a positive integer, or as :func:`random_plane`.
+
+    Example:
+        >>> planes = js.random_planes(jax.random.key(0), params, 4)
+        >>> len(planes), js.describe_direction(planes[3][1], params)["normalization"]
+        (4, 'filter')
+    """
+    k = _validate.positive_int(k, "k (the number of planes)")
+    _check_options(method, ignore, convention)
+    return [random_plane(jax.random.fold_in(key, p), params, method, ignore, orthogonal,
+                         filter_axis, convention=convention) for p in range(k)]
 
 
 def _rtol_for(dtype: Any, rtol: float | None) -> float:

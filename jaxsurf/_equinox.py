@@ -8,6 +8,7 @@ from typing import Any, Callable
 import jax
 
 from jaxsurf import _state, _tree as tree
+from jaxsurf._engine.metrics import OutputSplit, loss_metrics
 from jaxsurf._flax import batch_mask, masked_metrics, split_batch
 from jaxsurf._losses import get_loss
 from jaxsurf._tree import PyTree
@@ -66,19 +67,25 @@ def adapt(model: Any, state: Any = None, *, loss: str | Callable = "cross_entrop
     model = eqx.nn.inference_mode(model, True)
     params, static = eqx.partition(model, eqx.is_array)
 
-    def apply(params: PyTree, state: Any, batch: Any) -> Any:
+    def outputs_of(params: PyTree, state: Any, batch: Any) -> tuple[Any, Any]:
         inputs, targets = split_batch(batch, input_key, target_key)
         net = eqx.combine(params, static)
         if state is None:
-            outputs = jax.vmap(net)(inputs)
-        else:
-            outputs = jax.vmap(lambda x: net(x, state)[0])(inputs)
-        return masked_metrics(loss_fn, outputs, targets, batch_mask(batch, mask_key))
+            return jax.vmap(net)(inputs), targets
+        return jax.vmap(lambda x: net(x, state)[0])(inputs), targets
+
+    def apply(params: PyTree, state: Any, batch: Any) -> Any:
+        return masked_metrics(loss_fn, *outputs_of(params, state, batch),
+                              batch_mask(batch, mask_key))
 
     def fn(params: PyTree, batch: Any) -> Any:  # params from another adapt: their own state
         return apply(params, state if state is None else _state.lookup(params, state)[0], batch)
 
     tree.check_arrays(params)
+    fn.jaxsurf_split = OutputSplit(  # type: ignore[attr-defined]
+        lambda p, s, batch: outputs_of(p, state if s is None else s, batch),
+        lambda out, targets: loss_metrics(loss_fn, out, targets),
+        getattr(loss_fn, "__name__", "loss"))
     if state is not None:
         fn.jaxsurf_state = _state.StatefulFn(state, params, apply)  # type: ignore[attr-defined]
         _state.register(params, state)

@@ -20,7 +20,8 @@ from jaxsurf._directions import describe_direction
 from jaxsurf._surface import Surface
 from jaxsurf._tree import PyTree
 
-__all__ = ["evaluate_points", "evaluate_line", "evaluate_plane", "evaluate_volume",
+__all__ = ["evaluate_points", "evaluate_line", "evaluate_plane", "evaluate_planes",
+           "evaluate_volume",
            "interpolate", "dataset_mean", "Engine", "DEFAULT_CHUNK_SIZE"]
 
 Fn = Callable[[PyTree, PyTree], Any]
@@ -209,6 +210,98 @@ def evaluate_plane(fn: Fn, params: PyTree, d1: PyTree, d2: PyTree, data: Any, al
         run = refine_lib.runner(refine, alphas, betas)
     return run("plane", fn, params, [d1, d2], data, alphas, betas, coefficients,
                info, metadata, engine=engine)
+
+
+@takes_engine("js.evaluate_planes")
+def evaluate_planes(fn: Fn, params: PyTree, planes: Sequence[tuple[PyTree, PyTree]], data: Any,
+                    alphas: Any, betas: Any, *, metadata: Mapping[str, Any] | None = None,
+                    filter_axis: Any = None, engine: Engine = Engine()) -> list[Surface]:
+    """Metrics on several planes ``params + alpha * d1_p + beta * d2_p`` in one run.
+
+    The planes (e.g. from :func:`jaxsurf.random_planes`) are evaluated as one
+    request of the engine: one compilation, one progress bar, and one
+    ``store`` holding every plane's points, so an interrupted run resumes
+    where it stopped, whichever plane that was. Each value equals what
+    :func:`evaluate_plane` gives for that plane alone (the other planes'
+    directions enter with coefficient exactly 0). The directions of every
+    plane are on the device together: ``2 * len(planes)`` copies of the params.
+
+    Args:
+        fn, params, data, batch_size, metadata, store, progress, filter_axis,
+            points_per_step, chunk_size, devices, mesh, compute_dtype, subsample,
+            subsample_seed, fingerprint, max_points, engine: as in
+            :func:`evaluate_plane` (``max_points`` counts the points of all planes).
+        planes: a sequence of ``(d1, d2)`` pairs, each shaped like ``params``.
+        alphas, betas: the grid of every plane (finite, strictly increasing).
+
+    Returns:
+        One plane :class:`Surface` per plane, in order: ``metrics[name][i, j]``
+        at ``(alphas[i], betas[j])``. Each has its own directions and
+        normalization in the metadata, plus ``plane_index`` and ``num_planes``;
+        ``points_evaluated``, ``points_from_store`` and ``seconds`` count the
+        whole run (all planes).
+
+    Example:
+        >>> planes = js.random_planes(jax.random.key(0), params, 3)
+        >>> grid = np.linspace(-1, 1, 5)
+        >>> surfaces = js.evaluate_planes(fn, params, planes, data, grid, grid,
+        ...                               store="runs/planes")
+        >>> len(surfaces), surfaces[2].metrics["loss"].shape
+        (3, (5, 5))
+    """
+    alphas = _as_grid(alphas, "alphas")
+    betas = _as_grid(betas, "betas")
+    planes = _check_planes(planes, params)
+    k = len(planes)
+    _validate.point_count([k, len(alphas), len(betas)], "js.evaluate_planes", engine.max_points)
+    directions = [d for plane in planes for d in plane]
+    # points ordered (i, j, plane), the plane fastest: the run is a (n, m, k) "volume"
+    grid_a, grid_b, which = np.meshgrid(alphas, betas, np.arange(k), indexing="ij")
+    coefficients = np.zeros((grid_a.size, 2 * k), np.float64)
+    rows = np.arange(grid_a.size)
+    coefficients[rows, 2 * which.ravel()] = grid_a.ravel()
+    coefficients[rows, 2 * which.ravel() + 1] = grid_b.ravel()
+    descriptions = [describe_direction(d, params, filter_axis=filter_axis) for d in directions]
+    info = {"directions": descriptions, "params_fingerprint": tree.fingerprint(params),
+            "num_planes": k, "plane_index": None, "directions_cosine": None,
+            **shared_normalization(descriptions)}
+    run = run_surface("planes", fn, params, directions, data, alphas, betas, coefficients,
+                      info, metadata, gammas=np.arange(k, dtype=np.float64), engine=engine)
+    surfaces = []
+    for p, (d1, d2) in enumerate(planes):
+        metrics = {name: np.ascontiguousarray(v[:, :, p]) for name, v in run.metrics.items()}
+        own = descriptions[2 * p:2 * p + 2]
+        cosine = float(tree.dot(d1, d2) / (tree.norm(d1) * tree.norm(d2) + 1e-30))
+        nonfinite = {name: int(v.size - np.count_nonzero(np.isfinite(v)))
+                     for name, v in metrics.items()}
+        meta = {**run.metadata, "kind": "plane", "directions": own,
+                "directions_cosine": cosine, "plane_index": p, "nonfinite": nonfinite,
+                **shared_normalization(own)}
+        surfaces.append(Surface(run.alphas, run.betas, metrics, meta))
+    return surfaces
+
+
+def _check_planes(planes: Any, params: PyTree) -> list[tuple[PyTree, PyTree]]:
+    """``planes`` as a list of ``(d1, d2)`` pairs like ``params`` (a clear error otherwise)."""
+    try:
+        planes = list(planes)
+    except TypeError:
+        raise TypeError(f"planes must be a list of (d1, d2) pairs (e.g. from "
+                        f"js.random_planes), got {type(planes).__name__}") from None
+    if not planes:
+        raise ValueError("planes is empty; pass at least one (d1, d2) pair, e.g. "
+                         "js.random_planes(key, params, k=8)")
+    checked = []
+    for p, plane in enumerate(planes):
+        if not isinstance(plane, (tuple, list)) or len(plane) != 2:
+            raise ValueError(f"planes[{p}] must be a (d1, d2) pair of directions, got "
+                             f"{type(plane).__name__}"
+                             + (f" of length {len(plane)}" if isinstance(plane, (tuple, list))
+                                else ""))
+        tree.check_like(plane[0], params, name=f"planes[{p}][0]")
+        tree.check_like(plane[1], params, name=f"planes[{p}][1]")
+        checked.append((plane[0], plane[1]))
+    return checked
 
 
 @takes_engine("js.evaluate_volume")

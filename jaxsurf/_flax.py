@@ -10,7 +10,7 @@ from typing import Any, Callable, Mapping
 import jax
 
 from jaxsurf import _state, _tree as tree
-from jaxsurf._engine.metrics import loss_metrics
+from jaxsurf._engine.metrics import OutputSplit, loss_metrics
 from jaxsurf._losses import get_loss, takes_mask
 from jaxsurf._tree import PyTree
 
@@ -145,12 +145,19 @@ def adapt(model: Any, variables: Mapping[str, Any] | None = None, *,
     if variables is None or "params" not in variables:
         raise ValueError("a Linen module needs its variables, e.g. "
                          "adapt(module, module.init(key, x)); they must hold 'params'")
+    kwargs = dict(eval_mode_kwargs(model.__call__) if apply_kwargs is None else apply_kwargs)
     if include_state:
         every = dict(variables)
         tree.check_arrays(every)
         metrics_all = linen_metrics_fn(model, loss=loss_fn, input_key=input_key,
                                        target_key=target_key, apply_kwargs=apply_kwargs,
                                        mask_key=mask_key)
+
+        def every_outputs(variables: PyTree, state: Any, batch: Any) -> tuple[Any, Any]:
+            inputs, targets = split_batch(batch, input_key, target_key)
+            return model.apply(variables, inputs, **kwargs), targets
+
+        metrics_all.jaxsurf_split = _split(every_outputs, loss_fn)  # type: ignore[attr-defined]
         return metrics_all, every
     frozen = {k: v for k, v in variables.items() if k != "params"}
     params = variables["params"]
@@ -165,11 +172,24 @@ def adapt(model: Any, variables: Mapping[str, Any] | None = None, *,
     def fn(params: PyTree, batch: Any) -> Any:  # params from another adapt: their own state
         return apply(params, _state.lookup(params, frozen)[0], batch)
 
+    def outputs(params: PyTree, state: Any, batch: Any) -> tuple[Any, Any]:
+        inputs, targets = split_batch(batch, input_key, target_key)
+        return model.apply({"params": params, **(frozen if state is None else state)}, inputs,
+                           **kwargs), targets
+
     recompute = _linen_recompute(model, input_key, target_key)
     fn.jaxsurf_state = _state.StatefulFn(frozen, params, apply,  # type: ignore[attr-defined]
                                          recompute)
+    fn.jaxsurf_split = _split(outputs, loss_fn)  # type: ignore[attr-defined]
     _state.register(params, frozen)
     return fn, params
+
+
+def _split(outputs: Callable[[PyTree, Any, Any], tuple[Any, Any]], loss_fn: Callable
+           ) -> OutputSplit:
+    """The model's outputs and the loss on them, for ``js.hessian``'s ``operator="ggn"``."""
+    return OutputSplit(outputs, lambda out, targets: loss_metrics(loss_fn, out, targets),
+                       getattr(loss_fn, "__name__", "loss"))
 
 
 _TRAIN_FLAGS = {"train": True, "training": True, "is_training": True,
@@ -254,6 +274,12 @@ def _adapt_nnx(nnx: Any, model: Any, loss_fn: Callable, input_key: str | None,
     def fn(params: PyTree, batch: Any) -> Any:  # params from another adapt: their own state
         return apply(params, _state.lookup(params, rest)[0], batch)
 
+    def outputs(params: PyTree, state: Any, batch: Any) -> tuple[Any, Any]:
+        merged = jax.tree_util.tree_map(lambda x: x, param_state)
+        nnx.replace_by_pure_dict(merged, params)
+        inputs, targets = split_batch(batch, input_key, target_key)
+        return nnx.merge(graphdef, merged, rest if state is None else state)(inputs), targets
+
     @jax.jit  # params are an argument: compiled once, not once per point
     def update_with(params: PyTree, start: PyTree, inputs: Any) -> PyTree:
         state = jax.tree_util.tree_map(lambda x: x, param_state)
@@ -270,5 +296,6 @@ def _adapt_nnx(nnx: Any, model: Any, loss_fn: Callable, input_key: str | None,
 
     fn.jaxsurf_state = _state.StatefulFn(rest, params, apply,  # type: ignore[attr-defined]
                                          recompute)
+    fn.jaxsurf_split = _split(outputs, loss_fn)  # type: ignore[attr-defined]
     _state.register(params, rest)
     return fn, params

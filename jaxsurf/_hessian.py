@@ -25,17 +25,20 @@ from jaxsurf._engine.means import check_float_params, labels_check, mean_over_ba
 from jaxsurf._engine.metadata import run_surface
 from jaxsurf._engine.options import Engine, takes_engine
 from jaxsurf._engine.pointwise import execute_pointwise
-from jaxsurf._engine.metrics import accumulator_dtype, scalar_metric
-from jaxsurf._state import bind
+from jaxsurf._engine.metrics import OutputSplit, accumulator_dtype, as_metric_dict, scalar_metric
+from jaxsurf._state import StatefulFn, bind, lookup
 from jaxsurf._surface import Surface
 from jaxsurf._tree import PyTree
 
 __all__ = ["mean_over_batches", "dataset_mean", "hvp", "hvp_operator", "top_eigenpairs", "trace",
            "spectral_density", "plot_spectrum", "convexity_map", "plot_convexity",
-           "hessian_plane"]
+           "hessian_plane", "output_split", "OPERATORS", "TRACE_METHODS"]
 
 Fn = Callable[[PyTree, PyTree], Any]
 _HIGHEST = jax.lax.Precision.HIGHEST  # no TF32 in reorthogonalisation on GPUs
+OPERATORS = ("hessian", "ggn", "fisher")
+TRACE_METHODS = ("hutchinson", "hutch++")
+Operator = Literal["hessian", "ggn", "fisher"]
 
 
 # --------------------------------------------------------------------------- exact means
@@ -43,17 +46,134 @@ _HIGHEST = jax.lax.Precision.HIGHEST  # no TF32 in reorthogonalisation on GPUs
 dataset_mean = deprecated_alias("js.hessian.dataset_mean", "jaxsurf.hessian", "mean_over_batches")
 
 
-# --------------------------------------------------------------------------- HVPs
+# --------------------------------------------------------------------------- operators
 def _batch_hvp(scalar: Callable, params: PyTree, vector: PyTree, batch: PyTree) -> PyTree:
     """Forward-over-reverse HVP of one batch's mean loss."""
     grad = jax.grad(lambda p: scalar(p, batch))
     return jax.jvp(grad, (params,), (vector,))[1]
 
 
+def output_split(outputs: Callable[[PyTree, Any], Any], loss: Callable[[Any, Any], Any]
+                 ) -> Callable[[PyTree, Any], Any]:
+    """``fn(params, batch) = loss(outputs(params, batch), batch)``, split for ``operator="ggn"``.
+
+    The Gauss–Newton operator needs the model's outputs and the loss on them
+    separately. :func:`jaxsurf.flax.adapt` and :func:`jaxsurf.equinox.adapt`
+    provide the split themselves (for cross-entropy, MSE and a loss callable
+    of your own); for a plain function, write it in two parts and join them
+    here.
+
+    Args:
+        outputs: ``outputs(params, batch)`` → the model's outputs on the batch
+            (an array, e.g. logits ``(batch, classes)``, or a pytree of arrays).
+        loss: ``loss(outputs, batch)`` → scalar or dict of scalars, each the
+            mean over the batch (as ``fn`` returns). Its Hessian in the
+            outputs is ``H_out``; for a convex loss (cross-entropy, squared
+            error) the Gauss–Newton operator is positive semi-definite.
+
+    Returns:
+        ``fn(params, batch)``, usable everywhere an ``fn`` is, which also
+        carries the split (``fn.jaxsurf_split``).
+
+    Example:
+        >>> def logits(p, b):
+        ...     h = jnp.tanh(b["x"] @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"])
+        ...     return h @ p["Dense_1"]["kernel"] + p["Dense_1"]["bias"]
+        >>> ce = lambda z, b: js.losses.cross_entropy(z, b["y"])
+        >>> fn2 = js.hessian.output_split(logits, ce)
+        >>> G = js.hessian.hvp_operator(fn2, params, data, operator="ggn")
+        >>> v = js.random_direction(jax.random.key(0), params)
+        >>> float(js.tree.dot(v, G(v))) >= 0.0      # the GGN is PSD for cross-entropy
+        True
+    """
+    if not callable(outputs) or not callable(loss):
+        raise TypeError("output_split(outputs, loss) takes two functions: outputs(params, "
+                        "batch) -> outputs and loss(outputs, batch) -> batch-mean loss")
+
+    def fn(params: PyTree, batch: Any) -> Any:
+        return loss(outputs(params, batch), batch)
+
+    fn.jaxsurf_split = OutputSplit(  # type: ignore[attr-defined]
+        lambda p, state, batch: (outputs(p, batch), batch), loss,
+        getattr(loss, "__name__", "loss"))
+    return fn
+
+
+def _check_operator(operator: Any) -> str:
+    if operator not in OPERATORS:
+        raise ValueError(f"operator must be one of {OPERATORS}, got {operator!r}: 'hessian' (the "
+                         f"exact Hessian), 'ggn' (Gauss-Newton J^T H_out J) or 'fisher' (the "
+                         f"empirical Fisher, the mean of per-example gradient outer products)")
+    return operator
+
+
+def _split_of(fn: Fn, params: PyTree) -> tuple[OutputSplit, Any]:
+    """``fn``'s output/loss split and the model state to evaluate ``params`` with."""
+    split = getattr(fn, "jaxsurf_split", None)
+    if not isinstance(split, OutputSplit):
+        raise ValueError(
+            "operator='ggn' needs the model split into outputs and a loss on the outputs "
+            "(GGN = J^T H_out J, J the Jacobian of the outputs), and this fn is a plain "
+            "function of (params, batch). Use the fn of js.flax.adapt or js.equinox.adapt "
+            "(they carry the split), or build fn with js.hessian.output_split(outputs, loss); "
+            "operator='hessian' or 'fisher' work on any fn")
+    if split.loss_name == "mae":
+        raise ValueError("operator='ggn' with loss='mae': the absolute error's second "
+                         "derivative in the outputs is zero almost everywhere, so its "
+                         "Gauss-Newton operator is 0; use operator='hessian' or 'fisher', or "
+                         "a loss with curvature (mse, cross_entropy)")
+    stateful = getattr(fn, "jaxsurf_state", None)
+    state = lookup(params, stateful.state)[0] if isinstance(stateful, StatefulFn) else None
+    return split, state
+
+
+def _batch_product(operator: str, fn: Fn, params: PyTree, metric: str
+                   ) -> Callable[[PyTree, PyTree, PyTree], PyTree]:
+    """``product(p, v, batch)``: the batch-mean operator (Hessian, GGN or empirical
+    Fisher of the metric) at ``p`` applied to ``v``."""
+    bound = bind(fn, params)[0]  # params' own state
+    scalar = scalar_metric(bound, metric)
+    if operator == "hessian":
+        return partial(_batch_hvp, scalar)
+    if operator == "fisher":
+        def fisher(p: PyTree, v: PyTree, batch: PyTree) -> PyTree:
+            def per_example(q: PyTree) -> jax.Array:  # each example as a batch of one
+                return jax.vmap(lambda ex: scalar(
+                    q, jax.tree_util.tree_map(lambda x: x[None], ex)))(batch)
+            losses, linear = jax.linearize(per_example, p)
+            projections = linear(v)  # g_i . v
+            (out,) = jax.linear_transpose(linear, p)(projections / losses.shape[0])
+            return out
+        return fisher
+    split, state = _split_of(fn, params)
+
+    def ggn(p: PyTree, v: PyTree, batch: PyTree) -> PyTree:
+        targets = split.outputs(p, state, batch)[1]
+
+        def outputs(q: PyTree) -> Any:
+            return split.outputs(q, state, batch)[0]
+
+        def loss(z: Any) -> jax.Array:
+            values = as_metric_dict(split.loss(z, targets))
+            if metric not in values:
+                raise KeyError(f"the loss returns the metrics {sorted(values)} but not "
+                               f"{metric!r}; pass metric=<one of them>")
+            return values[metric].astype(accumulator_dtype(values[metric].dtype))
+
+        z, linear = jax.linearize(outputs, p)
+        hjv = jax.jvp(jax.grad(loss), (z,), (linear(v),))[1]  # H_out J v
+        (out,) = jax.linear_transpose(linear, p)(hjv)  # J^T H_out J v
+        return out
+
+    return ggn
+
+
 @takes_engine("js.hessian.hvp_operator")
 def hvp_operator(fn: Fn, params: PyTree, data: Any, *, metric: str = "loss",
-                 batch_size: int | None = None) -> Callable[[PyTree], PyTree]:
-    """A reusable ``v -> H v`` for the exact dataset-mean Hessian at ``params``.
+                 batch_size: int | None = None, operator: Operator = "hessian"
+                 ) -> Callable[[PyTree], PyTree]:
+    """A reusable ``v -> H v`` for the exact dataset-mean Hessian (or GGN, or
+    empirical Fisher) at ``params``.
 
     The data go to the device once and the product is jitted once; each call
     costs one pass over the data. Use it for many products (power iteration,
@@ -62,9 +182,20 @@ def hvp_operator(fn: Fn, params: PyTree, data: Any, *, metric: str = "loss",
     Args:
         fn, params, data, metric, batch_size: as in :func:`hvp`. Streams must
             be re-iterable (each call reads them once).
+        operator: ``"hessian"`` (default; the exact Hessian), ``"ggn"`` (the
+            generalized Gauss–Newton ``J^T H_out J``, ``J`` the Jacobian of the
+            model's outputs and ``H_out`` the Hessian of the loss in them:
+            needs ``fn`` from an adapter or :func:`output_split`) or
+            ``"fisher"`` (the empirical Fisher ``(1/N) sum_i g_i g_i^T``, ``g_i``
+            the gradient of example ``i``'s loss; ``fn`` is called on single
+            examples under ``vmap``). See ``docs/curvature.md``.
 
     Returns:
         ``matvec(vector) -> pytree`` with the structure and dtypes of ``params``.
+
+    Raises:
+        ValueError: an unknown ``operator``, or ``"ggn"`` for a ``fn`` without
+            an output/loss split (the message says how to make one).
 
     Example:
         >>> Hv = js.hessian.hvp_operator(fn, params, data)
@@ -72,17 +203,22 @@ def hvp_operator(fn: Fn, params: PyTree, data: Any, *, metric: str = "loss",
         >>> rayleigh = float(js.tree.dot(v, Hv(v)) / js.tree.dot(v, v))  # curvature along v
         >>> rayleigh > 0.0      # params is a minimum
         True
+        >>> F = js.hessian.hvp_operator(fn, params, data, operator="fisher")
+        >>> float(js.tree.dot(v, F(v))) >= 0.0     # the empirical Fisher is PSD
+        True
     """
-    return _tree_operator(fn, params, data, metric, batch_size, "many")
+    return _tree_operator(fn, params, data, metric, batch_size, "many", operator)
 
 
 def _tree_operator(fn: Fn, params: PyTree, data: Any, metric: str,
-                   batch_size: int | None, passes: str) -> Callable[[PyTree], PyTree]:
+                   batch_size: int | None, passes: str, operator: str = "hessian"
+                   ) -> Callable[[PyTree], PyTree]:
+    _check_operator(operator)
     check_float_params(params)
     bound = bind(fn, params)[0]  # params' own state
-    scalar = scalar_metric(bound, metric)
-    mean = mean_over_batches(partial(_batch_hvp, scalar), data, batch_size=batch_size,
-                             passes=passes, check=labels_check(bound, params))
+    mean = mean_over_batches(_batch_product(operator, fn, params, metric), data,
+                             batch_size=batch_size, passes=passes,
+                             check=labels_check(bound, params))
     dtypes = jax.tree_util.tree_map(lambda x: jnp.asarray(x).dtype, params)
 
     def matvec(vector: PyTree) -> PyTree:
@@ -94,7 +230,8 @@ def _tree_operator(fn: Fn, params: PyTree, data: Any, metric: str,
 
 
 def _flat_operator(fn: Fn, params: PyTree, data: Any, metric: str,
-                   batch_size: int | None) -> tuple[Callable, jax.Array, Callable]:
+                   batch_size: int | None, operator: str = "hessian"
+                   ) -> tuple[Callable, jax.Array, Callable]:
     """``(matvec(params, flat_v) -> flat Hv, flat params, unravel)``.
 
     ``params`` is an argument of ``matvec`` so one compilation serves every
@@ -102,15 +239,19 @@ def _flat_operator(fn: Fn, params: PyTree, data: Any, metric: str,
     would gather them): their "flat" vectors are pytrees sharded like the params,
     and the Lanczos helpers below work on either form.
     """
+    _check_operator(operator)
     check_float_params(params)
     if _sharded(params):
+        if operator != "hessian":
+            raise ValueError(f"operator={operator!r} is not available for params sharded over a "
+                             f"mesh yet; use operator='hessian', or params on one device")
         return _tree_flat_operator(fn, params, data, metric, batch_size)
     flat, unravel = ravel_pytree(params)
     bound = bind(fn, params)[0]  # params' own state
-    scalar = scalar_metric(bound, metric)
+    product = _batch_product(operator, fn, params, metric)
 
     def batch_fn(p: PyTree, flat_v: jax.Array, batch: PyTree) -> jax.Array:
-        return ravel_pytree(_batch_hvp(scalar, p, unravel(flat_v), batch))[0]
+        return ravel_pytree(product(p, unravel(flat_v), batch))[0]
 
     mean = mean_over_batches(batch_fn, data, batch_size=batch_size,
                              check=labels_check(bound, params))
@@ -221,7 +362,7 @@ def _empty_basis(rows: int, like: Any) -> Any:
 
 @takes_engine("js.hessian.hvp")
 def hvp(fn: Fn, params: PyTree, data: Any, vector: PyTree, *, metric: str = "loss",
-        batch_size: int | None = None) -> PyTree:
+        batch_size: int | None = None, operator: Operator = "hessian") -> PyTree:
     """Hessian-vector product ``H v`` of the exact dataset-mean metric.
 
     ``H`` is the Hessian of ``L(w) = (1/N) sum_i loss_i(w)`` at ``params``;
@@ -237,6 +378,8 @@ def hvp(fn: Fn, params: PyTree, data: Any, vector: PyTree, *, metric: str = "los
         metric: which entry of ``fn``'s dict to differentiate.
         batch_size: examples per batch for in-memory data; also taken from
             ``engine=js.Engine(batch_size=...)`` (its only field used here).
+        operator: ``"hessian"`` (default), ``"ggn"`` or ``"fisher"``, as in
+            :func:`hvp_operator`.
 
     Returns:
         ``H v`` as a pytree with the structure and dtypes of ``params``.
@@ -247,7 +390,7 @@ def hvp(fn: Fn, params: PyTree, data: Any, vector: PyTree, *, metric: str = "los
         >>> jax.tree.structure(Hv) == jax.tree.structure(params)
         True
     """
-    return _tree_operator(fn, params, data, metric, batch_size, "one")(vector)
+    return _tree_operator(fn, params, data, metric, batch_size, "one", operator)(vector)
 
 
 # --------------------------------------------------------------------------- Lanczos
@@ -387,7 +530,8 @@ def _canonical_sign(v: Any) -> Any:
 def top_eigenpairs(fn: Fn, params: PyTree, data: Any, *, k: int = 1, key: jax.Array,
                    batch_size: int | None = None, num_iterations: int | None = None,
                    which: Literal["largest", "smallest"] = "largest", tol: float | None = 1e-5,
-                   metric: str = "loss") -> tuple[np.ndarray, list[PyTree]]:
+                   metric: str = "loss", operator: Operator = "hessian"
+                   ) -> tuple[np.ndarray, list[PyTree]]:
     """Extreme eigenvalues and unit eigenvectors of the dataset-mean Hessian.
 
     Lanczos with full reorthogonalisation from a Gaussian start vector; the
@@ -416,6 +560,8 @@ def top_eigenpairs(fn: Fn, params: PyTree, data: Any, *, k: int = 1, key: jax.Ar
         tol: relative residual for early stopping; ``None`` runs all
             iterations. A warning says when it was not reached.
         metric: which entry of ``fn``'s dict.
+        operator: ``"hessian"`` (default), ``"ggn"`` (Gauss–Newton) or
+            ``"fisher"`` (empirical Fisher), as in :func:`hvp_operator`.
 
     Returns:
         ``(eigenvalues, eigenvectors)``: a float64 array ``(k,)`` (descending
@@ -431,7 +577,7 @@ def top_eigenpairs(fn: Fn, params: PyTree, data: Any, *, k: int = 1, key: jax.Ar
     dim = _num_params(params)
     _validate.int_in_range(k, "k", 1, dim, "the number of params")
     m = _check_iterations(num_iterations, 50 + 10 * k, dim, k)
-    matvec, flat, unravel = _flat_operator(fn, params, data, metric, batch_size)
+    matvec, flat, unravel = _flat_operator(fn, params, data, metric, batch_size, operator)
     k0, k1 = jax.random.split(key)
     stop = _converged(k, which, tol) if tol is not None else None
     dtype = jax.tree_util.tree_leaves(flat)[0].dtype
@@ -454,12 +600,14 @@ def top_eigenpairs(fn: Fn, params: PyTree, data: Any, *, k: int = 1, key: jax.Ar
 @takes_engine("js.hessian.hessian_plane")
 def hessian_plane(fn: Fn, params: PyTree, data: Any, *, key: jax.Array,
                   batch_size: int | None = None, num_iterations: int | None = None,
-                  metric: str = "loss") -> tuple[PyTree, PyTree]:
+                  metric: str = "loss", operator: Operator = "hessian") -> tuple[PyTree, PyTree]:
     """The top-2 Hessian eigenvectors, as the two directions of a plane.
 
     The directions are orthonormal (Euclidean unit length, not filter
     normalized), so ``alphas``/``betas`` of :func:`jaxsurf.evaluate_plane` are
     distances in parameter space; the loss bends fastest along ``d1``.
+    ``operator=`` (``"ggn"``, ``"fisher"``) takes the eigenvectors of that
+    operator instead (see :func:`hvp_operator`).
 
     Returns:
         ``(d1, d2)`` pytrees shaped like ``params``.
@@ -469,40 +617,109 @@ def hessian_plane(fn: Fn, params: PyTree, data: Any, *, key: jax.Array,
         >>> s = js.evaluate_plane(fn, params, d1, d2, data, grid, grid)
     """
     _, (d1, d2) = top_eigenpairs(fn, params, data, k=2, key=key, batch_size=batch_size,
-                                 num_iterations=num_iterations, metric=metric)
+                                 num_iterations=num_iterations, metric=metric,
+                                 operator=operator)
     return d1, d2
 
 
 # --------------------------------------------------------------------------- trace, density
 @takes_engine("js.hessian.trace")
 def trace(fn: Fn, params: PyTree, data: Any, *, key: jax.Array, num_samples: int = 100,
-          batch_size: int | None = None, metric: str = "loss") -> tuple[float, float]:
-    """Hutchinson's estimate of ``tr H`` with Rademacher probes.
+          batch_size: int | None = None, metric: str = "loss",
+          method: Literal["hutchinson", "hutch++"] = "hutchinson",
+          operator: Operator = "hessian") -> tuple[float, float]:
+    """Stochastic estimate of ``tr H`` (Hutchinson, or Hutch++) from operator products.
 
-    ``tr H = E[z^T H z]`` for ``z`` with independent ±1 entries (Hutchinson
-    1989); the estimate is the mean of ``num_samples`` such products and its
-    standard error is ``std(samples, ddof=1) / sqrt(num_samples)``. The
-    variance per probe is ``2 (||H||_F^2 - sum_i H_ii^2)``.
+    ``method="hutchinson"``: ``tr H = E[z^T H z]`` for ``z`` with independent
+    ±1 entries (Hutchinson 1989); the estimate is the mean of ``num_samples``
+    such products and its standard error is ``std(samples, ddof=1) /
+    sqrt(num_samples)``. The variance per probe is ``2 (||H||_F^2 - sum_i
+    H_ii^2)``: large when a few eigenvalues dominate.
+
+    ``method="hutch++"`` (Meyer, Musco, Musco and Woodruff 2021): a third of
+    the products sketch the top of the spectrum (``Q = orth(H S)`` for a ±1
+    matrix ``S`` of ``s = num_samples // 3`` columns), a third give the trace
+    there exactly (``tr(Q^T H Q)``), and the rest are Hutchinson probes of
+    the deflated operator ``(I - QQ^T) H (I - QQ^T)``, whose Frobenius norm
+    is that of the spectrum's tail. For a decaying spectrum (the usual case
+    at a trained minimum) its error at equal cost is far smaller. The
+    standard error reported is that of the Hutchinson part given the sketch
+    (the exact part has none), ``std(tail samples, ddof=1) / sqrt(count)``;
+    the estimate is unbiased over the sketch as well. Memory: ``2 s x
+    num_params`` floats on the device (e.g. 100 products of a 0.27M-parameter
+    ResNet-20: 33 sketch vectors, 72 MB).
 
     Args:
         fn, params, data, batch_size, metric: as in :func:`top_eigenpairs`.
-        key: random key; probe ``i`` uses ``jax.random.fold_in(key, i)``.
-        num_samples: probes (>= 2); each costs one HVP over the data.
+        key: random key; Hutchinson probe ``i`` uses ``jax.random.fold_in(key, i)``.
+        num_samples: operator products in all (each one pass over the data):
+            >= 2 for Hutchinson, >= 6 for Hutch++ (``s = num_samples // 3``
+            sketch and exact products, the remaining ``num_samples - 2 s``
+            Hutchinson probes).
+        method: ``"hutchinson"`` (default) or ``"hutch++"``.
+        operator: ``"hessian"`` (default), ``"ggn"`` (Gauss–Newton) or
+            ``"fisher"`` (empirical Fisher), as in :func:`hvp_operator`; the
+            trace of the empirical Fisher is the mean squared norm of the
+            per-example gradients.
 
     Returns:
         ``(estimate, standard_error)`` as floats.
 
     Example:
         >>> tr, se = js.hessian.trace(fn, params, data, key=jax.random.key(0))
+        >>> tr2, se2 = js.hessian.trace(fn, params, data, key=jax.random.key(0),
+        ...                             method="hutch++", num_samples=30)
+        >>> abs(tr2 - tr) < 4 * (se + se2)
+        True
     """
-    _validate.int_in_range(num_samples, "num_samples", 2)
-    matvec, flat, _ = _flat_operator(fn, params, data, metric, batch_size)
-    samples = np.empty(num_samples)
-    for i in range(num_samples):
-        z = _draw("rademacher", jax.random.fold_in(key, i), flat,
-                  jax.tree_util.tree_leaves(flat)[0].dtype)
-        samples[i] = float(_rayleigh(z, matvec(params, z)))
-    return float(samples.mean()), float(samples.std(ddof=1) / math.sqrt(num_samples))
+    if method not in TRACE_METHODS:
+        raise ValueError(f"method must be one of {TRACE_METHODS}, got {method!r}")
+    _validate.int_in_range(num_samples, "num_samples", 2 if method == "hutchinson" else 6)
+    matvec, flat, _ = _flat_operator(fn, params, data, metric, batch_size, operator)
+    if method == "hutchinson":
+        samples = np.empty(num_samples)
+        for i in range(num_samples):
+            z = _draw("rademacher", jax.random.fold_in(key, i), flat,
+                      jax.tree_util.tree_leaves(flat)[0].dtype)
+            samples[i] = float(_rayleigh(z, matvec(params, z)))
+        return float(samples.mean()), float(samples.std(ddof=1) / math.sqrt(num_samples))
+    if not _is_flat(flat):
+        raise ValueError("trace(method='hutch++') needs params on one device (its sketch is a "
+                         "dense matrix); for params sharded over a mesh use "
+                         "method='hutchinson'")
+    dim = flat.shape[0]
+    sketch = min(num_samples // 3, dim)
+    probes = num_samples - 2 * sketch
+    k_sketch, k_probe = jax.random.split(key)
+    images = [matvec(params, jax.random.rademacher(jax.random.fold_in(k_sketch, j), flat.shape,
+                                                   flat.dtype)) for j in range(sketch)]
+    q = _orthonormal_columns(jnp.stack(images, axis=1))
+    exact = 0.0
+    for j in range(q.shape[1]):
+        exact += float(_rayleigh(q[:, j], matvec(params, q[:, j])))
+    samples = np.empty(probes)
+    for i in range(probes):
+        z = jax.random.rademacher(jax.random.fold_in(k_probe, i), flat.shape, flat.dtype)
+        w = _deflate(q, z)
+        samples[i] = float(_rayleigh(w, matvec(params, w)))
+    if q.shape[1] == dim:  # the sketch spans everything: the trace is exact
+        return exact, 0.0
+    return exact + float(samples.mean()), float(samples.std(ddof=1) / math.sqrt(probes))
+
+
+@jax.jit
+def _orthonormal_columns(a: jax.Array) -> jax.Array:
+    """An orthonormal basis of the columns of ``a`` (reduced QR; rank-deficient columns
+    give basis vectors that are still orthonormal, so the trace stays exact on their span)."""
+    return jnp.linalg.qr(a, mode="reduced")[0]
+
+
+@jax.jit
+def _deflate(q: jax.Array, z: jax.Array) -> jax.Array:
+    """``(I - Q Q^T) z``, twice for accuracy in float32."""
+    for _ in range(2):
+        z = z - jnp.matmul(q, jnp.matmul(z, q, precision=_HIGHEST), precision=_HIGHEST)
+    return z
 
 
 @takes_engine("js.hessian.spectral_density")
@@ -510,7 +727,8 @@ def spectral_density(fn: Fn, params: PyTree, data: Any, *, key: jax.Array,
                      num_probes: int = 1, num_iterations: int = 100,
                      grid: Any | None = None, sigma: float | None = None,
                      num_points: int = 2000, batch_size: int | None = None,
-                     metric: str = "loss") -> tuple[np.ndarray, np.ndarray]:
+                     metric: str = "loss", operator: Operator = "hessian"
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """Eigenvalue density of the Hessian by stochastic Lanczos quadrature.
 
     For each probe ``v`` (Rademacher, unit norm) an ``m``-step Lanczos run
@@ -531,6 +749,10 @@ def spectral_density(fn: Fn, params: PyTree, data: Any, *, key: jax.Array,
             spanning the nodes plus ``6 sigma`` on each side.
         sigma: Gaussian width; default ``0.005 * (theta_max - theta_min)``.
         num_points: grid size when ``grid`` is None.
+        operator: ``"hessian"`` (default), ``"ggn"`` (Gauss–Newton) or
+            ``"fisher"`` (empirical Fisher), as in :func:`hvp_operator`: the
+            density of that operator's eigenvalues (no negative ones for the
+            two PSD operators).
 
     Returns:
         ``(grid, density)`` float64 arrays of the same length.
@@ -542,7 +764,7 @@ def spectral_density(fn: Fn, params: PyTree, data: Any, *, key: jax.Array,
     _validate.positive_int(num_probes, "num_probes")
     dim = _num_params(params)
     m = _check_iterations(num_iterations, 100, dim, 1)
-    matvec, flat, _ = _flat_operator(fn, params, data, metric, batch_size)
+    matvec, flat, _ = _flat_operator(fn, params, data, metric, batch_size, operator)
     nodes, weights = [], []
     for p in range(num_probes):
         k0, k1 = jax.random.split(jax.random.fold_in(key, p))

@@ -30,10 +30,11 @@ from jaxsurf._directions import (
     orthogonalize,
     random_direction,
     random_plane,
+    random_planes,
 )
 
 __all__ = ["between", "describe_direction", "head_filter_axis", "normalize", "orthogonalize",
-           "random_direction", "random_plane"]
+           "random_direction", "random_plane", "random_planes"]
 
 # public before the face was narrowed (issue 24): they warn, then resolve as before
 __getattr__ = moved_names(__name__, "jaxsurf._directions", ("METHODS",))

@@ -44,12 +44,14 @@ from jaxsurf._evaluate import (
     dataset_mean,
     evaluate_line,
     evaluate_plane,
+    evaluate_planes,
     evaluate_points,
     evaluate_volume,
     interpolate,
 )
 
-__all__ = ["Engine", "dataset_mean", "evaluate_line", "evaluate_plane", "evaluate_points",
+__all__ = ["Engine", "dataset_mean", "evaluate_line", "evaluate_plane", "evaluate_planes",
+           "evaluate_points",
            "evaluate_volume", "interpolate"]
 
 # public before the face was narrowed (issue 24): they warn, then resolve as before

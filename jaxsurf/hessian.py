@@ -1,6 +1,9 @@
 """Curvature of the exact dataset-mean loss: Hessian-vector products, extreme
-eigenpairs (Lanczos), trace (Hutchinson), spectral density (stochastic Lanczos
-quadrature), Hessian-eigenvector planes and convexity maps.
+eigenpairs (Lanczos), trace (Hutchinson or Hutch++), spectral density (stochastic
+Lanczos quadrature), Hessian-eigenvector planes and convexity maps; each of
+``hvp``, ``hvp_operator``, ``top_eigenpairs``, ``trace`` and ``spectral_density``
+also works on the Gauss–Newton (``operator="ggn"``) and empirical Fisher
+(``operator="fisher"``) operators (``docs/curvature.md``).
 
 Every quantity here is about the Hessian of the *whole data set's* mean loss
 ``L(w) = (1/N) sum_i loss_i(w)``, never of one mini-batch. Hessian-vector
@@ -34,6 +37,7 @@ from jaxsurf._hessian import (
     hvp,
     hvp_operator,
     mean_over_batches,
+    output_split,
     plot_convexity,
     plot_spectrum,
     spectral_density,
@@ -42,5 +46,6 @@ from jaxsurf._hessian import (
 )
 
 __all__ = ["convexity_map", "dataset_mean", "hessian_plane", "hvp", "hvp_operator",
-           "mean_over_batches", "plot_convexity", "plot_spectrum", "spectral_density",
+           "mean_over_batches", "output_split", "plot_convexity", "plot_spectrum",
+           "spectral_density",
            "top_eigenpairs", "trace"]

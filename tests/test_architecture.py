@@ -40,13 +40,13 @@ LAYERS: dict[str, tuple[str, ...]] = {
     # the one evaluation engine, its public evaluators, and the one resumable fit loop
     "engine": ("jaxsurf._engine", "jaxsurf._engine.*", "jaxsurf.evaluate", "jaxsurf._evaluate",
                "jaxsurf.refine", "jaxsurf._refine", "jaxsurf.subsample", "jaxsurf._subsample",
-               "jaxsurf._fitloop"),
+               "jaxsurf._fitloop", "jaxsurf._ranges"),
     # model adapters: a framework's model -> fn(params, batch), params
     "adapters": ("jaxsurf.flax", "jaxsurf._flax", "jaxsurf.equinox", "jaxsurf._equinox"),
     # measures built on the engine: curvature, sharpness, topology, connectivity
     "measures": ("jaxsurf.hessian", "jaxsurf._hessian", "jaxsurf.sharpness", "jaxsurf._sharpness",
                  "jaxsurf.topology", "jaxsurf._topology", "jaxsurf.connect", "jaxsurf.connect.*",
-                 "jaxsurf._monitor"),
+                 "jaxsurf._monitor", "jaxsurf._statistics"),
     # what draws and exports
     "views": ("jaxsurf.plot", "jaxsurf.plot.*", "jaxsurf.view", "jaxsurf.view.*",
               "jaxsurf.export"),

@@ -22,14 +22,16 @@ import jaxsurf as js
 NAMESPACES: dict[str, list[str]] = {
     "jaxsurf": [
         "DirectionFileError", "Engine", "Monitor", "ProgressBar", "ProgressInfo", "Refine",
-        "StoreError", "StoreMismatchError", "Surface", "SurfaceFileError", "TrajectoryRecorder",
-        "__version__",
-        "between", "connect", "dataset_mean", "describe_direction", "equinox", "evaluate_line",
-        "evaluate_plane", "evaluate_points", "evaluate_volume", "export", "flax", "hessian",
-        "interpolate", "load_directions", "load_trajectory", "losses", "normalize",
-        "orthogonalize", "pca", "pca_directions", "plot", "project", "random_direction",
-        "random_directions", "random_plane", "read_reference_directions", "save_directions",
-        "sharpness", "topology", "tree", "view",
+        "StoreError",
+        "StoreMismatchError", "Surface", "SurfaceFileError", "TrajectoryRecorder", "__version__",
+        "auto_range", "between", "connect", "dataset_mean", "describe_direction", "equinox",
+        "evaluate_line",
+        "evaluate_plane", "evaluate_planes", "evaluate_points", "evaluate_volume", "export",
+        "flax", "hessian", "interpolate", "load_directions", "load_trajectory", "losses",
+        "normalize", "orthogonalize", "pca", "pca_directions", "plot", "project",
+        "random_direction", "random_directions", "random_plane", "random_planes",
+        "read_reference_directions", "save_directions",
+        "sharpness", "summary", "topology", "tree", "view",
     ],
     "jaxsurf.batching": [
     ],
@@ -76,7 +78,7 @@ NAMESPACES: dict[str, list[str]] = {
     ],
     "jaxsurf.directions": [
         "between", "describe_direction", "head_filter_axis", "normalize", "orthogonalize",
-        "random_direction", "random_plane",
+        "random_direction", "random_plane", "random_planes",
     ],
     "jaxsurf.distributed": [
         "plan_mesh",
@@ -85,8 +87,8 @@ NAMESPACES: dict[str, list[str]] = {
         "adapt",
     ],
     "jaxsurf.evaluate": [
-        "Engine", "dataset_mean", "evaluate_line", "evaluate_plane", "evaluate_points",
-        "evaluate_volume", "interpolate",
+        "Engine", "dataset_mean", "evaluate_line", "evaluate_plane", "evaluate_planes",
+        "evaluate_points", "evaluate_volume", "interpolate",
     ],
     "jaxsurf.export": [
         "write_csv", "write_h5", "write_vti", "write_vtp",
@@ -96,7 +98,8 @@ NAMESPACES: dict[str, list[str]] = {
     ],
     "jaxsurf.hessian": [
         "convexity_map", "dataset_mean", "hessian_plane", "hvp", "hvp_operator",
-        "mean_over_batches", "plot_convexity", "plot_spectrum", "spectral_density",
+        "mean_over_batches", "output_split", "plot_convexity", "plot_spectrum",
+        "spectral_density",
         "top_eigenpairs", "trace",
     ],
     "jaxsurf.interrupt": [
@@ -137,8 +140,8 @@ NAMESPACES: dict[str, list[str]] = {
     "jaxsurf.plot": [
         "animate", "basins", "compare", "connectivity_lines", "connectivity_plane", "contour",
         "contour_levels", "convexity", "difference", "filled", "heatmap", "line", "mark_minima",
-        "pca_path", "persistence", "slices", "spectrum", "surface3d", "training_curves",
-        "training_history",
+        "pca_path", "persistence", "slices", "small_multiples", "spectrum", "surface3d",
+        "training_curves", "training_history",
     ],
     "jaxsurf.progress": [
         "ProgressBar", "ProgressInfo", "ProgressLog",

@@ -60,7 +60,8 @@ def assert_grid(trace: dict, values: np.ndarray) -> None:
 def test_page_offline_draws_the_surface_true_to_orientation(driver, tmp_path):
     s = plane(path_coordinates=[[-0.9, 0.4], [-0.2, 0.1], [0.0, 0.0]])
     line = js.Surface(ALPHAS, None, {"loss": ALPHAS**2 + 0.1,
-                                     "accuracy": 1 - ALPHAS**2 / 3})
+                                     "accuracy": 1 - ALPHAS**2 / 3,
+                                     "loss_sem": 0.01 * (ALPHAS**2 + 0.1)})
     regression = js.Surface(ALPHAS, None, {"loss": ALPHAS**2 + 1.0, "mae": ALPHAS**2 + 0.5})
     page = tmp_path / "page.html"
     js.view.html({"plane": s, "line": line, "regression": regression}, page)
@@ -80,8 +81,11 @@ def test_page_offline_draws_the_surface_true_to_orientation(driver, tmp_path):
     hover = dict(re.findall(r"(\w+) ([-+.\de]+)", surface3d[0]["text"][2][5]))  # j=2, i=5
     assert float(hover["alpha"]) == pytest.approx(ALPHAS[5])
     assert float(hover["beta"]) == pytest.approx(BETAS[2])
-    for name in ("loss", "accuracy", "loss_sem"):
+    for name in ("loss", "accuracy"):
         assert float(hover[name]) == pytest.approx(float(s[name][5, 2]), rel=1e-4)
+    sem = re.search(r"loss [-+.\de]+ ± ([-+.\de]+) \(SEM\)", surface3d[0]["text"][2][5])
+    assert sem is not None and float(sem.group(1)) == pytest.approx(float(s["loss_sem"][5, 2]),
+                                                                    rel=1e-4)
     names = [t["name"] for t in contour]
     assert "training path" in names and "solution (origin)" in names
     path = contour[names.index("training path")]
@@ -91,6 +95,12 @@ def test_page_offline_draws_the_surface_true_to_orientation(driver, tmp_path):
     line_traces = drawn[("line", "line")]
     np.testing.assert_allclose(line_traces[0]["y"], line["loss"])
     np.testing.assert_allclose(line_traces[1]["y"], 100 * line["accuracy"])   # in %
+    sem = driver.execute_script(  # the line's SEM travels to the hover as customdata
+        "const d = Array.from(document.querySelectorAll('.js-plotly-plot')).find(d => "
+        "d.dataset.surface === 'line' && d.dataset.view === 'line');"
+        "return [Array.from(d.data[0].customdata), d.data[0].hovertemplate, d.data.length];")
+    np.testing.assert_allclose(sem[0], line["loss_sem"], rtol=1e-6)
+    assert "(SEM" in sem[1] and sem[2] == 2
     assert [t["name"] for t in drawn[("regression", "line")]] == ["loss", "mae"]
 
     driver.execute_script("const s = document.getElementById('metric'); s.value = 'accuracy';"

@@ -42,7 +42,8 @@ USER_MAY_SET = frozenset({"axis_labels", "title"})  # presentation hints: user w
 
 
 ENTRY_POINTS = {"line": "js.evaluate_line", "plane": "js.evaluate_plane",
-                 "volume": "js.evaluate_volume", "interpolation": "js.interpolate"}
+                 "volume": "js.evaluate_volume", "interpolation": "js.interpolate",
+                "planes": "js.evaluate_planes"}
 
 
 def library_facts() -> dict[str, Any]:

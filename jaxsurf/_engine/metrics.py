@@ -19,7 +19,8 @@ from jaxsurf import _validate, _losses as losses, _tree as tree
 from jaxsurf._tree import PyTree
 
 __all__ = ["Fn", "FN_NOTE", "as_metric_dict", "with_note", "metric_shapes", "cast_floats",
-           "scalar_metric", "accumulator_dtype", "loss_metrics", "LabelCheck", "trace_metrics"]
+           "scalar_metric", "accumulator_dtype", "loss_metrics", "LabelCheck", "trace_metrics",
+           "OutputSplit"]
 
 Fn = Callable[[PyTree, PyTree], Any]
 
@@ -182,3 +183,26 @@ def loss_metrics(loss_fn: Callable, outputs: Any, targets: Any) -> Any:
             probe.append((targets, classes, getattr(loss_fn, "__name__", "loss")))
     value = loss_fn(outputs, targets)
     return value if isinstance(value, Mapping) else {"loss": value}
+
+
+@dataclass(frozen=True)
+class OutputSplit:
+    """A model split into its outputs and a loss on the outputs, for the Gauss–Newton
+    operator (``js.hessian``'s ``operator="ggn"``).
+
+    The adapters attach one to their ``fn`` as ``fn.jaxsurf_split``;
+    :func:`jaxsurf.hessian.output_split` makes one for a plain function.
+
+    Attributes:
+        outputs: ``outputs(params, state, batch) -> (outputs, targets)``: the
+            model's outputs (any pytree of arrays, e.g. logits) on the batch and
+            what the loss compares them with; ``state`` is the model state the
+            adapter keeps for ``params`` (``None`` without state).
+        loss: ``loss(outputs, targets)`` → scalar or dict of scalars, the batch
+            means that ``fn`` returns.
+        loss_name: the loss's name, for messages (``"cross_entropy"``, ``"mse"`` ...).
+    """
+
+    outputs: Callable[[PyTree, Any, Any], tuple[Any, Any]]
+    loss: Callable[[Any, Any], Any]
+    loss_name: str = "loss"

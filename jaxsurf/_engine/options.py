@@ -52,8 +52,9 @@ class Engine:
 
     Every function that computes many points accepts it as ``engine=``:
     :func:`jaxsurf.evaluate_points`, :func:`~jaxsurf.evaluate_line`,
-    :func:`~jaxsurf.evaluate_plane` (``refine=`` too),
+    :func:`~jaxsurf.evaluate_plane` (``refine=`` too), :func:`~jaxsurf.evaluate_planes`,
     :func:`~jaxsurf.evaluate_volume`, :func:`~jaxsurf.interpolate`,
+    :func:`~jaxsurf.auto_range` (every field but ``store``),
     :func:`jaxsurf.connect.evaluate_curve` and, for the fields they use
     (``batch_size``; :func:`jaxsurf.hessian.convexity_map` also ``store``,
     ``progress``, ``devices``, ``chunk_size``), :func:`jaxsurf.dataset_mean`,

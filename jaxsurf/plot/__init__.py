@@ -31,7 +31,7 @@ from jaxsurf.plot._curvature import convexity, spectrum
 from jaxsurf.plot._levels import contour_levels
 from jaxsurf.plot._lines import line
 from jaxsurf.plot._paths import pca_path
-from jaxsurf.plot._planes import compare, contour, difference, filled, heatmap
+from jaxsurf.plot._planes import compare, contour, difference, filled, heatmap, small_multiples
 from jaxsurf.plot._surface3d import surface3d
 from jaxsurf.plot._topology import basins, mark_minima, persistence
 from jaxsurf.plot._training import training_curves, training_history
@@ -40,4 +40,4 @@ from jaxsurf.plot._volumes import DEFAULT_VOLUME_LABELS, slices  # noqa: F401
 __all__ = ["line", "contour", "filled", "heatmap", "surface3d", "compare", "contour_levels",
            "slices", "persistence", "basins", "mark_minima", "difference",
            "connectivity_lines", "connectivity_plane", "spectrum", "convexity", "pca_path",
-           "training_history", "training_curves", "animate"]
+           "training_history", "training_curves", "animate", "small_multiples"]

@@ -26,7 +26,7 @@ from jaxsurf.plot._checks import (
 )
 from jaxsurf.plot._levels import (check_levels_hit, color_norm, colorbar_extend, contour_levels,
                                   level_format)
-from jaxsurf._surface import Surface
+from jaxsurf._surface import SEM_SUFFIX, Surface
 
 
 # --------------------------------------------------------------------------- drawing helpers
@@ -239,9 +239,14 @@ def plane_figure(kind: str, surface: Surface, metric: str, *, levels: Any, vmin:
                   vmax: float | None, vlevel: float | None, log: bool, label_levels: bool,
                   labels: Sequence[str] | None, title: str | None, cmap: str,
                   aspect: Aspect | None, figsize: tuple[float, float] | None,
-                  out: PathLike | None) -> Figure:
-    """Shared body of :func:`contour`, :func:`filled` and :func:`heatmap`."""
+                  out: PathLike | None, sem: bool = False) -> Figure:
+    """Shared body of :func:`contour`, :func:`filled` and :func:`heatmap`
+    (``sem``: a second panel with the metric's standard error)."""
     surface = check_surface(surface, kind, plane=True)
+    if sem and metric + SEM_SUFFIX not in surface.metrics:
+        raise ValueError(f"sem=True draws {metric + SEM_SUFFIX!r}, the standard error of "
+                         f"{metric!r}, which this surface does not have (it has "
+                         f"{surface.metric_names}); evaluate with subsample=... to get it")
     X, Y, Z, n_masked = plane_grid(surface, metric, kind, min_size=1 if kind == "heatmap"
                                     else 2)
     if log:
@@ -260,16 +265,37 @@ def plane_figure(kind: str, surface: Surface, metric: str, *, levels: Any, vmin:
             raise ValueError(f"filled() needs at least 2 level boundaries, got {lv.tolist()}; "
                              f"widen vmin/vmax or use a smaller vlevel")
     aspect = plane_aspect(surface, aspect)
-    fig = new_figure(figsize, plane_figsize(surface, aspect), figure_layout(aspect))
-    ax = fig.add_subplot()
+    fig = new_figure(figsize, plane_figsize(surface, aspect, panels=2 if sem else 1),
+                     figure_layout(aspect))
+    ax = fig.add_subplot(1, 2, 1) if sem else fig.add_subplot()
     mappable = draw_plane(ax, kind, surface, Z, X, Y, lv, color_norm(lv, log), cmap, label_levels)
     colorbar(fig, mappable, ax, metric + (" (log scale)" if log else "") if kind == "heatmap"
               else bar_label(metric, log, levels, vlevel), None if kind == "heatmap" else lv)
     shade_masked(ax, surface, Z)
     decorate(ax, surface, surface_axis_labels(surface, labels), aspect,
               plot_title(surface, metric, title, n_masked, Z.size), cells=kind == "heatmap")
+    if sem:
+        _sem_panel(fig, surface, metric, labels, aspect)
     save_figure(fig, out)
     return fig
+
+
+def _sem_panel(fig: Figure, surface: Surface, metric: str, labels: Sequence[str] | None,
+               aspect: Aspect) -> None:
+    """The right panel: the standard error of ``metric`` at every point, as cells."""
+    name = metric + SEM_SUFFIX
+    X, Y, S, n_masked = plane_grid(surface, name, "sem panel", min_size=1)
+    ax = fig.add_subplot(1, 2, 2)
+    span = heatmap_range(S, None, None, False)
+    mappable = draw_plane(ax, "heatmap", surface, S, X, Y, span, color_norm(span, False),
+                          "magma", False)
+    of = (surface.metadata.get("subsample") or {}).get("size")
+    colorbar(fig, mappable, ax, f"standard error of {metric}"
+             + (f" ({of} examples)" if of else ""), None)
+    shade_masked(ax, surface, S)
+    decorate(ax, surface, surface_axis_labels(surface, labels), aspect,
+             plot_title(surface, name, f"{metric}: standard error (±1 SEM)", n_masked, S.size),
+             cells=True)
 
 
 def heatmap_range(Z: np.ma.MaskedArray, vmin: float | None, vmax: float | None,

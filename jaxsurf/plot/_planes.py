@@ -1,5 +1,5 @@
 """2-D figures of a plane: :func:`contour`, :func:`filled`, :func:`heatmap`,
-:func:`compare` and :func:`difference`."""
+:func:`compare`, :func:`small_multiples` and :func:`difference`."""
 
 from __future__ import annotations
 
@@ -49,7 +49,8 @@ def contour(surface: Surface, metric: str = "loss", *,
             title: str | None = None, cmap: str = DEFAULT_CMAP,
             aspect: Aspect | None = None, figsize: tuple[float, float] | None = None,
             out: PathLike | None = None, show_interpolated: bool = False,
-            points: Mapping[str, Sequence[float]] | None = None) -> Figure:
+            points: Mapping[str, Sequence[float]] | None = None,
+            sem: bool = False) -> Figure:
     """2-D contour lines of a plane, levels labelled, origin starred, with a colour bar.
 
     Args:
@@ -78,6 +79,8 @@ def contour(surface: Surface, metric: str = "loss", *,
             ``{"fine-tune A": (1, 0), "fine-tune B": (0, 1), "TIES": (0.8, 0.7)}``
             (coordinates of a model off the plane: its projection, from
             :func:`jaxsurf.connect.plane_coordinates`). Each must lie in the grid's range.
+        sem: add a second panel with the standard error of ``metric`` at each
+            point (``<metric>_sem``, from ``subsample=``), on its own colour bar.
 
     Returns:
         The Figure. Axis labels not given as ``labels`` say when the plane's
@@ -92,7 +95,7 @@ def contour(surface: Surface, metric: str = "loss", *,
     fig = plane_figure("contour", surface, metric, levels=levels, vmin=vmin, vmax=vmax,
                         vlevel=vlevel, log=log, label_levels=label_levels, labels=labels,
                         title=title, cmap=cmap, aspect=aspect, figsize=figsize,
-                        out=None if (show_interpolated or marks) else out)
+                        out=None if (show_interpolated or marks) else out, sem=sem)
     if show_interpolated:
         _mark_interpolated(fig.axes[0], surface)
     if marks:
@@ -166,12 +169,13 @@ def filled(surface: Surface, metric: str = "loss", *,
            vmax: float | None = None, vlevel: float | None = None, log: bool = False,
            labels: Sequence[str] | None = None, title: str | None = None,
            cmap: str = DEFAULT_CMAP, aspect: Aspect | None = None,
-           figsize: tuple[float, float] | None = None, out: PathLike | None = None) -> Figure:
+           figsize: tuple[float, float] | None = None, out: PathLike | None = None,
+           sem: bool = False) -> Figure:
     """Filled contours (``contourf``) of a plane with faint level lines and a colour bar.
 
     Args:
         surface, metric, levels, vmin, vmax, vlevel, log, labels, title, cmap,
-        aspect, figsize, out: as in :func:`contour`; here the levels are the
+        aspect, figsize, out, sem: as in :func:`contour`; here the levels are the
         boundaries of the filled bands and include both ends of the range.
         Values beyond the first/last boundary are drawn with the extended
         colour bar ends.
@@ -184,21 +188,22 @@ def filled(surface: Surface, metric: str = "loss", *,
     """
     return plane_figure("filled", surface, metric, levels=levels, vmin=vmin, vmax=vmax,
                          vlevel=vlevel, log=log, label_levels=False, labels=labels,
-                         title=title, cmap=cmap, aspect=aspect, figsize=figsize, out=out)
+                         title=title, cmap=cmap, aspect=aspect, figsize=figsize, out=out,
+                         sem=sem)
 
 
 def heatmap(surface: Surface, metric: str = "loss", *, vmin: float | None = None,
             vmax: float | None = None, log: bool = False, labels: Sequence[str] | None = None,
             title: str | None = None, cmap: str = DEFAULT_CMAP,
             aspect: Aspect | None = None, figsize: tuple[float, float] | None = None,
-            out: PathLike | None = None) -> Figure:
+            out: PathLike | None = None, sem: bool = False) -> Figure:
     """One coloured cell per grid point (``pcolormesh``) with a colour bar.
 
     Cell ``[i, j]`` is centred on ``(alphas[i], betas[j])`` and reaches half
     way to its neighbours, so uneven grids draw true to scale.
 
     Args:
-        surface, metric, labels, title, cmap, aspect, figsize, out: as in
+        surface, metric, labels, title, cmap, aspect, figsize, out, sem: as in
             :func:`contour`.
         vmin, vmax: colour range (default: the finite data range).
         log: logarithmic colour scale (needs positive values).
@@ -211,7 +216,7 @@ def heatmap(surface: Surface, metric: str = "loss", *, vmin: float | None = None
     """
     return plane_figure("heatmap", surface, metric, levels=None, vmin=vmin, vmax=vmax,
                          vlevel=None, log=log, label_levels=False, labels=labels, title=title,
-                         cmap=cmap, aspect=aspect, figsize=figsize, out=out)
+                         cmap=cmap, aspect=aspect, figsize=figsize, out=out, sem=sem)
 
 
 def compare(surfaces: Mapping[str, Surface], metric: str = "loss", kind: str = "contour", *,
@@ -238,12 +243,88 @@ def compare(surfaces: Mapping[str, Surface], metric: str = "loss", kind: str = "
     Example:
         >>> fig = compare({"skip": s_skip, "no skip": s_noskip}, kind="filled", log=True)
     """
-    if kind not in PLANE_KINDS:
-        raise ValueError(f"kind must be one of {PLANE_KINDS}, got {kind!r}")
     if not surfaces:
         raise ValueError("compare() needs at least one surface, e.g. {'name': surface}")
-    grids = {name: plane_grid(check_surface(s, "compare", plane=True), metric, "compare",
-                               min_size=1 if kind == "heatmap" else 2)
+    return _panels("compare", dict(surfaces), metric, kind, 1, len(surfaces), levels=levels,
+                   vmin=vmin, vmax=vmax, vlevel=vlevel, log=log, label_levels=label_levels,
+                   labels=labels, title=title, cmap=cmap, aspect=aspect, figsize=figsize,
+                   out=out)
+
+
+def small_multiples(surfaces: Sequence[Surface] | Mapping[str, Surface], metric: str = "loss",
+                    kind: str = "contour", *, ncols: int | None = None,
+                    levels: int | Sequence[float] | None = None, vmin: float | None = None,
+                    vmax: float | None = None, vlevel: float | None = None, log: bool = False,
+                    label_levels: bool = False, labels: Sequence[str] | None = None,
+                    title: str | None = None, cmap: str = DEFAULT_CMAP,
+                    aspect: Aspect | None = None, figsize: tuple[float, float] | None = None,
+                    out: PathLike | None = None) -> Figure:
+    """A grid of small panels, one per plane, on one shared colour scale.
+
+    For the planes of :func:`jaxsurf.evaluate_planes`: every panel uses the
+    same levels (or colour range, for heatmaps) and one colour bar, so the
+    panels can be compared by eye and the spread between random planes is
+    visible at a glance.
+
+    Args:
+        surfaces: a sequence of plane Surfaces (panels titled ``plane p``, from
+            ``metadata["plane_index"]`` when present) or a mapping title → Surface.
+        metric: the metric drawn in every panel.
+        kind: ``"contour"``, ``"filled"`` or ``"heatmap"``.
+        ncols: panels per row (default ``ceil(sqrt(n))``, at most 4).
+        levels, vmin, vmax, vlevel, log, labels, cmap, aspect, figsize, out: as
+            in :func:`contour`; automatic levels span the finite values of all
+            panels together.
+        label_levels: write the level values on the contour lines (default off:
+            panels are small; the colour bar carries the values).
+        title: a title over all panels.
+
+    Returns:
+        The Figure.
+
+    Example:
+        >>> fig = small_multiples([s_skip, s_noskip, s_skip], kind="filled", log=True,
+        ...                       out="planes.png")
+        >>> len(fig.axes)      # three panels and one colour bar
+        4
+    """
+    if isinstance(surfaces, Mapping):
+        named = {str(name): s for name, s in surfaces.items()}
+    else:
+        if isinstance(surfaces, Surface):
+            raise TypeError("small_multiples() takes several surfaces (a list, or a dict "
+                            "title -> surface); for one plane use contour()")
+        named = {}
+        for p, s in enumerate(surfaces):
+            index = s.metadata.get("plane_index") if isinstance(s, Surface) else None
+            name = f"plane {index if isinstance(index, int) else p}"
+            named[name if name not in named else f"{name} ({p})"] = s
+    if not named:
+        raise ValueError("small_multiples() needs at least one surface")
+    n = len(named)
+    if ncols is None:
+        ncols = min(4, int(np.ceil(np.sqrt(n))))
+    elif isinstance(ncols, bool) or not isinstance(ncols, (int, np.integer)) or ncols < 1:
+        raise ValueError(f"ncols must be a positive integer, got {ncols!r}")
+    ncols = min(int(ncols), n)
+    nrows = int(np.ceil(n / ncols))
+    return _panels("small_multiples", named, metric, kind, nrows, ncols, levels=levels,
+                   vmin=vmin, vmax=vmax, vlevel=vlevel, log=log, label_levels=label_levels,
+                   labels=labels, title=title, cmap=cmap, aspect=aspect, figsize=figsize,
+                   out=out)
+
+
+def _panels(where: str, surfaces: dict[str, Surface], metric: str, kind: str, nrows: int,
+            ncols: int, *, levels: int | Sequence[float] | None, vmin: float | None,
+            vmax: float | None, vlevel: float | None, log: bool, label_levels: bool,
+            labels: Sequence[str] | None, title: str | None, cmap: str,
+            aspect: Aspect | None, figsize: tuple[float, float] | None,
+            out: PathLike | None) -> Figure:
+    """Panels of planes in ``nrows x ncols`` with one shared set of levels and one colour bar."""
+    if kind not in PLANE_KINDS:
+        raise ValueError(f"kind must be one of {PLANE_KINDS}, got {kind!r}")
+    grids = {name: plane_grid(check_surface(s, where, plane=True), metric, where,
+                              min_size=1 if kind == "heatmap" else 2)
              for name, s in surfaces.items()}
     values = np.concatenate([Z.compressed() for _, _, Z, _ in grids.values()])
     if log:
@@ -254,20 +335,20 @@ def compare(surfaces: Mapping[str, Surface], metric: str = "loss", kind: str = "
         lv = contour_levels(values, levels=levels, vmin=vmin, vmax=vmax, vlevel=vlevel,
                             log=log, filled=kind == "filled")
     norm = color_norm(lv, log)
-    n = len(surfaces)
     first = next(iter(surfaces.values()))
-    fig = new_figure(figsize, plane_figsize(first, plane_aspect(first, aspect), panels=n),
-                      figure_layout(plane_aspect(first, aspect)))
-    axes = [fig.add_subplot(1, n, k + 1) for k in range(n)]
+    width, height = plane_figsize(first, plane_aspect(first, aspect), panels=ncols)
+    fig = new_figure(figsize, (width, height * nrows),
+                     figure_layout(plane_aspect(first, aspect)))
+    axes = [fig.add_subplot(nrows, ncols, k + 1) for k in range(len(surfaces))]
     mappable = None
     for ax, (name, (X, Y, Z, n_masked)) in zip(axes, grids.items()):
         s = surfaces[name]
         mappable = draw_plane(ax, kind, s, Z, X, Y, lv, norm, cmap, label_levels)
         shade_masked(ax, s, Z)
         decorate(ax, s, surface_axis_labels(s, labels), plane_aspect(s, aspect),
-                  plot_title(s, str(name), str(name), n_masked, Z.size), cells=kind == "heatmap")
+                 plot_title(s, str(name), str(name), n_masked, Z.size), cells=kind == "heatmap")
     colorbar(fig, mappable, axes, metric + (" (log scale)" if log else "") if kind == "heatmap"
-              else bar_label(metric, log, levels, vlevel), None if kind == "heatmap" else lv)
+             else bar_label(metric, log, levels, vlevel), None if kind == "heatmap" else lv)
     if title is not None:
         fig.suptitle(title)
     save_figure(fig, out)

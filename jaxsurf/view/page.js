@@ -33,7 +33,9 @@ function hoverText(it) {           // text[j][i], plotly's z[row = beta][column 
     for (let i = 0; i < na; i++)
       row.push(`alpha ${fmt(it.alphas[i])}, beta ${fmt(it.betas[j])}` +
                (it.gammas ? `, gamma ${fmt(it.gammas[it.k])}` : "") + "<br>" +
-               names.map(n => `${n} ${fmt(at(it, n, i, j))}`).join("<br>"));
+               names.filter(n => !isSem(it, n)).map(n => `${n} ${fmt(at(it, n, i, j))}` +
+                 ((n + "_sem") in it.metrics ? ` ± ${fmt(at(it, n + "_sem", i, j))} (SEM)` : ""))
+                 .join("<br>"));
     text.push(row);
   }
   return text;
@@ -179,8 +181,13 @@ function drawLine(it, div, log) {
                name: pct ? `${n} (%)` : n, yaxis: onRight ? "y2" : "y", marker: {size: 4},
                hovertemplate: `alpha %{x:.4g}<br>${n} %{y:.5g}${pct ? " %" : ""}<extra></extra>`};
     const sem = it.metrics[n + "_sem"];
-    if (sem) t.error_y = {type: "data", array: Array.from(sem.values).map(v => 2 * s * v),
-                          visible: true, thickness: 1};
+    if (sem) {
+      t.error_y = {type: "data", array: Array.from(sem.values).map(v => 2 * s * v),
+                   visible: true, thickness: 1};
+      t.customdata = Array.from(sem.values).map(v => s * v);   // the SEM, shown on hover
+      t.hovertemplate = `alpha %{x:.4g}<br>${n} %{y:.5g} ± %{customdata:.3g}${pct ? " %" : ""}` +
+                        " (SEM; bars ±2 SEM)<extra></extra>";
+    }
     traces.push(t);
   });
   const layout = {margin: {l: 60, r: 60, t: 36, b: 50},

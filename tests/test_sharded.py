@@ -248,6 +248,23 @@ def test_hessian_and_sharpness_on_sharded_params_equal_unsharded(kind):
     np.testing.assert_allclose(eps, eps0, rtol=1e-4)
 
 
+def test_other_operators_and_hutchpp_on_sharded_params_are_refused_not_swapped():
+    # the sharded Lanczos path computes Hessian products only: asking for GGN / Fisher
+    # or Hutch++'s dense sketch there is an error, never a silent Hessian
+    params, data = make_params(), make_data()
+    mesh = make_mesh("auto")
+    sp = shard(params, mesh)
+    with jax.set_mesh(mesh):
+        for operator in ("ggn", "fisher"):
+            with pytest.raises(ValueError, match=f"operator='{operator}' is not available "
+                                                 f"for params sharded"):
+                js.hessian.trace(fn, sp, data, key=jax.random.key(0), num_samples=4,
+                                 operator=operator)
+        with pytest.raises(ValueError, match="hutch\\+\\+'\\) needs params on one device"):
+            js.hessian.trace(fn, sp, data, key=jax.random.key(0), num_samples=6,
+                             method="hutch++")
+
+
 def test_memory_planning_refuses_with_the_numbers():
     params, data = make_params(), make_data()
     d1, d2 = js.random_plane(jax.random.key(1), params)

@@ -8,8 +8,7 @@ from typing import Any, Callable
 import jax
 
 from jaxsurf import _state, _tree as tree
-from jaxsurf._engine.metrics import OutputSplit, loss_metrics
-from jaxsurf._flax import batch_mask, masked_metrics, split_batch
+from jaxsurf._flax import batch_mask, masked_metrics, output_split, split_batch
 from jaxsurf._losses import get_loss
 from jaxsurf._tree import PyTree
 
@@ -82,10 +81,8 @@ def adapt(model: Any, state: Any = None, *, loss: str | Callable = "cross_entrop
         return apply(params, state if state is None else _state.lookup(params, state)[0], batch)
 
     tree.check_arrays(params)
-    fn.jaxsurf_split = OutputSplit(  # type: ignore[attr-defined]
-        lambda p, s, batch: outputs_of(p, state if s is None else s, batch),
-        lambda out, targets: loss_metrics(loss_fn, out, targets),
-        getattr(loss_fn, "__name__", "loss"))
+    fn.jaxsurf_split = output_split(  # type: ignore[attr-defined]
+        lambda p, s, batch: outputs_of(p, state if s is None else s, batch), loss_fn, mask_key)
     if state is not None:
         fn.jaxsurf_state = _state.StatefulFn(state, params, apply)  # type: ignore[attr-defined]
         _state.register(params, state)

@@ -15,6 +15,7 @@ from jaxsurf._losses import get_loss, takes_mask
 from jaxsurf._tree import PyTree
 
 __all__ = ["adapt", "linen_metrics_fn", "split_batch", "eval_mode_kwargs", "batch_mask",
+           "output_split",
            "masked_metrics"]
 
 INPUT_KEYS = ("x", "image", "images", "inputs", "input", "features")
@@ -157,7 +158,8 @@ def adapt(model: Any, variables: Mapping[str, Any] | None = None, *,
             inputs, targets = split_batch(batch, input_key, target_key)
             return model.apply(variables, inputs, **kwargs), targets
 
-        metrics_all.jaxsurf_split = _split(every_outputs, loss_fn)  # type: ignore[attr-defined]
+        metrics_all.jaxsurf_split = output_split(  # type: ignore[attr-defined]
+            every_outputs, loss_fn, mask_key)
         return metrics_all, every
     frozen = {k: v for k, v in variables.items() if k != "params"}
     params = variables["params"]
@@ -180,15 +182,25 @@ def adapt(model: Any, variables: Mapping[str, Any] | None = None, *,
     recompute = _linen_recompute(model, input_key, target_key)
     fn.jaxsurf_state = _state.StatefulFn(frozen, params, apply,  # type: ignore[attr-defined]
                                          recompute)
-    fn.jaxsurf_split = _split(outputs, loss_fn)  # type: ignore[attr-defined]
+    fn.jaxsurf_split = output_split(outputs, loss_fn, mask_key)  # type: ignore[attr-defined]
     _state.register(params, frozen)
     return fn, params
 
 
-def _split(outputs: Callable[[PyTree, Any, Any], tuple[Any, Any]], loss_fn: Callable
-           ) -> OutputSplit:
-    """The model's outputs and the loss on them, for ``js.hessian``'s ``operator="ggn"``."""
-    return OutputSplit(outputs, lambda out, targets: loss_metrics(loss_fn, out, targets),
+def output_split(outputs: Callable[[PyTree, Any, Any], tuple[Any, Any]], loss_fn: Callable,
+                 mask_key: str | None = None) -> OutputSplit:
+    """The model's outputs and the loss on them, for ``js.hessian``'s ``operator="ggn"``.
+
+    The split's loss sees no padding mask, so a batch that carries one is refused
+    rather than counted with its padded positions."""
+    def unmasked(params: PyTree, state: Any, batch: Any) -> tuple[Any, Any]:
+        if batch_mask(batch, mask_key) is not None:
+            raise ValueError("operator='ggn' does not take a padding mask yet (the batch has "
+                             "one): use operator='hessian' or 'fisher', or data without "
+                             "padding and no mask")
+        return outputs(params, state, batch)
+
+    return OutputSplit(unmasked, lambda out, targets: loss_metrics(loss_fn, out, targets),
                        getattr(loss_fn, "__name__", "loss"))
 
 
@@ -296,6 +308,6 @@ def _adapt_nnx(nnx: Any, model: Any, loss_fn: Callable, input_key: str | None,
 
     fn.jaxsurf_state = _state.StatefulFn(rest, params, apply,  # type: ignore[attr-defined]
                                          recompute)
-    fn.jaxsurf_split = _split(outputs, loss_fn)  # type: ignore[attr-defined]
+    fn.jaxsurf_split = output_split(outputs, loss_fn, mask_key)  # type: ignore[attr-defined]
     _state.register(params, rest)
     return fn, params

@@ -353,3 +353,18 @@ def test_nnx_and_equinox_adapters_pass_the_mask():
     fn, params = js.equinox.adapt(TinyEqx(jax.random.key(0)), loss="next_token")
     a, b = fn(params, batch), fn(params, changed)
     assert float(a["loss"]) == float(b["loss"]) and np.isfinite(float(a["loss"]))
+
+
+def test_ggn_refuses_a_padding_mask_it_cannot_see():
+    """The adapters' output/loss split has no mask: GGN products over padded batches
+    are refused instead of counting the padded positions."""
+    fn, params = js.flax.adapt(_model(), _variables(), loss="next_token")
+    x = _tokens((4, 12), seed=6)
+    mask = np.ones((4, 12), np.float32)
+    mask[:, 8:] = 0
+    data = {"x": x, "y": np.roll(x, -1, 1), "mask": mask}
+    with pytest.raises(ValueError, match="operator='ggn' does not take a padding mask"):
+        js.hessian.hvp(fn, params, data, params, operator="ggn")
+    unpadded = {"x": x, "y": np.roll(x, -1, 1)}
+    product = js.hessian.hvp(fn, params, unpadded, params, operator="ggn")
+    assert all(np.all(np.isfinite(np.asarray(v))) for v in jax.tree.leaves(product))

@@ -169,6 +169,20 @@ def recompute_batch_stats(model: Any, params: PyTree, data: Any, **options: Any)
 
 
 # --------------------------------------------------------------------------- evaluation
+def resolve_state_policy(state_policy: str | None, recompute_data: Any, states: Any) -> str:
+    """The BatchNorm policy of a path through models with state: ``state_policy``, or
+    ``"recompute"`` when ``recompute_data`` is given, else ``"interpolate"``; the two
+    extra arguments must fit it."""
+    policy = state_policy or ("interpolate" if recompute_data is None else "recompute")
+    if policy != "recompute" and recompute_data is not None:
+        raise ValueError(f"recompute_data= is only used with state_policy='recompute', not "
+                         f"{policy!r}")
+    if policy != "interpolate" and states is not None:
+        raise ValueError(f"states= is only used with state_policy='interpolate', not "
+                         f"{policy!r}")
+    return policy
+
+
 def check_ts(ts: Any) -> np.ndarray:
     arr = np.atleast_1d(check_t(ts))
     if arr.ndim != 1 or arr.size < 1 or np.any(np.diff(arr) <= 0):
@@ -210,13 +224,7 @@ def _plan_curve(fn: Callable, curve: Curve, data: Any, ts: np.ndarray,
                              "model with state (BatchNorm); this fn has none")
         return fn, curve.points, curve.coefficients(ts), {"batch_norm": "as fn holds them"}
     # the default agrees with js.interpolate: on line(a, b) both give the same values
-    policy = state_policy or ("interpolate" if recompute_data is None else "recompute")
-    if policy != "recompute" and recompute_data is not None:
-        raise ValueError(f"recompute_data= is only used with state_policy='recompute', not "
-                         f"{policy!r}")
-    if policy != "interpolate" and states is not None:
-        raise ValueError(f"states= is only used with state_policy='interpolate', not "
-                         f"{policy!r}")
+    policy = resolve_state_policy(state_policy, recompute_data, states)
     if policy == "fixed":
         return fn, curve.points, curve.coefficients(ts), {
             "state_policy": "fixed", "batch_norm": "fixed: fn's own state at every t"}

@@ -25,7 +25,7 @@ from jaxsurf._surface import Surface, metadata_from
 from jaxsurf._tree import PyTree
 from jaxsurf._version import __version__
 from jaxsurf.connect._curve import Curve, end_states
-from jaxsurf.connect._measure import check_ts, recompute_batches
+from jaxsurf.connect._measure import check_ts, recompute_batches, resolve_state_policy
 
 __all__ = ["evaluate_path"]
 
@@ -155,13 +155,7 @@ def evaluate_path(fn: Callable[[PyTree, Any], Any], path: Callable[[float], PyTr
         run_fn, run_points = fn, points
     else:
         assert isinstance(stateful, StatefulFn)
-        policy = state_policy or ("interpolate" if recompute_data is None else "recompute")
-        if policy != "recompute" and recompute_data is not None:
-            raise ValueError(f"recompute_data= is only used with state_policy='recompute', "
-                             f"not {policy!r}")
-        if policy != "interpolate" and states is not None:
-            raise ValueError(f"states= is only used with state_policy='interpolate', not "
-                             f"{policy!r}")
+        policy = resolve_state_policy(state_policy, recompute_data, states)
         apply = stateful.apply
         if policy == "fixed":
             run_fn, run_points = fn, points

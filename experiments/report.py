@@ -130,17 +130,23 @@ def stored(store: Path, evaluate: Callable[[Path], js.Surface]) -> js.Surface:
         >>> plane = stored(out / "plane.store", lambda store: js.evaluate_plane(
         ...     fn, params, d1, d2, data, grid, grid, store=store))
     """
+    surface = reused_or_recomputed(store, evaluate)
+    surface.save(store.with_suffix(".npz"))
+    return surface
+
+
+def reused_or_recomputed(store: Path, evaluate: Callable[[Path], Any]) -> Any:
+    """``evaluate(store)``; a store made for other settings is replaced and evaluated
+    again (see :func:`stored`), e.g. for ``js.evaluate_planes``' list of Surfaces."""
     with warnings.catch_warnings():  # non-finite points are counted in metadata
         warnings.filterwarnings("ignore", message=".*non-finite values.*",
                                 category=RuntimeWarning)
         try:
-            surface = evaluate(store)
+            return evaluate(store)
         except js.StoreMismatchError:
             print(f"{store} was made with other settings: recomputing", flush=True)
             shutil.rmtree(store)
-            surface = evaluate(store)
-    surface.save(store.with_suffix(".npz"))
-    return surface
+            return evaluate(store)
 
 def restore_epoch(train_dir: Path, epoch: int, like: Mapping[str, Any]) -> dict[str, Any]:
     """The model variables (params and BatchNorm statistics) saved after ``epoch``.

@@ -279,9 +279,10 @@ def spread(report: rep.VariantReport, fn: Any, params: Any, subset: dict, preset
     start = time.perf_counter()
     planes = js.random_planes(jax.random.key(seed + 7), params, preset.planes)
     grid = np.linspace(-preset.range, preset.range, preset.planes_grid)
-    surfaces = js.evaluate_planes(fn, params, planes, subset, grid, grid,
-                                  batch_size=preset.eval_batch_size,
-                                  store=report.file("planes.store"))
+    surfaces = rep.reused_or_recomputed(  # another --grid/--range: a new store
+        report.file("planes.store"), lambda store: js.evaluate_planes(
+            fn, params, planes, subset, grid, grid, batch_size=preset.eval_batch_size,
+            store=store))
     js.plot.small_multiples(surfaces, kind="filled", log=True, title=title,
                             out=report.file("planes.png"))
     stats = js.summary(surfaces, fn=fn, params=params, planes=planes, data=subset,

@@ -53,6 +53,16 @@ def _store(tmp: Path) -> Path:
     return tmp / "st" / "request.json"
 
 
+def _monitor(tmp: Path) -> Path:
+    def fn(params, batch):
+        return jnp.mean((batch["x"] @ params["w"]) ** 2) + jnp.sum(params["b"] ** 2)
+
+    data = {"x": np.ones((4, 2), np.float32)}
+    js.Monitor(fn, data, out=tmp / "m", every=1, kind="line",
+               grid=np.linspace(-1, 1, 3))(0, PARAMS)
+    return tmp / "m" / "monitor.json"
+
+
 def _load(kind: str, path: Path) -> object:
     if kind == "jaxsurf.surface":
         return js.Surface.load(path)
@@ -60,13 +70,16 @@ def _load(kind: str, path: Path) -> object:
         return js.load_directions(path, PARAMS)
     if kind == "jaxsurf.curve":
         return js.connect.load_curve(path, PARAMS)
+    if kind == "jaxsurf.monitor":
+        return js.Monitor.config(path.parent)
     return store_lib.PointStore.open(path.parent, _request())
 
 
 WRITERS = {"jaxsurf.surface": _surface, "jaxsurf.directions": _directions,
-           "jaxsurf.curve": _curve, "jaxsurf.store": _store}
+           "jaxsurf.curve": _curve, "jaxsurf.store": _store, "jaxsurf.monitor": _monitor}
 ERRORS = {"jaxsurf.surface": js.SurfaceFileError, "jaxsurf.directions": js.DirectionFileError,
-          "jaxsurf.curve": ValueError, "jaxsurf.store": js.StoreError}
+          "jaxsurf.curve": ValueError, "jaxsurf.store": js.StoreError,
+          "jaxsurf.monitor": ValueError}
 
 
 def _raw_header(path: Path) -> dict:

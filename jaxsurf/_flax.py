@@ -180,8 +180,9 @@ def adapt(model: Any, variables: Mapping[str, Any] | None = None, *,
                            **kwargs), targets
 
     recompute = _linen_recompute(model, input_key, target_key)
-    fn.jaxsurf_state = _state.StatefulFn(frozen, params, apply,  # type: ignore[attr-defined]
-                                         recompute)
+    fn.jaxsurf_state = _state.StatefulFn(  # type: ignore[attr-defined]
+        frozen, params, apply, recompute,
+        _linen_train_metrics(model, loss_fn, input_key, target_key, mask_key))
     fn.jaxsurf_split = output_split(outputs, loss_fn, mask_key)  # type: ignore[attr-defined]
     _state.register(params, frozen)
     return fn, params
@@ -208,11 +209,9 @@ _TRAIN_FLAGS = {"train": True, "training": True, "is_training": True,
                 "use_running_average": False}
 
 
-def _linen_recompute(module: Any, input_key: str | None, target_key: str | None
-                     ) -> Callable | None:
-    """``recompute(params, state, batches) -> state`` with ``batch_stats`` re-estimated
-    in training mode (dropout off where a ``deterministic`` flag allows), or None
-    when the module has no training-mode flag."""
+def _train_flags(module: Any) -> dict[str, bool] | None:
+    """The keyword arguments that put a Linen module in training mode with dropout
+    off where a ``deterministic`` flag allows, or None when it has no such flag."""
     try:
         names = inspect.signature(module.__call__).parameters
     except (TypeError, ValueError):
@@ -222,6 +221,36 @@ def _linen_recompute(module: Any, input_key: str | None, target_key: str | None
         return None
     if "deterministic" in names:
         flags["deterministic"] = True
+    return flags
+
+
+def _linen_train_metrics(module: Any, loss_fn: Callable, input_key: str | None,
+                         target_key: str | None, mask_key: str | None) -> Callable | None:
+    """``train_metrics(params, state, batch)``: the metrics with BatchNorm on the
+    batch's own statistics (the running ones are neither used nor updated), or
+    None when the module has no training-mode flag."""
+    flags = _train_flags(module)
+    if flags is None:
+        return None
+
+    def train_metrics(params: PyTree, state: PyTree, batch: Any) -> Any:
+        inputs, targets = split_batch(batch, input_key, target_key)
+        outputs, _ = module.apply({"params": params, **state}, inputs,
+                                  mutable=["batch_stats"], rngs={"dropout": jax.random.key(0)},
+                                  **flags)
+        return masked_metrics(loss_fn, outputs, targets, batch_mask(batch, mask_key))
+
+    return train_metrics
+
+
+def _linen_recompute(module: Any, input_key: str | None, target_key: str | None
+                     ) -> Callable | None:
+    """``recompute(params, state, batches) -> state`` with ``batch_stats`` re-estimated
+    in training mode (dropout off where a ``deterministic`` flag allows), or None
+    when the module has no training-mode flag."""
+    flags = _train_flags(module)
+    if flags is None:
+        return None
 
     @jax.jit  # params are an argument: compiled once, not once per point
     def update_with(params: PyTree, other: PyTree, start: PyTree, inputs: Any) -> PyTree:
@@ -306,8 +335,18 @@ def _adapt_nnx(nnx: Any, model: Any, loss_fn: Callable, input_key: str | None,
         return _state.estimate_from_updates(
             lambda start, inputs: update_with(params, start, inputs), rest, pairs)
 
+    def train_metrics(params: PyTree, rest: PyTree, batch: Any) -> Any:
+        state = jax.tree_util.tree_map(lambda x: x, param_state)
+        nnx.replace_by_pure_dict(state, params)
+        # a copy: the training-mode pass updates the running statistics it is given
+        net = nnx.merge(graphdef, state, jax.tree_util.tree_map(lambda x: x, rest))
+        # BatchNorm on the batch's statistics, dropout left off (as eval() set it)
+        net.set_attributes(use_running_average=False, raise_if_not_found=False)
+        inputs, targets = split_batch(batch, input_key, target_key)
+        return masked_metrics(loss_fn, net(inputs), targets, batch_mask(batch, mask_key))
+
     fn.jaxsurf_state = _state.StatefulFn(rest, params, apply,  # type: ignore[attr-defined]
-                                         recompute)
+                                         recompute, train_metrics)
     fn.jaxsurf_split = output_split(outputs, loss_fn, mask_key)  # type: ignore[attr-defined]
     _state.register(params, rest)
     return fn, params

@@ -68,6 +68,9 @@ class StatefulFn:
     apply: Callable[[PyTree, PyTree, Any], Any]
     # recompute(params, state, batches) -> the state re-estimated from the batches
     recompute: Callable[[PyTree, PyTree, list], PyTree] | None = None
+    # train_metrics(params, state, batch) -> fn's metrics with the model in training
+    # mode (normalization by the batch's own statistics, dropout off); None: no such mode
+    train_metrics: Callable[[PyTree, PyTree, Any], Any] | None = None
 
 
 def register(params: PyTree, state: PyTree) -> None:

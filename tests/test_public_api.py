@@ -39,7 +39,8 @@ NAMESPACES: dict[str, list[str]] = {
         "Command", "main", "register",
     ],
     "jaxsurf.connect": [
-        "Barrier", "BatchStatsRecompute", "Curve", "CurvePlane", "Group", "KINDS",
+        "Barrier", "BatchStatsRecompute", "Curve", "CurvePlane", "GaripovConvention", "Group",
+        "KINDS",
         "PermutationSpec", "activation_matching", "align", "apply_permutation",
         "attention_spec", "barrier", "conv_spec", "curve_coefficients", "curve_path",
         "curve_plane", "evaluate_curve", "evaluate_path", "fit_curve", "line", "load_curve",

@@ -43,7 +43,8 @@ from jaxsurf.connect._align import (Group, PermutationSpec, activation_matching,
                                     apply_permutation, attention_spec, conv_spec, mlp_spec,
                                     repair_path, resnet_spec,
                                     weight_matching)
-from jaxsurf.connect._curve import KINDS, Curve, curve_coefficients, fit_curve, line, load_curve
+from jaxsurf.connect._curve import (KINDS, Curve, GaripovConvention, curve_coefficients,
+                                     fit_curve, line, load_curve)
 from jaxsurf.connect._measure import (Barrier, BatchStatsRecompute, CurvePlane, barrier,
                                       curve_path, curve_plane, evaluate_curve, plane_through,
                                       recompute_batch_stats)
@@ -51,7 +52,8 @@ from jaxsurf.connect._merge import merge, plane_coordinates, slerp, task_plane
 from jaxsurf.connect._path import evaluate_path
 
 __all__ = [
-    "Curve", "KINDS", "fit_curve", "line", "load_curve", "curve_coefficients",
+    "Curve", "KINDS", "GaripovConvention", "fit_curve", "line", "load_curve",
+    "curve_coefficients",
     "evaluate_curve", "BatchStatsRecompute", "recompute_batch_stats",
     "Barrier", "barrier", "CurvePlane", "curve_plane", "curve_path",
     "Group", "PermutationSpec", "weight_matching", "activation_matching",

@@ -42,9 +42,11 @@ from jaxsurf._progress import ProgressOption
 from jaxsurf._store import data_fingerprint
 from jaxsurf._tree import PyTree
 
-__all__ = ["Curve", "KINDS", "line", "fit_curve", "load_curve", "curve_coefficients"]
+__all__ = ["Curve", "KINDS", "CONVENTIONS", "GaripovConvention", "line", "fit_curve",
+           "load_curve", "curve_coefficients"]
 
 KINDS = ("bezier", "polychain")
+CONVENTIONS = ("jaxsurf", "garipov")
 _FORMAT = "jaxsurf.curve"  # written as "jaxsurf.curve/1" (jaxsurf._io.header)
 
 
@@ -263,6 +265,108 @@ def line(params_a: PyTree, params_b: PyTree) -> Curve:
 
 
 # --------------------------------------------------------------------------- training
+@dataclass(frozen=True)
+class GaripovConvention:
+    """Training as Garipov et al.'s code does it (timgaripov/dnn-mode-connectivity,
+    ``train.py --curve``): the loss plus ``0.5 * weight_decay * ||theta(t)||^2``
+    (every float parameter at the drawn ``t``, BatchNorm scale and bias
+    included), SGD with ``momentum`` and the reference's learning-rate
+    schedule (``learning_rate`` for the first half of the epochs, then linearly
+    down to 1 % of it at 90 %, then 1 %; set once per epoch, epochs counted
+    from 1), BatchNorm in training mode, and the short last batch kept (as a
+    PyTorch ``DataLoader`` without ``drop_last``). ``convention="garipov"`` is
+    ``GaripovConvention()``, the reference's defaults (``--lr 0.01 --momentum
+    0.9 --wd 1e-4``).
+
+    Example:
+        >>> [GaripovConvention().learning_rate_at(e, epochs=10) for e in (5, 7, 9)]
+        [0.01, 0.00505, 0.0001]
+    """
+
+    learning_rate: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+
+    def __post_init__(self) -> None:
+        for name in ("learning_rate", "momentum", "weight_decay"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value) or value < 0 or (name == "momentum"
+                                                                 and value >= 1):
+                raise ValueError(f"GaripovConvention.{name} must be a finite number >= 0"
+                                 f"{' and < 1' if name == 'momentum' else ''}, got {value!r}")
+
+    def learning_rate_at(self, epoch: int, epochs: int) -> float:
+        """The reference's learning rate in ``epoch`` (1 .. ``epochs``)."""
+        alpha = epoch / epochs
+        factor = 1.0 if alpha <= 0.5 else (1.0 - (alpha - 0.5) / 0.4 * 0.99
+                                           if alpha <= 0.9 else 0.01)
+        return round(factor * self.learning_rate, 12)
+
+    def optimizer(self, epochs: int, steps_per_epoch: int) -> optax.GradientTransformation:
+        """SGD with momentum (PyTorch's: ``buf = m * buf + g``, ``p -= lr * buf``)
+        on the per-epoch schedule of :meth:`learning_rate_at`."""
+        rates = jnp.asarray([self.learning_rate_at(e, max(epochs, 1))
+                             for e in range(1, max(epochs, 1) + 1)], jnp.float32)
+
+        def schedule(count: Any) -> Any:
+            return rates[jnp.minimum(count // steps_per_epoch, len(rates) - 1)]
+
+        return optax.sgd(schedule, momentum=self.momentum or None)
+
+    def settings(self, epochs: int) -> dict[str, Any]:
+        """What identifies the convention in ``fit_config.json`` (the schedule
+        depends on the epochs, so a resume cannot change them)."""
+        return {"name": "garipov", "learning_rate": self.learning_rate,
+                "momentum": self.momentum, "weight_decay": self.weight_decay,
+                "schedule_epochs": epochs}
+
+
+def _convention(convention: Any, optimizer: Any, state_policy: str | None
+                ) -> GaripovConvention | None:
+    """The Garipov convention asked for, or None for jaxsurf's defaults."""
+    if isinstance(convention, str) and convention == "jaxsurf":
+        return None
+    if isinstance(convention, str) and convention == "garipov":
+        convention = GaripovConvention()
+    if not isinstance(convention, GaripovConvention):
+        raise ValueError(f"unknown convention {convention!r}; use 'jaxsurf' (default), "
+                         f"'garipov' or js.connect.GaripovConvention(learning_rate=..., "
+                         f"momentum=..., weight_decay=...)")
+    if optimizer is not None:
+        raise ValueError("convention='garipov' sets the optimizer (SGD with momentum on the "
+                         "reference's schedule): drop optimizer=, or set its numbers with "
+                         "js.connect.GaripovConvention(learning_rate=..., momentum=...)")
+    if state_policy is not None:
+        raise ValueError(f"convention='garipov' runs BatchNorm in training mode (batch "
+                         f"statistics at every t), so state_policy={state_policy!r} does not "
+                         f"apply: drop it")
+    return convention
+
+
+def _training_mode_loss(fn: Callable) -> tuple[Callable[[PyTree, Any], Any], str]:
+    """``fn`` with the model in training mode, and what metadata says about it."""
+    stateful = getattr(fn, "jaxsurf_state", None)
+    if not (isinstance(stateful, StatefulFn) and jax.tree_util.tree_leaves(stateful.state)):
+        return fn, "fn as given (it carries no model state: give a training-mode fn if " \
+                   "the model normalizes by batch statistics)"
+    if stateful.train_metrics is None:
+        raise ValueError("convention='garipov' runs BatchNorm in training mode, and this fn's "
+                         "adapter has no training mode (js.equinox.adapt, or a Linen module "
+                         "without a train/use_running_average flag): pass a plain "
+                         "fn(params, batch) that runs your model in training mode")
+    train_metrics, state = stateful.train_metrics, stateful.state
+    return (lambda p, batch: train_metrics(p, state, batch)), \
+        "training mode (batch statistics at every t)"
+
+
+def _l2(params: PyTree) -> jax.Array:
+    """``||params||^2`` over the float leaves, in float32."""
+    leaves = [jnp.sum(jnp.square(jnp.asarray(x, jnp.float32)))
+              for x in jax.tree_util.tree_leaves(params) if tree.is_float_leaf(x)]
+    return sum(leaves, jnp.zeros((), jnp.float32))
+
+
 def end_states(stateful: StatefulFn, params_a: PyTree, params_b: PyTree,
                states: tuple[PyTree, PyTree] | None) -> tuple[PyTree, PyTree]:
     """The model states of two end points: ``states`` if given, else the ones their
@@ -344,7 +448,8 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
               key: jax.Array | None = None, checkpoint_dir: str | os.PathLike | None = None,
               log: Callable[[str], None] | None = print, state_policy: str | None = None,
               states: tuple[PyTree, PyTree] | None = None,
-              progress: ProgressOption = False) -> Curve:
+              progress: ProgressOption = False,
+              convention: str | GaripovConvention = "jaxsurf") -> Curve:
     """Trains the bends of a curve from ``params_a`` to ``params_b`` to keep the loss low.
 
     Minimises ``E_{t ~ U[0,1]} fn(theta(t), batch)["loss"]`` over the bends
@@ -352,6 +457,12 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
     al. (2018). Bends start evenly spaced on the straight line. Each epoch is
     a shuffled pass over ``data`` in batches of ``batch_size`` (the short last
     batch is dropped, as in training), one jitted step per batch.
+
+    ``convention="garipov"`` trains as Garipov et al.'s code instead (see
+    :class:`GaripovConvention`): L2 on ``theta(t)``, SGD with momentum on the
+    reference's schedule, BatchNorm in training mode (an adapter's ``fn`` is
+    switched to it; a plain ``fn`` is used as given), the short last batch
+    kept. Its ``--num_bends 3`` counts the end points: it is ``num_bends=1``.
 
     Model state (BatchNorm): no running statistics exist for the points along
     the curve. Garipov et al. train with batch statistics: pass a ``fn`` that
@@ -394,6 +505,10 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
         progress: steps within each epoch (see :mod:`jaxsurf.progress`):
             ``False`` (default) for none, ``None`` for a bar on a terminal and
             log lines otherwise, ``True`` or a callable.
+        convention: ``"jaxsurf"`` (default: ``optimizer``, no L2, ``fn`` as
+            given, short last batch dropped), ``"garipov"`` or a
+            :class:`GaripovConvention` with other numbers (then ``optimizer``
+            and ``state_policy`` must be left out).
 
     Returns:
         The fitted :class:`Curve`; ``metadata["history"]`` has the mean step
@@ -429,8 +544,20 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
     check_data_dtypes(host)
     arrays = jax.tree_util.tree_map(jnp.asarray, host)
     _validate.int_in_range(batch_size, "batch_size", 1, n, "the number of examples")
-    loss_at, state_ends, policy = _fit_state(fn, params_a, params_b, state_policy, states)
-    tx = optimizer if optimizer is not None else optax.adam(1e-3)
+    garipov = _convention(convention, optimizer, state_policy)
+    mode = None
+    if garipov is not None:
+        train_fn, mode = _training_mode_loss(fn)
+        loss_at: Callable = lambda p, t, batch, s: train_fn(p, batch)  # noqa: E731
+        state_ends, policy = (), None
+        steps = -(-n // batch_size)  # the short last batch is a step of its own
+        tx = garipov.optimizer(int(epochs), steps)
+        weight_decay = garipov.weight_decay
+    else:
+        loss_at, state_ends, policy = _fit_state(fn, params_a, params_b, state_policy, states)
+        steps = n // batch_size
+        tx = optimizer if optimizer is not None else optax.adam(1e-3)
+        weight_decay = 0.0
     rng: Any = jax.random.key(0) if key is None else key
     bends = [_combination([params_a, params_b], [np.float32(1 - s), np.float32(s)])
              for s in np.arange(1, num_bends + 1) / (num_bends + 1)]
@@ -440,6 +567,8 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
     if policy == "interpolate":  # ("fixed" is how earlier fits ran: they still resume)
         config["state_policy"] = policy
         config["states_fingerprint"] = tree.fingerprint(state_ends)
+    if garipov is not None:  # (jaxsurf's convention adds no field: earlier fits resume)
+        config["convention"] = garipov.settings(int(epochs))
 
     def objective(bends_: list[PyTree], ends: tuple[PyTree, PyTree], t: jax.Array,
                   batch: Any, state_ends_: Any) -> jax.Array:
@@ -451,7 +580,10 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
                 raise ValueError(f"fn returned metrics {sorted(value)}; fit_curve minimises "
                                  f"'loss', which is missing")
             value = value["loss"]
-        return jnp.asarray(value, jnp.float32)
+        value = jnp.asarray(value, jnp.float32)
+        if weight_decay:
+            value = value + 0.5 * weight_decay * _l2(params_t)
+        return value
 
     @jax.jit  # end points and data are arguments, not constants baked into the program
     def step(bends_, opt_state_, key_, index, ends, arrays_, state_ends_):
@@ -462,24 +594,24 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
         updates, opt_state_ = tx.update(grads, opt_state_, bends_)
         return optax.apply_updates(bends_, updates), opt_state_, key_, loss
 
-    steps = n // batch_size
-
     def epoch(bends_: list[PyTree], carry: dict[str, Any],
               report: Callable[[int], None] | None) -> tuple[list[PyTree], dict[str, Any],
                                                              dict[str, float]]:
         opt_state_, rng_ = carry["opt_state"], carry["key"]
         rng_, k_perm = jax.random.split(rng_)
-        order = jax.random.permutation(k_perm, n)[: steps * batch_size]
-        losses = []
-        for i, index in enumerate(order.reshape(steps, batch_size)):
+        order = jax.random.permutation(k_perm, n)
+        losses, sizes = [], []
+        for i in range(steps):
+            index = order[i * batch_size: (i + 1) * batch_size]
             bends_, opt_state_, rng_, loss = step(bends_, opt_state_, rng_, index,
                                                   (params_a, params_b), arrays, state_ends)
             losses.append(loss)
+            sizes.append(len(index))
             if report is not None:
                 loss.block_until_ready()  # count steps finished, not just dispatched
                 report(i + 1)
-        return bends_, {"opt_state": opt_state_, "key": rng_}, \
-            {"loss": float(jnp.mean(jnp.stack(losses)))}
+        mean = float(np.average(np.asarray(jnp.stack(losses)), weights=sizes))
+        return bends_, {"opt_state": opt_state_, "key": rng_}, {"loss": mean}
 
     folder = None
     if checkpoint_dir is not None:
@@ -499,6 +631,8 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
     meta = {**config, **({"state_policy": policy} if policy else {}),
             "fitted": True, "history": history,
             "seconds": fit.seconds,
-            "optimizer": "adam(1e-3)" if optimizer is None else "given"}
+            "optimizer": ("sgd (momentum, the reference's schedule)" if garipov is not None
+                          else "adam(1e-3)" if optimizer is None else "given"),
+            **({"model_mode": mode} if mode else {})}
     return Curve(kind, [params_a, *[jax.tree_util.tree_map(np.asarray, b) for b in bends],
                         params_b], meta)

@@ -221,3 +221,24 @@ def test_resume_keeps_the_schedule_and_refuses_other_epochs(tmp_path):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="convention"):
         js.connect.fit_curve(fn, pa, vb["params"], d, epochs=3, **kwargs)
+
+
+def test_batch_policy_trains_an_adapters_model_in_training_mode():
+    """state_policy='batch': the default optimizer on the training-mode loss, the same
+    steps as a plain fn written in training mode."""
+    d = data(n=16)
+    model = DenseBN()
+    va, vb = end_points(model, d["x"])
+    fn, pa = js.flax.adapt(model, va, loss="cross_entropy")
+    by_hand = lambda p, b: by_hand_loss(p, b["x"], b["y"])  # noqa: E731
+    kwargs = dict(epochs=1, batch_size=8, key=jax.random.key(4), log=None,
+                  optimizer=optax.sgd(0.1))
+    batch = js.connect.fit_curve(fn, pa, vb["params"], d, state_policy="batch", **kwargs)
+    plain = js.connect.fit_curve(by_hand, pa, vb["params"], d, **kwargs)
+    fixed = js.connect.fit_curve(fn, pa, vb["params"], d, **kwargs)
+    for a, b in zip(jax.tree_util.tree_leaves(batch.bends), jax.tree_util.tree_leaves(plain.bends)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(fixed.bends[0]["Dense_0"]["kernel"], batch.bends[0]["Dense_0"]["kernel"])
+    assert batch.metadata["state_policy"] == "batch"
+    with pytest.raises(ValueError, match="carries no model state"):
+        js.connect.fit_curve(by_hand, pa, vb["params"], d, state_policy="batch", **kwargs)

@@ -337,21 +337,26 @@ def _convention(convention: Any, optimizer: Any, state_policy: str | None
         raise ValueError("convention='garipov' sets the optimizer (SGD with momentum on the "
                          "reference's schedule): drop optimizer=, or set its numbers with "
                          "js.connect.GaripovConvention(learning_rate=..., momentum=...)")
-    if state_policy is not None:
+    if state_policy not in (None, "batch"):
         raise ValueError(f"convention='garipov' runs BatchNorm in training mode (batch "
                          f"statistics at every t), so state_policy={state_policy!r} does not "
                          f"apply: drop it")
     return convention
 
 
-def _training_mode_loss(fn: Callable) -> tuple[Callable[[PyTree, Any], Any], str]:
+def _training_mode_loss(fn: Callable, asked: str) -> tuple[Callable[[PyTree, Any], Any], str]:
     """``fn`` with the model in training mode, and what metadata says about it."""
     stateful = getattr(fn, "jaxsurf_state", None)
     if not (isinstance(stateful, StatefulFn) and jax.tree_util.tree_leaves(stateful.state)):
+        if asked == "state_policy='batch'":
+            raise ValueError("state_policy='batch' switches an adapter's fn (js.flax.adapt of "
+                             "a model with BatchNorm) to training mode; this fn carries no "
+                             "model state: drop state_policy, and write fn in training mode "
+                             "if your model normalizes by batch statistics")
         return fn, "fn as given (it carries no model state: give a training-mode fn if " \
                    "the model normalizes by batch statistics)"
     if stateful.train_metrics is None:
-        raise ValueError("convention='garipov' runs BatchNorm in training mode, and this fn's "
+        raise ValueError(f"{asked} runs BatchNorm in training mode, and this fn's "
                          "adapter has no training mode (js.equinox.adapt, or a Linen module "
                          "without a train/use_running_average flag): pass a plain "
                          "fn(params, batch) that runs your model in training mode")
@@ -398,10 +403,10 @@ def _fit_state(fn: Callable, params_a: PyTree, params_b: PyTree, state_policy: s
     """``(loss(params_t, t, batch, end_states), end_states, policy)`` for fit_curve."""
     if state_policy not in (None, "fixed", "interpolate"):
         hint = (" (statistics cannot be re-estimated at every step: for batch statistics "
-                "give fit_curve a training-mode loss, as Garipov et al.)"
+                "use state_policy='batch', as Garipov et al.)"
                 if state_policy == "recompute" else "")
-        raise ValueError(f"fit_curve takes state_policy None, 'fixed' or 'interpolate', not "
-                         f"{state_policy!r}{hint}")
+        raise ValueError(f"fit_curve takes state_policy None, 'fixed', 'interpolate' or "
+                         f"'batch', not {state_policy!r}{hint}")
     stateful = getattr(fn, "jaxsurf_state", None)
     has_state = isinstance(stateful, StatefulFn) and bool(
         jax.tree_util.tree_leaves(stateful.state))
@@ -465,14 +470,16 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
     kept. Its ``--num_bends 3`` counts the end points: it is ``num_bends=1``.
 
     Model state (BatchNorm): no running statistics exist for the points along
-    the curve. Garipov et al. train with batch statistics: pass a ``fn`` that
-    runs the model in training mode. A ``fn`` from :func:`jaxsurf.flax.adapt`
-    / :func:`jaxsurf.equinox.adapt` runs in evaluation mode: by default
+    the curve. Garipov et al. train with batch statistics: ``state_policy=
+    "batch"`` switches a ``fn`` from :func:`jaxsurf.flax.adapt` (Linen or NNX)
+    to training mode (or pass a ``fn`` that runs the model in training mode).
+    Otherwise an adapter's ``fn`` runs in evaluation mode: by default
     (``"fixed"``) with its own model's statistics at every ``t``;
     ``state_policy="interpolate"`` uses ``(1 - t) * state_a + t * state_b``
     at the drawn ``t`` instead (what :func:`evaluate_curve
-    <jaxsurf.connect.evaluate_curve>` does with that policy). Either way,
-    evaluate the fitted curve with the policy you trained for, or with
+    <jaxsurf.connect.evaluate_curve>` does with that policy). For BatchNorm
+    nets ``"batch"`` fits far lower curves (``docs/connectivity.md``).
+    Evaluate the fitted curve with the policy you trained for, or with
     ``state_policy="recompute"`` to measure it with fresh statistics.
 
     Args:
@@ -498,8 +505,10 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
             optimizer (the constants in its optax closures), naming each field
             that differs. ``fn``'s code is not fingerprinted.
         log: called with one progress line per epoch (``None``: silent).
-        state_policy: ``None``/``"fixed"`` (``fn`` as given) or
-            ``"interpolate"`` (for ``fn`` from an adapter of a model with state).
+        state_policy: ``None``/``"fixed"`` (``fn`` as given),
+            ``"interpolate"`` (for ``fn`` from an adapter of a model with state)
+            or ``"batch"`` (an adapter's model in training mode: BatchNorm on
+            each batch's statistics at every ``t``, dropout off).
         states: ``(state_a, state_b)`` for ``"interpolate"`` when the end
             points are not the adapters' own arrays.
         progress: steps within each epoch (see :mod:`jaxsurf.progress`):
@@ -545,27 +554,31 @@ def fit_curve(fn: Callable[[PyTree, Any], Any], params_a: PyTree, params_b: PyTr
     arrays = jax.tree_util.tree_map(jnp.asarray, host)
     _validate.int_in_range(batch_size, "batch_size", 1, n, "the number of examples")
     garipov = _convention(convention, optimizer, state_policy)
-    mode = None
-    if garipov is not None:
-        train_fn, mode = _training_mode_loss(fn)
+    mode, weight_decay, steps = None, 0.0, n // batch_size
+    if garipov is not None or state_policy == "batch":
+        if states is not None:
+            raise ValueError("states= is only used with state_policy='interpolate'")
+        train_fn, mode = _training_mode_loss(
+            fn, "convention='garipov'" if garipov is not None else "state_policy='batch'")
         loss_at: Callable = lambda p, t, batch, s: train_fn(p, batch)  # noqa: E731
-        state_ends, policy = (), None
+        state_ends, policy = (), None if garipov is not None else "batch"
+    else:
+        loss_at, state_ends, policy = _fit_state(fn, params_a, params_b, state_policy, states)
+    if garipov is not None:
         steps = -(-n // batch_size)  # the short last batch is a step of its own
         tx = garipov.optimizer(int(epochs), steps)
         weight_decay = garipov.weight_decay
     else:
-        loss_at, state_ends, policy = _fit_state(fn, params_a, params_b, state_policy, states)
-        steps = n // batch_size
         tx = optimizer if optimizer is not None else optax.adam(1e-3)
-        weight_decay = 0.0
     rng: Any = jax.random.key(0) if key is None else key
     bends = [_combination([params_a, params_b], [np.float32(1 - s), np.float32(s)])
              for s in np.arange(1, num_bends + 1) / (num_bends + 1)]
     opt_state = tx.init(bends)
     config = _fit_config(kind, int(num_bends), int(epochs), int(batch_size), params_a, params_b,
                          host, n, tx, rng)
-    if policy == "interpolate":  # ("fixed" is how earlier fits ran: they still resume)
+    if policy in ("interpolate", "batch"):  # ("fixed" is how earlier fits ran: they resume)
         config["state_policy"] = policy
+    if policy == "interpolate":
         config["states_fingerprint"] = tree.fingerprint(state_ends)
     if garipov is not None:  # (jaxsurf's convention adds no field: earlier fits resume)
         config["convention"] = garipov.settings(int(epochs))

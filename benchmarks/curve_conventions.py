@@ -6,10 +6,10 @@ the files are absent). Between them a quadratic Bézier curve (one bend) is
 fitted three ways, each for ``--epochs`` epochs in batches of 128 from the
 same key:
 
-* ``jaxsurf``: today's defaults: the adapter's ``fn`` (BatchNorm in evaluation
+* ``default``: today's defaults: the adapter's ``fn`` (BatchNorm in evaluation
   mode on A's statistics at every t), ``optax.adam(1e-3)``, no L2, short last
   batch dropped;
-* ``jaxsurf, state_policy='batch'``: the same optimizer with BatchNorm on
+* ``batch`` (``state_policy="batch"``): the same optimizer with BatchNorm on
   batch statistics (what ``experiments/connectivity.py`` does with its own
   training-mode loss);
 * ``garipov``: L2 ``0.5 * 1e-4 * ||theta(t)||^2``, SGD momentum 0.9 from
@@ -108,8 +108,8 @@ def main(argv=None) -> dict:
     print(f"first step, t = 0.5: default vs reference objective's gradient differ by "
           f"{100 * gradients['relative_difference']:.0f} % (cosine {gradients['cosine']:.3f})")
 
-    runs = {"jaxsurf": {},
-            "jaxsurf, state_policy='batch'": {"state_policy": "batch"},
+    # default: adam(1e-3), the adapter's evaluation mode; batch: state_policy="batch"
+    runs = {"default": {}, "batch": {"state_policy": "batch"},
             "garipov": {"convention": GaripovConvention(learning_rate=args.garipov_lr)}}
     ts = np.linspace(0.0, 1.0, args.points)
     recompute_data = {"x": data["x"][:1000], "y": data["y"][:1000]}

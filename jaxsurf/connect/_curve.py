@@ -403,7 +403,8 @@ def _fit_state(fn: Callable, params_a: PyTree, params_b: PyTree, state_policy: s
     """``(loss(params_t, t, batch, end_states), end_states, policy)`` for fit_curve."""
     if state_policy not in (None, "fixed", "interpolate"):
         hint = (" (statistics cannot be re-estimated at every step: for batch statistics "
-                "use state_policy='batch', as Garipov et al.)"
+                "use state_policy='batch' or give fit_curve a training-mode loss, as "
+                "Garipov et al.)"
                 if state_policy == "recompute" else "")
         raise ValueError(f"fit_curve takes state_policy None, 'fixed', 'interpolate' or "
                          f"'batch', not {state_policy!r}{hint}")

@@ -41,7 +41,8 @@ NAMESPACES: dict[str, list[str]] = {
     "jaxsurf.connect": [
         "Barrier", "BatchStatsRecompute", "Curve", "CurvePlane", "Group", "KINDS",
         "PermutationSpec", "activation_matching", "align", "apply_permutation",
-        "attention_spec", "barrier", "conv_spec", "curve_coefficients", "curve_path",
+        "attention_spec", "barrier", "combine_specs", "conv_spec", "curve_coefficients",
+        "curve_path",
         "curve_plane", "evaluate_curve", "evaluate_path", "fit_curve", "line", "load_curve",
         "merge", "mlp_spec", "plane_coordinates", "plane_through", "recompute_batch_stats",
         "repair_path", "resnet_spec", "slerp", "task_plane", "weight_matching",

@@ -362,6 +362,7 @@ def test_item5_experiments_call_the_library_themselves_without_import_cycles():
              "connectivity": {"train.fit", "connect.fit_curve", "connect.evaluate_curve",
                               "js.evaluate_plane"},
              "merging": {"train.fit", "connect.task_plane", "connect.merge", "connect.slerp",
+                         "connect.attention_spec", "connect.combine_specs",
                          "connect.evaluate_path", "connect.align", "connect.repair_path",
                          "js.evaluate_plane", "js.plot.contour"}}
     for name, wanted in steps.items():
@@ -369,16 +370,8 @@ def test_item5_experiments_call_the_library_themselves_without_import_cycles():
         assert not missing, f"experiments/{name}.py does not call {sorted(missing)} itself"
 
 
-@pytest.mark.slow
-def test_merging_smoke(tmp_path):
-    """Issue 26: the merging experiment's smoke preset (about 3 minutes on 2 shared
-    cores, most of it compiling): every merge in the table, barriers of every path,
-    the figures, and a rerun that reuses the trained networks."""
-    from experiments import merging
-
-    results = merging.main(["--preset", "smoke", "--out", str(tmp_path)])
+def _check_merging_results(tmp_path, results, merging):
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["preset"] == "smoke" and "Fashion-MNIST CNN" in saved["stand_in"]
     assert set(saved["merges"]) == {"base", "fine-tune A", "fine-tune B", *merging.MERGES}
     for row in saved["merges"].values():
         assert np.isfinite(row["loss_A"]) and np.isfinite(row["loss_B"])
@@ -395,6 +388,42 @@ def test_merging_smoke(tmp_path):
     i, j = list(plane.alphas).index(1.0), list(plane.betas).index(0.0)
     assert plane.metrics["loss"][i, j] == pytest.approx(
         saved["merges"]["fine-tune A"]["loss_A"], rel=1e-4)
+    return saved
+
+
+@pytest.mark.slow
+def test_merging_smoke(tmp_path):
+    """Issue 26: the merging experiment's smoke preset on its default model, the
+    transformer LM (about 1 minute on 2 shared cores): pretrained on the standard
+    library without the two task groups, fine-tuned on two disjoint groups of
+    packages; every merge in the table, barriers of every path, the figures."""
+    from experiments import merging
+
+    results = merging.main(["--preset", "smoke", "--out", str(tmp_path)])
+    saved = _check_merging_results(tmp_path, results, merging)
+    assert saved["preset"] == "smoke" and saved["model_kind"] == "transformer"
+    assert "transformer LM" in saved["model_choice"]
+    data = saved["data"]
+    files = {k: set(data[k]["train"]["files"]) | set(data[k]["val"]["files"])
+             for k in ("pretrain", "A", "B")}
+    assert files["A"] and files["B"] and not files["A"] & files["B"]
+    assert not (files["A"] | files["B"]) & files["pretrain"]
+    assert all(f.split("/")[0] in saved["packages"]["A"] for f in files["A"])
+    assert all(f.split("/")[0] in saved["packages"]["B"] for f in files["B"])
+    assert set(saved["weight_vs_activation_same_unit"]) == {
+        "heads:block_0/attn", "mlp:block_0/hidden_0"}
+    assert "activation matching + REPAIR (MLP units)" in saved["scratch_barriers"]
+
+
+@pytest.mark.slow
+def test_merging_smoke_cnn(tmp_path):
+    """The same experiment with --model cnn (the Fashion-MNIST CNN; random images
+    when the data set is missing; about 3 minutes on 2 shared cores)."""
+    from experiments import merging
+
+    results = merging.main(["--model", "cnn", "--preset", "smoke", "--out", str(tmp_path)])
+    saved = _check_merging_results(tmp_path, results, merging)
+    assert saved["model_kind"] == "cnn" and "Fashion-MNIST CNN" in saved["stand_in"]
 
 
 @pytest.mark.slow

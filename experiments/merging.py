@@ -126,6 +126,8 @@ class Setup:
     batch_size: int
     synthetic: bool = False
     loss_name: str = "loss"
+    wider_spec: Callable[[Any], Any] | None = None   # an extra alignment (the LM: + residual)
+    wider_activations: Callable[[Any, Any], Any] | None = None
     info: dict = dataclasses.field(default_factory=dict)
 
 
@@ -268,8 +270,9 @@ LM_PRESETS = {
                       pretrain_bytes=24_000, task_bytes=8_000, base_epochs=1,
                       finetune_epochs=1, eval_examples=32, grid=5, points=5),
     "quick": LMPreset(seq_len=64, d_model=64, num_heads=4, num_layers=2,
-                      pretrain_bytes=300_000, task_bytes=120_000, base_epochs=2,
-                      finetune_epochs=2, eval_examples=256, grid=9, points=11),
+                      pretrain_bytes=1_000_000, task_bytes=300_000, base_epochs=3,
+                      finetune_epochs=2, eval_examples=512, grid=13, points=11,
+                      batch_size=64),
     "full": LMPreset(seq_len=256, d_model=256, num_heads=8, num_layers=6,
                      pretrain_bytes=None, task_bytes=None, base_epochs=10,
                      finetune_epochs=5, eval_examples=4096, grid=33, points=41,
@@ -342,6 +345,56 @@ def lm_spec(params: Any, heads: int, layers: int) -> Any:
                                  lm_mlp_spec(params, layers))
 
 
+# the residual stream's axis in each TransformerLM leaf (kernel [in, out]): what writes to
+# the stream has it on its output axis, what reads the stream on its input axis
+_RESIDUAL_AXIS = {"embedding": 1, "scale": 0, "ln_bias": 0, "query": 0, "key": 0, "value": 0,
+                  "out": 1, "out_bias": 0, "mlp_in": 0, "mlp_out": 1, "mlp_out_bias": 0,
+                  "head": 0}
+
+
+def lm_residual_spec(params: Any, d_model: int) -> Any:
+    """The residual stream as one more permutation group (``residual``, ``d_model``
+    units): the embeddings' features, every LayerNorm's scale and bias, the input
+    rows of every projection that reads the stream (query, key, value, mlp_in,
+    head) and the outputs of those that write to it (out, mlp_out, their biases).
+    LayerNorm commutes with a permutation of its features, so the network computes
+    the same function. Not part of the issue's spec (heads and MLP units): an extra
+    row, to show what aligning the stream too does."""
+    axes: dict[str, tuple[Any, ...]] = {}
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+        names = [str(getattr(k, "key", k)) for k in path]
+        layer, leaf_name, ndim = names[-2], names[-1], np.ndim(leaf)
+        if leaf_name == "embedding":
+            role = "embedding"
+        elif layer.startswith("ln_"):
+            role = "scale" if leaf_name == "scale" else "ln_bias"
+        elif leaf_name == "bias":
+            role = f"{layer}_bias" if layer in ("out", "mlp_out") else None
+        else:
+            role = layer
+        axis = _RESIDUAL_AXIS.get(role) if role else None
+        if axis is not None:
+            entry: list[Any] = [None] * ndim
+            entry[axis] = "residual"
+            axes[js.tree.leaf_path(path)] = tuple(entry)
+    leaves = tuple(js.tree.leaf_path(p) for p, _ in jax.tree_util.tree_leaves_with_path(params))
+    return connect.PermutationSpec({"residual": connect.Group(d_model)}, axes, paths=leaves)
+
+
+def lm_residual_hidden(model: Any) -> Callable[[Any, Any], dict]:
+    """:func:`lm_hidden` plus the residual stream after every block (rows pooled)."""
+    inner = lm_hidden(model, pre=False)
+
+    def activations(params: Any, batch: Any) -> dict:
+        out = inner(params, batch)
+        _, state = model.apply({"params": params}, batch["x"], capture_intermediates=True,
+                               mutable=["intermediates"])
+        out["residual"] = [state["intermediates"][f"block_{i}"]["__call__"][0]
+                           for i in range(model.num_layers)]
+        return out
+    return activations
+
+
 def _split_record(source: dict) -> dict:
     return {s: {k: v for k, v in source["split"][s].items() if k not in ("file_bytes",)}
             for s in ("train", "val")}
@@ -358,7 +411,10 @@ def lm_setup(preset: LMPreset) -> Setup:
         files = set(source["split"]["train"]["files"] + source["split"]["val"]["files"])
         assert not files & set(pre["split"]["train"]["files"] + pre["split"]["val"]["files"])
     n = preset.eval_examples
-    cut = lambda split: {k: v[:n] for k, v in split.items()}  # noqa: E731
+    def cut(split: dict) -> dict:   # n sequences spread evenly over the split's files
+        keep = np.unique(np.linspace(0, len(split["x"]) - 1, n).round().astype(int))
+        return {k: v[keep] for k, v in split.items()}
+
     val = {name: cut(source["val"]) for name, source in tasks.items()}
     both = {k: np.concatenate([val["A"][k], val["B"][k]]) for k in ("x", "y", "mask")}
     model = models.TransformerLM(vocab_size=256, max_len=preset.seq_len,
@@ -395,6 +451,10 @@ def lm_setup(preset: LMPreset) -> Setup:
         repair_spec=lambda p: lm_mlp_spec(p, preset.num_layers),
         activations=lm_hidden(model, pre=False), preactivations=lm_hidden(model, pre=True),
         match_data={"x": pre["train"]["x"][:n]}, batch_size=64,
+        wider_spec=lambda p: connect.combine_specs(
+            lm_spec(p, preset.num_heads, preset.num_layers),
+            lm_residual_spec(p, preset.d_model)),
+        wider_activations=lm_residual_hidden(model),
         loss_name="next-token cross-entropy, nats/byte",
         info={"packages": {k: list(v) for k, v in GROUPS.items()},
               "task_names": GROUP_NAMES,
@@ -611,6 +671,25 @@ def main(argv: list[str] | None = None) -> dict:
                      repair_label: connect.repair_path(
                          pa, by_activation, setup.repair_spec(pa), setup.match_data,
                          setup.preactivations, batch_size=batch)}
+    distance = {label: float(js.tree.norm(js.tree.sub(p, pa))) for label, p in
+                (("not aligned", pb), ("weight matching", by_weight),
+                 ("activation matching", by_activation))}
+    if setup.wider_spec is not None:   # the LM: the residual stream permuted too
+        wider = setup.wider_spec(pa)
+        t0 = time.perf_counter()
+        wide_weight = connect.align(pa, pb, wider)
+        seconds["weight_matching_with_residual"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        wide_activation = connect.align(pa, pb, wider, method="activation",
+                                        data=setup.match_data,
+                                        activations=setup.wider_activations, batch_size=batch)
+        seconds["activation_matching_with_residual"] = time.perf_counter() - t0
+        scratch_paths["line, weight matching + residual stream"] = line(pa, wide_weight)
+        scratch_paths["line, activation matching + residual stream"] = line(pa, wide_activation)
+        distance["weight matching + residual stream"] = float(
+            js.tree.norm(js.tree.sub(wide_weight, pa)))
+        distance["activation matching + residual stream"] = float(
+            js.tree.norm(js.tree.sub(wide_activation, pa)))
     t0 = time.perf_counter()
     scratch_surfaces = {label: connect.evaluate_path(fns["scratch"], path, setup.scratch_val,
                                                      ts, batch_size=batch, progress=False)
@@ -620,9 +699,6 @@ def main(argv: list[str] | None = None) -> dict:
     for k, s in enumerate(scratch_surfaces.values()):
         s.save(out / f"scratch_path_{k}.npz")
     scratch_angles = leaf_angles(pa, by_activation)
-    distance = {label: float(js.tree.norm(js.tree.sub(p, pa))) for label, p in
-                (("not aligned", pb), ("weight matching", by_weight),
-                 ("activation matching", by_activation))}
     nets_name = "two LMs trained independently" if setup.kind == "transformer" else \
         "two nets trained from scratch"
     js.plot.connectivity_lines(scratch_surfaces, title=f"{nets_name}: loss (solid), "

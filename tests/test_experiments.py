@@ -378,7 +378,7 @@ def _check_merging_results(tmp_path, results, merging):
     assert saved["merges"]["fine-tune A"]["lambda_A"] == pytest.approx(1.0, abs=1e-4)
     assert saved["merges"]["soup (linear)"]["off_plane_distance"] < 1e-3
     assert set(saved["finetune_barriers"]) == {"line", "SLERP"}
-    assert len(saved["scratch_barriers"]) == 5
+    assert len(saved["scratch_barriers"]) == (7 if saved["model_kind"] == "transformer" else 5)
     for row in [*saved["finetune_barriers"].values(), *saved["scratch_barriers"].values()]:
         assert row["loss_barrier"] >= 0
     for name in results["figures"].values():
@@ -467,3 +467,35 @@ def test_transformer_smoke(tmp_path):
     assert {"plane_final", "plane_pca_val", "interpolation", "lambda_max", "trace_val"} <= set(
         sharded["differences"])
     assert "P(None, 'model')" in sharded["specs_used"]
+
+
+def test_merging_transformer_permutations_keep_the_function():
+    """The merging experiment's transformer permutations (heads, MLP units, and the
+    extra row's residual stream) give the same logits, and its activations have one
+    entry per group with the group's units last."""
+    from experiments import merging
+    from jaxsurf.models import TransformerLM
+
+    lm = TransformerLM(d_model=16, num_heads=4, num_layers=2, max_len=8)
+    tokens = jax.random.randint(jax.random.key(1), (3, 8), 0, 256)
+    params = lm.init(jax.random.key(0), tokens)["params"]
+    params = jax.tree.map(lambda x: x + 0.1 * jax.random.normal(jax.random.key(2), x.shape),
+                          params)
+    rng = np.random.default_rng(0)
+    for spec, hidden in ((merging.lm_spec(params, 4, 2), merging.lm_hidden(lm, pre=False)),
+                         (js.connect.combine_specs(merging.lm_spec(params, 4, 2),
+                                                   merging.lm_residual_spec(params, 16)),
+                          merging.lm_residual_hidden(lm))):
+        perms = {k: rng.permutation(g.size) for k, g in spec.groups.items()}
+        moved = js.connect.apply_permutation(params, spec, perms)
+        np.testing.assert_allclose(lm.apply({"params": moved}, tokens),
+                                   lm.apply({"params": params}, tokens), rtol=1e-5, atol=1e-5)
+        acts = hidden(params, {"x": tokens})
+        assert set(acts) == set(spec.groups)
+        for name, value in acts.items():
+            for a in (value if isinstance(value, list) else [value]):
+                assert a.shape[-1] == spec.groups[name].size
+    residual = merging.lm_residual_spec(params, 16)
+    assert residual.axes["['embed']['embedding']"] == (None, "residual")
+    assert residual.axes["['block_0']['mlp_out']['kernel']"] == (None, "residual")
+    assert "['block_0']['mlp_in']['bias']" not in residual.axes

@@ -45,10 +45,11 @@ The steps are the same for both:
    probabilities (every causal query-key entry a sample): a head's output is
    ``head_dim`` numbers whose coordinates do not correspond between two
    independently trained nets, while its attention pattern is one number per
-   (query, key) pair that does. REPAIR corrects the MLP units (heads have no
-   bias of their own to shift). The two LMs are the base (seed 0) and one
-   more trained the same way (seed 1), compared on the pretraining
-   validation text.
+   (query, key) pair that does. REPAIR corrects the MLP units (a head is not one
+   unit with one weight column and bias that REPAIR could rescale). The two
+   LMs are the base (seed 0) and one more trained the same way (seed 1),
+   compared on the pretraining validation text. An extra alignment permutes
+   the residual stream too (``lm_residual_spec``), to show what that adds.
 
     python -m experiments.merging --preset smoke
     python -m experiments.merging --preset quick --out runs/merging_transformer_quick
@@ -473,7 +474,8 @@ def lm_setup(preset: LMPreset) -> Setup:
               "activation_matching": "MLP units: correlation of GELU outputs; heads: "
                                      "correlation of attention probabilities over every "
                                      "causal (query, key) pair",
-              "repair": "MLP hidden units only (heads have no bias of their own)",
+              "repair": "MLP hidden units only (a head is not one unit with one producing "
+                        "weight column and bias)",
               "independent_nets": "the base (seed 0) and a second LM trained the same way "
                                   "(seed 1)"})
 

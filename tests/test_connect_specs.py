@@ -249,6 +249,62 @@ def test_attention_spec_nnx():
     assert_same_function(apply, params, spec, jax.random.normal(jax.random.key(1), (2, 3, 8)))
 
 
+def transformer_spec(params, heads, layers):
+    """Every attention layer's heads and every block's MLP hidden units; the
+    residual stream (embeddings, LayerNorms, head) is not permuted."""
+    mlps = {f"mlp:block_{i}": connect.mlp_spec(params, layers=[f"block_{i}/mlp_in",
+                                                                f"block_{i}/mlp_out"])
+            for i in range(layers)}
+    return connect.combine_specs(connect.attention_spec(params, num_heads=heads), **mlps)
+
+
+@pytest.mark.parametrize("positions", ["learned", "rotary"])
+def test_transformer_heads_and_mlp_units_keep_the_function(positions):
+    """jaxsurf's TransformerLM (2-D Dense query/key/value/out kernels): heads and
+    MLP units permuted together give the same logits; weight matching finds the
+    permutation back."""
+    from jaxsurf.models import TransformerLM
+    lm = TransformerLM(d_model=16, num_heads=4, num_layers=2, max_len=8, positions=positions)
+    tokens = jax.random.randint(jax.random.key(1), (3, 8), 0, 256)
+    params = lm.init(jax.random.key(0), tokens)["params"]
+    params = jax.tree.map(lambda x: x + 0.1 * jax.random.normal(jax.random.key(2), x.shape),
+                          params)   # distinct biases, so a wrong permutation shows
+    spec = transformer_spec(params, 4, 2)
+    assert {k: g.size for k, g in spec.groups.items()} == {
+        "heads:block_0/attn": 4, "heads:block_1/attn": 4, "mlp:block_0/hidden_0": 64,
+        "mlp:block_1/hidden_0": 64}
+    assert spec.axes["['block_0']['attn']['out']['kernel']"][1] is None
+    assert not any("embed" in path or "ln_" in path or "['head']" in path for path in spec.axes)
+    assert set(spec.producers) == {"mlp:block_0/hidden_0", "mlp:block_1/hidden_0"}
+    apply = lambda p, x: lm.apply({"params": p}, x)  # noqa: E731
+    shuffled = assert_same_function(apply, params, spec, tokens)
+    back = connect.align(params, shuffled, spec)
+    for a, b in zip(jax.tree_util.tree_leaves(back), jax.tree_util.tree_leaves(params)):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_combine_specs_bad_input():
+    from jaxsurf.models import TransformerLM
+    lm = TransformerLM(d_model=8, num_heads=2, num_layers=2, max_len=4)
+    params = lm.init(jax.random.key(0), jnp.zeros((1, 4), jnp.int32))["params"]
+    with pytest.raises(ValueError, match="pass num_heads="):
+        connect.attention_spec(params)
+    m0 = connect.mlp_spec(params, layers=["block_0/mlp_in", "block_0/mlp_out"])
+    m1 = connect.mlp_spec(params, layers=["block_1/mlp_in", "block_1/mlp_out"])
+    with pytest.raises(ValueError, match="group 'hidden_0' of spec 1 is also in spec 0"):
+        connect.combine_specs(m0, m1)
+    with pytest.raises(ValueError, match="axis 1 of .*mlp_in.*permuted by"):
+        connect.combine_specs(a=m0, b=m0)
+    other = connect.mlp_spec({"l0": {"kernel": np.ones((3, 4))},
+                              "l1": {"kernel": np.ones((4, 2))}})
+    with pytest.raises(ValueError, match="other params"):
+        connect.combine_specs(m0, x=other)
+    with pytest.raises(ValueError, match="at least one"):
+        connect.combine_specs()
+    with pytest.raises(TypeError, match="takes PermutationSpecs"):
+        connect.combine_specs(m0, {"hidden_0": 3})
+
+
 # --------------------------------------------------------------------------- per-head norms
 def test_head_filter_axis_gives_each_head_the_norm_of_its_weights():
     x = jax.random.normal(jax.random.key(0), (2, 5, 8))

@@ -362,6 +362,7 @@ def test_item5_experiments_call_the_library_themselves_without_import_cycles():
              "connectivity": {"train.fit", "connect.fit_curve", "connect.evaluate_curve",
                               "js.evaluate_plane"},
              "merging": {"train.fit", "connect.task_plane", "connect.merge", "connect.slerp",
+                         "connect.attention_spec", "connect.combine_specs",
                          "connect.evaluate_path", "connect.align", "connect.repair_path",
                          "js.evaluate_plane", "js.plot.contour"}}
     for name, wanted in steps.items():
@@ -369,23 +370,15 @@ def test_item5_experiments_call_the_library_themselves_without_import_cycles():
         assert not missing, f"experiments/{name}.py does not call {sorted(missing)} itself"
 
 
-@pytest.mark.slow
-def test_merging_smoke(tmp_path):
-    """Issue 26: the merging experiment's smoke preset (about 3 minutes on 2 shared
-    cores, most of it compiling): every merge in the table, barriers of every path,
-    the figures, and a rerun that reuses the trained networks."""
-    from experiments import merging
-
-    results = merging.main(["--preset", "smoke", "--out", str(tmp_path)])
+def _check_merging_results(tmp_path, results, merging):
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["preset"] == "smoke" and "Fashion-MNIST CNN" in saved["stand_in"]
     assert set(saved["merges"]) == {"base", "fine-tune A", "fine-tune B", *merging.MERGES}
     for row in saved["merges"].values():
         assert np.isfinite(row["loss_A"]) and np.isfinite(row["loss_B"])
     assert saved["merges"]["fine-tune A"]["lambda_A"] == pytest.approx(1.0, abs=1e-4)
     assert saved["merges"]["soup (linear)"]["off_plane_distance"] < 1e-3
     assert set(saved["finetune_barriers"]) == {"line", "SLERP"}
-    assert len(saved["scratch_barriers"]) == 5
+    assert len(saved["scratch_barriers"]) == (7 if saved["model_kind"] == "transformer" else 5)
     for row in [*saved["finetune_barriers"].values(), *saved["scratch_barriers"].values()]:
         assert row["loss_barrier"] >= 0
     for name in results["figures"].values():
@@ -395,6 +388,42 @@ def test_merging_smoke(tmp_path):
     i, j = list(plane.alphas).index(1.0), list(plane.betas).index(0.0)
     assert plane.metrics["loss"][i, j] == pytest.approx(
         saved["merges"]["fine-tune A"]["loss_A"], rel=1e-4)
+    return saved
+
+
+@pytest.mark.slow
+def test_merging_smoke(tmp_path):
+    """Issue 26: the merging experiment's smoke preset on its default model, the
+    transformer LM (about 1 minute on 2 shared cores): pretrained on the standard
+    library without the two task groups, fine-tuned on two disjoint groups of
+    packages; every merge in the table, barriers of every path, the figures."""
+    from experiments import merging
+
+    results = merging.main(["--preset", "smoke", "--out", str(tmp_path)])
+    saved = _check_merging_results(tmp_path, results, merging)
+    assert saved["preset"] == "smoke" and saved["model_kind"] == "transformer"
+    assert "transformer LM" in saved["model_choice"]
+    data = saved["data"]
+    files = {k: set(data[k]["train"]["files"]) | set(data[k]["val"]["files"])
+             for k in ("pretrain", "A", "B")}
+    assert files["A"] and files["B"] and not files["A"] & files["B"]
+    assert not (files["A"] | files["B"]) & files["pretrain"]
+    assert all(f.split("/")[0] in saved["packages"]["A"] for f in files["A"])
+    assert all(f.split("/")[0] in saved["packages"]["B"] for f in files["B"])
+    assert set(saved["weight_vs_activation_same_unit"]) == {
+        "heads:block_0/attn", "mlp:block_0/hidden_0"}
+    assert "activation matching + REPAIR (MLP units)" in saved["scratch_barriers"]
+
+
+@pytest.mark.slow
+def test_merging_smoke_cnn(tmp_path):
+    """The same experiment with --model cnn (the Fashion-MNIST CNN; random images
+    when the data set is missing; about 3 minutes on 2 shared cores)."""
+    from experiments import merging
+
+    results = merging.main(["--model", "cnn", "--preset", "smoke", "--out", str(tmp_path)])
+    saved = _check_merging_results(tmp_path, results, merging)
+    assert saved["model_kind"] == "cnn" and "Fashion-MNIST CNN" in saved["stand_in"]
 
 
 @pytest.mark.slow
@@ -438,3 +467,35 @@ def test_transformer_smoke(tmp_path):
     assert {"plane_final", "plane_pca_val", "interpolation", "lambda_max", "trace_val"} <= set(
         sharded["differences"])
     assert "P(None, 'model')" in sharded["specs_used"]
+
+
+def test_merging_transformer_permutations_keep_the_function():
+    """The merging experiment's transformer permutations (heads, MLP units, and the
+    extra row's residual stream) give the same logits, and its activations have one
+    entry per group with the group's units last."""
+    from experiments import merging
+    from jaxsurf.models import TransformerLM
+
+    lm = TransformerLM(d_model=16, num_heads=4, num_layers=2, max_len=8)
+    tokens = jax.random.randint(jax.random.key(1), (3, 8), 0, 256)
+    params = lm.init(jax.random.key(0), tokens)["params"]
+    params = jax.tree.map(lambda x: x + 0.1 * jax.random.normal(jax.random.key(2), x.shape),
+                          params)
+    rng = np.random.default_rng(0)
+    for spec, hidden in ((merging.lm_spec(params, 4, 2), merging.lm_hidden(lm, pre=False)),
+                         (js.connect.combine_specs(merging.lm_spec(params, 4, 2),
+                                                   merging.lm_residual_spec(params, 16)),
+                          merging.lm_residual_hidden(lm))):
+        perms = {k: rng.permutation(g.size) for k, g in spec.groups.items()}
+        moved = js.connect.apply_permutation(params, spec, perms)
+        np.testing.assert_allclose(lm.apply({"params": moved}, tokens),
+                                   lm.apply({"params": params}, tokens), rtol=1e-5, atol=1e-5)
+        acts = hidden(params, {"x": tokens})
+        assert set(acts) == set(spec.groups)
+        for name, value in acts.items():
+            for a in (value if isinstance(value, list) else [value]):
+                assert a.shape[-1] == spec.groups[name].size
+    residual = merging.lm_residual_spec(params, 16)
+    assert residual.axes["['embed']['embedding']"] == (None, "residual")
+    assert residual.axes["['block_0']['mlp_out']['kernel']"] == (None, "residual")
+    assert "['block_0']['mlp_in']['bias']" not in residual.axes

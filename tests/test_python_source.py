@@ -80,3 +80,34 @@ def test_bad_input(tmp_path):
     (tmp_path / "a.py").write_text("print(1)\n")
     with pytest.raises(ValueError, match="split holds no sequence"):
         load_python_source(root=tmp_path, val_fraction=0.0)
+
+
+def test_packages_and_exclude_select_files_and_keep_each_files_split(tmp_path):
+    """packages= reads only those packages, exclude= leaves them out; a file's split
+    is the same in a restricted load as in the whole one (its path stays relative
+    to the root), so a package's validation files are never in a pretraining load."""
+    for pkg in ("alpha", "beta", "gamma"):
+        (tmp_path / pkg).mkdir()
+        for i in range(12):
+            (tmp_path / pkg / f"m{i}.py").write_text(f"{pkg} = {i}\n" * (i + 3))
+    (tmp_path / "top.py").write_text("z = 0\n" * 4)
+    whole = load_python_source(seq_len=8, val_fraction=0.3, root=tmp_path)
+    only = load_python_source(seq_len=8, val_fraction=0.3, root=tmp_path,
+                              packages=["alpha", "top.py"])
+    rest = load_python_source(seq_len=8, val_fraction=0.3, root=tmp_path, exclude=["alpha/"])
+    for split in ("train", "val"):
+        files = only["split"][split]["files"]
+        assert files and all(f.startswith("alpha/") or f == "top.py" for f in files)
+        assert not any(f.startswith("alpha/") for f in rest["split"][split]["files"])
+        assert set(files) <= set(whole["split"][split]["files"])
+    assert "top.py" in only["split"]["train"]["files"] + only["split"]["val"]["files"]
+    assert only["split"]["packages"] == ["alpha", "top.py"]
+    assert rest["split"]["exclude"] == ["alpha/"]
+    with pytest.raises(ValueError, match="'delta' names no .py file"):
+        load_python_source(root=tmp_path, packages=["delta"])
+    with pytest.raises(ValueError, match="exclude"):
+        load_python_source(root=tmp_path, exclude=["alph"])
+    with pytest.raises(ValueError, match="list of package"):
+        load_python_source(root=tmp_path, packages="alpha")
+    with pytest.raises(ValueError, match="leaves no file"):
+        load_python_source(root=tmp_path, packages=["alpha"], exclude=["alpha"])

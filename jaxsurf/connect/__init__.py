@@ -23,7 +23,8 @@
   (weight matching or activation matching, Ainsworth et al. 2023), with specs
   for dense nets of any framework (:func:`mlp_spec`), plain conv nets
   (:func:`conv_spec`), the heads of attention layers (:func:`attention_spec`)
-  and jaxsurf's CIFAR ResNets (:func:`resnet_spec`); :func:`repair_path` is the
+  and jaxsurf's CIFAR ResNets (:func:`resnet_spec`), several combined into one
+  by :func:`combine_specs` (a transformer's heads and MLP units); :func:`repair_path` is the
   aligned straight path with REPAIR (Jordan et al. 2023) for nets without
   BatchNorm.
 
@@ -40,7 +41,8 @@ Example:
 """
 
 from jaxsurf.connect._align import (Group, PermutationSpec, activation_matching, align,
-                                    apply_permutation, attention_spec, conv_spec, mlp_spec,
+                                    apply_permutation, attention_spec, combine_specs,
+                                    conv_spec, mlp_spec,
                                     repair_path, resnet_spec,
                                     weight_matching)
 from jaxsurf.connect._curve import (KINDS, Curve, GaripovConvention, curve_coefficients,
@@ -58,6 +60,7 @@ __all__ = [
     "Barrier", "barrier", "CurvePlane", "curve_plane", "curve_path",
     "Group", "PermutationSpec", "weight_matching", "activation_matching",
     "apply_permutation", "align", "repair_path",
-    "mlp_spec", "resnet_spec", "conv_spec", "attention_spec", "task_plane", "plane_through",
+    "mlp_spec", "resnet_spec", "conv_spec", "attention_spec", "combine_specs", "task_plane",
+    "plane_through",
     "plane_coordinates", "merge", "slerp", "evaluate_path",
 ]

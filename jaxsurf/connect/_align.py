@@ -37,7 +37,7 @@ from jaxsurf._tree import PyTree
 
 __all__ = ["Group", "PermutationSpec", "weight_matching", "activation_matching",
            "apply_permutation", "align", "repair_path", "mlp_spec", "resnet_spec",
-           "conv_spec", "attention_spec"]
+           "conv_spec", "attention_spec", "combine_specs"]
 
 
 @dataclass(frozen=True)
@@ -1110,14 +1110,18 @@ def attention_spec(params: PyTree, *, num_heads: int | None = None) -> Permutati
     ``MultiHeadAttention``: ``query``/``key``/``value``/``out`` with a heads
     axis) and Equinox ``eqx.nn.MultiheadAttention`` (``query_proj`` ...
     ``output_proj``, heads fused in the rows; ``num_heads`` read from the
-    module, or given).
+    module, or given). Attention written with plain Dense layers ``query``,
+    ``key``, ``value``, ``out`` of 2-D kernels ``[d, heads * head_dim]``
+    (``jaxsurf.models.TransformerLM``; heads as consecutive blocks of
+    columns, the output projection's rows) needs ``num_heads=``.
 
     Args:
         params: params or variables of a model holding attention layers (an
             Equinox module's array part keeps ``num_heads``).
         num_heads: heads per layer where the params do not say (fused
-            projections of plain dicts: ``query_proj``/``key_proj``/
-            ``value_proj``/``output_proj`` ``weight`` leaves).
+            projections: plain dicts with ``query_proj``/``key_proj``/
+            ``value_proj``/``output_proj`` ``weight`` leaves, or Dense
+            ``query``/``key``/``value``/``out`` ``kernel`` leaves).
 
     Returns:
         A :class:`PermutationSpec` with groups ``heads:<layer>`` (``heads`` for
@@ -1135,6 +1139,11 @@ def attention_spec(params: PyTree, *, num_heads: int | None = None) -> Permutati
         >>> same = apply_permutation(variables, spec, perms)
         >>> bool(jnp.allclose(att.apply(same, x), att.apply(variables, x), atol=1e-5))
         True
+        >>> from jaxsurf.models import TransformerLM
+        >>> lm = TransformerLM(d_model=16, num_heads=4, num_layers=2, max_len=8)
+        >>> p = lm.init(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))["params"]
+        >>> {k: g.size for k, g in attention_spec(p, num_heads=4).groups.items()}
+        {'heads:block_0/attn': 4, 'heads:block_1/attn': 4}
     """
     containers = _containers(params)
     groups: dict[str, Group] = {}
@@ -1148,6 +1157,28 @@ def attention_spec(params: PyTree, *, num_heads: int | None = None) -> Permutati
         if role == "query" and all(block + (r,) in containers
                                    for r in ("key", "value", "out")):
             q_path, q_shape = containers[parts].get("kernel", (None, ()))
+            if len(q_shape) == 2 and all(
+                    len(containers[block + (r,)].get("kernel", (None, ()))[1]) == 2
+                    for r in ("key", "value", "out")):
+                # Dense projections [d, heads * head_dim] (jaxsurf's TransformerLM, a
+                # hand-written Flax attention): heads fused in the columns, consecutive
+                # blocks of head_dim; the output projection takes them in its rows
+                if num_heads is None:
+                    raise ValueError(f"attention layer {_layer_name(block) or '(root)'}: its "
+                                     f"query/key/value/out kernels are 2-D (heads fused in "
+                                     f"the columns); pass num_heads=")
+                groups[name] = Group(num_heads)
+                for r in ("query", "key", "value"):
+                    leaves = containers[block + (r,)]
+                    cols = leaves["kernel"][1][1]
+                    index = _head_index(cols, num_heads, _layer_name(block + (r,)))
+                    axes[leaves["kernel"][0]] = (None, (name, index))
+                    if "bias" in leaves:
+                        axes[leaves["bias"][0]] = ((name, index),)
+                out = containers[block + ("out",)]["kernel"]
+                axes[out[0]] = ((name, _head_index(out[1][0], num_heads,
+                                                   _layer_name(block + ("out",)))), None)
+                continue
             if len(q_shape) != 3:
                 continue
             heads = int(q_shape[1])
@@ -1179,6 +1210,107 @@ def attention_spec(params: PyTree, *, num_heads: int | None = None) -> Permutati
         raise ValueError("attention_spec found no multi-head attention layer (Flax query/key/"
                          "value/out or Equinox query_proj/key_proj/value_proj/output_proj)")
     return PermutationSpec(groups, axes, paths=tuple(_leaves(params)))
+
+
+def combine_specs(*specs: PermutationSpec, **named: PermutationSpec) -> PermutationSpec:
+    """One :class:`PermutationSpec` that applies several specs of the same params at once.
+
+    Each spec permutes its own groups; the combined spec has all of them, so
+    one :func:`align` (weight or activation matching) chooses every
+    permutation and the permuted network computes the same function as long
+    as each spec alone does. E.g. a transformer: :func:`attention_spec` for
+    the heads of every attention layer and :func:`mlp_spec` with
+    ``layers=[".../mlp_in", ".../mlp_out"]`` for each block's MLP hidden units.
+
+    Groups keep their names and order, positional specs first, then the named
+    ones with their names prefixed as ``"<name>/<group>"`` (so two
+    ``mlp_spec`` results, both with a group ``hidden_0``, can be combined
+    as ``combine_specs(block_0=s0, block_1=s1)``). Leaves and their per-axis
+    entries are merged (one leaf may be permuted by one spec on one axis and
+    by another on another axis, never twice on the same axis); ``follow``
+    sets, ``producers`` (for :func:`repair_path`) and the checked leaf paths
+    are merged.
+
+    Args:
+        *specs: specs whose group names do not clash.
+        **named: specs whose group names get the prefix ``"<name>/"``.
+
+    Returns:
+        The combined :class:`PermutationSpec`.
+
+    Raises:
+        ValueError: no spec; specs built for different params; one group name
+            in two specs (name them); a leaf axis permuted by two groups; or
+            two specs disagreeing on a leaf's rank.
+
+    Example:
+        >>> from jaxsurf.models import TransformerLM
+        >>> lm = TransformerLM(d_model=16, num_heads=4, num_layers=2, max_len=8)
+        >>> tokens = jnp.arange(16).reshape(2, 8)
+        >>> p = lm.init(jax.random.key(0), tokens)["params"]
+        >>> mlps = {f"mlp{i}": mlp_spec(p, layers=[f"block_{i}/mlp_in", f"block_{i}/mlp_out"])
+        ...         for i in range(2)}
+        >>> spec = combine_specs(attention_spec(p, num_heads=4), **mlps)
+        >>> {k: g.size for k, g in spec.groups.items()}
+        {'heads:block_0/attn': 4, 'heads:block_1/attn': 4, 'mlp0/hidden_0': 64, 'mlp1/hidden_0': 64}
+        >>> rng = np.random.default_rng(0)
+        >>> same = apply_permutation(p, spec, {k: rng.permutation(g.size)
+        ...                                    for k, g in spec.groups.items()})
+        >>> bool(jnp.allclose(lm.apply({"params": same}, tokens),
+        ...                   lm.apply({"params": p}, tokens), atol=1e-5))
+        True
+    """
+    parts: list[tuple[str, PermutationSpec]] = [("", s) for s in specs]
+    parts += [(f"{label}/", s) for label, s in named.items()]
+    if not parts:
+        raise ValueError("combine_specs needs at least one PermutationSpec")
+    for prefix, s in parts:
+        if not isinstance(s, PermutationSpec):
+            raise TypeError(f"combine_specs takes PermutationSpecs (from mlp_spec, "
+                            f"attention_spec, ...), got {type(s).__name__}"
+                            + (f" for {prefix[:-1]}=" if prefix else ""))
+    groups: dict[str, Group] = {}
+    origin: dict[str, str] = {}
+    axes: dict[str, list[Any]] = {}
+    follow: set[str] = set()
+    producers: dict[str, tuple[tuple[str, int], ...]] = {}
+    paths: tuple[str, ...] = ()
+    for k, (prefix, s) in enumerate(parts):
+        which = f"{prefix[:-1]}=" if prefix else f"spec {k}"
+        if s.paths:
+            if paths and tuple(s.paths) != paths:
+                raise ValueError(f"combine_specs: {which} was built for other params than the "
+                                 f"specs before it (their leaves differ); build every spec "
+                                 f"from the same params")
+            paths = tuple(s.paths)
+        for g, group in s.groups.items():
+            new = prefix + g
+            if new in groups:
+                raise ValueError(f"combine_specs: group {new!r} of {which} is also in "
+                                 f"{origin[new]}; give the specs names, e.g. "
+                                 f"combine_specs(a=spec_a, b=spec_b), to prefix their groups")
+            groups[new], origin[new] = group, which
+        for path, entries in s.axes.items():
+            merged = axes.setdefault(path, [None] * len(entries))
+            if len(merged) != len(entries):
+                raise ValueError(f"combine_specs: {which} gives {len(entries)} axes for "
+                                 f"{path}, an earlier spec {len(merged)}")
+            for axis, raw in enumerate(entries):
+                entry = _entry(raw)
+                if entry is None:
+                    continue
+                before = _entry(merged[axis])
+                if before is not None:
+                    raise ValueError(f"combine_specs: axis {axis} of {path} is permuted by "
+                                     f"group {prefix + entry[0]!r} of {which} and by "
+                                     f"{before[0]!r}; an axis follows one permutation")
+                name = prefix + entry[0]
+                merged[axis] = name if entry[1] is None else (name, tuple(
+                    int(i) for i in entry[1]))
+        follow |= set(s.follow)
+        producers.update({prefix + g: made for g, made in s.producers.items()})
+    return PermutationSpec(groups, {k: tuple(v) for k, v in axes.items()}, frozenset(follow),
+                           paths=paths, producers=producers)
 
 
 def _head_index(width: int, heads: int, where: str) -> tuple[int, ...]:

@@ -27,7 +27,7 @@ import hashlib
 import platform
 import sysconfig
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -79,6 +79,34 @@ def file_split(relative: str, val_fraction: float) -> str:
     return "val" if _position(relative) < val_fraction else "train"
 
 
+def _select(files: list[str], packages: Sequence[str] | None, exclude: Sequence[str],
+            root: Path) -> list[str]:
+    """The files of ``packages`` (all when ``None``) outside ``exclude``."""
+    def under(name: str) -> Callable[[str], bool]:
+        name = name.strip("/")
+        return lambda f: f == name or f.startswith(name + "/")
+
+    for what, names in (("packages", packages), ("exclude", exclude)):
+        if names is None:
+            continue
+        if isinstance(names, (str, bytes)) or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"{what} must be a list of package or module paths relative to "
+                             f"the root (e.g. ['email', 'json/decoder.py']), got {names!r}")
+        unknown = [n for n in names if not any(map(under(n), files))]
+        if unknown:
+            tops = sorted({f.split("/")[0] for f in files})
+            raise ValueError(f"{what}: {unknown[0]!r} names no .py file under {str(root)!r}; "
+                             f"use a path relative to it, e.g. one of {tops[:12]}")
+    keep = files if packages is None else [
+        f for f in files if any(under(n)(f) for n in packages)]
+    dropped = [under(n) for n in exclude]
+    keep = [f for f in keep if not any(d(f) for d in dropped)]
+    if not keep:
+        raise ValueError(f"packages={packages!r} without exclude={list(exclude)!r} leaves no "
+                         f"file to read")
+    return keep
+
+
 def to_sequences(data: bytes, seq_len: int) -> dict[str, np.ndarray]:
     """One file's bytes as next-token sequences: windows of ``seq_len + 1`` bytes
     starting every ``seq_len`` bytes; ``x`` is a window without its last byte,
@@ -106,7 +134,8 @@ def to_sequences(data: bytes, seq_len: int) -> dict[str, np.ndarray]:
 
 
 def load_python_source(seq_len: int = 128, *, max_bytes: int | None = None,
-                       val_fraction: float = 0.1, root: str | Path | None = None
+                       val_fraction: float = 0.1, root: str | Path | None = None,
+                       packages: Sequence[str] | None = None, exclude: Sequence[str] = ()
                        ) -> dict[str, Any]:
     """Byte-level next-token data from the Python standard library's source.
 
@@ -125,6 +154,15 @@ def load_python_source(seq_len: int = 128, *, max_bytes: int | None = None,
         val_fraction: the share of files (by hash) held out for validation,
             in ``[0, 1)``.
         root: the source directory (default :func:`stdlib_root`).
+        packages: read only the files of these packages or modules: paths
+            relative to ``root`` (``"email"``: every file under
+            ``email/``; ``"json/decoder.py"``; ``"os.py"``). ``None``: every
+            file. A file's split does not depend on this (its path is still
+            relative to ``root``), so the same file is in the same split of a
+            load restricted to its package and of one that is not.
+        exclude: leave out the files of these packages or modules (same
+            form), e.g. to pretrain on the library without the packages a
+            model is then fine-tuned on.
 
     Returns:
         ``{"train": {"x", "y", "mask"}, "val": {...}}`` (``x``, ``y``: int32
@@ -139,7 +177,8 @@ def load_python_source(seq_len: int = 128, *, max_bytes: int | None = None,
         files, sequences and target tokens.
 
     Raises:
-        ValueError: a bad ``seq_len``, ``max_bytes`` or ``val_fraction``, or a
+        ValueError: a bad ``seq_len``, ``max_bytes`` or ``val_fraction``, a
+            package in ``packages`` or ``exclude`` that names no file, or a
             split left without a sequence (raise ``max_bytes``).
         FileNotFoundError: ``root`` is not a directory or holds no ``.py`` file.
 
@@ -148,6 +187,9 @@ def load_python_source(seq_len: int = 128, *, max_bytes: int | None = None,
         >>> ds["split"]["val"]["bytes"], ds["split"]["train"]["bytes"]
         (2000, 8000)
         >>> int(ds["val"]["mask"].sum()) == ds["split"]["val"]["target_tokens"]
+        True
+        >>> mail = load_python_source(seq_len=32, max_bytes=10_000, packages=["email"])
+        >>> all(f.startswith("email/") for f in mail["split"]["train"]["files"])
         True
     """
     if isinstance(seq_len, bool) or not isinstance(seq_len, (int, np.integer)) or seq_len < 1:
@@ -163,6 +205,7 @@ def load_python_source(seq_len: int = 128, *, max_bytes: int | None = None,
     files = python_files(root)
     if not files:
         raise FileNotFoundError(f"no .py files under {str(root)!r}")
+    files = _select(files, packages, exclude, root)
     budgets: dict[str, int | None] = {"train": None, "val": None}
     if max_bytes is not None:
         budgets["val"] = int(round(max_bytes * val_fraction))
@@ -176,7 +219,8 @@ def load_python_source(seq_len: int = 128, *, max_bytes: int | None = None,
         "rule": "sha256(relative path) < val_fraction: validation",
         "val_fraction": float(val_fraction), "seq_len": int(seq_len),
         "max_bytes": max_bytes, "root": str(root), "python": platform.python_version(),
-        "files_available": len(files)}
+        "packages": None if packages is None else sorted(packages),
+        "exclude": sorted(exclude), "files_available": len(files)}
     for split in ("train", "val"):
         budget = budgets[split]
         parts, taken, used = [], [], 0
